@@ -1,0 +1,470 @@
+"""LK1xx: caption text hygiene. Whitespace, separators, tags, invisible and typographic
+characters, duplicated captions, and consistency of caption style across the dataset.
+
+Every rule here is cheap per caption (a plain string test first, a regular expression only when
+that test says there may be something to find), because these run on every caption of every lint.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from lora_core import Fix, Severity, hookimpl
+from lora_core.captions import SEPARATORS, caption_style, near_duplicate_key, normalise_tag, tag_spans
+from lora_core.datasets.model import Dataset, Record
+from lora_core.rules import LintContext, Rule
+from lora_core.violations import Applicability, Edit, Violation
+
+_WHITESPACE = re.compile(
+    r"(?P<lead>\A[ \t\r\n]+)|(?P<trail>[ \t\r\n]+\Z)|(?P<newline>[ \t]*[\r\n]+[ \t\r\n]*)"
+    r"|(?P<before>[ \t]+(?=[,;|]))|(?P<run>[ \t]{2,}|\t)"
+)
+
+
+class Whitespace(Rule):
+    """## What it does
+    Reports leading or trailing whitespace, two or more spaces in a row, tabs, line breaks inside
+    a caption, and spaces before a separator (`neon city , rain`).
+
+    ## Why it matters
+    kohya's tag shuffling and `keep_tokens` split on `", "`: a stray space makes `"rain"` and
+    `" rain"` different tags, and a leading space shifts which tags are kept in front. Line breaks
+    inside a sidecar caption are worse: kohya sd-scripts reads only the first line.
+
+    ## Example
+    ```text
+    " cybrpnk,  neon city , rain "
+    ```
+
+    ## Fix
+    Safe fix: trims the ends, collapses runs to one space, replaces line breaks with a space and
+    removes spaces before separators.
+    """
+
+    code = "LK101"
+    name = "whitespace"
+    summary = "Leading/trailing/double spaces, tabs or line breaks in a caption"
+    severity = Severity.WARNING
+    fix = Applicability.SAFE
+
+    _MESSAGES = {
+        "lead": ("caption starts with whitespace", "remove leading whitespace", ""),
+        "trail": ("caption ends with whitespace", "remove trailing whitespace", ""),
+        "newline": ("line break inside the caption (kohya reads only the first line of a sidecar)",
+                    "replace the line break with a space", " "),
+        "before": ("space before a separator", "remove the space", ""),
+        "run": ("{n} spaces in a row", "collapse to one space", " "),
+    }
+
+    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
+        caption = record.caption or ""
+        if not caption or not (
+            caption[0] in " \t\r\n" or caption[-1] in " \t\r\n" or "  " in caption or "\t" in caption
+            or "\n" in caption or "\r" in caption or " ," in caption or " ;" in caption or " |" in caption
+        ):
+            return ()
+        if not caption.strip(" \t\r\n"):
+            return ()  # whitespace only: LK003
+        found = []
+        for m in _WHITESPACE.finditer(caption):
+            kind = m.lastgroup or "run"
+            message, fix_text, replacement = self._MESSAGES[kind]
+            if kind == "run" and m.group() == "\t":
+                message, fix_text = "tab inside the caption", "replace the tab with a space"
+            message = message.format(n=len(m.group()))
+            fix = Fix.replace(fix_text, m.start(), m.end(), replacement)
+            found.append(self.at_caption(record, message, span=m.span(), fix=fix))
+        return found
+
+
+class MixedSeparators(Rule):
+    """## What it does
+    Reports tags separated by `;` or `|` in a dataset (or caption) that separates tags with `,`,
+    and the other way round when another separator dominates the dataset.
+
+    ## Why it matters
+    Trainers split tags on one separator (kohya: `caption_separator`, default `,`). Tags joined
+    by another separator become one long tag: shuffling and `keep_tokens` move them as a block,
+    and tag statistics are wrong.
+
+    ## Example
+    ```text
+    cybrpnk, neon city; rain | night
+    ```
+
+    ## Fix
+    Safe fix: each odd separator is replaced with the dataset's dominant one.
+    """
+
+    code = "LK102"
+    name = "mixed-separators"
+    summary = "`,` mixed with `;` or `|` in a caption or across the dataset"
+    severity = Severity.WARNING
+    fix = Applicability.SAFE
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        captions = [r for r in dataset.captioned if r.caption]
+        usage: Counter[str] = Counter()
+        for record in captions:
+            caption = record.caption or ""
+            for sep in ",;|":
+                if sep in caption:
+                    usage[sep] += 1
+        if not usage.get(";") and not usage.get("|"):
+            return  # the common case: commas only
+        dominant = max(",;|", key=lambda s: (usage.get(s, 0), s == ","))
+        odd = "".join(s for s in ",;|" if s != dominant)
+        pattern = re.compile(rf"[ \t]*[{re.escape(odd)}][ \t]*")
+        for record in captions:
+            caption = record.caption or ""
+            if not any(s in caption for s in odd):
+                continue
+            edits = tuple(Edit(m.start(), m.end(), dominant + " ") for m in pattern.finditer(caption)
+                          if m.end() < len(caption))
+            matches = list(pattern.finditer(caption))
+            first = matches[0]
+            within = dominant in caption
+            message = (f"caption mixes `{dominant}` with `{first.group().strip()}` as tag separators" if within
+                       else f"tags separated by `{first.group().strip()}`; this dataset separates tags with `{dominant}`")
+            fix = Fix(f"use `{dominant}` between tags", Applicability.SAFE, edits) if edits else None
+            yield self.at_caption(record, message, span=first.span(), fix=fix)
+
+
+class DuplicateTag(Rule):
+    """## What it does
+    Reports a tag that appears twice in one caption (ignoring case and spacing).
+
+    ## Why it matters
+    A repeated tag doubles its weight in the text embedding and wastes CLIP's 75-token budget;
+    it is usually a merge of two captioners' output or a copy-paste slip.
+
+    ## Example
+    ```text
+    cybrpnk, neon city, rain, Neon City
+    ```
+
+    ## Fix
+    Safe fix: the later copy is removed together with its separator.
+    """
+
+    code = "LK103"
+    name = "duplicate-tag"
+    summary = "The same tag twice in one caption"
+    severity = Severity.WARNING
+    fix = Applicability.SAFE
+
+    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
+        caption = record.caption or ""
+        if not any(s in caption for s in SEPARATORS):
+            return ()
+        spans = tag_spans(caption)
+        if len(spans) < 2:
+            return ()
+        seen: set[str] = set()
+        found = []
+        previous_end = 0
+        for start, end in spans:
+            key = normalise_tag(caption[start:end])
+            if key in seen:
+                fix = Fix.replace("remove the repeated tag", previous_end, end, "")
+                found.append(self.at_caption(record, f"tag `{caption[start:end]}` appears twice", (start, end), fix))
+            else:
+                seen.add(key)
+            previous_end = end
+        return found
+
+
+_EMPTY_TAG = re.compile(rf"\A[ \t]*[{SEPARATORS}][ \t]*|[{SEPARATORS}][ \t]*(?=[{SEPARATORS}]|[ \t]*\Z)")
+
+
+class EmptyTag(Rule):
+    """## What it does
+    Reports empty tags: two separators in a row (`,,` or `, ,`), or a separator at the start or
+    end of a caption.
+
+    ## Why it matters
+    kohya's tag shuffling keeps the empty tag as a token of its own, and `keep_tokens` counts it:
+    the trigger you meant to keep in front may be shuffled away.
+
+    ## Example
+    ```text
+    cybrpnk,, neon city, rain,
+    ```
+
+    ## Fix
+    Safe fix: the extra separator is removed.
+    """
+
+    code = "LK104"
+    name = "empty-tag"
+    summary = "`,,` or a leading/trailing separator"
+    severity = Severity.WARNING
+    fix = Applicability.SAFE
+
+    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
+        caption = record.caption or ""
+        stripped = caption.strip()
+        if not stripped:
+            return ()
+        if not (stripped[0] in SEPARATORS or stripped[-1] in SEPARATORS or ",," in caption.replace(" ", "")
+                or any(a + b in caption.replace(" ", "") for a in SEPARATORS for b in SEPARATORS if a != ",")):
+            return ()
+        found = []
+        for m in _EMPTY_TAG.finditer(caption):
+            at_start = m.start() == 0 or not caption[: m.start()].strip()
+            at_end = not caption[m.end():].strip()
+            message = ("caption starts with a separator" if at_start else
+                       "caption ends with a separator" if at_end else "empty tag between two separators")
+            found.append(self.at_caption(record, message, m.span(), Fix.replace("remove the separator", *m.span(), "")))
+        return found
+
+
+# Characters that are invisible or look like a space but are not one.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00a0\u00ad\u034f\u061c\u115f\u1160\u180e\u2000-\u200f"
+    "\u2028-\u202f\u205f-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]"
+)
+_ASCII_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACE_LIKE = set("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u2028\u2029")
+
+
+class InvisibleCharacter(Rule):
+    """## What it does
+    Reports zero-width characters (U+200B, U+200C, U+200D, U+2060, U+FEFF), no-break and other
+    non-ASCII spaces, soft hyphens, bidirectional controls and control characters (NUL included).
+
+    ## Why it matters
+    They are invisible in every editor but not to the tokenizer: `cybr\\u200bpnk` is not your
+    trigger `cybrpnk`, and `neon\\u00a0city` is not the tag `neon city`. Captions copied from web
+    pages and chat apps carry them; trigger-word matching then fails without a visible reason.
+
+    ## Example
+    ```text
+    cybr<U+200B>pnk, neon<U+00A0>city
+    ```
+
+    ## Fix
+    Safe fix: space-like characters become a normal space, the others are removed.
+    """
+
+    code = "LK105"
+    name = "invisible-character"
+    summary = "Zero-width, NBSP or control characters (they break trigger-word matching)"
+    severity = Severity.WARNING
+    fix = Applicability.SAFE
+
+    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
+        caption = record.caption or ""
+        if caption.isascii() and not _ASCII_CONTROL.search(caption):
+            return ()
+        found = []
+        for m in _INVISIBLE.finditer(caption):
+            char = m.group()
+            name = unicodedata.name(char, "CONTROL CHARACTER").lower()
+            word = _word_around(caption, m.start())
+            replacement = " " if char in _SPACE_LIKE else ""
+            message = f"invisible character U+{ord(char):04X} ({name}) in `{word}`"
+            fix_text = "replace it with a normal space" if replacement else "remove it"
+            found.append(self.at_caption(record, message, m.span(), Fix.replace(fix_text, *m.span(), replacement)))
+        return found
+
+
+def _word_around(caption: str, index: int) -> str:
+    start = index
+    while start > 0 and not caption[start - 1].isspace() and caption[start - 1] not in SEPARATORS:
+        start -= 1
+    end = index + 1
+    while end < len(caption) and not caption[end].isspace() and caption[end] not in SEPARATORS:
+        end += 1
+    shown = caption[start:end]
+    return "".join("\u2423" if c == caption[index] else c for c in shown)[:40] or "\u2423"
+
+
+_TYPOGRAPHIC = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'", "\u02bc": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
+    "\u2026": "...", "\uff0c": ",", "\u3001": ",", "\uff1b": ";", "\uff1a": ":", "\uff01": "!",
+    "\uff1f": "?", "\uff08": "(", "\uff09": ")", "\u3002": ".", "\uff0e": ".", "\u3000": " ",
+}
+_TYPOGRAPHIC_RE = re.compile("[" + "".join(_TYPOGRAPHIC) + "]")
+
+
+class TypographicCharacters(Rule):
+    """## What it does
+    Reports smart quotes, dashes, the ellipsis character and full-width punctuation (`，` `、`
+    `：` `（` `）` and the ideographic space).
+
+    ## Why it matters
+    CLIP's tokenizer maps `“neon”` and `"neon"` to different tokens, and a full-width comma `，`
+    does not separate tags for kohya's shuffling: `neon city，rain` is one tag. Word processors
+    and IMEs insert these silently.
+
+    ## Example
+    ```text
+    “cybrpnk” portrait — neon city，rain…
+    ```
+
+    ## Fix
+    Safe fix: each character is replaced with its ASCII equivalent.
+    """
+
+    code = "LK106"
+    name = "typographic-characters"
+    summary = "Smart quotes, non-ASCII punctuation or full-width separators"
+    severity = Severity.INFO
+    fix = Applicability.SAFE
+
+    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
+        caption = record.caption or ""
+        if caption.isascii():
+            return ()
+        found = []
+        for m in _TYPOGRAPHIC_RE.finditer(caption):
+            char = m.group()
+            ascii_form = _TYPOGRAPHIC[char]
+            name = unicodedata.name(char, "?").lower()
+            fix = Fix.replace(f"replace with `{ascii_form}`", *m.span(), ascii_form)
+            found.append(self.at_caption(record, f"typographic character `{char}` ({name})", m.span(), fix))
+        return found
+
+
+class DuplicateCaption(Rule):
+    """## What it does
+    Reports a caption text shared, word for word, by several images.
+
+    ## Why it matters
+    Identical captions tell the model that different images mean the same thing; the LoRA averages
+    them. It is the signature of a captioner that gave up ("a city at night") or of a bulk
+    copy-paste, the cyberpunk failure in the lorakit brief.
+
+    ## Example
+    Forty rows all captioned `city at night with lights`.
+
+    ## Fix
+    Describe what differs between the images. `lorakit caption` can draft distinct captions.
+    """
+
+    code = "LK107"
+    name = "duplicate-caption"
+    summary = "One caption text shared by several images"
+    severity = Severity.WARNING
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        groups: dict[str, list[Record]] = {}
+        for record in dataset.captioned:
+            key = (record.caption or "").strip()
+            if key:
+                groups.setdefault(key, []).append(record)
+        for records in groups.values():
+            if len(records) < 2:
+                continue
+            first = records[0]
+            for record in records:
+                others = len(records) - 1
+                where = "" if record is first else f" (first: `{first.image}`)"
+                yield self.at_caption(record, f"same caption as {others} other image{'s' if others > 1 else ''}{where}",
+                                      group_size=len(records))
+
+
+class NearDuplicateCaption(Rule):
+    """## What it does
+    Reports captions that differ from another caption only trivially: letter case, punctuation,
+    spacing, articles (a/an/the) or, for tag lists, the order of the tags. It groups captions by
+    a normalised key, so it stays linear in the size of the dataset.
+
+    ## Why it matters
+    These are duplicates in disguise (see LK107), usually from re-running a captioner or
+    hand-editing one caption of a copied batch.
+
+    ## Example
+    ```text
+    img_01.png: cybrpnk, neon city, rain
+    img_02.png: Rain, neon city, cybrpnk
+    ```
+
+    ## Fix
+    Make the captions describe what differs between the images.
+    """
+
+    code = "LK108"
+    name = "near-duplicate-caption"
+    summary = "Captions that differ only trivially (case, punctuation, tag order)"
+    severity = Severity.INFO
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        groups: dict[tuple[str, ...], list[Record]] = {}
+        for record in dataset.captioned:
+            caption = (record.caption or "").strip()
+            if caption:
+                key = near_duplicate_key(caption)
+                if key:
+                    groups.setdefault(key, []).append(record)
+        for records in groups.values():
+            distinct = {(r.caption or "").strip() for r in records}
+            if len(distinct) < 2:
+                continue  # all identical: LK107
+            first = records[0]
+            first_text = (first.caption or "").strip()
+            for record in records[1:]:
+                if (record.caption or "").strip() == first_text:
+                    continue
+                yield self.at_caption(
+                    record, f"caption differs only trivially from the caption of `{first.image}`: "
+                    f"`{first_text[:60]}`")
+
+
+class MixedCaptionStyle(Rule):
+    """## What it does
+    Reports captions written in the minority style when a dataset mixes tag lists
+    (`cybrpnk, neon city, rain`) with sentences (`a neon city in the rain`).
+
+    ## Why it matters
+    The text encoder sees two different distributions of prompts; the LoRA then responds well to
+    one prompting style and weakly to the other, and tag-based tricks (shuffling, keep_tokens,
+    caption dropout by tag) treat each sentence as one giant tag.
+
+    ## Example
+    480 captions are tag lists, 20 are sentences from an auto-captioner.
+
+    ## Fix
+    Rewrite the minority in the majority style (or caption the whole set with one captioner).
+    """
+
+    code = "LK109"
+    name = "mixed-caption-style"
+    summary = "Some captions are tag lists, others sentences"
+    severity = Severity.INFO
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        styles: dict[str, list[Record]] = {"tags": [], "sentence": []}
+        for record in dataset.captioned:
+            style = caption_style(record.caption or "")
+            if style is not None:
+                styles[style].append(record)
+        tags, sentences = len(styles["tags"]), len(styles["sentence"])
+        if not tags or not sentences:
+            return
+        minority, majority = ("sentence", "tags") if sentences <= tags else ("tags", "sentence")
+        label = {"tags": "a tag list", "sentence": "a sentence"}
+        plural_label = {"tags": "tag lists", "sentence": "sentences"}
+        total = tags + sentences
+        for record in styles[minority]:
+            yield self.at_caption(
+                record, f"caption is {label[minority]}, but {len(styles[majority])} of {total} captions are "
+                f"{plural_label[majority]}", tags=tags, sentences=sentences)
+
+
+RULES = (
+    Whitespace, MixedSeparators, DuplicateTag, EmptyTag, InvisibleCharacter, TypographicCharacters,
+    DuplicateCaption, NearDuplicateCaption, MixedCaptionStyle,
+)
+
+
+@hookimpl
+def register_rules(register: Callable[[type], None]) -> None:
+    for rule in RULES:
+        register(rule)

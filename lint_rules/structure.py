@@ -1,0 +1,370 @@
+"""LK0xx: is the dataset well-formed? Files, rows, encodings, image paths.
+
+These rules mostly turn what the reader found (ReadProblems) and how image names resolved into
+violations; they run before any caption wording matters, because a trainer given a broken
+dataset either crashes mid-run or silently trains on the wrong thing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import posixpath
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from lora_core import Fix, RuleOption, Severity, hookimpl
+from lora_core.datasets.model import Dataset, ReadProblem, Record
+from lora_core.datasets.reader import describe_invalid_bytes, invalid_byte_spans
+from lora_core.rules import LintContext, Rule
+from lora_core.violations import Applicability, Location, Violation
+
+
+class _ProblemRule(Rule):
+    """A rule that reports one kind of ReadProblem."""
+
+    problem_kind = ""
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        for problem in dataset.problems_of(self.problem_kind):
+            yield self.at(problem.location, problem.message, image=problem.image, fix=self.fix_for(problem))
+
+    def fix_for(self, problem: ReadProblem) -> Fix | None:
+        return None
+
+
+class ImageMissing(Rule):
+    """## What it does
+    Reports a row (or caption sidecar) that names an image file which does not exist.
+
+    ## Why it matters
+    Trainers either crash when they reach the row or skip it silently, so the caption you wrote
+    never trains. A typo in `file_name`, a renamed file or a wrong extension are the usual causes.
+
+    ## Example
+    ```csv
+    file_name,text
+    img_01.jpg,"cybrpnk, neon city"   # the file on disk is img_01.png
+    ```
+
+    ## Fix
+    Correct the `file_name`, restore the image, or delete the row. When only the letter case
+    differs, the message names the file that does exist.
+    """
+
+    code = "LK001"
+    name = "image-missing"
+    summary = "A row or caption sidecar names an image that does not exist"
+    severity = Severity.ERROR
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        folded: dict[str, str] | None = None
+        for record in dataset.records:
+            if record.image_exists:
+                continue
+            if not record.image:
+                yield self.at_image(record, "the image column is empty")
+                continue
+            if record.image_path is None:
+                continue  # unsafe path: LK007
+            if folded is None:
+                folded = {name.lower(): name for name in dataset.images_on_disk}
+            other = folded.get(record.image.lower())
+            hint = f" (`{other}` exists: file names are case-sensitive)" if other else ""
+            yield self.at_image(record, f"image `{record.image}` does not exist{hint}")
+        for problem in dataset.problems_of("orphan-caption"):
+            yield self.at(problem.location, problem.message, image=problem.image)
+
+
+class CaptionMissing(Rule):
+    """## What it does
+    Reports an image in the dataset folder that has no caption: no row in metadata.csv /
+    metadata.jsonl, or no caption sidecar beside it.
+
+    ## Why it matters
+    kohya sd-scripts and most trainers train such images with an empty caption (or the class
+    token only): the LoRA learns the image with no words attached, which weakens the trigger.
+
+    ## Example
+    `img_07.png` sits in the folder, but metadata.csv has no `img_07.png` row.
+
+    ## Fix
+    Add a caption (`lorakit caption` can draft one), or move the image out of the dataset folder.
+    """
+
+    code = "LK002"
+    name = "caption-missing"
+    summary = "An image in the dataset has no caption (no row, no sidecar)"
+    severity = Severity.ERROR
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        listed = {r.image for r in dataset.records}
+        excused = {p.image for p in dataset.problems_of("extension-mismatch")}
+        listed_folded = {name.lower() for name in listed if name}
+        for image in sorted(dataset.images_on_disk - listed - excused):
+            if image.lower() in listed_folded:
+                continue  # listed with another letter case: LK001 reports the row
+            if dataset.path.is_file():
+                where: Location = Location(dataset.path, 1, 1)
+                message = f"image `{image}` has no caption: it is not listed in {dataset.path.name}"
+            else:
+                stem = posixpath.splitext(image)[0]
+                where = Location(dataset.root / image, 1, 1)
+                caption_ext = ctx.section("dataset").get("caption-extension", ".txt")
+                message = f"image `{image}` has no caption: `{stem}{caption_ext}` does not exist"
+            yield self.at(where, message, image=image)
+
+
+class CaptionEmpty(Rule):
+    """## What it does
+    Reports a caption that is empty or holds only whitespace or invisible characters.
+
+    ## Why it matters
+    An empty caption trains the image unconditionally: the LoRA bleeds into every prompt. Some
+    trainers abort on it, late in the run, after latents are cached.
+
+    ## Example
+    ```csv
+    img_03.png,"  "
+    ```
+
+    ## Fix
+    Write the caption, or remove the image from the dataset.
+    """
+
+    code = "LK003"
+    name = "caption-empty"
+    summary = "Empty or whitespace-only caption"
+    severity = Severity.ERROR
+
+    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
+        caption = record.caption or ""
+        if caption.strip() and caption.strip("\u200b\u200c\u200d\u2060\ufeff\u00a0 \t\r\n"):
+            return ()
+        return (self.at_caption(record, "caption is empty" if not caption else "caption holds only whitespace"),)
+
+
+class InvalidEncoding(Rule):
+    """## What it does
+    Reports bytes that are not valid UTF-8, with their byte offset in the file. Every other row is
+    still linted, and a `--fix` elsewhere in the file writes these bytes back unchanged.
+
+    ## Why it matters
+    Trainers read captions as UTF-8; kohya sd-scripts and the diffusers scripts crash with a
+    `UnicodeDecodeError` mid-run, or (with errors ignored) train on mangled words. The usual cause
+    is a caption file saved as Windows-1252 / latin-1 by a spreadsheet.
+
+    ## Example
+    `caf\\xe9 interior` saved in latin-1: byte 0xE9 is not valid UTF-8.
+
+    ## Fix
+    Re-save the file as UTF-8, e.g. `iconv -f cp1252 -t utf-8 metadata.csv > fixed.csv`. lorakit
+    does not guess the encoding for you.
+    """
+
+    code = "LK004"
+    name = "invalid-encoding"
+    summary = "Caption file is not valid UTF-8 (reports the byte offset)"
+    severity = Severity.ERROR
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        for source in dataset.sources:
+            spans = invalid_byte_spans(source.text)
+            if not spans:
+                continue
+            seen_lines: set[int] = set()
+            cache: list = []
+            for start, end in spans:
+                location = source.location(start, end)
+                if location.line in seen_lines:
+                    continue  # one report per line is enough to find the row
+                seen_lines.add(location.line)
+                image = _image_at(dataset, source, start, cache)
+                yield self.at(location, describe_invalid_bytes(source, start, end), image=image)
+
+
+def _image_at(dataset: Dataset, source, offset: int, cache: list) -> str | None:  # noqa: ANN001
+    """The image whose caption contains `offset`; cache holds this source's sorted caption spans."""
+    if not cache:
+        cache.append(sorted(
+            (r.caption_span[0], r.caption_span[1], r.image or "")
+            for r in dataset.records if r.source is source and r.caption_span is not None
+        ))
+    spans = cache[0]
+    index = bisect.bisect_right(spans, (offset, float("inf"), "")) - 1
+    if index >= 0 and spans[index][0] <= offset <= spans[index][1]:
+        return spans[index][2] or None
+    return None
+
+
+class EncodingHygiene(_ProblemRule):
+    """## What it does
+    Reports a UTF-8 byte order mark at the start of a caption file, and files that mix line
+    endings (CRLF and LF).
+
+    ## Why it matters
+    A BOM becomes part of the first column name (`\\ufefffile_name`) for many CSV readers, or the
+    first word of a sidecar caption, where it silently breaks trigger-word matching. Mixed line
+    endings come from edits on different systems and make diffs and some parsers misbehave.
+
+    ## Example
+    A metadata.csv exported by Excel as "CSV UTF-8" starts with the bytes `EF BB BF`.
+
+    ## Fix
+    Safe fix: the BOM is removed and line endings are normalised to the file's dominant one.
+    """
+
+    code = "LK005"
+    name = "encoding-hygiene"
+    summary = "Byte order mark or mixed line endings in a caption file"
+    severity = Severity.WARNING
+    fix = Applicability.SAFE
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        for kind, change, description in (("bom", "strip-bom", "remove the byte order mark"),
+                                          ("mixed-newlines", "normalize-newlines", "use one line ending")):
+            for problem in dataset.problems_of(kind):
+                fix = Fix(description, Applicability.SAFE, file_changes=frozenset({change}))
+                yield self.at(problem.location, problem.message, image=problem.image, fix=fix)
+
+
+class DuplicateEntry(Rule):
+    """## What it does
+    Reports an image listed more than once in metadata.csv / metadata.jsonl.
+
+    ## Why it matters
+    The image trains twice per epoch with two different captions (or the same one twice),
+    silently doubling its weight; HF `datasets` keeps both rows.
+
+    ## Example
+    ```csv
+    img_04.png,"cybrpnk, alley"
+    img_04.png,"cybrpnk, neon alley at night"
+    ```
+
+    ## Fix
+    Keep one row per image: merge the captions. Use kohya repeat folders to weight images on purpose.
+    """
+
+    code = "LK006"
+    name = "duplicate-entry"
+    summary = "The same image is listed twice"
+    severity = Severity.ERROR
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        first: dict[str, Record] = {}
+        for record in dataset.records:
+            if not record.image:
+                continue
+            seen = first.get(record.image)
+            if seen is None:
+                first[record.image] = record
+                continue
+            line = seen.image_location().line
+            yield self.at_image(record, f"image `{record.image}` is listed again (first at line {line})")
+
+
+class PathOutsideRoot(Rule):
+    """## What it does
+    Reports an image path that is absolute, climbs out of the dataset folder with `..`, or
+    resolves outside it through a symbolic link. Such paths are never opened.
+
+    ## Why it matters
+    A dataset must be self-contained to be reproducible and shareable: absolute paths break on
+    every other machine, and a path out of the root can make tools read (or a fix write) files that
+    are not part of the dataset.
+
+    ## Example
+    ```csv
+    /home/me/Pictures/img_01.png,"cybrpnk, neon city"
+    ../other_set/img_02.png,"cybrpnk, rain"
+    ```
+
+    ## Fix
+    Copy the image into the dataset folder and use a path relative to the metadata file.
+    """
+
+    code = "LK007"
+    name = "path-outside-root"
+    summary = "file_name is absolute or escapes the dataset root (never opened)"
+    severity = Severity.ERROR
+
+    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
+        if record.image_path is not None or not record.image:
+            return ()
+        name = record.image
+        if name.startswith(("/", "\\")) or (len(name) > 2 and name[1] == ":" and name[2] in "/\\"):
+            why = "is an absolute path"
+        elif posixpath.normpath(name).startswith(".."):
+            why = "climbs out of the dataset folder with `..`"
+        else:
+            why = "resolves outside the dataset folder through a symbolic link"
+        return (self.at_image(record, f"image path `{name}` {why}; images must live under {Path(ctx.dataset.root).name}/"),)
+
+
+class MalformedMetadata(_ProblemRule):
+    """## What it does
+    Reports metadata that cannot be read reliably: a missing `file_name` or caption column, a
+    duplicate header, a row with the wrong number of fields, an unclosed quote, a line that is not
+    a JSON object, an empty file or a header with no rows.
+
+    ## Why it matters
+    HF `datasets`, pandas and trainers each recover from a malformed CSV differently: a stray
+    comma shifts a caption into another column, an unclosed quote swallows the rest of the file
+    into one caption. What trains is not what you read.
+
+    ## Example
+    ```csv
+    file_name,text
+    img_01.png,cybrpnk, neon city     # 3 fields: the caption needs quotes
+    ```
+
+    ## Fix
+    Quote captions that contain commas (`"cybrpnk, neon city"`), close quotes, and keep exactly
+    the header's number of fields per row.
+    """
+
+    code = "LK008"
+    name = "malformed-metadata"
+    summary = "Bad CSV/JSONL structure: missing columns, wrong field count, unclosed quote, bad JSON"
+    severity = Severity.ERROR
+    problem_kind = "malformed"
+    options = (RuleOption("dataset.caption-column", "the column / key that holds captions"),
+               RuleOption("dataset.image-column", "the column / key that holds image paths"))
+
+
+class CaptionExtensionMismatch(_ProblemRule):
+    """## What it does
+    Reports caption sidecars whose extension is not the configured `caption-extension`, for
+    example `img_01.caption` when the trainer reads `.txt`.
+
+    ## Why it matters
+    kohya sd-scripts' `caption_extension` defaults to `.caption` in some scripts and `.txt` in
+    others; a mismatch makes the trainer find no captions at all and train every image with an
+    empty caption, without an error.
+
+    ## Example
+    `img_01.png` + `img_01.caption`, with `caption-extension = ".txt"`.
+
+    ## Fix
+    Rename the files (`for f in *.caption; do mv "$f" "${f%.caption}.txt"; done`) or set
+    `[dataset] caption-extension` to match your trainer.
+    """
+
+    code = "LK009"
+    name = "caption-extension-mismatch"
+    summary = "Caption sidecars use another extension than the configured one"
+    severity = Severity.ERROR
+    problem_kind = "extension-mismatch"
+    options = (RuleOption("dataset.caption-extension", "extension of caption sidecars (default `.txt`)"),)
+
+
+RULES = (
+    ImageMissing, CaptionMissing, CaptionEmpty, InvalidEncoding, EncodingHygiene, DuplicateEntry,
+    PathOutsideRoot, MalformedMetadata, CaptionExtensionMismatch,
+)
+
+
+@hookimpl
+def register_rules(register: Callable[[type], None]) -> None:
+    for rule in RULES:
+        register(rule)

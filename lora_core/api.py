@@ -1,0 +1,299 @@
+"""The Python API: what the CLI calls, and what a Python user calls.
+
+    >>> import lora_core
+    >>> result = lora_core.lint("data/metadata.csv")
+    >>> [v.code for v in result if v.severity is lora_core.Severity.ERROR]
+
+Both `lint` and `fix` accept the same options as the CLI: `select`, `ignore`, `extend_select`
+(adding to the config's), `config` (a file that replaces discovery), `isolated` (no config file
+at all), `disabled_plugins` and a prebuilt `registry` (tests pass in-memory plugins this way).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, overload
+
+from lora_core.atomic import atomic_write_bytes
+from lora_core.config import Config, find_config_file, read_config_table, resolve_config
+from lora_core.datasets import Dataset, DatasetSettings, open_dataset
+from lora_core.datasets.reader import IMAGE_EXTENSIONS
+from lora_core.datasets.sidecar_reader import CAPTION_EXTENSIONS, dataset_root_for_sidecar
+from lora_core.engine import RuleCrash, Selection, run_rules
+from lora_core.errors import ConfigError, DatasetError
+from lora_core.fixer import FixOutcome, fix_dataset
+from lora_core.plugins import PluginInfo, Registry, load_plugins
+from lora_core.rules import Rule
+from lora_core.violations import Severity, Violation
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class LintOptions:
+    """Command-line style overrides on top of the config file."""
+
+    select: list[str] | None = None  # replaces [lint] select
+    extend_select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)  # added to [lint] ignore
+    config: Path | None = None
+    isolated: bool = False
+    caption_column: str | None = None
+    caption_extension: str | None = None
+    require_plugins: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DatasetLint:
+    """One dataset, the config it was linted with, and what was found."""
+
+    dataset: Dataset
+    config: Config
+    rules: list[Rule]
+    selection: Selection
+    violations: list[Violation]
+
+
+@dataclass
+class LintResult(Sequence[Violation]):
+    """All violations of a lint run (a sequence, sorted by file and position) plus run details."""
+
+    violations: list[Violation]
+    datasets: list[DatasetLint]
+    crashes: list[RuleCrash]
+    registry: Registry
+    skipped: list[Path] = field(default_factory=list)
+
+    @overload
+    def __getitem__(self, index: int) -> Violation: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Violation]: ...
+    def __getitem__(self, index):  # noqa: ANN001, ANN204
+        return self.violations[index]
+
+    def __len__(self) -> int:
+        return len(self.violations)
+
+    def __iter__(self) -> Iterator[Violation]:
+        return iter(self.violations)
+
+    def count(self, severity: Severity) -> int:  # type: ignore[override]
+        return sum(1 for v in self.violations if v.severity is severity)
+
+    @property
+    def plugin_failures(self) -> list[PluginInfo]:
+        return self.registry.failed
+
+    @property
+    def rules(self) -> list[Rule]:
+        seen: dict[str, Rule] = {}
+        for item in self.datasets:
+            for rule in item.rules:
+                seen[rule.code] = rule
+        return [seen[c] for c in sorted(seen)]
+
+    def exit_code(self, strict: bool = False, exit_zero: bool = False) -> int:
+        """0: clean; 1: errors (or warnings with strict); 2: a rule crashed."""
+        if self.crashes:
+            return 2
+        if exit_zero:
+            return 0
+        strict = strict or any(d.config.section("lint").get("strict") for d in self.datasets)
+        worst = {v.severity for v in self.violations}
+        if Severity.ERROR in worst or (strict and Severity.WARNING in worst):
+            return 1
+        return 0
+
+
+@dataclass
+class FixResult:
+    """What `fix` did: how many violations it fixed, the new file contents, and what remains."""
+
+    applied: int
+    by_code: dict[str, int]
+    changes: dict[Path, tuple[bytes, bytes]]  # path -> (old, new)
+    remaining: LintResult
+    converged: bool = True
+
+    def diff(self, relative_to: Path | None = None) -> str:
+        chunks = []
+        for path, (old, new) in sorted(self.changes.items()):
+            name = display_path(path, relative_to)
+            chunks.extend(
+                difflib.unified_diff(
+                    old.decode("utf-8", "replace").splitlines(keepends=True),
+                    new.decode("utf-8", "replace").splitlines(keepends=True),
+                    fromfile=f"a/{name}", tofile=f"b/{name}",
+                )
+            )
+        text = "".join(chunks)
+        return text if not text or text.endswith("\n") else text + "\n"
+
+
+def display_path(path: Path, relative_to: Path | None = None) -> str:
+    base = relative_to or Path.cwd()
+    try:
+        return os.path.relpath(path, base) if path.is_absolute() else str(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def lint(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    options: LintOptions | None = None,
+    registry: Registry | None = None,
+    **kwargs: Any,
+) -> LintResult:
+    """Lint one or more datasets and return every violation found."""
+    options = _options(options, kwargs)
+    registry = registry if registry is not None else load_plugins()
+    registry.require(options.require_plugins)
+    targets, skipped = dataset_targets(paths)
+    results: list[DatasetLint] = []
+    crashes: list[RuleCrash] = []
+    for target in targets:
+        item, item_crashes = _lint_target(target, options, registry)
+        results.append(item)
+        crashes.extend(item_crashes)
+    violations = sorted((v for r in results for v in r.violations), key=Violation.sort_key)
+    return LintResult(violations, results, crashes, registry, skipped)
+
+
+def fix(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    unsafe: bool = False,
+    write: bool = True,
+    options: LintOptions | None = None,
+    registry: Registry | None = None,
+    **kwargs: Any,
+) -> FixResult:
+    """Apply fixes (safe ones, or all with unsafe=True); write=False computes them only."""
+    options = _options(options, kwargs)
+    registry = registry if registry is not None else load_plugins()
+    registry.require(options.require_plugins)
+    targets, _ = dataset_targets(paths)
+    total = FixOutcome()
+    changes: dict[Path, tuple[bytes, bytes]] = {}
+    converged = True
+    for target in targets:
+        dataset, config, rules, selection = _prepare(target, options, registry)
+        settings = config.sections
+
+        def run(dataset: Dataset = dataset) -> list[Violation]:
+            return run_rules(dataset, rules, selection, settings)[0]
+
+        outcome = fix_dataset(dataset, run, unsafe)
+        converged &= outcome.converged
+        total.applied += outcome.applied
+        for code, n in outcome.by_code.items():
+            total.by_code[code] = total.by_code.get(code, 0) + n
+        assert dataset.reader is not None
+        for path, new in dataset.reader.render(dataset, outcome.file_changes).items():
+            old = path.read_bytes()
+            if new != old:
+                changes[path] = (old, new)
+    if write:
+        for path, (_, new) in changes.items():
+            atomic_write_bytes(path, new)
+    # Re-read from disk, so the remaining violations point at the file as it now is.
+    remaining = lint(paths, options=options, registry=registry)
+    return FixResult(total.applied, total.by_code, changes, remaining, converged)
+
+
+def _options(options: LintOptions | None, kwargs: dict[str, Any]) -> LintOptions:
+    options = options or LintOptions()
+    for key, value in kwargs.items():
+        if not hasattr(options, key):
+            raise TypeError(f"unknown option {key!r}")
+        if key == "config" and value is not None:
+            value = Path(value)
+        setattr(options, key, value)
+    return options
+
+
+def dataset_targets(paths: PathLike | Sequence[PathLike]) -> tuple[list[Path], list[Path]]:
+    """Datasets to lint for the given paths, and sidecar-like files that belong to no dataset.
+
+    A caption sidecar stands for its whole dataset (cross-file rules need every caption), which
+    is how pre-commit's per-file invocation still gets dataset-level checks.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    targets: list[Path] = []
+    skipped: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists() and not path.is_symlink():
+            raise DatasetError(f"{path}: no such file or folder")
+        target = path
+        if path.is_file() and path.suffix.lower() in CAPTION_EXTENSIONS:
+            if not _has_images(path.parent):
+                skipped.append(path)
+                continue
+            target = dataset_root_for_sidecar(path)
+            if (target / "metadata.csv").is_file() or (target / "metadata.jsonl").is_file():
+                skipped.append(path)
+                continue
+        key = target.resolve()
+        if key not in seen:
+            seen.add(key)
+            targets.append(target)
+    return targets, skipped
+
+
+def _has_images(folder: Path) -> bool:
+    try:
+        return any(os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS for e in os.scandir(folder))
+    except OSError:
+        return False
+
+
+def load_config(target: Path, options: LintOptions, registry: Registry) -> Config:
+    """The config for a dataset: --config, else the nearest config file, else defaults."""
+    sections = registry.config_sections
+    if options.isolated:
+        return resolve_config({}, sections)
+    path = options.config or find_config_file(target)
+    if path is None:
+        return resolve_config({}, sections)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    return resolve_config(read_config_table(path), sections, path)
+
+
+def _prepare(target: Path, options: LintOptions, registry: Registry) -> tuple[Dataset, Config, list[Rule], Selection]:
+    config = load_config(target, options, registry)
+    registry.require(config.require_plugins)
+    origin = str(config.path) if config.path else "command line"
+    lint_settings = dict(config.section("lint"))
+    if options.select is not None:
+        lint_settings["select"] = options.select
+    lint_settings["extend-select"] = [*lint_settings.get("extend-select", []), *options.extend_select]
+    lint_settings["ignore"] = [*lint_settings.get("ignore", []), *options.ignore]
+    selection = Selection.from_settings(lint_settings, origin)
+    rules = selection.enabled_rules(registry.rules)
+    dataset_section = config.section("dataset")
+    extension = options.caption_extension or dataset_section.get("caption-extension", ".txt")
+    settings = DatasetSettings(
+        caption_column=options.caption_column or dataset_section.get("caption-column", "text"),
+        image_column=dataset_section.get("image-column", "file_name"),
+        caption_extension=extension if extension.startswith(".") else "." + extension,
+    )
+    dataset = open_dataset(target, settings, registry.readers)
+    return dataset, config, rules, selection
+
+
+def _lint_target(target: Path, options: LintOptions, registry: Registry) -> tuple[DatasetLint, list[RuleCrash]]:
+    dataset, config, rules, selection = _prepare(target, options, registry)
+    violations, crashes = run_rules(dataset, rules, selection, config.sections)
+    return DatasetLint(dataset, config, rules, selection, violations), crashes

@@ -1,0 +1,71 @@
+"""The `lorakit` command line: a thin click layer over lora_core's API.
+
+Exit codes (a public contract, see docs/cli.md):
+    0  no error-severity violations (warnings allowed unless --strict)
+    1  at least one error (or warning with --strict); with --diff: fixes would change files
+    2  usage, config, dataset or plugin failure, or a rule crashed
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from lora_core import __version__
+from lora_core.errors import LorakitError
+
+EXIT_OK = 0
+EXIT_VIOLATIONS = 1
+EXIT_FAILURE = 2
+
+
+class LorakitGroup(click.Group):
+    """Turns lorakit's user-facing exceptions into one clean line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LorakitError as exc:
+            click.echo(f"lorakit: error: {exc}", err=True)
+            ctx.exit(EXIT_FAILURE)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("lorakit: interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - never show a traceback unless asked to
+            if os.environ.get("LORAKIT_DEBUG"):
+                raise
+            click.echo(
+                f"lorakit: internal error: {type(exc).__name__}: {exc}\n"
+                "Please report it with the output of `LORAKIT_DEBUG=1 lorakit ...`.",
+                err=True,
+            )
+            ctx.exit(EXIT_FAILURE)
+
+
+@click.group(cls=LorakitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="lorakit")
+def cli() -> None:
+    """Lint, fix, caption and train LoRA datasets: captions are the only supervision, treat them like code.
+
+    \b
+    Start with:  lorakit lint path/to/metadata.csv
+    Rules:       lorakit rules, lorakit rule LK101
+    Plugins:     lorakit plugins
+    """
+
+
+def main() -> None:
+    cli(prog_name="lorakit")
+
+
+# Subcommands register themselves on `cli`; they import nothing heavy at module level.
+from lora_core.cli import info, lint  # noqa: E402, F401
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

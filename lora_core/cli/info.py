@@ -1,0 +1,97 @@
+"""`lorakit rules`, `lorakit rule CODE` and `lorakit plugins`: what is installed and what it means."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from lora_core.cli import cli
+from lora_core.cli.options import build_registry, plugin_options
+from lora_core.docgen import rule_markdown, rules_markdown
+
+
+@cli.command()
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "markdown"]), default="table",
+              show_default=True)
+@plugin_options
+def rules(output_format: str, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...]) -> None:
+    """List every rule the installed plugins provide."""
+    registry = build_registry(plugin_flags, require_plugins)
+    all_rules = [registry.rules[c] for c in sorted(registry.rules)]
+    if output_format == "json":
+        json.dump([r.metadata() for r in all_rules], sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    if output_format == "markdown":
+        sys.stdout.write(rules_markdown(all_rules))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("code", "name", "severity", "fix", "plugin"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("summary")
+    for rule in all_rules:
+        table.add_row(rule.code, rule.name, rule.severity.value + (" (opt-in)" if rule.opt_in else ""),
+                      rule.fix.value if rule.fix else "", rule.plugin, rule.summary)
+    Console(soft_wrap=False).print(table)
+
+
+@cli.command()
+@click.argument("code")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True)
+@plugin_options
+def rule(code: str, output_format: str, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...]) -> None:
+    """Explain one rule: what it does, why it matters, example, fix, options."""
+    registry = build_registry(plugin_flags, require_plugins)
+    found = registry.rule(code)
+    if found is None:
+        import difflib
+
+        close = difflib.get_close_matches(code.upper(), list(registry.rules), n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (see `lorakit rules`)"
+        raise click.BadParameter(f"no rule {code!r}{hint}", param_hint="CODE")
+    if output_format == "json":
+        json.dump(found.metadata(), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    text = rule_markdown(found)
+    if output_format == "markdown":
+        sys.stdout.write(text)
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    Console().print(Markdown(text))
+
+
+@cli.command()
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@plugin_options
+def plugins(output_format: str, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...]) -> None:
+    """List installed plugins: version, what each registers, and load errors."""
+    registry = build_registry(plugin_flags, require_plugins)
+    infos = sorted(registry.plugins.values(), key=lambda p: (not p.builtin, p.name))
+    if output_format == "json":
+        json.dump([p.as_json() for p in infos], sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "distribution", "version", "registers", "status"):
+        table.add_column(column)
+    for info in infos:
+        registers = "; ".join(f"{kind}: {', '.join(items)}" for kind, items in info.registered.items())
+        status = Text(info.status, style="red" if info.error else "green")
+        if info.error:
+            status.append(f": {info.error}")
+        name = info.name + (" (built-in)" if info.builtin else "")
+        table.add_row(name, info.distribution or "-", info.version or "-", Text(registers or "-"), status)
+    Console(soft_wrap=False).print(table)

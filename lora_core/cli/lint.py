@@ -1,0 +1,118 @@
+"""`lorakit lint`: report, fix or diff caption problems."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from lora_core import api
+from lora_core.atomic import atomic_write_text
+from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli
+from lora_core.cli.options import build_registry, plugin_options, split_codes
+from lora_core.reporters import Report, plural
+from lora_core.reporters.machine import render_github
+
+HUMAN_FORMATS = ("full", "concise")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "output_format", default="full", show_default=True, metavar="NAME",
+              help="full, concise, json, sarif, github (plugins may add more).")
+@click.option("-o", "--output-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the report to a file (atomically) instead of stdout.")
+@click.option("--fix", "apply_fix", is_flag=True, help="Apply safe fixes in place.")
+@click.option("--unsafe-fixes", is_flag=True, help="With --fix or --diff, also apply fixes that change wording.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff; write nothing (exit 1 if any).")
+@click.option("--select", multiple=True, metavar="CODES", help="Replace [lint] select (comma-separated codes, prefixes, names).")
+@click.option("--extend-select", multiple=True, metavar="CODES", help="Add to the selection.")
+@click.option("--ignore", multiple=True, metavar="CODES", help="Disable these codes, prefixes or names.")
+@click.option("--statistics", is_flag=True, help="Count violations per rule.")
+@click.option("--strict", is_flag=True, help="Warnings fail the lint too (exit 1).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when violations are found.")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
+              help="Use this lorakit.toml / pyproject.toml instead of searching upwards from the dataset.")
+@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
+@click.option("--caption-column", metavar="NAME", help="CSV column / JSONL key with captions (default: text).")
+@click.option("--caption-extension", metavar="EXT", help="Extension of caption sidecars (default: .txt).")
+@click.option("--color/--no-color", default=None, help="Force or disable colour (default: only on a terminal).")
+@plugin_options
+def lint(
+    paths: tuple[Path, ...], output_format: str, output_file: Path | None, apply_fix: bool, unsafe_fixes: bool,
+    diff: bool, select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
+    statistics: bool, strict: bool, exit_zero: bool, config: Path | None, isolated: bool,
+    caption_column: str | None, caption_extension: str | None, color: bool | None,
+    plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...],
+) -> None:
+    """Lint datasets: metadata.csv, metadata.jsonl, caption sidecars, or folders of them.
+
+    \b
+    Examples:
+      lorakit lint data/metadata.csv
+      lorakit lint data/ --fix
+      lorakit lint data/ --format sarif -o lorakit.sarif
+    """
+    registry = build_registry(plugin_flags, require_plugins)
+    if output_format not in registry.formats:
+        raise click.BadParameter(
+            f"unknown format {output_format!r}; available: {', '.join(sorted(registry.formats))}",
+            param_hint="--format",
+        )
+    options = api.LintOptions(
+        select=split_codes(select) or None, extend_select=split_codes(extend_select), ignore=split_codes(ignore),
+        config=config, isolated=isolated, caption_column=caption_column, caption_extension=caption_extension,
+        require_plugins=list(require_plugins),
+    )
+    targets = list(paths) or [Path(".")]
+    ctx = click.get_current_context()
+
+    if diff:
+        fixed = api.fix(targets, unsafe=unsafe_fixes, write=False, options=options, registry=registry)
+        text = fixed.diff()
+        click.echo(text, nl=False)
+        n = fixed.applied
+        click.echo(f"Would fix {plural(n, 'problem')} in {plural(len(fixed.changes), 'file')}." if fixed.changes
+                   else "No fixes available.", err=True)
+        if fixed.remaining.crashes:
+            _print_crashes(fixed.remaining)
+            ctx.exit(EXIT_FAILURE)
+        ctx.exit(EXIT_VIOLATIONS if fixed.changes else EXIT_OK)
+
+    fixed = None
+    if apply_fix:
+        fixed = api.fix(targets, unsafe=unsafe_fixes, write=True, options=options, registry=registry)
+        result = fixed.remaining
+        if not fixed.converged:
+            click.echo("lorakit: warning: fixes did not converge; run --fix again and report this", err=True)
+    else:
+        result = api.lint(targets, options=options, registry=registry)
+
+    for skipped in result.skipped:
+        click.echo(f"lorakit: note: skipped {skipped}: not a caption sidecar of an image dataset", err=True)
+
+    report = Report(result, cwd=Path.cwd(), fixed=fixed, unsafe_fixes=unsafe_fixes, statistics=statistics,
+                    color=color)
+    render = registry.formats[output_format].render
+    if output_file is not None:
+        buffer = io.StringIO()
+        render(report, buffer)
+        atomic_write_text(output_file, buffer.getvalue())
+        click.echo(f"lorakit: wrote {output_format} report to {output_file} "
+                   f"({plural(len(result), 'problem')})", err=True)
+    else:
+        render(report, sys.stdout)
+        sys.stdout.flush()
+    if os.environ.get("GITHUB_ACTIONS") == "true" and output_format in HUMAN_FORMATS:
+        render_github(report, sys.stdout)
+    if output_format not in HUMAN_FORMATS or output_file is not None:
+        _print_crashes(result)
+    ctx.exit(result.exit_code(strict=strict, exit_zero=exit_zero))
+
+
+def _print_crashes(result: api.LintResult) -> None:
+    for crash in result.crashes:
+        click.echo(f"lorakit: error: {crash.describe()}", err=True)

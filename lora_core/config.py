@@ -1,0 +1,289 @@
+"""Configuration: `lorakit.toml` or `[tool.lorakit]` in pyproject.toml, validated against the
+sections plugins register.
+
+Lookup walks up from the dataset's folder and takes the first `lorakit.toml`, or the first
+`pyproject.toml` that has a `[tool.lorakit]` table (as ruff does). Every key is declared in a
+ConfigSection with a type and a default; unknown keys and wrong types are a ConfigError naming
+the file, the section and the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lora_core.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_FILENAME = "lorakit.toml"
+#: Keys allowed at the top level, outside any section.
+TOP_LEVEL_KEYS = {"require-plugins": "list of plugin names that must load, or the command exits 2"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Value types: each checks a raw TOML value and returns it (possibly converted) or raises ValueError.
+
+
+class ValueType:
+    label = "value"
+
+    def check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+
+class Str(ValueType):
+    label = "a string"
+
+    def __init__(self, choices: Iterable[str] | None = None) -> None:
+        self.choices = tuple(choices) if choices else None
+        if self.choices:
+            self.label = "one of " + ", ".join(f'"{c}"' for c in self.choices)
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError
+        if self.choices and value not in self.choices:
+            raise ValueError
+        return value
+
+
+class Int(ValueType):
+    def __init__(self, minimum: int | None = None) -> None:
+        self.minimum = minimum
+        self.label = "an integer" + (f" >= {minimum}" if minimum is not None else "")
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError
+        return value
+
+
+class Float(ValueType):
+    def __init__(self, minimum: float | None = None, maximum: float | None = None) -> None:
+        self.minimum, self.maximum = minimum, maximum
+        self.label = "a number" + (f" in [{minimum}, {maximum}]" if minimum is not None else "")
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError
+        return float(value)
+
+
+class Bool(ValueType):
+    label = "true or false"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError
+        return value
+
+
+class ListOf(ValueType):
+    def __init__(self, item: ValueType) -> None:
+        self.item = item
+        self.label = f"a list of {item.label.removeprefix('a ').removeprefix('an ')}s"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError
+        return [self.item.check(v) for v in value]
+
+
+class MapOf(ValueType):
+    def __init__(self, item: ValueType) -> None:
+        self.item = item
+        self.label = f"a table of {item.label}"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError
+        return {str(k): self.item.check(v) for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    type: ValueType
+    default: Any
+    description: str
+
+
+@dataclass
+class ConfigSection:
+    """A `[name]` table: its keys, their types, defaults and documentation."""
+
+    name: str
+    description: str
+    keys: list[ConfigKey]
+    plugin: str = ""
+
+    def key(self, name: str) -> ConfigKey | None:
+        return next((k for k in self.keys if k.name == name), None)
+
+    def defaults(self) -> dict[str, Any]:
+        return {k.name: _copy(k.default) for k in self.keys}
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+@dataclass
+class Config:
+    """A resolved configuration: every registered section with defaults filled in."""
+
+    path: Path | None  # the file it came from; None for defaults only
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    top: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.sections.get(name, {})
+
+    @property
+    def require_plugins(self) -> list[str]:
+        return list(self.top.get("require-plugins", []))
+
+
+def find_config_file(start: Path) -> Path | None:
+    """The first lorakit.toml, or pyproject.toml with [tool.lorakit], from start upwards."""
+    folder = start.resolve()
+    if not folder.is_dir():
+        folder = folder.parent
+    for candidate in (folder, *folder.parents):
+        toml_file = candidate / CONFIG_FILENAME
+        if toml_file.is_file():
+            return toml_file
+        pyproject = candidate / "pyproject.toml"
+        if pyproject.is_file() and "lorakit" in _read_toml(pyproject).get("tool", {}):
+            return pyproject
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def read_config_table(path: Path) -> dict[str, Any]:
+    """The lorakit table of a config file (the whole file, or [tool.lorakit] of a pyproject)."""
+    data = _read_toml(path)
+    if path.name == "pyproject.toml":
+        tool = data.get("tool", {}).get("lorakit")
+        if tool is None:
+            raise ConfigError(f"{path}: has no [tool.lorakit] table")
+        return tool
+    return data
+
+
+def resolve_config(
+    table: dict[str, Any], sections: dict[str, ConfigSection], path: Path | None = None
+) -> Config:
+    """Validate a raw lorakit table against the registered sections and fill in defaults."""
+    where = str(path) if path else "configuration"
+    prefix = "tool.lorakit." if path is not None and path.name == "pyproject.toml" else ""
+    config = Config(path=path, sections={name: s.defaults() for name, s in sections.items()})
+    for key, value in table.items():
+        if isinstance(value, dict) and key not in TOP_LEVEL_KEYS:
+            section = sections.get(key)
+            if section is None:
+                raise ConfigError(
+                    f"{where}: unknown section [{prefix}{key}]{_suggest(key, sections)}"
+                    " (is the plugin that provides it installed? see `lorakit plugins`)"
+                )
+            config.sections[key].update(_check_section(value, section, where, prefix))
+        elif key in TOP_LEVEL_KEYS:
+            try:
+                config.top[key] = ListOf(Str()).check(value)
+            except ValueError:
+                raise ConfigError(f"{where}: `{key}` must be a list of strings") from None
+        else:
+            raise ConfigError(
+                f"{where}: unknown top-level key `{key}`{_suggest(key, TOP_LEVEL_KEYS)}; "
+                "keys belong in a section such as [lint] or [dataset]"
+            )
+    return config
+
+
+def _check_section(raw: dict[str, Any], section: ConfigSection, where: str, prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    names = [k.name for k in section.keys]
+    for key, value in raw.items():
+        spec = section.key(key)
+        if spec is None:
+            underscored = key.replace("_", "-")
+            hint = f" (keys are kebab-case: `{underscored}`)" if underscored in names else _suggest(key, names)
+            raise ConfigError(f"{where}: unknown key `{key}` in [{prefix}{section.name}]{hint}")
+        try:
+            out[key] = spec.type.check(value)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: [{prefix}{section.name}] {key} must be {spec.type.label}, got {_show(value)}"
+            ) from None
+    return out
+
+
+def _suggest(word: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def _show(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "table"}
+    return f"{kind.get(type(value), type(value).__name__)} {value!r}"[:80]
+
+
+# ---------------------------------------------------------------------------------------------
+# The sections the core itself owns (registered by lora_core.builtins like any plugin's).
+
+LINT_SECTION = ConfigSection(
+    "lint",
+    "Which rules run and how severe they are.",
+    [
+        ConfigKey("select", ListOf(Str()), ["ALL"],
+                  'Rule codes, code prefixes or rule names to enable ("ALL" = every rule that is not opt-in).'),
+        ConfigKey("extend-select", ListOf(Str()), [], "Added to `select` (keeps the default selection)."),
+        ConfigKey("ignore", ListOf(Str()), [], "Rule codes, prefixes or names to disable."),
+        ConfigKey("severity", MapOf(Str(("error", "warning", "info"))), {},
+                  'Per-rule severity override, e.g. `{ LK107 = "error" }`.'),
+        ConfigKey("per-image-ignores", MapOf(ListOf(Str())), {},
+                  'Glob on the dataset-relative image path -> codes to ignore, e.g. `{ "img_017.png" = ["LK201"] }`.'),
+        ConfigKey("strict", Bool(), False, "Warnings fail the lint too (same as `--strict`)."),
+    ],
+)
+
+DATASET_SECTION = ConfigSection(
+    "dataset",
+    "How datasets are read.",
+    [
+        ConfigKey("caption-column", Str(), "text", "CSV column / JSONL key holding the caption."),
+        ConfigKey("image-column", Str(), "file_name", "CSV column / JSONL key holding the image path."),
+        ConfigKey("caption-extension", Str(), ".txt", "Extension of caption sidecar files."),
+    ],
+)

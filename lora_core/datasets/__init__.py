@@ -1,0 +1,53 @@
+"""Datasets: the model (records, files, problems), the reader interface and the built-in readers."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
+from lora_core.datasets.reader import DatasetReader, DatasetSettings
+from lora_core.errors import DatasetError
+
+__all__ = [
+    "Dataset",
+    "DatasetReader",
+    "DatasetSettings",
+    "ReadProblem",
+    "Record",
+    "SourceFile",
+    "open_dataset",
+    "check_dataset_path",
+]
+
+
+def check_dataset_path(path: Path) -> None:
+    """Refuse paths that cannot be a dataset, with a message that says what was expected."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file or folder") from None
+    except PermissionError:
+        raise DatasetError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot access ({exc.strerror or exc})") from None
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise DatasetError(f"{path}: not a regular file or folder")
+
+
+def open_dataset(path: Path, settings: DatasetSettings, readers: Sequence[DatasetReader]) -> Dataset:
+    """Read `path` with the highest-priority reader that claims it."""
+    check_dataset_path(path)
+    if path.is_dir() and (path / "metadata.csv").is_file() and (path / "metadata.jsonl").is_file():
+        raise DatasetError(
+            f"{path}: holds both metadata.csv and metadata.jsonl; keep one (HF imagefolder refuses both), "
+            "or name the file to lint"
+        )
+    for reader in sorted(readers, key=lambda r: -r.priority):
+        if reader.claims(path):
+            return reader.read(path, settings)
+    raise DatasetError(
+        f"{path}: not a dataset (expected a metadata.csv, a metadata.jsonl, a caption sidecar "
+        "such as img.txt, or a folder of images)"
+    )

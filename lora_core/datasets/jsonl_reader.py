@@ -1,0 +1,163 @@
+"""HF imagefolder `metadata.jsonl`: one JSON object per line with `file_name` and the caption key.
+
+Each caption keeps the span of its JSON string token, so a fix replaces just that token and the
+rest of the line (key order, spacing, other values) is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from lora_core.datasets.model import Dataset, ReadProblem, Record
+from lora_core.datasets.reader import (
+    DatasetReader,
+    DatasetSettings,
+    ImageResolver,
+    decode_source,
+    encode_source,
+    image_inventory,
+    normalise_image_name,
+    read_bytes,
+    splice,
+)
+
+_LINE = re.compile(r"[^\r\n]*")
+_STRING_TOKEN = r'"((?:[^"\\]|\\.)*)"'
+
+
+class JsonStringCodec:
+    """Maps caption offsets through JSON escapes (`\\"`, `\\n`, `\\u00e9`, surrogate pairs)."""
+
+    def raw_offset(self, record: Record, value_offset: int) -> int:
+        if record.caption_span is None:
+            return value_offset
+        start, end = record.caption_span
+        raw = record.source.text[start:end]
+        i = 0
+        decoded = 0
+        while i < len(raw) and decoded < value_offset:
+            if raw[i] == "\\":
+                if raw.startswith("u", i + 1):
+                    code = int(raw[i + 2 : i + 6], 16)
+                    i += 12 if 0xD800 <= code < 0xDC00 and raw.startswith("\\u", i + 6) else 6
+                else:
+                    i += 2
+            else:
+                i += 1
+            decoded += 1
+        return i
+
+
+class JsonlReader(DatasetReader):
+    name = "jsonl"
+    description = "HF imagefolder metadata.jsonl (one JSON object per line)"
+    priority = 10
+
+    def claims(self, path: Path) -> bool:
+        if path.is_dir():
+            return (path / "metadata.jsonl").is_file()
+        return path.suffix.lower() == ".jsonl"
+
+    def read(self, path: Path, settings: DatasetSettings) -> Dataset:
+        file = path / "metadata.jsonl" if path.is_dir() else path
+        root = file.parent
+        problems: list[ReadProblem] = []
+        source = decode_source(file, read_bytes(file), problems)
+        source.codec = JsonStringCodec()
+        dataset = Dataset(
+            root=root, path=file, format=self.name, records=[], sources=[source], problems=problems,
+            caption_column=settings.caption_column, reader=self,
+        )
+        dataset.images_on_disk, links = image_inventory(root)
+        resolver = ImageResolver(root, dataset.images_on_disk, links)
+        key_patterns = {
+            key: re.compile(r'"' + re.escape(key) + r'"\s*:\s*' + _STRING_TOKEN)
+            for key in (settings.image_column, settings.caption_column)
+        }
+        text = source.text
+        pos = 0
+        n = len(text)
+        while pos <= n:
+            m = _LINE.match(text, pos)
+            assert m is not None
+            line_start, line_end = m.span()
+            line = m.group()
+            pos = line_end + (2 if text.startswith("\r\n", line_end) else 1)
+            if not line.strip():
+                if pos > n:
+                    break
+                continue
+            record = self._record(line, line_start, source, settings, key_patterns, problems, len(dataset.records))
+            if record is not None:
+                resolver.resolve(record)
+                dataset.records.append(record)
+        if not dataset.records and not problems:
+            problems.append(
+                ReadProblem("malformed", source.location(0),
+                            f"file is empty: expected one JSON object per line with `{settings.image_column}` "
+                            f"and `{settings.caption_column}`", source=source)
+            )
+        return dataset
+
+    @staticmethod
+    def _record(line, line_start, source, settings, key_patterns, problems, index) -> Record | None:  # noqa: ANN001
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(
+                ReadProblem("malformed", source.location(line_start + exc.pos),
+                            f"invalid JSON: {exc.msg}", source=source)
+            )
+            return None
+        if not isinstance(obj, dict):
+            problems.append(
+                ReadProblem("malformed", source.location(line_start),
+                            f"expected a JSON object, got {type(obj).__name__}", source=source)
+            )
+            return None
+        spans: dict[str, tuple[int, int] | None] = {}
+        for key in (settings.image_column, settings.caption_column):
+            value = obj.get(key)
+            if not isinstance(value, str):
+                what = "missing" if key not in obj else f"not a string ({json.dumps(value)[:40]})"
+                problems.append(
+                    ReadProblem("malformed", source.location(line_start),
+                                f"key `{key}` is {what}", source=source)
+                )
+                return None
+            spans[key] = None
+            for m in key_patterns[key].finditer(line):
+                if json.loads('"' + m.group(1) + '"') == value:
+                    spans[key] = (line_start + m.start(1), line_start + m.end(1))
+        caption = obj[settings.caption_column]
+        return Record(
+            index=index,
+            image=normalise_image_name(obj[settings.image_column]),
+            caption=caption,
+            source=source,
+            caption_span=spans[settings.caption_column],
+            image_span=spans[settings.image_column],
+            extras={k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()
+                    if k not in (settings.image_column, settings.caption_column)},
+            original_caption=caption,
+        )
+
+    def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
+        out: dict[Path, bytes] = {}
+        source = dataset.sources[0]
+        replacements = []
+        for record in dataset.records:
+            if not record.changed or record.caption is None:
+                continue
+            if record.caption_span is None:
+                raise RuntimeError(f"cannot locate the caption of {record.image} in {source.path}")
+            start, end = record.caption_span
+            old_raw = source.text[start:end]
+            ascii_only = old_raw.isascii() and "\\u" in old_raw
+            replacements.append((start, end, json.dumps(record.caption, ensure_ascii=ascii_only)[1:-1]))
+        changes = file_changes.get(source.path, set())
+        if replacements or changes:
+            out[source.path] = encode_source(source, splice(source.text, replacements), changes)
+        return out

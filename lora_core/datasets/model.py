@@ -1,0 +1,151 @@
+"""The dataset model: files, records (one image + its caption) and problems found while reading.
+
+Readers produce these; rules read them; the fixer edits `Record.caption` and asks the reader that
+made the dataset to write the changed captions back. Nothing here knows a file format: the only
+format-specific piece a record carries is its `SourceFile.codec`, which maps offsets in the caption
+text to offsets in the raw file (CSV doubles quotes, JSON escapes characters).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from lora_core.violations import Location
+
+if TYPE_CHECKING:
+    from lora_core.datasets.reader import DatasetReader
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+class CaptionCodec(Protocol):
+    """Maps an offset inside a caption's text to an offset inside its raw field in the file."""
+
+    def raw_offset(self, record: Record, value_offset: int) -> int: ...
+
+
+class IdentityCodec:
+    """The caption is stored verbatim (sidecar files, unquoted CSV fields)."""
+
+    def raw_offset(self, record: Record, value_offset: int) -> int:
+        return value_offset
+
+
+@dataclass(eq=False)
+class SourceFile:
+    """A file a dataset was read from, decoded once.
+
+    Invalid UTF-8 bytes are decoded with `surrogateescape`, so they survive a rewrite untouched and
+    can be located exactly (each bad byte becomes one lone surrogate character).
+    """
+
+    path: Path
+    text: str
+    bom: bool = False
+    codec: CaptionCodec = field(default_factory=IdentityCodec)
+    _line_starts: list[int] | None = field(default=None, repr=False)
+
+    @property
+    def line_starts(self) -> list[int]:
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(self.text)]
+        return self._line_starts
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of a character offset in `text`."""
+        starts = self.line_starts
+        line = bisect.bisect_right(starts, offset)
+        return line, offset - starts[line - 1] + 1
+
+    def location(self, start: int, end: int | None = None) -> Location:
+        line, column = self.position(start)
+        if end is None:
+            return Location(self.path, line, column)
+        end_line, end_column = self.position(end)
+        return Location(self.path, line, column, end_line, end_column)
+
+    def byte_offset(self, offset: int) -> int:
+        """Byte offset in the file of a character offset (the BOM counts)."""
+        return len(self.text[:offset].encode("utf-8", "surrogateescape")) + (3 if self.bom else 0)
+
+
+@dataclass(eq=False, slots=True)
+class Record:
+    """One image and its caption, with the exact place of each in the source file."""
+
+    index: int
+    image: str | None  # dataset-relative path as written in the data (posix separators)
+    caption: str | None  # None: the image has no caption at all
+    source: SourceFile
+    caption_span: tuple[int, int] | None = None  # raw character span of the caption in source.text
+    image_span: tuple[int, int] | None = None  # raw span of the file_name cell, when there is one
+    quoted: bool = False  # CSV: the caption cell was quoted
+    image_path: Path | None = None  # resolved absolute path; None when unsafe (outside the root)
+    image_exists: bool = False
+    extras: dict[str, str] = field(default_factory=dict)
+    concept: str | None = None  # kohya `N_name` folder name part
+    repeats: int | None = None  # kohya `N_name` folder number part
+    original_caption: str | None = None  # caption as read, before any fix
+
+    def caption_location(self, start: int = 0, end: int | None = None) -> Location:
+        """Location of caption[start:end] in the source file; the record's line when unknown."""
+        if self.caption_span is None:
+            return self.image_location()
+        codec = self.source.codec
+        raw_start = self.caption_span[0] + codec.raw_offset(self, start)
+        raw_end = None if end is None else self.caption_span[0] + codec.raw_offset(self, end)
+        return self.source.location(raw_start, raw_end)
+
+    def image_location(self) -> Location:
+        if self.image_span is not None:
+            return self.source.location(self.image_span[0], self.image_span[1])
+        if self.caption_span is not None:
+            return self.source.location(self.caption_span[0])
+        return Location(self.source.path, 1, 1)
+
+    @property
+    def changed(self) -> bool:
+        return self.caption != self.original_caption
+
+
+@dataclass(frozen=True)
+class ReadProblem:
+    """Something a reader found wrong with the files themselves (rules turn these into violations).
+
+    kind is one of: "malformed", "encoding", "bom", "mixed-newlines", "extension-mismatch",
+    "orphan-caption". `image` is the dataset-relative image the problem concerns, if any.
+    """
+
+    kind: str
+    location: Location
+    message: str
+    image: str | None = None
+    source: SourceFile | None = None
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Everything read from one dataset path."""
+
+    root: Path  # folder image paths are relative to
+    path: Path  # what the user named: a metadata file or a folder
+    format: str  # name of the reader that produced it ("csv", "jsonl", "sidecar", ...)
+    records: list[Record]
+    sources: list[SourceFile]
+    problems: list[ReadProblem] = field(default_factory=list)
+    # Every image file found under root (dataset-relative posix paths), for "caption-missing".
+    images_on_disk: set[str] = field(default_factory=set)
+    caption_column: str = "text"
+    reader: DatasetReader | None = field(default=None, repr=False)
+
+    def problems_of(self, kind: str) -> list[ReadProblem]:
+        return [p for p in self.problems if p.kind == kind]
+
+    @property
+    def captioned(self) -> list[Record]:
+        """Records that have caption text (the ones text rules look at)."""
+        return [r for r in self.records if r.caption is not None]

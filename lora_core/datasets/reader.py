@@ -1,0 +1,234 @@
+"""The reader interface and the helpers every reader shares (decoding, image inventory, paths).
+
+A reader claims a path, reads it into a Dataset, and renders changed captions back into new file
+contents. Rendering returns text per file; writing it (atomically) is the core's job, so a
+third-party reader never has to get atomic writes right.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
+from lora_core.errors import DatasetError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
+_SURROGATES = re.compile("[\udc80-\udcff]+")
+_LINE_ENDINGS = re.compile(r"\r\n|\r|\n")
+# Pre-compiled folder-name pattern of kohya repeat folders: "10_cyberpunk city".
+KOHYA_FOLDER = re.compile(r"^(\d+)_(.+)$")
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """The `[dataset]` config section, resolved."""
+
+    caption_column: str = "text"
+    image_column: str = "file_name"
+    caption_extension: str = ".txt"
+
+
+class DatasetReader:
+    """Base class for dataset readers registered through the `register_readers` hook."""
+
+    #: Short name shown in reports and `lorakit plugins`.
+    name: str = ""
+    description: str = ""
+    #: Readers are asked in descending priority; the folder-of-sidecars fallback is lowest.
+    priority: int = 0
+
+    def claims(self, path: Path) -> bool:
+        """True when this reader understands `path` (a file or a folder)."""
+        raise NotImplementedError
+
+    def read(self, path: Path, settings: DatasetSettings) -> Dataset:
+        raise NotImplementedError
+
+    def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
+        """New contents of every file that changes: records whose caption differs from the
+        original, plus whole-file normalisations (`file_changes[path]` holds "strip-bom",
+        "normalize-newlines"). Files that do not change are left out."""
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def read_bytes(path: Path) -> bytes:
+    """Read a file for a dataset, turning OS errors into a DatasetError naming the file."""
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise DatasetError(f"{path}: permission denied") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{path}: is a directory, expected a file") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def decode_source(path: Path, data: bytes, problems: list[ReadProblem]) -> SourceFile:
+    """Decode UTF-8 losslessly and note BOM, UTF-16 and invalid bytes as problems."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DatasetError(
+            f"{path}: file is UTF-16 encoded; save it as UTF-8 (e.g. `iconv -f utf-16 -t utf-8`)"
+        )
+    bom = data.startswith(b"\xef\xbb\xbf")
+    text = data[3:].decode("utf-8", "surrogateescape") if bom else data.decode("utf-8", "surrogateescape")
+    source = SourceFile(path=path, text=text, bom=bom)
+    if bom:
+        problems.append(
+            ReadProblem("bom", source.location(0), "file starts with a UTF-8 byte order mark", source=source)
+        )
+    _note_mixed_newlines(source, problems)
+    return source
+
+
+def invalid_byte_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans that came from bytes which are not valid UTF-8."""
+    return [m.span() for m in _SURROGATES.finditer(text)]
+
+
+def describe_invalid_bytes(source: SourceFile, start: int, end: int) -> str:
+    raw = source.text[start:end].encode("utf-8", "surrogateescape")
+    shown = " ".join(f"0x{b:02X}" for b in raw[:4])
+    hint = ""
+    try:
+        hint = f" (as cp1252 it would read {raw.decode('cp1252')!r})"
+    except UnicodeDecodeError:
+        pass
+    return f"byte offset {source.byte_offset(start)}: {shown} is not valid UTF-8{hint}"
+
+
+def _note_mixed_newlines(source: SourceFile, problems: list[ReadProblem]) -> None:
+    text = source.text
+    if "\r" not in text:
+        return  # only "\n" endings: the common case, decided without a scan
+    counts: dict[str, int] = {}
+    first_at: dict[str, int] = {}
+    for match in _LINE_ENDINGS.finditer(text):
+        ending = match.group()
+        counts[ending] = counts.get(ending, 0) + 1
+        first_at.setdefault(ending, match.start())
+    if len(counts) < 2:
+        return
+    dominant = max(counts, key=lambda k: counts[k])
+    minority = min((k for k in counts if k != dominant), key=lambda k: first_at[k])
+    names = {"\r\n": "CRLF", "\n": "LF", "\r": "CR"}
+    summary = ", ".join(f"{counts[k]} {names[k]}" for k in counts)
+    problems.append(
+        ReadProblem(
+            "mixed-newlines",
+            source.location(first_at[minority]),
+            f"mixed line endings ({summary}); this line ends with {names[minority]}",
+            source=source,
+        )
+    )
+
+
+def dominant_newline(text: str) -> str:
+    crlf = text.count("\r\n")
+    lf = text.count("\n") - crlf
+    cr = text.count("\r") - crlf
+    return max((crlf, "\r\n"), (lf, "\n"), (cr, "\r"))[1] if (crlf or lf or cr) else "\n"
+
+
+def encode_source(source: SourceFile, text: str, changes: set[str]) -> bytes:
+    """Encode new file text the way the original was stored, applying whole-file normalisations.
+
+    Invalid bytes read through surrogateescape are written back exactly as they were."""
+    if "normalize-newlines" in changes:
+        text = _LINE_ENDINGS.sub(dominant_newline(text), text)
+    data = text.encode("utf-8", "surrogateescape")
+    if source.bom and "strip-bom" not in changes:
+        data = b"\xef\xbb\xbf" + data
+    return data
+
+
+def splice(text: str, replacements: list[tuple[int, int, str]]) -> str:
+    """Replace non-overlapping (start, end, new) spans of text; everything else stays byte-exact."""
+    pieces: list[str] = []
+    last = 0
+    for start, end, new in sorted(replacements):
+        pieces.append(text[last:start])
+        pieces.append(new)
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
+# ---------------------------------------------------------------------------------------------
+# Images and paths
+
+
+def image_inventory(root: Path, skip_dirs: frozenset[str] = frozenset()) -> tuple[set[str], set[str]]:
+    """Dataset-relative posix paths of every image file under root (hidden folders skipped), and
+    the subset of them that are symbolic links (which may point out of the root)."""
+    found: set[str] = set()
+    links: set[str] = set()
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if name not in skip_dirs:
+                    stack.append((Path(entry.path), f"{prefix}{name}/"))
+            elif os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found.add(prefix + name)
+                if entry.is_symlink():
+                    links.add(prefix + name)
+    return found, links
+
+
+class ImageResolver:
+    """Resolves the image names a dataset mentions, without ever opening an unsafe path."""
+
+    def __init__(self, root: Path, inventory: set[str], links: set[str]) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.inventory = inventory
+        self.links = links
+
+    def resolve(self, record: Record) -> None:
+        """Set record.image_path / image_exists; image_path stays None for an unsafe name."""
+        name = record.image
+        if not name:
+            return
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", name):
+            return  # absolute: LK007
+        normalised = posixpath.normpath(name)
+        if normalised == ".." or normalised.startswith("../"):
+            return  # escapes the root: LK007
+        if normalised in self.inventory:
+            # Found by walking the real tree (symlinked folders are not followed), so it is
+            # inside the root unless the file itself is a symlink.
+            candidate = self.root / normalised
+            if normalised in self.links and not self._inside(candidate):
+                return
+            record.image_path = candidate
+            record.image_exists = True
+            return
+        candidate = self.root / normalised
+        if not self._inside(candidate):
+            return  # a symlink somewhere on the way points out of the root: LK007
+        record.image_path = candidate
+        record.image_exists = candidate.is_file()
+
+    def _inside(self, path: Path) -> bool:
+        real = os.path.realpath(path)
+        return real == self.real_root or real.startswith(self.real_root.rstrip(os.sep) + os.sep)
+
+
+def normalise_image_name(name: str) -> str:
+    return posixpath.normpath(name) if name else name

@@ -1,0 +1,164 @@
+"""The rule engine: which rules run (select / ignore / severity / per-image ignores) and running them.
+
+Selection follows ruff: a selector is "ALL", a code prefix ("LK1", "LK10"), a full code or a rule
+name; when a rule matches both a select and an ignore selector, the more specific one wins, and
+ignore wins a tie. Opt-in rules only run when a selector other than "ALL" names them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lora_core.datasets.model import Dataset, Record
+from lora_core.errors import ConfigError
+from lora_core.rules import LintContext, Rule
+from lora_core.violations import Location, Severity, Violation
+
+_NAME_SPECIFICITY = 1000  # a rule name is as specific as a full code
+
+
+@dataclass(frozen=True)
+class RuleCrash:
+    """A rule raised while checking; reported against its plugin and code (exit code 2)."""
+
+    code: str
+    plugin: str
+    error: str
+    location: Location | None
+    detail: str = ""
+
+    def describe(self) -> str:
+        where = ""
+        if self.location is not None:
+            where = f" on {self.location.path}:{self.location.line}"
+        return f"rule {self.code} (plugin {self.plugin!r}) crashed{where}: {self.error}"
+
+
+@dataclass
+class Selection:
+    """The resolved `[lint]` selection settings."""
+
+    select: list[str] = field(default_factory=lambda: ["ALL"])
+    extend_select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    severity: dict[str, str] = field(default_factory=dict)
+    per_image_ignores: dict[str, list[str]] = field(default_factory=dict)
+    origin: str = "configuration"  # where the settings came from, for error messages
+
+    @classmethod
+    def from_settings(cls, lint: dict[str, Any], origin: str) -> Selection:
+        return cls(
+            select=list(lint.get("select", ["ALL"])),
+            extend_select=list(lint.get("extend-select", [])),
+            ignore=list(lint.get("ignore", [])),
+            severity=dict(lint.get("severity", {})),
+            per_image_ignores=dict(lint.get("per-image-ignores", {})),
+            origin=origin,
+        )
+
+    def enabled_rules(self, rules: dict[str, Rule]) -> list[Rule]:
+        select = self.select + self.extend_select
+        for selector in (*select, *self.ignore, *(c for codes in self.per_image_ignores.values() for c in codes)):
+            _check_selector(selector, rules, self.origin)
+        for key in self.severity:
+            if _specificity(key, rules.get(key.upper()) or _by_name(rules, key)) != _NAME_SPECIFICITY:
+                raise ConfigError(f"{self.origin}: [lint] severity: unknown rule {key!r} (use a full code such as LK107)")
+        enabled = []
+        for rule in rules.values():
+            chosen = max((_specificity(s, rule) for s in select), default=-1)
+            if rule.opt_in:
+                chosen = max((_specificity(s, rule) for s in select if s.upper() != "ALL"), default=-1)
+            ignored = max((_specificity(s, rule) for s in self.ignore), default=-1)
+            if chosen >= 0 and chosen > ignored:
+                enabled.append(rule)
+        return sorted(enabled, key=lambda r: r.code)
+
+    def severity_of(self, rule: Rule) -> Severity:
+        for key in (rule.code, rule.name):
+            for configured, value in self.severity.items():
+                if configured.upper() == key.upper():
+                    return Severity.parse(value)
+        return rule.severity
+
+    def ignored_for_image(self, image: str | None, rule: Rule) -> bool:
+        if image is None or not self.per_image_ignores:
+            return False
+        basename = image.rsplit("/", 1)[-1]
+        for pattern, codes in self.per_image_ignores.items():
+            if fnmatch.fnmatchcase(image, pattern) or ("/" not in pattern and fnmatch.fnmatchcase(basename, pattern)):
+                if any(_specificity(c, rule) >= 0 for c in codes):
+                    return True
+        return False
+
+
+def _by_name(rules: dict[str, Rule], name: str) -> Rule | None:
+    return next((r for r in rules.values() if r.name == name.lower()), None)
+
+
+def _specificity(selector: str, rule: Rule | None) -> int:
+    """How specifically `selector` matches `rule` (-1: not at all)."""
+    if rule is None:
+        return -1
+    sel = selector.strip()
+    if sel.upper() == "ALL":
+        return 0
+    if sel.lower() == rule.name:
+        return _NAME_SPECIFICITY
+    if rule.code.startswith(sel.upper()) and sel[:1].isalpha():
+        return _NAME_SPECIFICITY if len(sel) == len(rule.code) else len(sel)
+    return -1
+
+
+def _check_selector(selector: str, rules: dict[str, Rule], origin: str) -> None:
+    if any(_specificity(selector, rule) >= 0 for rule in rules.values()):
+        return
+    if selector.strip().upper() == "ALL":
+        return
+    raise ConfigError(
+        f"{origin}: unknown rule selector {selector!r} (no rule code starts with it and no rule has that "
+        "name; see `lorakit rules`, or install the plugin that provides it)"
+    )
+
+
+def run_rules(
+    dataset: Dataset, rules: Sequence[Rule], selection: Selection, settings: dict[str, dict[str, Any]]
+) -> tuple[list[Violation], list[RuleCrash]]:
+    """Run every rule over a dataset. A crashing rule is recorded and the others keep going."""
+    ctx = LintContext(dataset, settings)
+    records = dataset.captioned
+    violations: list[Violation] = []
+    crashes: list[RuleCrash] = []
+    for rule in rules:
+        found: list[Violation] = []
+        current: Record | None = None
+        try:
+            if rule.checks_records:
+                check = rule.check_record
+                for current in records:
+                    found.extend(check(current, ctx))
+            current = None
+            if rule.checks_dataset:
+                found.extend(rule.check_dataset(dataset, ctx))
+        except Exception as exc:  # noqa: BLE001 - isolate third-party rule bugs
+            location = current.caption_location() if current is not None else None
+            crashes.append(
+                RuleCrash(rule.code, rule.plugin, f"{type(exc).__name__}: {exc}", location,
+                          "".join(traceback.format_exception(exc)))
+            )
+            continue
+        violations.extend(_finalise(found, rule, selection))
+    return violations, crashes
+
+
+def _finalise(found: Iterable[Violation], rule: Rule, selection: Selection) -> Iterable[Violation]:
+    severity = selection.severity_of(rule)
+    for violation in found:
+        if selection.ignored_for_image(violation.image, rule):
+            continue
+        if violation.severity is not severity:
+            violation.severity = severity
+        yield violation

@@ -1,0 +1,83 @@
+"""Applying fixes: edits on caption text, repeated until nothing more changes (as ruff does).
+
+Fixes never know about file formats: they edit `Record.caption` in memory; the dataset's reader
+renders the changed captions back into its own format and the core writes them atomically.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lora_core.datasets.model import Dataset, Record
+from lora_core.violations import Applicability, Edit, Fix, Violation
+
+MAX_ROUNDS = 25
+
+
+@dataclass
+class FixOutcome:
+    applied: int = 0  # number of violations fixed
+    by_code: dict[str, int] = field(default_factory=dict)
+    file_changes: dict[Path, set[str]] = field(default_factory=lambda: defaultdict(set))
+    converged: bool = True
+
+
+def allowed(fix: Fix | None, unsafe: bool) -> bool:
+    return fix is not None and (unsafe or fix.applicability is Applicability.SAFE)
+
+
+def apply_edits(text: str, edits: list[Edit]) -> str:
+    for edit in sorted(edits, key=lambda e: e.start, reverse=True):
+        text = text[: edit.start] + edit.replacement + text[edit.end :]
+    return text
+
+
+def fix_dataset(dataset: Dataset, run: Callable[[], list[Violation]], unsafe: bool) -> FixOutcome:
+    """Lint, apply every non-overlapping allowed fix, and repeat until the captions stop changing."""
+    outcome = FixOutcome()
+    for _ in range(MAX_ROUNDS):
+        per_record: dict[Record, list[Violation]] = defaultdict(list)
+        changed = False
+        for violation in run():
+            fix = violation.fix
+            if not allowed(fix, unsafe):
+                continue
+            assert fix is not None
+            if fix.file_changes and violation.location is not None:
+                path = violation.location.path
+                new = fix.file_changes - outcome.file_changes[path]
+                if new:
+                    outcome.file_changes[path] |= new
+                    _count(outcome, violation)
+            if fix.edits and violation.record is not None and violation.record.caption is not None:
+                per_record[violation.record].append(violation)
+        for record, violations in per_record.items():
+            accepted: list[Edit] = []
+            for violation in sorted(violations, key=lambda v: (min(e.start for e in v.fix.edits), v.code)):  # type: ignore[union-attr]
+                edits = list(violation.fix.edits)  # type: ignore[union-attr]
+                if any(_overlaps(e, a) for e in edits for a in accepted):
+                    continue  # applied in a later round, against the updated caption
+                accepted.extend(edits)
+                _count(outcome, violation)
+            new_caption = apply_edits(record.caption or "", accepted)
+            if new_caption != record.caption:
+                record.caption = new_caption
+                changed = True
+        if not changed:
+            return outcome
+    outcome.converged = False
+    return outcome
+
+
+def _overlaps(a: Edit, b: Edit) -> bool:
+    if a.start == a.end or b.start == b.end:  # insertions conflict only at the same point or inside
+        return b.start < a.start < b.end or a.start < b.start < a.end or a.start == b.start
+    return a.start < b.end and b.start < a.end
+
+
+def _count(outcome: FixOutcome, violation: Violation) -> None:
+    outcome.applied += 1
+    outcome.by_code[violation.code] = outcome.by_code.get(violation.code, 0) + 1

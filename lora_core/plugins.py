@@ -1,0 +1,294 @@
+"""Plugin loading and the registry of everything plugins contribute.
+
+`load_plugins()` is a factory: each call builds a fresh pluggy PluginManager, loads every entry
+point of the "lorakit" group one at a time (a plugin that fails to import is recorded, not
+fatal), then calls each plugin's `register_*` hooks one plugin at a time so that what a plugin
+registers, and any error it raises, is attributed to it. Built-in packs are entry points of the
+"lorakit" distribution itself and go through exactly the same path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from lora_core import hookspecs
+from lora_core.config import ConfigSection
+from lora_core.errors import PluginError
+from lora_core.rules import CODE_PATTERN, NAME_PATTERN, Rule
+from lora_core.violations import Severity
+
+ENTRY_POINT_GROUP = "lorakit"
+DISABLE_ENV = "LORAKIT_DISABLE_PLUGINS"
+BUILTIN_DISTRIBUTION = "lorakit"
+#: Plugins the tool cannot work without; they cannot be disabled.
+ESSENTIAL = frozenset({"core"})
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as `lorakit plugins` shows it."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    builtin: bool = False
+    status: str = "loaded"  # loaded | disabled | failed
+    error: str | None = None
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+    def note(self, kind: str, what: str) -> None:
+        self.registered.setdefault(kind, []).append(what)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "builtin": self.builtin,
+            "status": self.status,
+            "error": self.error,
+            "registers": self.registered,
+        }
+
+
+@dataclass
+class Registered:
+    """A captioner or trainer factory with its metadata."""
+
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OutputFormat:
+    name: str
+    render: Callable[..., None]
+    description: str
+    plugin: str
+
+
+class Registry:
+    """Everything the loaded plugins registered, validated as it arrived."""
+
+    def __init__(self) -> None:
+        self.plugins: dict[str, PluginInfo] = {}
+        self.rules: dict[str, Rule] = {}
+        self.readers: list[Any] = []
+        self.formats: dict[str, OutputFormat] = {}
+        self.config_sections: dict[str, ConfigSection] = {}
+        self.captioners: dict[str, Registered] = {}
+        self.trainers: dict[str, Registered] = {}
+        self.pm: pluggy.PluginManager | None = None
+
+    # -- registration callbacks (bound to one plugin at a time) ---------------------------------
+
+    def _add_rule(self, plugin: str, rule_class: type) -> None:
+        if not (isinstance(rule_class, type) and issubclass(rule_class, Rule)):
+            raise PluginError(f"plugin {plugin!r} registered {rule_class!r}, which is not a Rule subclass")
+        code, name = rule_class.code, rule_class.name
+        if not CODE_PATTERN.match(code or ""):
+            raise PluginError(
+                f"plugin {plugin!r}: rule {rule_class.__name__} has code {code!r}; codes are 1-4 capital "
+                "letters and 3-4 digits (e.g. EX101)"
+            )
+        if not NAME_PATTERN.match(name or ""):
+            raise PluginError(f"plugin {plugin!r}: rule {code} has name {name!r}; names are kebab-case")
+        if not isinstance(rule_class.severity, Severity):
+            raise PluginError(f"plugin {plugin!r}: rule {code} severity must be a lora_core.Severity")
+        if code in self.rules:
+            raise PluginError(
+                f"duplicate rule code {code}: registered by plugin {self.rules[code].plugin!r} "
+                f"and again by plugin {plugin!r}; uninstall one, or skip one with `-p no:{plugin}`"
+            )
+        other = next((r for r in self.rules.values() if r.name == name), None)
+        if other is not None:
+            raise PluginError(
+                f"duplicate rule name {name!r}: {other.code} from plugin {other.plugin!r} and "
+                f"{code} from plugin {plugin!r}"
+            )
+        rule = rule_class()
+        rule.plugin = plugin
+        self.rules[code] = rule
+        self.plugins[plugin].note("rules", code)
+
+    def _add_reader(self, plugin: str, reader: Any) -> None:
+        name = getattr(reader, "name", "")
+        if not name or not callable(getattr(reader, "claims", None)) or not callable(getattr(reader, "read", None)):
+            raise PluginError(f"plugin {plugin!r} registered a reader without name/claims/read: {reader!r}")
+        if any(r.name == name for r in self.readers):
+            raise PluginError(f"duplicate dataset reader {name!r} (from plugin {plugin!r})")
+        reader.plugin = plugin
+        self.readers.append(reader)
+        self.plugins[plugin].note("readers", name)
+
+    def _add_format(self, plugin: str, name: str, render: Callable[..., None], description: str = "") -> None:
+        if name in self.formats:
+            raise PluginError(
+                f"duplicate output format {name!r}: from plugin {self.formats[name].plugin!r} and {plugin!r}"
+            )
+        self.formats[name] = OutputFormat(name, render, description, plugin)
+        self.plugins[plugin].note("formats", name)
+
+    def _add_config(self, plugin: str, section: ConfigSection) -> None:
+        if not isinstance(section, ConfigSection):
+            raise PluginError(f"plugin {plugin!r} registered {section!r}, which is not a ConfigSection")
+        if section.name in self.config_sections:
+            owner = self.config_sections[section.name].plugin
+            raise PluginError(f"duplicate config section [{section.name}]: from plugin {owner!r} and {plugin!r}")
+        section.plugin = plugin
+        self.config_sections[section.name] = section
+        self.plugins[plugin].note("config", f"[{section.name}]")
+
+    def _add_named(self, table: dict[str, Registered], kind: str, plugin: str, name: str,
+                   factory: Callable[..., Any], **info: Any) -> None:
+        if name in table:
+            raise PluginError(f"duplicate {kind} {name!r}: from plugin {table[name].plugin!r} and {plugin!r}")
+        table[name] = Registered(name, factory, plugin, info)
+        self.plugins[plugin].note(kind + "s", name)
+
+    def callbacks(self, plugin: str) -> dict[str, Callable[..., None]]:
+        return {
+            "register_rules": lambda rule_class: self._add_rule(plugin, rule_class),
+            "register_readers": lambda reader: self._add_reader(plugin, reader),
+            "register_formats": lambda name, render, description="": self._add_format(
+                plugin, name, render, description),
+            "register_config": lambda section: self._add_config(plugin, section),
+            "register_captioners": lambda name, factory, **info: self._add_named(
+                self.captioners, "captioner", plugin, name, factory, **info),
+            "register_trainers": lambda name, factory, **info: self._add_named(
+                self.trainers, "trainer", plugin, name, factory, **info),
+        }
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    @property
+    def failed(self) -> list[PluginInfo]:
+        return [p for p in self.plugins.values() if p.status == "failed"]
+
+    def rule(self, code_or_name: str) -> Rule | None:
+        key = code_or_name.strip()
+        rule = self.rules.get(key.upper())
+        if rule is None:
+            rule = next((r for r in self.rules.values() if r.name == key.lower()), None)
+        return rule
+
+    def require(self, names: Iterable[str]) -> None:
+        """Raise PluginError unless every named plugin is loaded."""
+        for name in names:
+            info = self.plugins.get(name)
+            if info is None:
+                raise PluginError(f"required plugin {name!r} is not installed (see `lorakit plugins`)")
+            if info.status != "loaded":
+                why = f": {info.error}" if info.error else ""
+                raise PluginError(f"required plugin {name!r} is {info.status}{why}")
+
+
+def _disabled_from_env() -> set[str]:
+    raw = os.environ.get(DISABLE_ENV, "")
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def load_plugins(
+    *,
+    disabled: Iterable[str] = (),
+    entry_points: bool = True,
+    extra: Sequence[tuple[str, object]] = (),
+    builtin_only: bool = False,
+) -> Registry:
+    """Build a Registry from the "lorakit" entry points plus `extra` (name, plugin) pairs.
+
+    disabled: plugin names to skip (also read from LORAKIT_DISABLE_PLUGINS, comma-separated).
+    entry_points: False loads only `extra` (tests register in-memory plugins this way).
+    builtin_only: only the entry points of the lorakit distribution itself (used for the docs).
+    """
+    blocked = set(disabled) | _disabled_from_env()
+    for name in blocked & ESSENTIAL:
+        raise PluginError(f"plugin {name!r} is part of lorakit's core and cannot be disabled")
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+    registry.pm = pm
+
+    candidates: list[tuple[str, Callable[[], object], PluginInfo]] = []
+    if entry_points:
+        seen: set[str] = set()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            if builtin_only and dist_name != BUILTIN_DISTRIBUTION:
+                continue
+            if ep.name in seen:
+                continue  # the same distribution visible twice on sys.path
+            seen.add(ep.name)
+            info = PluginInfo(ep.name, dist_name, dist.version if dist is not None else None,
+                              builtin=dist_name == BUILTIN_DISTRIBUTION)
+            candidates.append((ep.name, ep.load, info))
+        if "core" not in seen:
+            raise PluginError(
+                "lorakit's own plugins are not registered: install the package (`pip install -e .` "
+                "in a checkout) rather than running it from the source folder"
+            )
+    for name, plugin in extra:
+        candidates.append((name, (lambda p=plugin: p), PluginInfo(name, None, None)))
+
+    loaded: list[str] = []
+    for name, load, info in candidates:
+        registry.plugins[name] = info
+        if name in blocked:
+            info.status = "disabled"
+            continue
+        try:
+            pm.register(load(), name=name)
+        except Exception as exc:  # noqa: BLE001 - any import error of a plugin is recorded, not fatal
+            info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
+            continue
+        loaded.append(name)
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        bad = getattr(exc, "plugin", None)
+        bad_name = pm.get_name(bad) if bad is not None else None
+        if bad_name is None:
+            raise PluginError(str(exc)) from None
+        _fail(registry, pm, bad_name, f"unknown hook: {exc}")
+
+    # Call each plugin's hooks separately so errors and registrations are attributed to it.
+    for hook_name in ("register_config", "register_readers", "register_formats", "register_rules",
+                      "register_captioners", "register_trainers"):
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            plugin_name = impl.plugin_name
+            if registry.plugins[plugin_name].status != "loaded":
+                continue
+            register = registry.callbacks(plugin_name)[hook_name]
+            try:
+                impl.function(register=register)
+            except Exception as exc:  # noqa: BLE001
+                if isinstance(exc, PluginError) and exc.args[0].startswith("duplicate rule code"):
+                    raise
+                _fail(registry, pm, plugin_name, f"{type(exc).__name__}: {exc}")
+    return registry
+
+
+def _fail(registry: Registry, pm: pluggy.PluginManager, name: str, error: str) -> None:
+    info = registry.plugins[name]
+    info.status, info.error = "failed", error
+    info.registered.clear()
+    # Drop whatever the plugin registered before it failed, so it is all-or-nothing.
+    registry.rules = {c: r for c, r in registry.rules.items() if r.plugin != name}
+    registry.readers = [r for r in registry.readers if getattr(r, "plugin", None) != name]
+    registry.formats = {k: f for k, f in registry.formats.items() if f.plugin != name}
+    registry.config_sections = {k: s for k, s in registry.config_sections.items() if s.plugin != name}
+    registry.captioners = {k: c for k, c in registry.captioners.items() if c.plugin != name}
+    registry.trainers = {k: t for k, t in registry.trainers.items() if t.plugin != name}
+    plugin = pm.get_plugin(name)
+    if plugin is not None:
+        pm.unregister(plugin)

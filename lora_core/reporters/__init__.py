@@ -1,0 +1,114 @@
+"""Output formats. Each is a function `render(report, stream)` registered through `register_formats`.
+
+Built-ins: full (rich, default), concise, json, sarif, github. The JSON field names are a public
+contract documented in docs/output-formats.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lora_core.violations import Applicability, Severity, Violation
+
+if TYPE_CHECKING:
+    from lora_core.api import FixResult, LintResult
+
+
+@dataclass
+class Report:
+    """What a reporter renders: the lint result and how it was produced."""
+
+    result: LintResult
+    cwd: Path = field(default_factory=Path.cwd)
+    fixed: FixResult | None = None
+    unsafe_fixes: bool = False
+    statistics: bool = False
+    color: bool | None = None  # None: decide from the stream (a terminal gets colour)
+    width: int | None = None
+
+    def path_of(self, violation: Violation) -> str:
+        from lora_core.api import display_path
+
+        if violation.location is None:
+            return ""
+        return display_path(violation.location.path, self.cwd)
+
+
+def violation_json(violation: Violation, report: Report) -> dict[str, Any]:
+    """The JSON object of one violation (fields are a stable public contract)."""
+    loc = violation.location
+    fix = violation.fix
+    return {
+        "code": violation.code,
+        "name": violation.name,
+        "severity": violation.severity.value,
+        "message": violation.message,
+        "file": report.path_of(violation) or None,
+        "line": loc.line if loc else None,
+        "column": loc.column if loc else None,
+        "end_line": loc.end_line if loc else None,
+        "end_column": loc.end_column if loc else None,
+        "image": violation.image,
+        "fixable": fix is not None,
+        "fix": None if fix is None else {"applicability": fix.applicability.value, "message": fix.description},
+        "plugin": violation.plugin,
+        "data": violation.data or None,
+    }
+
+
+def fixable_counts(violations: list[Violation]) -> tuple[int, int]:
+    """(safe-fixable, unsafe-only-fixable) counts."""
+    safe = sum(1 for v in violations if v.fix and v.fix.applicability is Applicability.SAFE)
+    unsafe = sum(1 for v in violations if v.fix and v.fix.applicability is Applicability.UNSAFE)
+    return safe, unsafe
+
+
+def plural(n: int, word: str, plural_word: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural_word or word + 's')}"
+
+
+def summary_lines(report: Report) -> list[str]:
+    """The closing lines of a human report: counts, fixes applied, fixes available."""
+    result = report.result
+    lines: list[str] = []
+    if report.fixed is not None and report.fixed.applied:
+        lines.append(f"Fixed {plural(report.fixed.applied, 'problem')} "
+                     f"in {plural(len(report.fixed.changes), 'file')}.")
+    violations = result.violations
+    records = sum(len(d.dataset.records) for d in result.datasets)
+    if not violations:
+        lines.append(
+            f"All checks passed! ({plural(records, 'caption')} in {plural(len(result.datasets), 'dataset')}, "
+            f"{plural(len(result.rules), 'rule')})"
+        )
+    else:
+        counts = ", ".join(
+            plural(result.count(s), s.value, "info" if s is Severity.INFO else None)
+            for s in Severity if result.count(s)
+        )
+        lines.append(f"Found {plural(len(violations), 'problem')} ({counts}) in "
+                     f"{plural(records, 'caption')}.")
+        safe, unsafe = fixable_counts(violations)
+        if report.unsafe_fixes:
+            safe, unsafe = safe + unsafe, 0
+        hint = []
+        if safe:
+            hint.append(f"{safe} fixable with `--fix`")
+        if unsafe:
+            hint.append(f"{unsafe} more with `--fix --unsafe-fixes`")
+        if hint:
+            lines.append("[*] " + "; ".join(hint) + ".")
+    for crash in result.crashes:
+        lines.append(f"error: {crash.describe()}")
+    return lines
+
+
+def statistics_rows(violations: list[Violation]) -> list[tuple[int, str, str, str]]:
+    """(count, code, name, fixable marker) per rule, most frequent first."""
+    counts: dict[str, list[Violation]] = {}
+    for v in violations:
+        counts.setdefault(v.code, []).append(v)
+    rows = [(len(vs), code, vs[0].name, "[*]" if any(v.fix for v in vs) else "") for code, vs in counts.items()]
+    return sorted(rows, key=lambda r: (-r[0], r[1]))

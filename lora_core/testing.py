@@ -1,0 +1,72 @@
+"""Helpers for testing lorakit and lorakit plugins (importable by plugin authors' test suites).
+
+    from lora_core.testing import make_csv_dataset, registry_with
+    folder = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, neon city")])
+    result = lora_core.lint(folder, registry=registry_with(MyRulesPlugin()))
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from lora_core.plugins import Registry, load_plugins
+
+
+def png_bytes(width: int = 8, height: int = 8, color: tuple[int, int, int] = (200, 40, 160)) -> bytes:
+    """A valid RGB PNG of one colour, made with the standard library only."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes(color) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(row * height))
+            + chunk(b"IEND", b""))
+
+
+def write_png(path: Path, width: int = 8, height: int = 8, color: tuple[int, int, int] = (200, 40, 160)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png_bytes(width, height, color))
+    return path
+
+
+def csv_field(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\r\n') else value
+
+
+def make_csv_dataset(
+    folder: Path,
+    rows: Iterable[Sequence[str]],
+    header: Sequence[str] = ("file_name", "text"),
+    images: bool = True,
+    newline: str = "\n",
+) -> Path:
+    """Write folder/metadata.csv (fields quoted only when needed) and, by default, a PNG for each
+    row's first column. Returns the metadata file's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [list(r) for r in rows]
+    lines = [",".join(csv_field(h) for h in header)] + [",".join(csv_field(v) for v in row) for row in rows]
+    path = folder / "metadata.csv"
+    path.write_bytes((newline.join(lines) + newline).encode("utf-8"))
+    if images:
+        for row in rows:
+            if row and row[0] and not row[0].startswith(("/", "..")):
+                write_png(folder / row[0])
+    return path
+
+
+def make_sidecar_dataset(folder: Path, captions: dict[str, str], extension: str = ".txt") -> Path:
+    """Write image + caption sidecar pairs: {"10_cat/a.png": "a cat"}."""
+    for image, caption in captions.items():
+        image_path = write_png(folder / image)
+        image_path.with_suffix(extension).write_text(caption + "\n", encoding="utf-8")
+    return folder
+
+
+def registry_with(*plugins: object, builtins: bool = True, names: Sequence[str] | None = None) -> Registry:
+    """A fresh Registry: lorakit's built-ins (unless builtins=False) plus in-memory plugins."""
+    names = list(names) if names is not None else [f"test-plugin-{i}" for i in range(len(plugins))]
+    return load_plugins(entry_points=builtins, extra=list(zip(names, plugins)), builtin_only=builtins)
