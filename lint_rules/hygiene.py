@@ -1,19 +1,29 @@
 """LK1xx: caption text hygiene. Whitespace, separators, tags, invisible and typographic
 characters, duplicated captions, and consistency of caption style across the dataset.
 
-Every rule here is cheap per caption (a plain string test first, a regular expression only when
-that test says there may be something to find), because these run on every caption of every lint.
+These run on every caption of every lint, so most scan the whole caption corpus with one regular
+expression (`ctx.corpus`, a C-speed pass over all captions) and do Python work only where a
+match is found; the others use one cheap string operation per caption.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 
 from lora_core import Fix, Severity, hookimpl
-from lora_core.captions import SEPARATORS, caption_style, near_duplicate_key, normalise_tag, tag_spans
+from lora_core.captions import (
+    SEPARATORS,
+    caption_styles,
+    duplicate_tag_candidates,
+    near_duplicate_key,
+    normalise_tag,
+    tag_spans,
+    word_bags,
+)
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule
 from lora_core.violations import Applicability, Edit, Violation
@@ -22,6 +32,12 @@ _WHITESPACE = re.compile(
     r"(?P<lead>\A[ \t\r\n]+)|(?P<trail>[ \t\r\n]+\Z)|(?P<newline>[ \t]*[\r\n]+[ \t\r\n]*)"
     r"|(?P<before>[ \t]+(?=[,;|]))|(?P<run>[ \t]{2,}|\t)"
 )
+
+
+@functools.lru_cache(maxsize=None)
+def corpus_pattern(template: str, sep: str) -> re.Pattern[str]:
+    """Compile a pattern whose `{sep}` stands for the corpus separator (caption boundaries)."""
+    return re.compile(template.format(sep=re.escape(sep)))
 
 
 class Whitespace(Rule):
@@ -59,25 +75,22 @@ class Whitespace(Rule):
         "run": ("{n} spaces in a row", "collapse to one space", " "),
     }
 
-    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
-        caption = record.caption or ""
-        if not caption or not (
-            caption[0] in " \t\r\n" or caption[-1] in " \t\r\n" or "  " in caption or "\t" in caption
-            or "\n" in caption or "\r" in caption or " ," in caption or " ;" in caption or " |" in caption
-        ):
-            return ()
-        if not caption.strip(" \t\r\n"):
-            return ()  # whitespace only: LK003
-        found = []
-        for m in _WHITESPACE.finditer(caption):
-            kind = m.lastgroup or "run"
-            message, fix_text, replacement = self._MESSAGES[kind]
-            if kind == "run" and m.group() == "\t":
-                message, fix_text = "tab inside the caption", "replace the tab with a space"
-            message = message.format(n=len(m.group()))
-            fix = Fix.replace(fix_text, m.start(), m.end(), replacement)
-            found.append(self.at_caption(record, message, span=m.span(), fix=fix))
-        return found
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        corpus = ctx.corpus
+        sep = corpus.sep
+        suspects = ("  ", "\t", "\n", "\r", " ,", " ;", " |", sep + " ", " " + sep)
+        for record in corpus.containing(suspects):
+            caption = record.caption or ""
+            if not caption.strip(" \t\r\n"):
+                continue  # whitespace only: LK003
+            for m in _WHITESPACE.finditer(caption):
+                kind = m.lastgroup or "run"
+                message, fix_text, replacement = self._MESSAGES[kind]
+                if kind == "run" and m.group() == "\t":
+                    message, fix_text = "tab inside the caption", "replace the tab with a space"
+                start, end = m.span()
+                message = message.format(n=end - start)
+                yield self.at_caption(record, message, span=(start, end), fix=Fix.replace(fix_text, start, end, replacement))
 
 
 class MixedSeparators(Rule):
@@ -106,32 +119,23 @@ class MixedSeparators(Rule):
     fix = Applicability.SAFE
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        captions = [r for r in dataset.captioned if r.caption]
-        usage: Counter[str] = Counter()
-        for record in captions:
-            caption = record.caption or ""
-            for sep in ",;|":
-                if sep in caption:
-                    usage[sep] += 1
-        if not usage.get(";") and not usage.get("|"):
+        corpus = ctx.corpus
+        if ";" not in corpus.text and "|" not in corpus.text:
             return  # the common case: commas only
-        dominant = max(",;|", key=lambda s: (usage.get(s, 0), s == ","))
+        usage = {sep: corpus.text.count(sep) for sep in ",;|"}
+        dominant = max(",;|", key=lambda s: (usage[s], s == ","))
         odd = "".join(s for s in ",;|" if s != dominant)
         pattern = re.compile(rf"[ \t]*[{re.escape(odd)}][ \t]*")
-        for record in captions:
+        for record in corpus.containing(odd):
             caption = record.caption or ""
-            if not any(s in caption for s in odd):
-                continue
-            edits = tuple(Edit(m.start(), m.end(), dominant + " ") for m in pattern.finditer(caption)
-                          if m.end() < len(caption))
             matches = list(pattern.finditer(caption))
+            edits = tuple(Edit(m.start(), m.end(), dominant + " ") for m in matches if m.end() < len(caption))
             first = matches[0]
-            within = dominant in caption
-            message = (f"caption mixes `{dominant}` with `{first.group().strip()}` as tag separators" if within
-                       else f"tags separated by `{first.group().strip()}`; this dataset separates tags with `{dominant}`")
+            message = (f"caption mixes `{dominant}` with `{first.group().strip()}` as tag separators"
+                       if dominant in caption else
+                       f"tags separated by `{first.group().strip()}`; this dataset separates tags with `{dominant}`")
             fix = Fix(f"use `{dominant}` between tags", Applicability.SAFE, edits) if edits else None
             yield self.at_caption(record, message, span=first.span(), fix=fix)
-
 
 class DuplicateTag(Rule):
     """## What it does
@@ -156,26 +160,23 @@ class DuplicateTag(Rule):
     severity = Severity.WARNING
     fix = Applicability.SAFE
 
-    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        corpus = ctx.corpus
+        for index in duplicate_tag_candidates(corpus):
+            yield from self._report(corpus.records[index])
+
+    def _report(self, record: Record) -> Iterable[Violation]:
         caption = record.caption or ""
-        if not any(s in caption for s in SEPARATORS):
-            return ()
-        spans = tag_spans(caption)
-        if len(spans) < 2:
-            return ()
         seen: set[str] = set()
-        found = []
         previous_end = 0
-        for start, end in spans:
+        for start, end in tag_spans(caption):
             key = normalise_tag(caption[start:end])
             if key in seen:
                 fix = Fix.replace("remove the repeated tag", previous_end, end, "")
-                found.append(self.at_caption(record, f"tag `{caption[start:end]}` appears twice", (start, end), fix))
+                yield self.at_caption(record, f"tag `{caption[start:end]}` appears twice", (start, end), fix)
             else:
                 seen.add(key)
             previous_end = end
-        return found
-
 
 _EMPTY_TAG = re.compile(rf"\A[ \t]*[{SEPARATORS}][ \t]*|[{SEPARATORS}][ \t]*(?=[{SEPARATORS}]|[ \t]*\Z)")
 
@@ -204,30 +205,30 @@ class EmptyTag(Rule):
     severity = Severity.WARNING
     fix = Applicability.SAFE
 
-    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
-        caption = record.caption or ""
-        stripped = caption.strip()
-        if not stripped:
-            return ()
-        if not (stripped[0] in SEPARATORS or stripped[-1] in SEPARATORS or ",," in caption.replace(" ", "")
-                or any(a + b in caption.replace(" ", "") for a in SEPARATORS for b in SEPARATORS if a != ",")):
-            return ()
-        found = []
-        for m in _EMPTY_TAG.finditer(caption):
-            at_start = m.start() == 0 or not caption[: m.start()].strip()
-            at_end = not caption[m.end():].strip()
-            message = ("caption starts with a separator" if at_start else
-                       "caption ends with a separator" if at_end else "empty tag between two separators")
-            found.append(self.at_caption(record, message, m.span(), Fix.replace("remove the separator", *m.span(), "")))
-        return found
-
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        corpus = ctx.corpus
+        sep = corpus.sep
+        separators = [c for c in SEPARATORS if c in corpus.text]
+        # With blanks removed, an empty tag is two separators in a row or one at a caption boundary.
+        despaced = corpus.text.replace(" ", "").replace("\t", "")
+        suspects = [literal for a in separators for literal in (sep + a, a + sep, *(a + b for b in separators))]
+        for record in corpus.containing(suspects, text=despaced):
+            caption = record.caption or ""
+            if not caption.strip():
+                continue
+            for m in _EMPTY_TAG.finditer(caption):
+                start, end = m.span()
+                at_start = not caption[:start].strip()
+                at_end = not caption[end:].strip()
+                message = ("caption starts with a separator" if at_start else
+                           "caption ends with a separator" if at_end else "empty tag between two separators")
+                yield self.at_caption(record, message, (start, end), Fix.replace("remove the separator", start, end, ""))
 
 # Characters that are invisible or look like a space but are not one.
-_INVISIBLE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00a0\u00ad\u034f\u061c\u115f\u1160\u180e\u2000-\u200f"
+_INVISIBLE = (
+    "[\x00-\x08\x0b\x0c{low_controls}\x7f-\x9f\u00a0\u00ad\u034f\u061c\u115f\u1160\u180e\u2000-\u200f"
     "\u2028-\u202f\u205f-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]"
 )
-_ASCII_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACE_LIKE = set("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u2028\u2029")
 
 
@@ -256,21 +257,18 @@ class InvisibleCharacter(Rule):
     severity = Severity.WARNING
     fix = Applicability.SAFE
 
-    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
-        caption = record.caption or ""
-        if caption.isascii() and not _ASCII_CONTROL.search(caption):
-            return ()
-        found = []
-        for m in _INVISIBLE.finditer(caption):
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        corpus = ctx.corpus
+        low_controls = "".join(chr(c) for c in range(0x0E, 0x20) if chr(c) != corpus.sep)
+        pattern = corpus_pattern(_INVISIBLE.replace("{low_controls}", re.escape(low_controls)), corpus.sep)
+        for record, start, end, m in corpus.matches(pattern):
+            caption = record.caption or ""
             char = m.group()
             name = unicodedata.name(char, "CONTROL CHARACTER").lower()
-            word = _word_around(caption, m.start())
             replacement = " " if char in _SPACE_LIKE else ""
-            message = f"invisible character U+{ord(char):04X} ({name}) in `{word}`"
+            message = f"invisible character U+{ord(char):04X} ({name}) in `{_word_around(caption, start)}`"
             fix_text = "replace it with a normal space" if replacement else "remove it"
-            found.append(self.at_caption(record, message, m.span(), Fix.replace(fix_text, *m.span(), replacement)))
-        return found
-
+            yield self.at_caption(record, message, (start, end), Fix.replace(fix_text, start, end, replacement))
 
 def _word_around(caption: str, index: int) -> str:
     start = index
@@ -318,19 +316,16 @@ class TypographicCharacters(Rule):
     severity = Severity.INFO
     fix = Applicability.SAFE
 
-    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
-        caption = record.caption or ""
-        if caption.isascii():
-            return ()
-        found = []
-        for m in _TYPOGRAPHIC_RE.finditer(caption):
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        corpus = ctx.corpus
+        if corpus.text.isascii():
+            return
+        for record, start, end, m in corpus.matches(_TYPOGRAPHIC_RE):
             char = m.group()
             ascii_form = _TYPOGRAPHIC[char]
             name = unicodedata.name(char, "?").lower()
-            fix = Fix.replace(f"replace with `{ascii_form}`", *m.span(), ascii_form)
-            found.append(self.at_caption(record, f"typographic character `{char}` ({name})", m.span(), fix))
-        return found
-
+            fix = Fix.replace(f"replace with `{ascii_form}`", start, end, ascii_form)
+            yield self.at_caption(record, f"typographic character `{char}` ({name})", (start, end), fix)
 
 class DuplicateCaption(Rule):
     """## What it does
@@ -354,21 +349,22 @@ class DuplicateCaption(Rule):
     severity = Severity.WARNING
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        corpus = ctx.corpus
+        keys = [c.strip() for c in corpus.captions]
+        repeated = {key for key, n in Counter(keys).items() if n > 1 and key}
+        if not repeated:
+            return
         groups: dict[str, list[Record]] = {}
-        for record in dataset.captioned:
-            key = (record.caption or "").strip()
-            if key:
+        for record, key in zip(corpus.records, keys):
+            if key in repeated:
                 groups.setdefault(key, []).append(record)
         for records in groups.values():
-            if len(records) < 2:
-                continue
             first = records[0]
+            others = len(records) - 1
             for record in records:
-                others = len(records) - 1
                 where = "" if record is first else f" (first: `{first.image}`)"
                 yield self.at_caption(record, f"same caption as {others} other image{'s' if others > 1 else ''}{where}",
                                       group_size=len(records))
-
 
 class NearDuplicateCaption(Rule):
     """## What it does
@@ -396,26 +392,30 @@ class NearDuplicateCaption(Rule):
     severity = Severity.INFO
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        groups: dict[tuple[str, ...], list[Record]] = {}
-        for record in dataset.captioned:
-            caption = (record.caption or "").strip()
-            if caption:
-                key = near_duplicate_key(caption)
-                if key:
-                    groups.setdefault(key, []).append(record)
-        for records in groups.values():
-            distinct = {(r.caption or "").strip() for r in records}
-            if len(distinct) < 2:
-                continue  # all identical: LK107
-            first = records[0]
-            first_text = (first.caption or "").strip()
-            for record in records[1:]:
-                if (record.caption or "").strip() == first_text:
-                    continue
-                yield self.at_caption(
-                    record, f"caption differs only trivially from the caption of `{first.image}`: "
-                    f"`{first_text[:60]}`")
+        corpus = ctx.corpus
+        bags = word_bags(corpus)
+        repeated = {bag for bag, n in Counter(bags).items() if n > 1}
+        candidates: dict[int, list[Record]] = {}
+        for record, bag in zip(corpus.records, bags):
+            if bag in repeated:
+                candidates.setdefault(bag, []).append(record)
+        for records in candidates.values():
+            groups: dict[str, list[Record]] = {}
+            for record in records:
+                groups.setdefault(near_duplicate_key(record.caption or ""), []).append(record)
+            for group in groups.values():
+                yield from self._report(group)
 
+    def _report(self, records: list[Record]) -> Iterable[Violation]:
+        first_text = (records[0].caption or "").strip()
+        if all((r.caption or "").strip() == first_text for r in records):
+            return  # all identical: LK107
+        for record in records[1:]:
+            if (record.caption or "").strip() == first_text:
+                continue
+            yield self.at_caption(
+                record, f"caption differs only trivially from the caption of `{records[0].image}`: "
+                f"`{first_text[:60]}`")
 
 class MixedCaptionStyle(Rule):
     """## What it does
@@ -440,9 +440,9 @@ class MixedCaptionStyle(Rule):
     severity = Severity.INFO
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        corpus = ctx.corpus
         styles: dict[str, list[Record]] = {"tags": [], "sentence": []}
-        for record in dataset.captioned:
-            style = caption_style(record.caption or "")
+        for record, style in zip(corpus.records, caption_styles(corpus.captions)):
             if style is not None:
                 styles[style].append(record)
         tags, sentences = len(styles["tags"]), len(styles["sentence"])
@@ -456,7 +456,6 @@ class MixedCaptionStyle(Rule):
             yield self.at_caption(
                 record, f"caption is {label[minority]}, but {len(styles[majority])} of {total} captions are "
                 f"{plural_label[majority]}", tags=tags, sentences=sentences)
-
 
 RULES = (
     Whitespace, MixedSeparators, DuplicateTag, EmptyTag, InvisibleCharacter, TypographicCharacters,

@@ -114,6 +114,9 @@ class CaptionMissing(Rule):
             yield self.at(where, message, image=image)
 
 
+_BLANK = "\u200b\u200c\u200d\u2060\ufeff\u00a0 \t\r\n"
+
+
 class CaptionEmpty(Rule):
     """## What it does
     Reports a caption that is empty or holds only whitespace or invisible characters.
@@ -136,11 +139,12 @@ class CaptionEmpty(Rule):
     summary = "Empty or whitespace-only caption"
     severity = Severity.ERROR
 
-    def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
-        caption = record.caption or ""
-        if caption.strip() and caption.strip("\u200b\u200c\u200d\u2060\ufeff\u00a0 \t\r\n"):
-            return ()
-        return (self.at_caption(record, "caption is empty" if not caption else "caption holds only whitespace"),)
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        for record in ctx.captioned:
+            caption = record.caption
+            if caption and caption.strip(_BLANK):
+                continue
+            yield self.at_caption(record, "caption is empty" if not caption else "caption holds only whitespace")
 
 
 class InvalidEncoding(Rule):
@@ -168,6 +172,8 @@ class InvalidEncoding(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         for source in dataset.sources:
+            if not source.invalid_utf8:
+                continue
             spans = invalid_byte_spans(source.text)
             if not spans:
                 continue
@@ -183,17 +189,16 @@ class InvalidEncoding(Rule):
 
 
 def _image_at(dataset: Dataset, source, offset: int, cache: list) -> str | None:  # noqa: ANN001
-    """The image whose caption contains `offset`; cache holds this source's sorted caption spans."""
+    """The image of the record that starts last at or before `offset` in this source."""
     if not cache:
         cache.append(sorted(
-            (r.caption_span[0], r.caption_span[1], r.image or "")
-            for r in dataset.records if r.source is source and r.caption_span is not None
+            (source.line_starts[r.row_line - 1] if r.row_line is not None
+             else (r.image_span or r.caption_span or (0, 0))[0], r.image or "")
+            for r in dataset.records if r.source is source
         ))
-    spans = cache[0]
-    index = bisect.bisect_right(spans, (offset, float("inf"), "")) - 1
-    if index >= 0 and spans[index][0] <= offset <= spans[index][1]:
-        return spans[index][2] or None
-    return None
+    starts = cache[0]
+    index = bisect.bisect_right(starts, (offset, "\U0010ffff")) - 1
+    return (starts[index][1] or None) if index >= 0 else None
 
 
 class EncodingHygiene(_ProblemRule):

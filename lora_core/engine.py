@@ -129,7 +129,7 @@ def run_rules(
 ) -> tuple[list[Violation], list[RuleCrash]]:
     """Run every rule over a dataset. A crashing rule is recorded and the others keep going."""
     ctx = LintContext(dataset, settings)
-    records = dataset.captioned
+    records = ctx.captioned
     violations: list[Violation] = []
     crashes: list[RuleCrash] = []
     for rule in rules:

@@ -11,10 +11,12 @@ helpers below, so a rule never fills in its own code, name or severity.
 
 from __future__ import annotations
 
+import bisect
 import inspect
+import itertools
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,15 +35,100 @@ class RuleOption:
     description: str
 
 
-@dataclass
-class LintContext:
-    """What rules may look at besides the record: the dataset and the resolved config sections."""
+class Corpus:
+    """Every caption of a dataset joined into one string, so that a rule can scan all captions
+    with one regular expression in C instead of one Python call per caption.
 
-    dataset: Dataset
-    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    Captions are joined with a `sep` character that occurs in none of them, with `sep` before
+    the first and after the last caption too, so `(?<=SEP)` and `(?=SEP)` act as caption start
+    and end anchors. Patterns must not match `sep` itself (use `ctx.corpus.sep` when building
+    them); `matches()` maps every match back to its record and caption offsets.
+    """
+
+    _CANDIDATES = ("\x1f", "\x1e", "\ue000", "\U0010fffd")
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+        captions = [r.caption or "" for r in records]
+        for sep in self._CANDIDATES:
+            text = sep + sep.join(captions) + sep
+            if text.count(sep) == len(captions) + 1:
+                break
+        else:  # pragma: no cover - every candidate occurs inside some caption
+            raise RuntimeError("no separator character is free in this dataset's captions")
+        self.sep = sep
+        self.text = text
+        self.captions = captions
+        self.starts = list(itertools.accumulate((len(c) + 1 for c in captions), initial=1))[:-1]
+        self._folded: list[str] | None = None
+
+    @property
+    def folded(self) -> list[str]:
+        """Every caption casefolded (computed once, in one pass over the corpus)."""
+        if self._folded is None:
+            pieces = self.text.casefold().split(self.sep)[1:-1]
+            if len(pieces) != len(self.captions):  # casefold produced the separator: never in practice
+                pieces = [c.casefold() for c in self.captions]
+            self._folded = pieces
+        return self._folded
+
+    def record_at(self, offset: int) -> tuple[Record, int]:
+        """The record whose caption holds corpus offset `offset`, and that caption's start."""
+        index = bisect.bisect_right(self.starts, offset) - 1
+        return self.records[index], self.starts[index]
+
+    def matches(self, pattern: re.Pattern[str]) -> Iterator[tuple[Record, int, int, re.Match[str]]]:
+        """(record, start, end, match) for every match, start/end as offsets in the caption."""
+        for m in pattern.finditer(self.text):
+            record, base = self.record_at(m.start())
+            yield record, m.start() - base, m.end() - base, m
+
+    def containing(self, literals: Iterable[str], text: str | None = None) -> list[Record]:
+        """Records whose caption contains any of the literals, found with C-speed substring search.
+
+        `sep` in a literal stands for a caption boundary (`sep + " "`: a caption starting with a
+        space). `text` may be a transformed corpus (e.g. with spaces removed) that keeps every
+        `sep`; caption boundaries are then located by counting separators."""
+        if text is None:
+            text, starts = self.text, self.starts
+        else:
+            starts = [m.end() for m in re.finditer(re.escape(self.sep), text)][:-1]
+        found: set[int] = set()
+        for literal in literals:
+            at = text.find(literal)
+            while at != -1:
+                # The caption holding the literal's last character (a boundary `sep` at the end of
+                # caption i, and the first character of caption i, both map to i).
+                found.add(bisect.bisect_right(starts, at + len(literal) - 1) - 1)
+                at = text.find(literal, at + 1)
+        return [self.records[i] for i in sorted(found)]
+
+
+class LintContext:
+    """What rules may look at besides the record: the dataset, the resolved config sections,
+    and the caption corpus (built on first use, once per lint run)."""
+
+    def __init__(self, dataset: Dataset, settings: dict[str, dict[str, Any]] | None = None) -> None:
+        self.dataset = dataset
+        self.settings = settings or {}
+        self._corpus: Corpus | None = None
+        self._captioned: list[Record] | None = None
 
     def section(self, name: str) -> dict[str, Any]:
         return self.settings.get(name, {})
+
+    @property
+    def captioned(self) -> list[Record]:
+        """Records that have caption text."""
+        if self._captioned is None:
+            self._captioned = self.dataset.captioned
+        return self._captioned
+
+    @property
+    def corpus(self) -> Corpus:
+        if self._corpus is None:
+            self._corpus = Corpus(self.captioned)
+        return self._corpus
 
 
 class Rule:

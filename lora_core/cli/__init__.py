@@ -33,6 +33,11 @@ class LorakitGroup(click.Group):
             ctx.exit(EXIT_FAILURE)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:
+            # The reader went away (`lorakit lint | head`): stop quietly, like other Unix tools.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(EXIT_VIOLATIONS)
         except KeyboardInterrupt:
             click.echo("lorakit: interrupted", err=True)
             ctx.exit(130)

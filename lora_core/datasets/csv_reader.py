@@ -8,12 +8,15 @@ bytes) stays exactly as it was.
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
+from lora_core.violations import Location
 from lora_core.datasets.reader import (
     DatasetReader,
     DatasetSettings,
@@ -27,7 +30,8 @@ from lora_core.datasets.reader import (
 )
 
 _QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
-_UNQUOTED = re.compile(r'[^,"\r\n]*')
+# Like the csv module (and pandas), a quote inside an unquoted field is literal text.
+_UNQUOTED = re.compile(r"[^,\r\n]*")
 _TO_EOL = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
 
 
@@ -43,73 +47,116 @@ class Field:
         return (self.start + 1, self.end - 1) if self.quoted else (self.start, self.end)
 
 
-class QuotedFieldCodec:
-    """Inside a quoted CSV field every `"` of the value is stored as `""`."""
-
-    def raw_offset(self, record: Record, value_offset: int) -> int:
-        if not record.quoted or record.caption is None:
-            return value_offset
-        return value_offset + record.caption.count('"', 0, value_offset)
+class RowError(Exception):
+    def __init__(self, offset: int, message: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.offset, self.message, self.fatal = offset, message, fatal
 
 
-def parse_csv(source: SourceFile, problems: list[ReadProblem]) -> list[list[Field]]:
-    """Split text into rows of fields with exact spans; malformed rows become problems."""
-    text = source.text
+def parse_row(text: str, pos: int) -> tuple[list[Field], int]:
+    """Parse one CSV record starting at pos: (fields with raw spans, offset after its newline).
+
+    Raises RowError; `fatal` means the rest of the file cannot be parsed (an unclosed quote)."""
     n = len(text)
-    pos = 0
-    rows: list[list[Field]] = []
-    quoted_match = _QUOTED.match
-    unquoted_match = _UNQUOTED.match
+    fields: list[Field] = []
+    while True:
+        if text.startswith('"', pos):
+            m = _QUOTED.match(text, pos)
+            if m is None:
+                raise RowError(pos, "unclosed quote: this field's opening quote is never closed, "
+                                    "so the rest of the file cannot be read", fatal=True)
+            fields.append(Field(m.group(1).replace('""', '"'), pos, m.end(), True))
+            pos = m.end()
+            if pos < n and text[pos] not in ",\r\n":
+                raise RowError(pos, f"unexpected character {text[pos]!r} after a closing quote "
+                                    '(a quote inside a quoted field must be doubled: "")')
+        else:
+            m = _UNQUOTED.match(text, pos)
+            assert m is not None
+            fields.append(Field(m.group(), pos, m.end(), False))
+            pos = m.end()
+        if pos >= n:
+            return fields, pos
+        if text[pos] == ",":
+            pos += 1
+            if pos == n:
+                fields.append(Field("", n, n, False))
+                return fields, pos
+            continue
+        return fields, pos + (2 if text.startswith("\r\n", pos) else 1)
+
+
+def parse_csv(source: SourceFile, problems: list[ReadProblem]) -> list[tuple[int, list[str]]]:
+    """(line where the row starts, values) for every non-blank row; malformed rows become problems.
+
+    The fast path is the C csv module; only a file it rejects is parsed again by `parse_row`,
+    which knows exactly where and why."""
+    text = source.text
+    try:
+        return _parse_fast(source)
+    except csv.Error:
+        pass
+    rows: list[tuple[int, list[str]]] = []
+    pos, n = 0, len(text)
     while pos < n:
-        fields: list[Field] = []
-        bad: str | None = None
-        while True:
-            if text.startswith('"', pos):
-                m = quoted_match(text, pos)
-                if m is None:
-                    problems.append(
-                        ReadProblem(
-                            "malformed",
-                            source.location(pos),
-                            "unclosed quote: this field's opening quote is never closed, "
-                            "so the rest of the file cannot be read",
-                            source=source,
-                        )
-                    )
-                    return rows
-                fields.append(Field(m.group(1).replace('""', '"'), pos, m.end(), True))
-                pos = m.end()
-                if pos < n and text[pos] not in ",\r\n":
-                    bad = f"unexpected character {text[pos]!r} after a closing quote"
-            else:
-                m = unquoted_match(text, pos)
-                end = m.end()
-                fields.append(Field(m.group(), pos, end, False))
-                pos = end
-                if pos < n and text[pos] == '"':
-                    bad = 'a quote inside an unquoted field (quote the whole field and double the ")'
-            if bad is not None:
-                problems.append(ReadProblem("malformed", source.location(pos), bad, source=source))
-                pos = _TO_EOL.match(text, pos).end()  # type: ignore[union-attr]
-                fields = []
-                break
-            if pos >= n:
-                break
-            char = text[pos]
-            if char == ",":
-                pos += 1
-                if pos == n:
-                    fields.append(Field("", n, n, False))
-                    break
-                continue
-            pos += 2 if text.startswith("\r\n", pos) else 1
-            break
-        if not fields:
+        start = pos
+        try:
+            fields, pos = parse_row(text, pos)
+        except RowError as exc:
+            problems.append(ReadProblem("malformed", source.location(exc.offset), exc.message, source=source))
+            if exc.fatal:
+                return rows
+            pos = _TO_EOL.match(text, exc.offset).end()  # type: ignore[union-attr]
             continue
         if len(fields) == 1 and not fields[0].quoted and fields[0].value == "":
             continue  # a blank line: pandas and HF datasets skip them too
-        rows.append(fields)
+        rows.append((source.position(start)[0], [f.value for f in fields]))
     return rows
+
+
+def _parse_fast(source: SourceFile) -> list[tuple[int, list[str]]]:
+    text = source.text
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows = list(reader)
+    if reader.line_num == len(rows):
+        # One physical line per row (no quoted line breaks): row k starts on line k + 1.
+        numbered = list(zip(range(1, len(rows) + 1), rows))
+    else:
+        numbered = []
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        line = 1
+        for values in reader:
+            numbered.append((line, values))
+            line = reader.line_num + 1
+    starts = None
+    out = []
+    for line, values in numbered:
+        if values and values != [""]:
+            out.append((line, values))
+        elif values == [""]:
+            starts = starts or source.line_starts
+            if text.startswith('""', starts[line - 1]):
+                out.append((line, values))  # a lone empty quoted field is a row, not a blank line
+    return out
+
+
+class CsvRowCodec:
+    """Locates a CSV record's fields on demand and maps caption offsets through doubled quotes."""
+
+    def __init__(self, image_idx: int, caption_idx: int) -> None:
+        self.image_idx, self.caption_idx = image_idx, caption_idx
+
+    def locate(self, record: Record) -> None:
+        assert record.row_line is not None
+        fields, _ = parse_row(record.source.text, record.source.line_starts[record.row_line - 1])
+        caption, image = fields[self.caption_idx], fields[self.image_idx]
+        record.set_spans(caption.inner, image.inner, caption.quoted)
+
+    def raw_offset(self, record: Record, value_offset: int) -> int:
+        if not record.quoted or record.original_caption is None:
+            return value_offset
+        # Offsets past a fix point into the new text; doubled quotes are counted in the caption as read.
+        return value_offset + record.original_caption.count('"', 0, value_offset)
 
 
 class CsvReader(DatasetReader):
@@ -127,7 +174,6 @@ class CsvReader(DatasetReader):
         root = file.parent
         problems: list[ReadProblem] = []
         source = decode_source(file, read_bytes(file), problems)
-        source.codec = QuotedFieldCodec()
         dataset = Dataset(
             root=root, path=file, format=self.name, records=[], sources=[source], problems=problems,
             caption_column=settings.caption_column, reader=self,
@@ -145,47 +191,45 @@ class CsvReader(DatasetReader):
                 )
             )
             return dataset
-        header, body = rows[0], rows[1:]
-        columns = [f.value for f in header]
+        (header_line, columns), body = rows[0], rows[1:]
+        header_offset = source.line_starts[header_line - 1]
+        header = parse_row(source.text, header_offset)[0]
         image_idx = self._column(columns, settings.image_column, header, source, problems)
         caption_idx = self._column(columns, settings.caption_column, header, source, problems)
         if image_idx is None or caption_idx is None:
             return dataset
+        source.codec = CsvRowCodec(image_idx, caption_idx)
         if not body:
             problems.append(
-                ReadProblem("malformed", source.location(header[0].start),
+                ReadProblem("malformed", source.location(header_offset),
                             "the file has a header row but no data rows", source=source)
             )
         resolver = ImageResolver(root, dataset.images_on_disk, links)
-        width = len(header)
-        extra_idx = [i for i in range(width) if i not in (image_idx, caption_idx)]
+        resolve, inventory, links, prefix = resolver.resolve, resolver.inventory, resolver.links, resolver.prefix
+        width = len(columns)
+        extras = [(i, columns[i]) for i in range(width) if i not in (image_idx, caption_idx)]
         records = dataset.records
-        for fields in body:
-            if len(fields) != width:
+        append = records.append
+        for line, values in body:
+            if len(values) != width:
                 problems.append(
                     ReadProblem(
-                        "malformed", source.location(fields[0].start),
-                        f"row has {len(fields)} fields but the header has {width}; "
+                        "malformed", Location(file, line, 1),
+                        f"row has {len(values)} fields but the header has {width}; "
                         "the row is skipped (an unquoted comma in a caption?)",
                         source=source,
                     )
                 )
                 continue
-            image_field = fields[image_idx]
-            caption_field = fields[caption_idx]
-            record = Record(
-                index=len(records),
-                image=normalise_image_name(image_field.value),
-                caption=caption_field.value,
-                source=source,
-                caption_span=caption_field.inner,
-                image_span=image_field.inner,
-                quoted=caption_field.quoted,
-                extras={columns[i]: fields[i].value for i in extra_idx},
-                original_caption=caption_field.value,
-            )
-            resolver.resolve(record)
-            records.append(record)
+            caption = values[caption_idx]
+            image = normalise_image_name(values[image_idx])
+            record = Record(len(records), image, caption, source, None, None, False, None, False,
+                            {name: values[i] for i, name in extras}, None, None, caption, line)
+            if image in inventory and image not in links:  # the common case, inlined
+                record.image_path, record.image_exists = prefix + image, True
+            else:
+                resolve(record)
+            append(record)
         return dataset
 
     @staticmethod

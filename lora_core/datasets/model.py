@@ -9,6 +9,7 @@ text to offsets in the raw file (CSV doubles quotes, JSON escapes characters).
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,13 +47,19 @@ class SourceFile:
     path: Path
     text: str
     bom: bool = False
+    invalid_utf8: bool = False  # some bytes were not UTF-8 (they are lone surrogates in `text`)
     codec: CaptionCodec = field(default_factory=IdentityCodec)
     _line_starts: list[int] | None = field(default=None, repr=False)
 
     @property
     def line_starts(self) -> list[int]:
         if self._line_starts is None:
-            self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(self.text)]
+            text = self.text
+            if "\r" in text:
+                self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
+            else:  # LF only: C-speed
+                lengths = map(len, text.split("\n"))
+                self._line_starts = list(itertools.accumulate(map((1).__add__, lengths), initial=0))[:-1]
         return self._line_starts
 
     def position(self, offset: int) -> tuple[int, int]:
@@ -73,31 +80,89 @@ class SourceFile:
         return len(self.text[:offset].encode("utf-8", "surrogateescape")) + (3 if self.bom else 0)
 
 
-@dataclass(eq=False, slots=True)
 class Record:
-    """One image and its caption, with the exact place of each in the source file."""
+    """One image and its caption, with the exact place of each in the source file.
 
-    index: int
-    image: str | None  # dataset-relative path as written in the data (posix separators)
-    caption: str | None  # None: the image has no caption at all
-    source: SourceFile
-    caption_span: tuple[int, int] | None = None  # raw character span of the caption in source.text
-    image_span: tuple[int, int] | None = None  # raw span of the file_name cell, when there is one
-    quoted: bool = False  # CSV: the caption cell was quoted
-    image_path: Path | None = None  # resolved absolute path; None when unsafe (outside the root)
-    image_exists: bool = False
-    extras: dict[str, str] = field(default_factory=dict)
-    concept: str | None = None  # kohya `N_name` folder name part
-    repeats: int | None = None  # kohya `N_name` folder number part
-    original_caption: str | None = None  # caption as read, before any fix
+    Spans are raw character spans in `source.text`. A reader may leave them to be computed on
+    first use (`row_line` set, spans None): the CSV reader parses with the C csv module and
+    locates fields only for the records a violation or a fix actually touches.
+    """
+
+    __slots__ = (
+        "index", "image", "caption", "source", "_caption_span", "_image_span", "_quoted", "row_line",
+        "image_path", "image_exists", "extras", "concept", "repeats", "original_caption",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        image: str | None,
+        caption: str | None,
+        source: SourceFile,
+        caption_span: tuple[int, int] | None = None,
+        image_span: tuple[int, int] | None = None,
+        quoted: bool = False,
+        image_path: str | None = None,
+        image_exists: bool = False,
+        extras: dict[str, str] | None = None,
+        concept: str | None = None,
+        repeats: int | None = None,
+        original_caption: str | None = None,
+        row_line: int | None = None,
+    ) -> None:
+        self.index = index
+        self.image = image  # dataset-relative path as written in the data (posix separators)
+        self.caption = caption  # None: the image has no caption at all
+        self.source = source
+        self._caption_span = caption_span
+        self._image_span = image_span
+        self._quoted = quoted  # CSV: the caption cell was quoted
+        self.row_line = row_line  # 1-based line where the record starts, for lazy spans
+        self.image_path = image_path  # resolved absolute path; None when unsafe (outside the root)
+        self.image_exists = image_exists
+        self.extras = extras if extras is not None else {}
+        self.concept = concept  # kohya `N_name` folder name part
+        self.repeats = repeats  # kohya `N_name` folder number part
+        self.original_caption = original_caption  # caption as read, before any fix
+
+    def __repr__(self) -> str:
+        return f"Record({self.index}, image={self.image!r}, caption={self.caption!r})"
+
+    def _locate(self) -> None:
+        if self._caption_span is None and self.row_line is not None:
+            locate = getattr(self.source.codec, "locate", None)
+            line, self.row_line = self.row_line, None  # locate at most once
+            if locate is not None:
+                self.row_line = line
+                locate(self)
+                self.row_line = None
+
+    @property
+    def caption_span(self) -> tuple[int, int] | None:
+        self._locate()
+        return self._caption_span
+
+    @property
+    def image_span(self) -> tuple[int, int] | None:
+        self._locate()
+        return self._image_span
+
+    @property
+    def quoted(self) -> bool:
+        self._locate()
+        return self._quoted
+
+    def set_spans(self, caption_span: tuple[int, int], image_span: tuple[int, int] | None, quoted: bool) -> None:
+        self._caption_span, self._image_span, self._quoted = caption_span, image_span, quoted
 
     def caption_location(self, start: int = 0, end: int | None = None) -> Location:
         """Location of caption[start:end] in the source file; the record's line when unknown."""
-        if self.caption_span is None:
+        span = self.caption_span
+        if span is None:
             return self.image_location()
         codec = self.source.codec
-        raw_start = self.caption_span[0] + codec.raw_offset(self, start)
-        raw_end = None if end is None else self.caption_span[0] + codec.raw_offset(self, end)
+        raw_start = span[0] + codec.raw_offset(self, start)
+        raw_end = None if end is None else span[0] + codec.raw_offset(self, end)
         return self.source.location(raw_start, raw_end)
 
     def image_location(self) -> Location:

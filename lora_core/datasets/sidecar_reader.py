@@ -100,7 +100,7 @@ class SidecarReader(DatasetReader):
         caption = text[:end]
         return Record(
             index=index, image=image_rel, caption=caption, source=source, caption_span=(0, end),
-            image_path=image_path, image_exists=True, repeats=repeats, concept=concept,
+            image_path=str(image_path), image_exists=True, repeats=repeats, concept=concept,
             original_caption=caption,
         )
 

@@ -1,0 +1,111 @@
+"""Benchmark: `lorakit lint` on a synthetic 100,000-row metadata.csv with every rule on.
+
+    python bench/bench_lint.py [--rows 100000] [--repeat 5] [--workdir build/bench]
+
+Generates the dataset once (one small PNG per row, about 5% of captions carrying a problem each
+rule of LK0xx/LK1xx detects), then runs, in one session and interleaved so machine noise hits
+them alike:
+  - `lorakit --help`                      (startup: must import nothing heavy)
+  - `lorakit lint DATASET --format concise` (the pre-commit path)
+  - `lorakit lint DATASET`                  (the default rich report)
+and prints the median wall time and peak RSS of each (from /usr/bin/time or resource).
+Targets (issue 2): lint < 2 s wall and < 300 MB peak on the 2-core dev machine; --help < 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lora_core.testing import csv_field, png_bytes
+
+SUBJECTS = ["neon city", "rain-soaked alley", "cyborg portrait", "street market", "hover car", "rooftop bar",
+            "android bartender", "holographic billboard", "subway platform", "megacorp tower", "noodle stand",
+            "night club", "server room", "harbour", "motorcycle", "hacker den", "shrine", "overpass"]
+FEATURES = ["glowing neon", "cybernetic arm", "chrome implants", "holograms", "wet asphalt", "smog",
+            "kanji signs", "drones", "fog", "laser grid", "visor", "trench coat", "mirrorshades", "cables",
+            "steam vents", "crowd", "umbrella", "graffiti", "puddles", "power lines", "vending machines",
+            "tattoos", "mohawk", "leather jacket", "led strips", "billboards", "rain", "monorail",
+            "satellite dish", "robot dog", "glitch effect", "scanlines"]
+LIGHT = ["magenta rim light", "cyan backlight", "volumetric light", "night", "dusk", "lightning",
+         "sodium street lights", "neon glow", "hard shadows", "soft light"]
+PROBLEMS = [
+    lambda c: "  " + c,                       # LK101
+    lambda c: c.replace(", ", "; ", 1),        # LK102
+    lambda c: c + ", " + c.split(", ")[1],     # LK103
+    lambda c: c + ",",                         # LK104
+    lambda c: c.replace("cybrpnk", "cybr\u200bpnk"),  # LK105
+    lambda c: c.replace("neon", "\u201cneon\u201d", 1),  # LK106
+    lambda c: "city at night with lights",     # LK107
+    lambda c: "",                              # LK003
+]
+
+
+def make_dataset(folder: Path, rows: int) -> Path:
+    rng = random.Random(1234)
+    folder.mkdir(parents=True, exist_ok=True)
+    png = png_bytes(4, 4)
+    lines = ["file_name,text,source"]
+    for i in range(rows):
+        # Real captions are (nearly) all distinct: subject, four features, light and a view.
+        caption = ", ".join(["cybrpnk", rng.choice(SUBJECTS), *rng.sample(FEATURES, 4), rng.choice(LIGHT),
+                             f"view {rng.randint(1, 40)}"])
+        if rng.random() < 0.05:
+            caption = rng.choice(PROBLEMS)(caption)
+        name = f"img_{i:06d}.png"
+        lines.append(f"{name},{csv_field(caption)},synthetic")
+        (folder / name).write_bytes(png)
+    (folder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder / "metadata.csv"
+
+
+def measured(cmd: list[str]) -> tuple[float, float]:
+    """Wall time, and peak RSS measured in a wrapper process so each command gets its own maximum."""
+    wrapper = [sys.executable, "-c",
+               "import resource,subprocess,sys,time;"
+               "t=time.perf_counter();r=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL);"
+               "w=time.perf_counter()-t;"
+               "print(w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024);"
+               "sys.exit(0 if r.returncode in (0,1) else r.returncode)", *cmd]
+    out = subprocess.run(wrapper, capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--workdir", type=Path, default=Path("build/bench"))
+    args = parser.parse_args()
+    folder = args.workdir / f"csv{args.rows}"
+    if not (folder / "metadata.csv").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        t = time.perf_counter()
+        make_dataset(folder, args.rows)
+        print(f"generated {args.rows} rows + images in {time.perf_counter() - t:.1f} s")
+    lorakit = shutil.which("lorakit", path=os.path.dirname(sys.executable)) or "lorakit"
+    commands = {
+        "lorakit --help": [lorakit, "--help"],
+        "lint --format concise": [lorakit, "lint", str(folder / "metadata.csv"), "--format", "concise", "--isolated"],
+        "lint (full report)": [lorakit, "lint", str(folder / "metadata.csv"), "--isolated"],
+    }
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(args.repeat):
+        for name, cmd in commands.items():  # interleaved: noise hits every command alike
+            results[name].append(measured(cmd))
+    print(f"\n{args.rows} rows, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, median of {args.repeat}")
+    print(f"{'command':<24} {'wall s':>8} {'min s':>8} {'peak MB':>8}")
+    for name, runs in results.items():
+        walls = [w for w, _ in runs]
+        print(f"{name:<24} {statistics.median(walls):>8.3f} {min(walls):>8.3f} {max(m for _, m in runs):>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
