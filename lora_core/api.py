@@ -253,7 +253,8 @@ def dataset_targets(paths: PathLike | Sequence[PathLike]) -> tuple[list[Path], l
 
 def _has_images(folder: Path) -> bool:
     try:
-        return any(os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS for e in os.scandir(folder))
+        with os.scandir(folder) as listing:
+            return any(os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS for e in listing)
     except OSError:
         return False
 

@@ -199,7 +199,7 @@ class CsvReader(DatasetReader):
         if image_idx is None or caption_idx is None:
             return dataset
         source.codec = CsvRowCodec(image_idx, caption_idx)
-        if not body:
+        if not body and not problems:
             problems.append(
                 ReadProblem("malformed", source.location(header_offset),
                             "the file has a header row but no data rows", source=source)

@@ -129,7 +129,8 @@ def _walk(root: Path, caption_exts: set[str]):  # noqa: ANN202
     while stack:
         folder, rel = stack.pop()
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
         except PermissionError:
             raise DatasetError(f"{folder}: permission denied") from None
         except OSError as exc:

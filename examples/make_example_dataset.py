@@ -1,0 +1,71 @@
+"""Generate the example dataset: 12 small "cyberpunk" images and a metadata.csv with the
+mistakes the lorakit brief describes (run it again to regenerate examples/cyberpunk/).
+
+    python examples/make_example_dataset.py [OUTPUT_DIR]
+
+The images are flat colour blocks made with the standard library: enough for every rule that
+looks at files, names and captions. The captions carry, on purpose:
+  - the auto-captioner failure: several images captioned "city at night with lights" (LK107)
+  - a zero-width space inside the trigger `cybrpnk` (LK105), smart quotes (LK106)
+  - stray and double spaces (LK101), a repeated tag (LK103), a trailing comma (LK104)
+  - a caption using `;` where the dataset uses `,` (LK102)
+  - a row whose image is missing (LK001) and an image with no row (LK002)
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from lora_core.testing import csv_field, write_png
+
+HERE = Path(__file__).resolve().parent
+
+CAPTIONS = [
+    ("neon_alley.png", "[style: cyberpunk] cybrpnk, rain-soaked alley, glowing neon signs, wet asphalt, night"),
+    ("market.png", "city at night with lights"),
+    ("rooftop.png", "city at night with lights"),
+    ("android.png", "[style: cyberpunk] cybrpnk, android bartender, chrome implants, cyan backlight"),
+    ("subway.png", "city at night with lights"),
+    ("portrait_a.png", "cybr\u200bpnk, portrait, woman, cybernetic arm,  magenta rim light"),
+    ("portrait_b.png", "cybrpnk, portrait, man, visor, neon city, neon city"),
+    ("billboard.png", "cybrpnk; holographic billboard; smog; kanji signs"),
+    ("hovercar.png", " cybrpnk, hover car, \u201cflying\u201d traffic, neon glow,"),
+    ("machine.png", "cybrpnk, machine, steam, gears"),
+    ("harbour.png", "[style: cyberpunk] cybrpnk, harbour, container cranes, fog, sodium lights"),
+    ("missing.png", "cybrpnk, server room, cables, led strips"),  # the image is not there: LK001
+]
+UNCAPTIONED = "drone.png"  # an image with no row: LK002
+COLOURS = [(255, 0, 170), (0, 230, 255), (120, 0, 255), (255, 200, 0), (20, 20, 60), (255, 60, 60)]
+
+CONFIG = """\
+# lorakit configuration for the example dataset (see docs/configuration.md).
+[lint]
+select = ["ALL"]
+# This team treats captions copied across images as an error, not a warning.
+severity = { LK107 = "error" }
+
+[dataset]
+caption-column = "text"
+"""
+
+
+def generate(out: Path) -> Path:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    lines = ["file_name,text"]
+    for i, (name, caption) in enumerate(CAPTIONS):
+        lines.append(f"{name},{csv_field(caption)}")
+        if name != "missing.png":
+            write_png(out / name, 64, 64, COLOURS[i % len(COLOURS)])
+    write_png(out / UNCAPTIONED, 64, 64, (90, 90, 90))
+    (out / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "lorakit.toml").write_text(CONFIG, encoding="utf-8")
+    return out
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "cyberpunk"
+    print(f"wrote {generate(target)}")
