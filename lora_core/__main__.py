@@ -1,0 +1,5 @@
+"""`python -m lora_core` runs the lorakit command line."""
+
+from lora_core.cli import main
+
+main()

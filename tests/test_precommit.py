@@ -1,0 +1,62 @@
+"""The real pre-commit runs our hook (`pre-commit try-repo` on this working tree)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lora_core.testing import make_csv_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def try_repo(cwd: Path, hook: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "NO_COLOR": "1"}
+    env.pop("GITHUB_ACTIONS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pre_commit", "try-repo", str(REPO), hook, "--all-files", "--color", "never"],
+        cwd=cwd, capture_output=True, text=True, env=env, timeout=600,
+    )
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="pre-commit needs git")
+def test_hook_fails_on_a_broken_dataset_then_passes_after_fix(tmp_path):
+    project = tmp_path / "project"
+    data = project / "data"
+    make_csv_dataset(data, [("a.png", " cybrpnk, rain"), ("b.png", "cybr\u200bpnk, neon city"),
+                            ("c.png", "cybrpnk, alley")])
+    (data / "notes.txt").write_text("not a caption: there is no notes.png\n", encoding="utf-8")
+    # This team's config makes whitespace and invisible characters errors: they block commits.
+    (project / "lorakit.toml").write_text('[lint]\nseverity = { LK101 = "error", LK105 = "error" }\n',
+                                          encoding="utf-8")
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    home = tmp_path / "pre-commit-home"
+
+    failing = try_repo(project, "lorakit-lint", home)
+    output = failing.stdout + failing.stderr
+    assert failing.returncode == 1, output
+    assert "lorakit lint" in output and "Failed" in output
+    assert "data/metadata.csv:2:8: LK101 [error] caption starts with whitespace" in output
+    assert "data/metadata.csv:3:12: LK105 [error] invisible character U+200B" in output
+
+    fixing = try_repo(project, "lorakit-fix", home)
+    assert fixing.returncode == 1, fixing.stdout  # pre-commit fails a hook that modified files
+    assert "files were modified by this hook" in fixing.stdout
+    assert (data / "metadata.csv").read_text(encoding="utf-8").splitlines()[1:3] == [
+        'a.png,"cybrpnk, rain"', 'b.png,"cybrpnk, neon city"']
+    git(project, "add", "-A")
+
+    passing = try_repo(project, "lorakit-lint", home)
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert "Passed" in passing.stdout
