@@ -394,8 +394,8 @@ class NearDuplicateCaption(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
         bags = word_bags(corpus)
-        repeated = {bag for bag, n in Counter(bags).items() if n > 1}
-        candidates: dict[int, list[Record]] = {}
+        repeated = {bag for bag, n in Counter(bags).items() if n > 1 and bag[0]}
+        candidates: dict[tuple[int, int, int], list[Record]] = {}
         for record, bag in zip(corpus.records, bags):
             if bag in repeated:
                 candidates.setdefault(bag, []).append(record)

@@ -7,6 +7,8 @@ separators split tags, so a full-width comma cannot hide a duplicate.
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
 from collections.abc import Iterator
 
@@ -14,7 +16,6 @@ from collections.abc import Iterator
 SEPARATORS = ",;|\uff0c\u3001\uff1b"
 TAG = re.compile(f"[^{SEPARATORS}]+")
 _SPACES = re.compile(r"\s+")
-STOPWORDS = frozenset({"a", "an", "the"})
 
 
 def tag_spans(caption: str) -> list[tuple[int, int]]:
@@ -42,15 +43,16 @@ def caption_style(caption: str) -> str | None:
 
 
 def caption_styles(captions: list[str]) -> list[str | None]:
-    """caption_style for many captions (a tight loop: this runs over every caption)."""
+    """caption_style for many captions (counted with C-level maps: this runs over every caption)."""
+    commas = map(str.count, captions, itertools.repeat(","))
+    semicolons = map(str.count, captions, itertools.repeat(";"))
+    pipes = map(str.count, captions, itertools.repeat("|"))
+    spaces = map(str.count, captions, itertools.repeat(" "))
     out: list[str | None] = []
     append = out.append
-    for caption in captions:
-        if caption.isascii():
-            pieces = 1 + caption.count(",") + caption.count(";") + caption.count("|")
-        else:
-            pieces = max(1, len(TAG.findall(caption)))
-        words = caption.count(" ") + 1  # approximate on purpose
+    for caption, c, s, p, blanks in zip(captions, commas, semicolons, pipes, spaces):
+        pieces = 1 + c + s + p if caption.isascii() else max(1, len(TAG.findall(caption)))
+        words = blanks + 1  # approximate on purpose
         if not caption or caption.isspace():
             append(None)
         elif pieces >= 3 and words <= 3 * pieces:
@@ -62,17 +64,6 @@ def caption_styles(captions: list[str]) -> list[str | None]:
     return out
 
 
-_KEY_SEPARATORS = re.compile(f"[{SEPARATORS}]")
-# Articles, punctuation and underscores: what "differs only trivially" ignores.
-_TRIVIAL = re.compile(rf"(?:\b(?:a|an|the)\b|[^\w{SEPARATORS}]|_)+")
-_TRIVIAL_AND_SEPARATORS = re.compile(r"(?:\b(?:a|an|the)\b|\W|_)+")
-
-
-# ASCII punctuation -> space, for the fast path of word_bag (most captions are ASCII).
-_ASCII_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-_ARTICLES = re.compile(r" (?:an?|the)(?= )")
-
-
 #: Bulk normalisation works on this many captions at a time, to bound peak memory.
 CHUNK = 4096
 
@@ -82,40 +73,50 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
         yield items[start:start + CHUNK]
 
 
-def word_bags(corpus) -> list[int]:  # noqa: ANN001 - a lora_core.rules.Corpus
-    """For each caption, an order-independent hash of its words without articles and
-    punctuation: a cheap key every pair of near-duplicates shares (and, very rarely, a pair that
-    is not; `near_duplicate_key` decides). Normalised in bulk, then one pass over all words."""
-    keys: list[int] = []
-    for chunk in _chunks(corpus.folded):
-        keys.extend(_word_bags(chunk, corpus.sep))
-    return keys
+_ASCII_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+_KEY_SEPARATORS = re.compile(f"[{SEPARATORS}]")
+# Articles, punctuation and underscores: what "differs only trivially" ignores.
+_TRIVIAL = re.compile(rf"(?:\b(?:a|an|the)\b|[^\w{SEPARATORS}]|_)+")
+_TRIVIAL_AND_SEPARATORS = re.compile(r"(?:\b(?:a|an|the)\b|\W|_)+")
 
 
-def _word_bags(folded: list[str], sep: str) -> list[int]:
-    text = " " + sep.join(folded).replace(sep, f" {sep} ") + " "
-    for char in _ASCII_PUNCTUATION:
-        if char in text:
-            text = text.replace(char, " ")
-    text = _ARTICLES.sub("", text)
-    if not text.isascii():  # non-ASCII punctuation: only those captions take the slow path
-        pieces = text.split(sep)
-        for i, caption in enumerate(folded):
-            if not caption.isascii():
-                pieces[i] = _TRIVIAL_AND_SEPARATORS.sub(" ", caption)
-        text = f" {sep} ".join(pieces)
-    # str.split() treats the ASCII separator characters as whitespace: mark boundaries with a word.
-    marker = next(m for m in ("\ue000", "\ue001", "\U0010fffd", "\U0010fffc") if m not in text)
-    keys: list[int] = []
-    total = 0
-    for word in text.replace(sep, marker).split():
-        if word == marker:
-            keys.append(total)
-            total = 0
-        else:
-            total += hash(word)
-    keys.append(total)
-    return keys
+def _scramble(seed: int) -> bytes:
+    """A fixed pseudo-random byte permutation that keeps the boundary byte 0x1F in place."""
+    others = [b for b in range(256) if b != 0x1F]
+    shuffled = random.Random(seed).sample(others, len(others))
+    table = dict(zip(others, shuffled))
+    return bytes(0x1F if b == 0x1F else table[b] for b in range(256))
+
+
+_SCRAMBLE_1 = _scramble(1)
+_SCRAMBLE_2 = _scramble(2)
+_PUNCT_TO_SPACE = bytes.maketrans(_ASCII_PUNCTUATION.encode(), b" " * len(_ASCII_PUNCTUATION))
+_BLANKS = b" \t\r\n\x0b\x0c"
+_ARTICLES_BYTES = re.compile(rb" (?:an?|the)(?= )")
+
+
+def word_bags(corpus) -> list[tuple[int, int, int]]:  # noqa: ANN001 - a lora_core.rules.Corpus
+    """For each caption, an order-independent fingerprint of its letters once articles,
+    punctuation and blanks are removed: (length, two scrambled byte sums). Every pair of
+    near-duplicates shares it; a few other pairs may too, and `near_duplicate_key` decides.
+    Computed on the whole corpus as bytes, with C-level operations only."""
+    boundary = b"\x1f"
+    # Non-ASCII captions get unicode-aware cleaning first, so “neon” and "neon" agree.
+    cleaned = [c if c.isascii() else _TRIVIAL_AND_SEPARATORS.sub(" ", c) for c in corpus.folded]
+    data = " \x1f ".join(cleaned).encode("utf-8", "surrogateescape")
+    if data.count(boundary) != len(cleaned) - 1 if cleaned else False:  # a caption holds \x1f
+        return [_bag_slow(c) for c in cleaned]
+    data = _ARTICLES_BYTES.sub(b"", b" " + data.translate(_PUNCT_TO_SPACE) + b" ")
+    data = data.translate(None, _BLANKS)
+    first = data.translate(_SCRAMBLE_1).split(boundary)
+    second = data.translate(_SCRAMBLE_2).split(boundary)
+    return list(zip(map(len, first), map(sum, first), map(sum, second)))
+
+
+def _bag_slow(caption: str) -> tuple[int, int, int]:
+    data = caption.encode("utf-8", "surrogateescape")
+    data = _ARTICLES_BYTES.sub(b"", b" " + data.translate(_PUNCT_TO_SPACE) + b" ").translate(None, _BLANKS)
+    return len(data), sum(data.translate(_SCRAMBLE_1)), sum(data.translate(_SCRAMBLE_2))
 
 
 def near_duplicate_key(caption: str) -> str:

@@ -8,7 +8,6 @@ ignore wins a tie. Opt-in rules only run when a selector other than "ALL" names 
 from __future__ import annotations
 
 import fnmatch
-import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +143,8 @@ def run_rules(
             if rule.checks_dataset:
                 found.extend(rule.check_dataset(dataset, ctx))
         except Exception as exc:  # noqa: BLE001 - isolate third-party rule bugs
+            import traceback
+
             location = current.caption_location() if current is not None else None
             crashes.append(
                 RuleCrash(rule.code, rule.plugin, f"{type(exc).__name__}: {exc}", location,

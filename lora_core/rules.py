@@ -35,6 +35,10 @@ class RuleOption:
     description: str
 
 
+def _not_ascii(text: str) -> bool:
+    return not text.isascii()
+
+
 class Corpus:
     """Every caption of a dataset joined into one string, so that a rule can scan all captions
     with one regular expression in C instead of one Python call per caption.
@@ -66,9 +70,14 @@ class Corpus:
     def folded(self) -> list[str]:
         """Every caption casefolded (computed once, in one pass over the corpus)."""
         if self._folded is None:
-            pieces = self.text.casefold().split(self.sep)[1:-1]
-            if len(pieces) != len(self.captions):  # casefold produced the separator: never in practice
-                pieces = [c.casefold() for c in self.captions]
+            # Lower-casing bytes is ~30x faster than str.casefold and exact for ASCII captions;
+            # the (few) others are casefolded one by one.
+            data = self.text.encode("utf-8", "surrogateescape").lower()
+            pieces = data.decode("utf-8", "surrogateescape").split(self.sep)[1:-1]
+            if len(pieces) != len(self.captions):  # pragma: no cover - lower() never makes a separator
+                pieces = list(self.captions)
+            for index in itertools.compress(itertools.count(), map(_not_ascii, pieces)):
+                pieces[index] = self.captions[index].casefold()
             self._folded = pieces
         return self._folded
 

@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     """lorakit's built-in plugins only, whatever else is installed in the environment."""
-    return load_plugins(builtin_only=True)
+    registry = load_plugins(builtin_only=True)
+    assert not registry.failed, [(p.name, p.error) for p in registry.failed]
+    return registry
 
 
 @pytest.fixture
@@ -27,6 +29,7 @@ def lint_rows(tmp_path: Path, registry: Registry):
     def run(rows: Sequence[Sequence[str]], codes: Sequence[str] | None = None, **options):
         path = make_csv_dataset(tmp_path / "ds", rows)
         result = lora_core.lint(path, registry=registry, isolated=True, **options)
+        assert not result.crashes, [c.describe() for c in result.crashes]
         return [v for v in result if codes is None or v.code in codes]
 
     return run

@@ -9,7 +9,6 @@ import click
 
 from lora_core.cli import cli
 from lora_core.cli.options import build_registry, plugin_options
-from lora_core.docgen import rule_markdown, rules_markdown
 
 
 @cli.command()
@@ -25,6 +24,8 @@ def rules(output_format: str, plugin_flags: tuple[str, ...], require_plugins: tu
         sys.stdout.write("\n")
         return
     if output_format == "markdown":
+        from lora_core.docgen import rules_markdown
+
         sys.stdout.write(rules_markdown(all_rules))
         return
     from rich.console import Console
@@ -59,6 +60,8 @@ def rule(code: str, output_format: str, plugin_flags: tuple[str, ...], require_p
         json.dump(found.metadata(), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return
+    from lora_core.docgen import rule_markdown
+
     text = rule_markdown(found)
     if output_format == "markdown":
         sys.stdout.write(text)

@@ -15,6 +15,7 @@ def fixed_captions(tmp_path: Path, registry, captions: list[str], unsafe: bool =
     path = make_csv_dataset(tmp_path / "fix", rows)
     lora_core.fix(path, registry=registry, isolated=True, unsafe=unsafe)
     result = lora_core.lint(path, registry=registry, isolated=True)
+    assert not result.crashes, [c.describe() for c in result.crashes]
     return [r.caption for r in result.datasets[0].dataset.records]
 
 
