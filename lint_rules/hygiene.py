@@ -65,6 +65,7 @@ class Whitespace(Rule):
     summary = "Leading/trailing/double spaces, tabs or line breaks in a caption"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    cost = 3
 
     _MESSAGES = {
         "lead": ("caption starts with whitespace", "remove leading whitespace", ""),
@@ -117,6 +118,7 @@ class MixedSeparators(Rule):
     summary = "`,` mixed with `;` or `|` in a caption or across the dataset"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    cost = 1
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -159,6 +161,7 @@ class DuplicateTag(Rule):
     summary = "The same tag twice in one caption"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    cost = 6
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -204,6 +207,7 @@ class EmptyTag(Rule):
     summary = "`,,` or a leading/trailing separator"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    cost = 3
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -256,6 +260,7 @@ class InvisibleCharacter(Rule):
     summary = "Zero-width, NBSP or control characters (they break trigger-word matching)"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    cost = 1
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -315,6 +320,7 @@ class TypographicCharacters(Rule):
     summary = "Smart quotes, non-ASCII punctuation or full-width separators"
     severity = Severity.INFO
     fix = Applicability.SAFE
+    cost = 1
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -347,6 +353,7 @@ class DuplicateCaption(Rule):
     name = "duplicate-caption"
     summary = "One caption text shared by several images"
     severity = Severity.WARNING
+    cost = 1
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -390,6 +397,7 @@ class NearDuplicateCaption(Rule):
     name = "near-duplicate-caption"
     summary = "Captions that differ only trivially (case, punctuation, tag order)"
     severity = Severity.INFO
+    cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -438,6 +446,7 @@ class MixedCaptionStyle(Rule):
     name = "mixed-caption-style"
     summary = "Some captions are tag lists, others sentences"
     severity = Severity.INFO
+    cost = 2
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus

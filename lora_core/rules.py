@@ -152,6 +152,8 @@ class Rule:
     options: ClassVar[tuple[RuleOption, ...]] = ()
     #: Rules that are off unless selected explicitly by code or prefix (never by the default).
     opt_in: ClassVar[bool] = False
+    #: Relative cost per caption (1 = one cheap string operation); balances parallel workers.
+    cost: ClassVar[int] = 1
 
     # Set by the registry when the rule is registered.
     plugin: str = ""

@@ -121,6 +121,8 @@ def _parse_fast(source: SourceFile) -> list[tuple[int, list[str]]]:
     if reader.line_num == len(rows):
         # One physical line per row (no quoted line breaks): row k starts on line k + 1.
         numbered = list(zip(range(1, len(rows) + 1), rows))
+        if [] not in rows and [""] not in rows:
+            return numbered  # no blank lines to drop: the common case
     else:
         numbered = []
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
