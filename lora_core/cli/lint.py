@@ -41,12 +41,14 @@ HUMAN_FORMATS = ("full", "concise")
 @click.option("--caption-column", metavar="NAME", help="CSV column / JSONL key with captions (default: text).")
 @click.option("--caption-extension", metavar="EXT", help="Extension of caption sidecars (default: .txt).")
 @click.option("--color/--no-color", default=None, help="Force or disable colour (default: only on a terminal).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes for the rules (default: 2 for datasets of 20,000+ captions on Linux).")
 @plugin_options
 def lint(
     paths: tuple[Path, ...], output_format: str, output_file: Path | None, apply_fix: bool, unsafe_fixes: bool,
     diff: bool, select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
     statistics: bool, strict: bool, exit_zero: bool, config: Path | None, isolated: bool,
-    caption_column: str | None, caption_extension: str | None, color: bool | None,
+    caption_column: str | None, caption_extension: str | None, color: bool | None, jobs: int | None,
     plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...],
 ) -> None:
     """Lint datasets: metadata.csv, metadata.jsonl, caption sidecars, or folders of them.
@@ -69,7 +71,7 @@ def lint(
     options = api.LintOptions(
         select=split_codes(select) or None, extend_select=split_codes(extend_select), ignore=split_codes(ignore),
         config=config, isolated=isolated, caption_column=caption_column, caption_extension=caption_extension,
-        require_plugins=list(require_plugins),
+        require_plugins=list(require_plugins), jobs=jobs,
     )
     targets = list(paths) or [Path(".")]
     ctx = click.get_current_context()

@@ -28,12 +28,19 @@ class Report:
     color: bool | None = None  # None: decide from the stream (a terminal gets colour)
     width: int | None = None
 
-    def path_of(self, violation: Violation) -> str:
-        from lora_core.api import display_path
+    _paths: dict[Path, str] = field(default_factory=dict, repr=False)
 
+    def path_of(self, violation: Violation) -> str:
+        """The violation's file relative to cwd (memoised: thousands of violations share a file)."""
         if violation.location is None:
             return ""
-        return display_path(violation.location.path, self.cwd)
+        path = violation.location.path
+        shown = self._paths.get(path)
+        if shown is None:
+            from lora_core.api import display_path
+
+            shown = self._paths[path] = display_path(path, self.cwd)
+        return shown
 
 
 def violation_json(violation: Violation, report: Report) -> dict[str, Any]:

@@ -26,6 +26,8 @@ _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO:
 def visible(text: str) -> str:
     """Caption text as shown in a terminal: invisible and control characters become `·`, tabs `→`,
     each keeping one cell so that carets still line up."""
+    if text.isprintable():
+        return text  # the common case, decided in C
     out = []
     for char in text:
         if char == "\t":
