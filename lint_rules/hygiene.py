@@ -34,7 +34,7 @@ _WHITESPACE = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def corpus_pattern(template: str, sep: str) -> re.Pattern[str]:
     """Compile a pattern whose `{sep}` stands for the corpus separator (caption boundaries)."""
     return re.compile(template.format(sep=re.escape(sep)))
@@ -91,7 +91,8 @@ class Whitespace(Rule):
                     message, fix_text = "tab inside the caption", "replace the tab with a space"
                 start, end = m.span()
                 message = message.format(n=end - start)
-                yield self.at_caption(record, message, span=(start, end), fix=Fix.replace(fix_text, start, end, replacement))
+                fix = Fix.replace(fix_text, start, end, replacement)
+                yield self.at_caption(record, message, span=(start, end), fix=fix)
 
 
 class MixedSeparators(Rule):
@@ -226,7 +227,8 @@ class EmptyTag(Rule):
                 at_end = not caption[end:].strip()
                 message = ("caption starts with a separator" if at_start else
                            "caption ends with a separator" if at_end else "empty tag between two separators")
-                yield self.at_caption(record, message, (start, end), Fix.replace("remove the separator", start, end, ""))
+                fix = Fix.replace("remove the separator", start, end, "")
+                yield self.at_caption(record, message, (start, end), fix)
 
 # Characters that are invisible or look like a space but are not one.
 _INVISIBLE = (

@@ -188,7 +188,7 @@ class InvalidEncoding(Rule):
                 yield self.at(location, describe_invalid_bytes(source, start, end), image=image)
 
 
-def _image_at(dataset: Dataset, source, offset: int, cache: list) -> str | None:  # noqa: ANN001
+def _image_at(dataset: Dataset, source, offset: int, cache: list) -> str | None:
     """The image of the record that starts last at or before `offset` in this source."""
     if not cache:
         cache.append(sorted(
@@ -303,7 +303,8 @@ class PathOutsideRoot(Rule):
             why = "climbs out of the dataset folder with `..`"
         else:
             why = "resolves outside the dataset folder through a symbolic link"
-        return (self.at_image(record, f"image path `{name}` {why}; images must live under {Path(ctx.dataset.root).name}/"),)
+        folder = Path(ctx.dataset.root).name
+        return (self.at_image(record, f"image path `{name}` {why}; images must live under {folder}/"),)
 
 
 class MalformedMetadata(_ProblemRule):

@@ -73,7 +73,7 @@ class LintResult(Sequence[Violation]):
     def __getitem__(self, index: int) -> Violation: ...
     @overload
     def __getitem__(self, index: slice) -> Sequence[Violation]: ...
-    def __getitem__(self, index):  # noqa: ANN001, ANN204
+    def __getitem__(self, index):
         return self.violations[index]
 
     def __len__(self) -> int:
@@ -154,10 +154,7 @@ def lint(
     **kwargs: Any,
 ) -> LintResult:
     """Lint one or more datasets and return every violation found."""
-    options = _options(options, kwargs)
-    registry = registry if registry is not None else load_plugins()
-    registry.require(options.require_plugins)
-    targets, skipped = dataset_targets(paths)
+    options, registry, targets, skipped = _start(paths, options, registry, kwargs)
     results: list[DatasetLint] = []
     crashes: list[RuleCrash] = []
     for target in targets:
@@ -178,10 +175,7 @@ def fix(
     **kwargs: Any,
 ) -> FixResult:
     """Apply fixes (safe ones, or all with unsafe=True); write=False computes them only."""
-    options = _options(options, kwargs)
-    registry = registry if registry is not None else load_plugins()
-    registry.require(options.require_plugins)
-    targets, _ = dataset_targets(paths)
+    options, registry, targets, _ = _start(paths, options, registry, kwargs)
     total = FixOutcome()
     changes: dict[Path, tuple[bytes, bytes]] = {}
     converged = True
@@ -189,7 +183,8 @@ def fix(
         dataset, config, rules, selection = _prepare(target, options, registry)
         settings = config.sections
 
-        def run(dataset: Dataset = dataset) -> list[Violation]:
+        def run(dataset: Dataset = dataset, rules: list[Rule] = rules, selection: Selection = selection,
+                settings: dict[str, dict[str, Any]] = settings) -> list[Violation]:
             return run_rules(dataset, rules, selection, settings, jobs=options.jobs)[0]
 
         outcome = fix_dataset(dataset, run, unsafe)
@@ -208,6 +203,18 @@ def fix(
     # Re-read from disk, so the remaining violations point at the file as it now is.
     remaining = lint(paths, options=options, registry=registry)
     return FixResult(total.applied, total.by_code, changes, remaining, converged)
+
+
+def _start(
+    paths: PathLike | Sequence[PathLike], options: LintOptions | None, registry: Registry | None,
+    kwargs: dict[str, Any],
+) -> tuple[LintOptions, Registry, list[Path], list[Path]]:
+    """Resolve options and plugins and find the datasets: what lint and fix both start with."""
+    options = _options(options, kwargs)
+    registry = registry if registry is not None else load_plugins()
+    registry.require(options.require_plugins)
+    targets, skipped = dataset_targets(paths)
+    return options, registry, targets, skipped
 
 
 def _options(options: LintOptions | None, kwargs: dict[str, Any]) -> LintOptions:

@@ -96,7 +96,7 @@ _BLANKS = b" \t\r\n\x0b\x0c"
 _ARTICLES_BYTES = re.compile(rb" (?:an?|the)(?= )")
 
 
-def word_bags(corpus) -> list[tuple[int, int, int]]:  # noqa: ANN001 - a lora_core.rules.Corpus
+def word_bags(corpus) -> list[tuple[int, int, int]]:
     """For each caption, an order-independent fingerprint of its letters once articles,
     punctuation and blanks are removed: (length, two scrambled byte sums). Every pair of
     near-duplicates shares it; a few other pairs may too, and `near_duplicate_key` decides.
@@ -130,7 +130,7 @@ def near_duplicate_key(caption: str) -> str:
     return " ".join(_KEY_SEPARATORS.sub(" ", cleaned).split())
 
 
-def duplicate_tag_candidates(corpus) -> list[int]:  # noqa: ANN001 - a lora_core.rules.Corpus
+def duplicate_tag_candidates(corpus) -> list[int]:
     """Indexes of captions that may repeat a tag (case- and spacing-insensitive); a superset,
     confirmed by the caller with tag_spans. Normalised in bulk as UTF-8 bytes (several times
     faster than on a str holding any non-ASCII character); one set() per caption, built by maps."""

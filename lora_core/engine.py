@@ -67,7 +67,8 @@ class Selection:
             _check_selector(selector, rules, self.origin)
         for key in self.severity:
             if _specificity(key, rules.get(key.upper()) or _by_name(rules, key)) != _NAME_SPECIFICITY:
-                raise ConfigError(f"{self.origin}: [lint] severity: unknown rule {key!r} (use a full code such as LK107)")
+                raise ConfigError(
+                    f"{self.origin}: [lint] severity: unknown rule {key!r} (use a full code such as LK107)")
         enabled = []
         for rule in rules.values():
             chosen = max((_specificity(s, rule) for s in select), default=-1)
@@ -177,7 +178,7 @@ def _check(
             current = None
             if rule.checks_dataset:
                 found.extend(rule.check_dataset(dataset, ctx))
-        except Exception as exc:  # noqa: BLE001 - isolate third-party rule bugs
+        except Exception as exc:
             import traceback
 
             location = current.caption_location() if current is not None else None
@@ -201,7 +202,7 @@ def _partition(rules: Sequence[Rule], jobs: int) -> list[list[Rule]]:
     return [g for g in groups if g]
 
 
-def _start_child(dataset: Dataset, rules: list[Rule], settings: dict[str, dict[str, Any]]):  # noqa: ANN202
+def _start_child(dataset: Dataset, rules: list[Rule], settings: dict[str, dict[str, Any]]):
     import multiprocessing
 
     receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
@@ -212,7 +213,7 @@ def _start_child(dataset: Dataset, rules: list[Rule], settings: dict[str, dict[s
     return process, receiver
 
 
-def _child_main(dataset: Dataset, rules: list[Rule], settings: dict[str, dict[str, Any]], sender) -> None:  # noqa: ANN001
+def _child_main(dataset: Dataset, rules: list[Rule], settings: dict[str, dict[str, Any]], sender) -> None:
     violations, crashes = _check(dataset, rules, settings)
     # Records stay behind (the parent has them): send their index instead.
     portable = [(replace(v, record=None), v.record.index if v.record is not None else -1) for v in violations]
@@ -220,7 +221,7 @@ def _child_main(dataset: Dataset, rules: list[Rule], settings: dict[str, dict[st
     sender.close()
 
 
-def _join_child(dataset: Dataset, child) -> tuple[list[Violation], list[RuleCrash]] | None:  # noqa: ANN001
+def _join_child(dataset: Dataset, child) -> tuple[list[Violation], list[RuleCrash]] | None:
     process, receiver = child
     try:
         portable, crashes = receiver.recv()

@@ -247,7 +247,7 @@ def load_plugins(
             continue
         try:
             pm.register(load(), name=name)
-        except Exception as exc:  # noqa: BLE001 - any import error of a plugin is recorded, not fatal
+        except Exception as exc:
             info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
             continue
         loaded.append(name)
@@ -271,7 +271,7 @@ def load_plugins(
             register = registry.callbacks(plugin_name)[hook_name]
             try:
                 impl.function(register=register)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if isinstance(exc, PluginError) and exc.args[0].startswith("duplicate rule code"):
                     raise
                 _fail(registry, pm, plugin_name, f"{type(exc).__name__}: {exc}")

@@ -41,7 +41,7 @@ class LorakitGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("lorakit: interrupted", err=True)
             ctx.exit(130)
-        except Exception as exc:  # noqa: BLE001 - never show a traceback unless asked to
+        except Exception as exc:
             if os.environ.get("LORAKIT_DEBUG"):
                 raise
             click.echo(
@@ -70,7 +70,6 @@ def main() -> None:
 
 # Subcommands register themselves on `cli`; they import nothing heavy at module level.
 from lora_core.cli import info, lint  # noqa: E402, F401
-
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

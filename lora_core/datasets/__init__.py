@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
-from lora_core.datasets.reader import DatasetReader, DatasetSettings
+from lora_core.datasets.reader import DatasetReader, DatasetSettings, os_error
 from lora_core.errors import DatasetError
 
 __all__ = [
@@ -26,12 +26,8 @@ def check_dataset_path(path: Path) -> None:
     """Refuse paths that cannot be a dataset, with a message that says what was expected."""
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file or folder") from None
-    except PermissionError:
-        raise DatasetError(f"{path}: permission denied") from None
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot access ({exc.strerror or exc})") from None
+        raise os_error(path, exc, "access") from None
     if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
         raise DatasetError(f"{path}: not a regular file or folder")
 

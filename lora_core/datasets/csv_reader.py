@@ -16,18 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
-from lora_core.violations import Location
 from lora_core.datasets.reader import (
-    DatasetReader,
     DatasetSettings,
     ImageResolver,
-    decode_source,
+    MetadataFileReader,
     encode_source,
-    image_inventory,
     normalise_image_name,
-    read_bytes,
     splice,
 )
+from lora_core.violations import Location
 
 _QUOTED = re.compile(r'"([^"]*(?:""[^"]*)*)"')
 # Like the csv module (and pandas), a quote inside an unquoted field is literal text.
@@ -161,26 +158,15 @@ class CsvRowCodec:
         return value_offset + record.original_caption.count('"', 0, value_offset)
 
 
-class CsvReader(DatasetReader):
+class CsvReader(MetadataFileReader):
     name = "csv"
     description = "HF imagefolder metadata.csv (file_name + caption column, extra columns kept)"
     priority = 10
-
-    def claims(self, path: Path) -> bool:
-        if path.is_dir():
-            return (path / "metadata.csv").is_file()
-        return path.suffix.lower() == ".csv"
+    filename = "metadata.csv"
 
     def read(self, path: Path, settings: DatasetSettings) -> Dataset:
-        file = path / "metadata.csv" if path.is_dir() else path
-        root = file.parent
-        problems: list[ReadProblem] = []
-        source = decode_source(file, read_bytes(file), problems)
-        dataset = Dataset(
-            root=root, path=file, format=self.name, records=[], sources=[source], problems=problems,
-            caption_column=settings.caption_column, reader=self,
-        )
-        dataset.images_on_disk, links = image_inventory(root)
+        dataset, source, links = self.open(path, settings)
+        file, root, problems = dataset.path, dataset.root, dataset.problems
         rows = parse_csv(source, problems)
         if not rows:
             what = "is empty" if not source.text.strip() else "has no readable rows"

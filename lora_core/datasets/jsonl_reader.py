@@ -12,14 +12,11 @@ from pathlib import Path
 
 from lora_core.datasets.model import Dataset, ReadProblem, Record
 from lora_core.datasets.reader import (
-    DatasetReader,
     DatasetSettings,
     ImageResolver,
-    decode_source,
+    MetadataFileReader,
     encode_source,
-    image_inventory,
     normalise_image_name,
-    read_bytes,
     splice,
 )
 
@@ -50,28 +47,17 @@ class JsonStringCodec:
         return i
 
 
-class JsonlReader(DatasetReader):
+class JsonlReader(MetadataFileReader):
     name = "jsonl"
     description = "HF imagefolder metadata.jsonl (one JSON object per line)"
     priority = 10
-
-    def claims(self, path: Path) -> bool:
-        if path.is_dir():
-            return (path / "metadata.jsonl").is_file()
-        return path.suffix.lower() == ".jsonl"
+    filename = "metadata.jsonl"
 
     def read(self, path: Path, settings: DatasetSettings) -> Dataset:
-        file = path / "metadata.jsonl" if path.is_dir() else path
-        root = file.parent
-        problems: list[ReadProblem] = []
-        source = decode_source(file, read_bytes(file), problems)
+        dataset, source, links = self.open(path, settings)
         source.codec = JsonStringCodec()
-        dataset = Dataset(
-            root=root, path=file, format=self.name, records=[], sources=[source], problems=problems,
-            caption_column=settings.caption_column, reader=self,
-        )
-        dataset.images_on_disk, links = image_inventory(root)
-        resolver = ImageResolver(root, dataset.images_on_disk, links)
+        problems = dataset.problems
+        resolver = ImageResolver(dataset.root, dataset.images_on_disk, links)
         key_patterns = {
             key: re.compile(r'"' + re.escape(key) + r'"\s*:\s*' + _STRING_TOKEN)
             for key in (settings.image_column, settings.caption_column)
@@ -102,7 +88,7 @@ class JsonlReader(DatasetReader):
         return dataset
 
     @staticmethod
-    def _record(line, line_start, source, settings, key_patterns, problems, index) -> Record | None:  # noqa: ANN001
+    def _record(line, line_start, source, settings, key_patterns, problems, index) -> Record | None:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:

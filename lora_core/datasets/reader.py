@@ -56,20 +56,51 @@ class DatasetReader:
         raise NotImplementedError
 
 
+class MetadataFileReader(DatasetReader):
+    """Base for readers of one HF imagefolder metadata file (metadata.csv, metadata.jsonl): claims
+    a folder holding `filename`, or any file with the same suffix."""
+
+    filename: str = ""
+
+    def claims(self, path: Path) -> bool:
+        if path.is_dir():
+            return (path / self.filename).is_file()
+        return path.suffix.lower() == Path(self.filename).suffix
+
+    def open(self, path: Path, settings: DatasetSettings) -> tuple[Dataset, SourceFile, set[str]]:
+        """Decode the metadata file and scan its folder: (dataset without records, source, symlinks)."""
+        file = path / self.filename if path.is_dir() else path
+        problems: list[ReadProblem] = []
+        source = decode_source(file, read_bytes(file), problems)
+        dataset = Dataset(
+            root=file.parent, path=file, format=self.name, records=[], sources=[source], problems=problems,
+            caption_column=settings.caption_column, reader=self,
+        )
+        dataset.images_on_disk, links = image_inventory(file.parent)
+        return dataset, source, links
+
+
 # ---------------------------------------------------------------------------------------------
 # Decoding
+
+
+def os_error(path: Path, exc: OSError, doing: str = "read") -> DatasetError:
+    """A DatasetError naming the path, for an OSError met while reading a dataset."""
+    if isinstance(exc, FileNotFoundError):
+        return DatasetError(f"{path}: no such file or folder")
+    if isinstance(exc, PermissionError):
+        return DatasetError(f"{path}: permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return DatasetError(f"{path}: is a directory, expected a file")
+    return DatasetError(f"{path}: cannot {doing} ({exc.strerror or exc})")
 
 
 def read_bytes(path: Path) -> bytes:
     """Read a file for a dataset, turning OS errors into a DatasetError naming the file."""
     try:
         return path.read_bytes()
-    except PermissionError:
-        raise DatasetError(f"{path}: permission denied") from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: is a directory, expected a file") from None
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise os_error(path, exc) from None
 
 
 def decode_source(path: Path, data: bytes, problems: list[ReadProblem]) -> SourceFile:

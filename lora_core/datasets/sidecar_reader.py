@@ -19,6 +19,7 @@ from lora_core.datasets.reader import (
     DatasetSettings,
     decode_source,
     encode_source,
+    os_error,
     read_bytes,
 )
 from lora_core.errors import DatasetError
@@ -91,7 +92,7 @@ class SidecarReader(DatasetReader):
             )
         return dataset
 
-    def _record(self, caption_path, image_rel, image_path, index, repeats, concept, problems, dataset):  # noqa: ANN001
+    def _record(self, caption_path, image_rel, image_path, index, repeats, concept, problems, dataset):
         source = decode_source(caption_path, read_bytes(caption_path), problems)
         dataset.sources.append(source)
         text = source.text
@@ -123,7 +124,7 @@ def dataset_root_for_sidecar(caption_file: Path) -> Path:
     return folder.parent if KOHYA_FOLDER.match(folder.name) else folder
 
 
-def _walk(root: Path, caption_exts: set[str]):  # noqa: ANN202
+def _walk(root: Path, caption_exts: set[str]):
     """Yield (folder, dataset-relative prefix, {stem: image name}, {stem: {ext: caption name}})."""
     stack = [(root, "")]
     while stack:
@@ -131,10 +132,8 @@ def _walk(root: Path, caption_exts: set[str]):  # noqa: ANN202
         try:
             with os.scandir(folder) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
-        except PermissionError:
-            raise DatasetError(f"{folder}: permission denied") from None
         except OSError as exc:
-            raise DatasetError(f"{folder}: cannot list folder ({exc.strerror or exc})") from None
+            raise os_error(folder, exc, "list folder") from None
         images: dict[str, str] = {}
         captions: dict[str, dict[str, str]] = {}
         for entry in entries:

@@ -10,7 +10,7 @@ from typing import TextIO
 from lora_core.reporters import Report, statistics_rows, summary_lines
 
 
-def concise_line(violation, report: Report) -> str:  # noqa: ANN001
+def concise_line(violation, report: Report) -> str:
     loc = violation.location
     where = f"{report.path_of(violation)}:{loc.line}:{loc.column}" if loc else "<dataset>:1:1"
     return f"{where}: {violation.code} [{violation.severity.value}] {violation.message}"

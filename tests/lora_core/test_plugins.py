@@ -140,7 +140,8 @@ def test_fix_from_plugin_is_applied(tmp_path):
         def check_record(self, record, ctx):
             at = (record.caption or "").find("machine")
             if at >= 0:
-                yield self.at_caption(record, "vague", (at, at + 7), Fix.replace("be specific", at, at + 7, "gear device"))
+                fix = Fix.replace("be specific", at, at + 7, "gear device")
+                yield self.at_caption(record, "vague", (at, at + 7), fix)
 
     registry = registry_with(plugin_with(Swap), names=["swap"])
     path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, machine")])
