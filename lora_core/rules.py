@@ -199,9 +199,8 @@ class Rule:
     def explanation(cls) -> str:
         """The rule's docstring as Markdown, with the options section generated."""
         doc = inspect.cleandoc(cls.__doc__ or "")
-        if cls.options:
-            doc += "\n\n## Options\n" + "\n".join(f"- `{o.key}`: {o.description}" for o in cls.options)
-        return doc
+        options = "\n".join(f"- `{o.key}`: {o.description}" for o in cls.options) or "None."
+        return doc + "\n\n## Options\n" + options
 
     def metadata(self) -> dict[str, Any]:
         """The JSON form used by `lorakit rules --format json` and the SARIF rule list."""

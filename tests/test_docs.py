@@ -16,6 +16,6 @@ def test_every_builtin_rule_documents_what_why_example_fix():
     registry = load_plugins(builtin_only=True)
     for rule in registry.rules.values():
         doc = rule.explanation()
-        for section in ("## What it does", "## Why it matters", "## Example", "## Fix"):
+        for section in ("## What it does", "## Why it matters", "## Example", "## Fix", "## Options"):
             assert section in doc, f"{rule.code} lacks {section}"
         assert rule.summary and not rule.summary.endswith(".")
