@@ -181,11 +181,10 @@ def fix(
     converged = True
     for target in targets:
         dataset, config, rules, selection = _prepare(target, options, registry)
-        settings = config.sections
 
         def run(dataset: Dataset = dataset, rules: list[Rule] = rules, selection: Selection = selection,
-                settings: dict[str, dict[str, Any]] = settings) -> list[Violation]:
-            return run_rules(dataset, rules, selection, settings, jobs=options.jobs)[0]
+                config: Config = config) -> list[Violation]:
+            return run_rules(dataset, rules, selection, config, jobs=options.jobs)[0]
 
         outcome = fix_dataset(dataset, run, unsafe)
         converged &= outcome.converged
@@ -304,5 +303,5 @@ def _prepare(target: Path, options: LintOptions, registry: Registry) -> tuple[Da
 
 def _lint_target(target: Path, options: LintOptions, registry: Registry) -> tuple[DatasetLint, list[RuleCrash]]:
     dataset, config, rules, selection = _prepare(target, options, registry)
-    violations, crashes = run_rules(dataset, rules, selection, config.sections, jobs=options.jobs)
+    violations, crashes = run_rules(dataset, rules, selection, config, jobs=options.jobs)
     return DatasetLint(dataset, config, rules, selection, violations), crashes

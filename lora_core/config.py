@@ -10,13 +10,15 @@ the file, the section and the key.
 from __future__ import annotations
 
 import difflib
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lora_core.errors import ConfigError
+from lora_core.violations import Location
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -120,6 +122,8 @@ class ConfigKey:
     type: ValueType
     default: Any
     description: str
+    #: Extra check on the converted value; raises ValueError("what is wrong") to reject it.
+    validate: Callable[[Any], None] | None = None
 
 
 @dataclass
@@ -157,6 +161,7 @@ class Config:
     path: Path | None  # the file it came from; None for defaults only
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     top: dict[str, Any] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)  # sections the file actually has
 
     def section(self, name: str) -> dict[str, Any]:
         return self.sections.get(name, {})
@@ -164,6 +169,31 @@ class Config:
     @property
     def require_plugins(self) -> list[str]:
         return list(self.top.get("require-plugins", []))
+
+
+def key_location(path: Path | None, section: str, key: str) -> Location | None:
+    """Where `key` of `[section]` is set in a config file (TOML parsers keep no positions)."""
+    if path is None:
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    wanted = {f"[{section}]", f"[tool.lorakit.{section}]"}
+    current = None
+    key_re = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.split("#", 1)[0].strip()
+            continue
+        if current in wanted and key_re.match(line):
+            return Location(path, number, line.index(key) + 1)
+    # A header only, or an inline table: point at the section header.
+    for number, line in enumerate(lines, start=1):
+        if line.strip().split("#", 1)[0].strip() in wanted:
+            return Location(path, number, 1)
+    return Location(path, 1, 1)
 
 
 def find_config_file(start: Path) -> Path | None:
@@ -218,6 +248,7 @@ def resolve_config(
                     " (is the plugin that provides it installed? see `lorakit plugins`)"
                 )
             config.sections[key].update(_check_section(value, section, where, prefix))
+            config.present.add(key)
         elif key in TOP_LEVEL_KEYS:
             try:
                 config.top[key] = ListOf(Str()).check(value)
@@ -242,7 +273,11 @@ def _check_section(raw: dict[str, Any], section: ConfigSection, where: str, pref
             raise ConfigError(f"{where}: unknown key `{key}` in [{prefix}{section.name}]{hint}")
         try:
             out[key] = spec.type.check(value)
-        except ValueError:
+            if spec.validate is not None:
+                spec.validate(out[key])
+        except ValueError as exc:
+            if exc.args:
+                raise ConfigError(f"{where}: [{prefix}{section.name}] {key}: {exc.args[0]}") from None
             raise ConfigError(
                 f"{where}: [{prefix}{section.name}] {key} must be {spec.type.label}, got {_show(value)}"
             ) from None

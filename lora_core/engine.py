@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from lora_core.config import Config
 from lora_core.datasets.model import Dataset, Record
 from lora_core.errors import ConfigError
 from lora_core.rules import LintContext, Rule
@@ -79,12 +80,14 @@ class Selection:
                 enabled.append(rule)
         return sorted(enabled, key=lambda r: r.code)
 
-    def severity_of(self, rule: Rule) -> Severity:
+    def severity_of(self, rule: Rule) -> Severity | None:
+        """The severity configured for this rule, or None to keep what the rule reported (its
+        default, or a stronger one it chose, as LK701 does for small datasets)."""
         for key in (rule.code, rule.name):
             for configured, value in self.severity.items():
                 if configured.upper() == key.upper():
                     return Severity.parse(value)
-        return rule.severity
+        return None
 
     def ignored_for_image(self, image: str | None, rule: Rule) -> bool:
         if image is None or not self.per_image_ignores:
@@ -138,7 +141,7 @@ def default_jobs(dataset: Dataset) -> int:
 
 
 def run_rules(
-    dataset: Dataset, rules: Sequence[Rule], selection: Selection, settings: dict[str, dict[str, Any]],
+    dataset: Dataset, rules: Sequence[Rule], selection: Selection, config: Config,
     jobs: int | None = None,
 ) -> tuple[list[Violation], list[RuleCrash]]:
     """Run every rule over a dataset. A crashing rule is recorded and the others keep going.
@@ -147,12 +150,12 @@ def run_rules(
     children that inherit the dataset (copy-on-write) and send back only their violations."""
     jobs = default_jobs(dataset) if jobs is None else jobs
     groups = _partition(rules, jobs) if jobs > 1 and len(rules) > 1 else [list(rules)]
-    children = [_start_child(dataset, group, settings) for group in groups[1:]]
-    found, crashes = _check(dataset, groups[0], settings)
+    children = [_start_child(dataset, group, config) for group in groups[1:]]
+    found, crashes = _check(dataset, groups[0], config)
     for group, child in zip(groups[1:], children):
         result = _join_child(dataset, child)
         if result is None:  # the child died (killed, out of memory): do its share here
-            result = _check(dataset, group, settings)
+            result = _check(dataset, group, config)
         found += result[0]
         crashes += result[1]
     by_code = {rule.code: rule for rule in rules}
@@ -161,9 +164,9 @@ def run_rules(
 
 
 def _check(
-    dataset: Dataset, rules: Sequence[Rule], settings: dict[str, dict[str, Any]]
+    dataset: Dataset, rules: Sequence[Rule], config: Config
 ) -> tuple[list[Violation], list[RuleCrash]]:
-    ctx = LintContext(dataset, settings)
+    ctx = LintContext(dataset, config.sections, config.path, config.present)
     records = ctx.captioned
     violations: list[Violation] = []
     crashes: list[RuleCrash] = []
@@ -202,19 +205,19 @@ def _partition(rules: Sequence[Rule], jobs: int) -> list[list[Rule]]:
     return [g for g in groups if g]
 
 
-def _start_child(dataset: Dataset, rules: list[Rule], settings: dict[str, dict[str, Any]]):
+def _start_child(dataset: Dataset, rules: list[Rule], config: Config):
     import multiprocessing
 
     receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
     process = multiprocessing.get_context("fork").Process(
-        target=_child_main, args=(dataset, rules, settings, sender), daemon=True)
+        target=_child_main, args=(dataset, rules, config, sender), daemon=True)
     process.start()
     sender.close()
     return process, receiver
 
 
-def _child_main(dataset: Dataset, rules: list[Rule], settings: dict[str, dict[str, Any]], sender) -> None:
-    violations, crashes = _check(dataset, rules, settings)
+def _child_main(dataset: Dataset, rules: list[Rule], config: Config, sender) -> None:
+    violations, crashes = _check(dataset, rules, config)
     # Records stay behind (the parent has them): send their index instead.
     portable = [(replace(v, record=None), v.record.index if v.record is not None else -1) for v in violations]
     sender.send((portable, crashes))
@@ -247,6 +250,6 @@ def _finalise(found: Iterable[Violation], rules: dict[str, Rule], selection: Sel
         if selection.ignored_for_image(violation.image, rule):
             continue
         severity = severities[violation.code]
-        if violation.severity is not severity:
+        if severity is not None:
             violation.severity = severity
         yield violation

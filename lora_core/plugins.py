@@ -140,11 +140,19 @@ class Registry:
     def _add_config(self, plugin: str, section: ConfigSection) -> None:
         if not isinstance(section, ConfigSection):
             raise PluginError(f"plugin {plugin!r} registered {section!r}, which is not a ConfigSection")
-        if section.name in self.config_sections:
-            owner = self.config_sections[section.name].plugin
-            raise PluginError(f"duplicate config section [{section.name}]: from plugin {owner!r} and {plugin!r}")
-        section.plugin = plugin
-        self.config_sections[section.name] = section
+        existing = self.config_sections.get(section.name)
+        if existing is not None:
+            # Several plugins may contribute keys to one section (the rule pack that checks [train]
+            # and the trainer that uses it); one key has one owner.
+            clash = {k.name for k in existing.keys} & {k.name for k in section.keys}
+            if clash:
+                raise PluginError(f"config key(s) {', '.join(sorted(clash))} of [{section.name}] registered by "
+                                  f"plugin {existing.plugin!r} and again by plugin {plugin!r}")
+            existing.keys.extend(section.keys)
+        else:
+            section.plugin = plugin
+            self.config_sections[section.name] = ConfigSection(
+                section.name, section.description, list(section.keys), plugin)
         self.plugins[plugin].note("config", f"[{section.name}]")
 
     def _add_named(self, table: dict[str, Registered], kind: str, plugin: str, name: str,

@@ -117,14 +117,21 @@ class LintContext:
     """What rules may look at besides the record: the dataset, the resolved config sections,
     and the caption corpus (built on first use, once per lint run)."""
 
-    def __init__(self, dataset: Dataset, settings: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, dataset: Dataset, settings: dict[str, dict[str, Any]] | None = None,
+                 config_path: Path | None = None, present: set[str] | None = None) -> None:
         self.dataset = dataset
         self.settings = settings or {}
+        self.config_path = config_path  # the config file, for rules that check its values (LK7xx)
+        self.present = present if present is not None else set()  # sections the config file has
         self._corpus: Corpus | None = None
         self._captioned: list[Record] | None = None
 
     def section(self, name: str) -> dict[str, Any]:
         return self.settings.get(name, {})
+
+    def has_section(self, name: str) -> bool:
+        """True when the config file sets `[name]` (not just its defaults)."""
+        return name in self.present
 
     @property
     def captioned(self) -> list[Record]:

@@ -36,7 +36,7 @@ def test_installed_pack_appears_and_fires(plugin_site, tmp_path):
     plugins = {p["name"]: p for p in json.loads(lorakit(plugin_site, "plugins", "--format", "json").stdout)}
     assert plugins["example-rules"]["distribution"] == "lorakit-example-rules"
     assert plugins["example-rules"]["registers"] == {"rules": ["EX101"]}
-    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, neon city, watermark"), ("b.png", "cybrpnk, rain")])
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, neon city, watermark"), ("b.png", "cybrpnk, rain, night")])
     result = lorakit(plugin_site, "lint", str(path), "--isolated", "--format", "json")
     assert result.returncode == 0, result.stderr
     (item,) = json.loads(result.stdout)

@@ -7,7 +7,7 @@ import pytest
 import lora_core
 from lora_core.testing import make_csv_dataset
 
-ROWS = [("a.png", "cybrpnk,  rain"), ("b.png", "same"), ("c.png", "same")]
+ROWS = [("a.png", "cybrpnk,  rain, night"), ("b.png", "the same caption"), ("c.png", "the same caption")]
 
 
 def codes(result):
@@ -42,7 +42,7 @@ def test_explicit_config_overrides_discovery(tmp_path, registry):
         ('[lint]\nseverity = { LK107 = "fatal" }\n', 'must be a table of one of "error", "warning", "info"'),
         ('[dataset]\ncaption-column = 3\n', "[dataset] caption-column must be a string, got integer 3"),
         ('[lintt]\n', "unknown section [lintt] (did you mean `lint`?)"),
-        ('[style]\nrequired = ["x"]\n', "unknown section [style]"),
+        ('[styel]\nrequired = ["x"]\n', "unknown section [styel] (did you mean `style`?)"),
         ('select = ["LK"]\n', "unknown top-level key `select`"),
         ('[lint\n', "invalid TOML"),
         ('[lint]\nselect = ["LK9"]\n', "unknown rule selector 'LK9'"),
@@ -93,7 +93,7 @@ def test_severity_override_and_per_image_ignores(tmp_path, registry):
 
 
 def test_strict_in_config(tmp_path, registry):
-    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk,  rain")])
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk,  rain, night")])
     assert lora_core.lint(path, registry=registry).exit_code() == 0
     (tmp_path / "lorakit.toml").write_text("[lint]\nstrict = true\n", encoding="utf-8")
     assert lora_core.lint(path, registry=registry).exit_code() == 1
@@ -107,9 +107,9 @@ def test_require_plugins_in_config(tmp_path, registry):
 
 
 def test_caption_column_and_extra_columns(tmp_path, registry):
-    path = make_csv_dataset(tmp_path, [("a.png", "x", "cybrpnk,  rain")], header=("file_name", "note", "prompt"))
+    path = make_csv_dataset(tmp_path, [("a.png", "x", "cybrpnk,  rain, night")], header=("file_name", "note", "prompt"))
     (tmp_path / "lorakit.toml").write_text('[dataset]\ncaption-column = "prompt"\n', encoding="utf-8")
     result = lora_core.lint(path, registry=registry)
     record = result.datasets[0].dataset.records[0]
-    assert record.caption == "cybrpnk,  rain" and record.extras == {"note": "x"}
+    assert record.caption == "cybrpnk,  rain, night" and record.extras == {"note": "x"}
     assert [(v.code, v.location.column) for v in result] == [("LK101", 18)]

@@ -72,7 +72,7 @@ def test_jsonl_fix_touches_only_the_caption_token(tmp_path):
     raw = ('{"text": "cybr\\u200bpnk,  \\"neon\\" city", "file_name": "a.png", "n": 1}\n'
            '{ "file_name" : "b.png" ,"text":"caf\u00e9,  rain" }\n')
     (tmp_path / "metadata.jsonl").write_text(raw, encoding="utf-8")
-    result = lora_core.lint(tmp_path, registry=REGISTRY, isolated=True)
+    result = lora_core.lint(tmp_path, registry=REGISTRY, isolated=True, select=["LK1"])
     columns = [(v.code, v.location.line, v.location.column) for v in result]
     # `\u200b` is 6 characters in the file but 1 in the caption: columns are file columns
     assert columns == [("LK105", 1, 15), ("LK101", 1, 25), ("LK101", 2, 39)]

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from lora_core.cli import cli
 from lora_core.testing import make_csv_dataset
 
-ROWS = [("a.png", "cybrpnk,  rain"), ("b.png", "cybrpnk, neon")]
+ROWS = [("a.png", "cybrpnk,  rain, night"), ("b.png", "cybrpnk, neon city, alley")]
 
 
 def run(*args: str, env: dict[str, str] | None = None):
@@ -53,8 +53,8 @@ def test_usage_config_and_dataset_errors_exit_2_without_traceback(tmp_path, data
 def test_fix_and_diff(dataset):
     diff = run("lint", str(dataset), "--isolated", "--diff")
     assert diff.exit_code == 1
-    assert '+a.png,"cybrpnk, rain"' in diff.stdout and "Would fix 1 problem in 1 file." in diff.stderr
-    assert "cybrpnk,  rain" in dataset.read_text()
+    assert '+a.png,"cybrpnk, rain, night"' in diff.stdout and "Would fix 1 problem in 1 file." in diff.stderr
+    assert "cybrpnk,  rain, night" in dataset.read_text()
     fixed = run("lint", str(dataset), "--isolated", "--fix", "--format", "concise")
     assert fixed.exit_code == 0 and "Fixed 1 problem in 1 file." in fixed.stdout
     assert run("lint", str(dataset), "--isolated", "--diff").exit_code == 0

@@ -24,7 +24,7 @@ def result(tmp_path, registry):
     path = make_csv_dataset(tmp_path / "ds", [("a.png", "cybr\u200bpnk,  neon city"), ("b.png", "same"),
                                               ("c.png", "same")])
     write_png(tmp_path / "ds" / "extra.png")
-    return lora_core.lint(path, registry=registry, isolated=True)
+    return lora_core.lint(path, registry=registry, isolated=True, select=["LK0", "LK1"])
 
 
 def render(renderer, result, tmp_path, **kw) -> str:
@@ -62,7 +62,7 @@ def test_full_marks_the_span_under_the_caption(result, tmp_path):
 def test_full_with_statistics_and_clean_summary(result, tmp_path, registry):
     text = render(render_full, result, tmp_path, color=False, statistics=True)
     assert "     2  LK107       duplicate-caption" in text
-    clean = make_csv_dataset(tmp_path / "clean", [("a.png", "cybrpnk, rain")])
+    clean = make_csv_dataset(tmp_path / "clean", [("a.png", "cybrpnk, neon city, rain")])
     ok = lora_core.lint(clean, registry=registry, isolated=True)
     assert render(render_full, ok, tmp_path, color=False).startswith("All checks passed! (1 caption in 1 dataset")
 
@@ -114,6 +114,6 @@ def test_github_annotations_escape_and_drop_columns_on_multiline(result, tmp_pat
 def test_multiline_span_has_no_columns(tmp_path, registry):
     write_png(tmp_path / "a.png")
     (tmp_path / "metadata.csv").write_text('file_name,text\na.png,"cybrpnk,\n  rain"\n', encoding="utf-8")
-    result = lora_core.lint(tmp_path, registry=registry, isolated=True)
+    result = lora_core.lint(tmp_path, registry=registry, isolated=True, select=["LK1"])
     (line,) = [ln for ln in render(render_github, result, Path(tmp_path)).splitlines() if "LK101" in ln]
     assert "col=" not in line and "line=2" in line and "endLine=3" in line

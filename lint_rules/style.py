@@ -1,0 +1,342 @@
+"""LK2xx: does every caption say the style the LoRA is meant to learn?
+
+The mission's canonical failure: 200 cyberpunk illustrations captioned "city at night with
+lights". The LoRA learns what the captions say; if "cyberpunk" is in none of them, it learns
+realistic night cities. These rules read the `[style]` section.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from lora_core import Fix, RuleOption, Severity, hookimpl
+from lora_core.captions import caption_style, tag_spans
+from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf, Str
+from lora_core.datasets.model import Dataset, Record
+from lora_core.rules import LintContext, Rule
+from lora_core.terms import Terms
+from lora_core.violations import Applicability, Location, Violation
+
+STYLE_SECTION = ConfigSection(
+    "style",
+    "The style every caption must carry (LK2xx).",
+    [
+        ConfigKey("required", ListOf(Str()), [], "Every caption must contain at least one of these terms."),
+        ConfigKey("prefix", Str(), "", 'The exact prefix every caption starts with, e.g. "[style: cyberpunk]".'),
+        ConfigKey("vague", MapOf(Str()), {}, "Vague term -> the specific wording to use instead."),
+        ConfigKey("conflicting", ListOf(Str()), [], "Terms that contradict the style (e.g. photorealistic)."),
+        ConfigKey("min-coverage", Float(0.0, 1.0), 1.0, "Share of captions that must carry a required term."),
+        ConfigKey("min-words", Int(0), 3, "Captions with fewer words (sentences) or tags (tag lists) are too short."),
+    ],
+)
+
+#: A `[style: ...]`-like prefix: a bracketed tag at the very start of the caption.
+_PREFIX_LIKE = re.compile(r"\A\s*(\[[^\[\]\n]{1,60}\])")
+
+
+def _style(ctx: LintContext) -> dict:
+    return ctx.section("style")
+
+
+def _required(ctx: LintContext) -> Terms:
+    return Terms(_style(ctx).get("required", []))
+
+
+def _with_prefix(caption: str, prefix: str) -> str:
+    """The caption with `prefix` in front (replacing another bracketed prefix if it has one)."""
+    existing = _PREFIX_LIKE.match(caption)
+    rest = caption[existing.end():] if existing else caption
+    return f"{prefix} {rest.lstrip()}" if rest.strip() else prefix
+
+
+class StyleTermMissing(Rule):
+    """## What it does
+    Reports a caption that contains none of the terms in `style.required`.
+
+    ## Why it matters
+    The caption is the only supervision: a style that no caption names is learned as "what every
+    image looks like" and bleeds into everything, or not learned at all. 200 cyberpunk images
+    captioned "city at night with lights" train a LoRA that draws realistic night cities.
+
+    ## Example
+    With `required = ["cyberpunk"]`:
+    ```text
+    city at night with lights
+    ```
+
+    ## Fix
+    Safe fix when `style.prefix` is configured: the prefix (which names the style) is added in
+    front. Otherwise, rewrite the caption to name the style. A term written with an invisible
+    character or a no-break space does not count, and the message says so.
+    """
+
+    code = "LK201"
+    name = "style-term-missing"
+    summary = "Caption contains none of the required style terms"
+    severity = Severity.ERROR
+    fix = Applicability.SAFE
+    options = (RuleOption("style.required", "the style terms"),
+               RuleOption("style.prefix", "added by the fix when set"))
+    cost = 2
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        required = _required(ctx)
+        if not required:
+            return
+        prefix = _style(ctx).get("prefix", "")
+        prefix_names_style = bool(prefix) and required.search(prefix) is not None
+        wanted = " / ".join(f"`{t}`" for t in required.terms)
+        for record in missing_style(ctx, required):
+            caption = record.caption or ""
+            why = required.near_miss(caption)
+            message = f"caption has none of the style terms {wanted}" + (f": {why}" if why else "")
+            fix = None
+            if prefix_names_style:
+                fix = Fix.set_caption(f"add the prefix `{prefix}`", caption, _with_prefix(caption, prefix))
+            yield self.at_caption(record, message, fix=fix)
+
+
+def missing_style(ctx: LintContext, required: Terms) -> list[Record]:
+    """Captioned records without any required term (one regex pass over the whole corpus)."""
+    corpus = ctx.corpus
+    having = {id(record) for record, *_ in corpus.matches(required.pattern)} if required else set()
+    return [r for r in corpus.records if id(r) not in having and (r.caption or "").strip()]
+
+
+class StylePrefixInconsistent(Rule):
+    """## What it does
+    With `style.prefix` set: reports captions that do not start with exactly that prefix.
+    Without it: finds `[style: ...]`-like prefixes and reports captions that deviate from the
+    dataset's most common form (prefix present vs absent, or a different prefix).
+
+    ## Why it matters
+    A style prefix used in some batches and not others splits the dataset into two concepts: the
+    LoRA learns the style only when prompted with the prefix, and averages it away otherwise.
+
+    ## Example
+    ```text
+    [style: watercolor] a fox in the snow
+    a fox by a river                          # no prefix
+    [style: water colour] a fox at dusk       # another prefix
+    ```
+
+    ## Fix
+    Safe fix: the caption gets the configured (or the dataset's dominant) prefix, replacing a
+    different one; where most captions have no prefix, the odd prefix is removed.
+    """
+
+    code = "LK202"
+    name = "style-prefix-inconsistent"
+    summary = "Style prefix present on some captions and absent or different on others"
+    severity = Severity.ERROR
+    fix = Applicability.SAFE
+    options = (RuleOption("style.prefix", "the prefix every caption must start with"),)
+    cost = 1
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        records = [r for r in ctx.captioned if (r.caption or "").strip()]
+        configured = _style(ctx).get("prefix", "")
+        if configured:
+            for record in records:
+                caption = record.caption or ""
+                if caption.startswith(configured):
+                    continue
+                found = _PREFIX_LIKE.match(caption)
+                what = f"starts with `{found.group(1)}` instead of" if found else "does not start with"
+                fix = Fix.set_caption(f"start with `{configured}`", caption, _with_prefix(caption, configured))
+                yield self.at_caption(record, f"caption {what} the style prefix `{configured}`", fix=fix)
+            return
+        prefixes = {id(r): (m.group(1) if (m := _PREFIX_LIKE.match(r.caption or "")) else None) for r in records}
+        counts = Counter(prefixes.values())
+        if len(counts) < 2 or not any(k is not None for k in counts):
+            return
+        dominant, dominant_count = max(counts.items(), key=lambda kv: (kv[1], kv[0] is not None))
+        for record in records:
+            prefix = prefixes[id(record)]
+            if prefix == dominant:
+                continue
+            caption = record.caption or ""
+            if dominant is None:
+                new = caption[_PREFIX_LIKE.match(caption).end():].lstrip()  # type: ignore[union-attr]
+                message = (f"caption starts with `{prefix}`, but {dominant_count} of {len(records)} captions "
+                           "have no prefix")
+                fix = Fix.set_caption(f"remove `{prefix}`", caption, new)
+            else:
+                what = f"starts with `{prefix}`" if prefix else "has no style prefix"
+                message = f"caption {what}, but {dominant_count} of {len(records)} captions start with `{dominant}`"
+                fix = Fix.set_caption(f"start with `{dominant}`", caption, _with_prefix(caption, dominant))
+            yield self.at_caption(record, message, fix=fix)
+
+
+class VagueTerm(Rule):
+    """## What it does
+    Reports a term listed in `style.vague`, naming the specific wording configured for it.
+
+    ## Why it matters
+    "machine" for a steampunk gear device, "landscape painting" for an ink-wash landscape: vague
+    words erase the style boundary, and mixed vague wording averages the style away.
+
+    ## Example
+    With `vague = { "machine" = "steampunk gear device" }`:
+    ```text
+    cybrpnk, machine, steam, gears
+    ```
+
+    ## Fix
+    Unsafe fix: the term is replaced with the configured wording (check that it describes this
+    image).
+    """
+
+    code = "LK203"
+    name = "vague-term"
+    summary = "A vague term is used where a specific one is configured"
+    severity = Severity.WARNING
+    fix = Applicability.UNSAFE
+    options = (RuleOption("style.vague", "vague term -> specific replacement"),)
+    cost = 1
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        vague: dict[str, str] = _style(ctx).get("vague", {})
+        terms = Terms(vague)
+        if not terms:
+            return
+        replacements = {k.casefold(): v for k, v in vague.items()}
+        for record, start, end, match in ctx.corpus.matches(terms.pattern):
+            term = terms.canonical(match.group())
+            better = replacements[term.casefold()]
+            fix = Fix.replace(f"replace with `{better}`", start, end, better, Applicability.UNSAFE)
+            yield self.at_caption(record, f"vague term `{match.group()}`: say `{better}`", (start, end), fix)
+
+
+class StyleCoverageLow(Rule):
+    """## What it does
+    Dataset level: reports when the share of captions carrying a `style.required` term is below
+    `style.min-coverage`, with the share and the first captions that lack one.
+
+    ## Why it matters
+    One caption without the style term is a slip (LK201); a third of them is a dataset that
+    teaches two things. This is the number to watch while re-captioning.
+
+    ## Example
+    `required = ["cyberpunk"]`, `min-coverage = 0.95`, 120 of 200 captions say "cyberpunk": 60%.
+
+    ## Fix
+    Caption the images that lack the style (LK201 lists each one).
+    """
+
+    code = "LK204"
+    name = "style-coverage-low"
+    summary = "Share of captions with a required style term is below style.min-coverage"
+    severity = Severity.ERROR
+    options = (RuleOption("style.required", "the style terms"),
+               RuleOption("style.min-coverage", "the share required (0.0 to 1.0)"))
+    cost = 2
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        required = _required(ctx)
+        total = sum(1 for r in ctx.captioned if (r.caption or "").strip())
+        if not required or not total:
+            return
+        missing = missing_style(ctx, required)
+        share = (total - len(missing)) / total
+        minimum = _style(ctx).get("min-coverage", 1.0)
+        if share + 1e-12 >= minimum:
+            return
+        worst = ", ".join(f"`{r.image}`" for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        where = Location(dataset.path, 1, 1) if dataset.path.is_file() else Location(dataset.root)
+        yield self.at(
+            where, f"{share:.0%} of captions ({total - len(missing)}/{total}) carry a style term "
+            f"({' / '.join(required.terms)}); at least {minimum:.0%} required. Missing in: {worst}",
+            share=round(share, 4), missing=len(missing), total=total)
+
+
+class ConflictingStyleTerm(Rule):
+    """## What it does
+    Reports a term from `style.conflicting`: words that contradict the style being trained.
+
+    ## Why it matters
+    "photorealistic" in a watercolor LoRA's captions tells the model that the watercolor look is
+    not what "photorealistic" means, and pulls the learned style towards photos.
+
+    ## Example
+    With `conflicting = ["photorealistic", "photo"]`:
+    ```text
+    cybrpnk, photorealistic street, neon
+    ```
+
+    ## Fix
+    Remove the term, or move the image out of this dataset if it really is a photo.
+    """
+
+    code = "LK205"
+    name = "conflicting-style-term"
+    summary = "A term that contradicts the style appears"
+    severity = Severity.WARNING
+    options = (RuleOption("style.conflicting", "the contradicting terms"),)
+    cost = 1
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        terms = Terms(_style(ctx).get("conflicting", []))
+        if not terms:
+            return
+        for record, start, end, match in ctx.corpus.matches(terms.pattern):
+            yield self.at_caption(record, f"`{match.group()}` contradicts the style", (start, end))
+
+
+class CaptionTooShort(Rule):
+    """## What it does
+    Reports captions with fewer than `style.min-words` tags (tag lists) or words (sentences).
+
+    ## Why it matters
+    A one- or two-word caption ("portrait", "machine") leaves everything in the image unnamed, so
+    the LoRA binds all of it to those words: the trigger or the style word absorbs the background,
+    the lighting and the subject.
+
+    ## Example
+    ```text
+    cybrpnk, city
+    ```
+
+    ## Fix
+    Describe subject, features, lighting and background (see `[template]`).
+    """
+
+    code = "LK206"
+    name = "caption-too-short"
+    summary = "Fewer than style.min-words words or tags"
+    severity = Severity.WARNING
+    options = (RuleOption("style.min-words", "the minimum (default 3)"),)
+    cost = 1
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        minimum = _style(ctx).get("min-words", 3)
+        if minimum <= 1:
+            return
+        for record, caption in zip(ctx.corpus.records, ctx.corpus.captions):
+            if caption.count(" ") + caption.count(",") + 1 >= minimum * 2:
+                continue  # plainly long enough: skip the exact count
+            if not caption.strip():
+                continue  # LK003
+            tags = len(tag_spans(caption))
+            words = len(caption.split())
+            count, unit = (tags, "tag") if caption_style(caption) == "tags" or tags > 1 else (words, "word")
+            if count < minimum:
+                yield self.at_caption(record, f"caption has {count} {unit}{'s' if count != 1 else ''}; "
+                                      f"at least {minimum} describe an image", count=count)
+
+
+RULES = (StyleTermMissing, StylePrefixInconsistent, VagueTerm, StyleCoverageLow, ConflictingStyleTerm,
+         CaptionTooShort)
+
+
+@hookimpl
+def register_config(register: Callable) -> None:
+    register(STYLE_SECTION)
+
+
+@hookimpl
+def register_rules(register: Callable[[type], None]) -> None:
+    for rule in RULES:
+        register(rule)

@@ -1,0 +1,223 @@
+"""LK4xx: template conformance. Captions that follow one template
+(`{style} {subject} with {features}, {lighting}, {background}`) give the text encoder a
+consistent structure, so each part of the image is bound to the same kind of words everywhere.
+These rules read the `[template]` section.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from lora_core import RuleOption, Severity, hookimpl
+from lora_core.config import ConfigKey, ConfigSection, ListOf, MapOf, Str
+from lora_core.datasets.model import Dataset
+from lora_core.rules import LintContext, Rule
+from lora_core.violations import Violation
+
+_SLOT = re.compile(r"\{([A-Za-z_][\w-]*)\}")
+
+
+def _check_pattern(value: str) -> None:
+    if value:
+        Template.parse(value)
+
+
+TEMPLATE_SECTION = ConfigSection(
+    "template",
+    "The caption template (LK4xx).",
+    [
+        ConfigKey("pattern", Str(), "",
+                  'Literal text with {slot} placeholders, e.g. "{style} {subject} with {features}, {lighting}".',
+                  validate=_check_pattern),
+        ConfigKey("slots", MapOf(ListOf(Str())), {}, "Optional vocabulary per slot: slot -> allowed values."),
+    ],
+)
+
+
+@dataclass(frozen=True)
+class Piece:
+    text: str  # a literal, or a slot name
+    is_slot: bool
+
+
+def _literal_regex(text: str) -> str:
+    """Literal text with flexible blanks: `, ` matches `,` followed by any spaces, ` ` one or more."""
+    out = []
+    for char in text:
+        if char == " ":
+            out.append(r"\s+" if not out or out[-1] not in (r"\s*", r"\s+") else "")
+        elif char in ",;|":
+            if out and out[-1] == r"\s+":
+                out[-1] = r"\s*"
+            out.append(re.escape(char) + r"\s*")
+        else:
+            out.append(re.escape(char))
+    return "".join(out)
+
+
+class Template:
+    """A parsed pattern: alternating literals and slots, compiled to one anchored regex."""
+
+    def __init__(self, pieces: list[Piece]) -> None:
+        self.pieces = pieces
+        self.regex = re.compile(self._regex(len(pieces)) + r"\s*\Z", re.IGNORECASE | re.DOTALL)
+
+    @classmethod
+    def parse(cls, pattern: str) -> Template:
+        pieces: list[Piece] = []
+        position = 0
+        for match in _SLOT.finditer(pattern):
+            if match.start() > position:
+                pieces.append(Piece(pattern[position:match.start()], False))
+            elif pieces and pieces[-1].is_slot:
+                raise ValueError(f"slots {{{pieces[-1].text}}} and {{{match.group(1)}}} need literal text between them")
+            pieces.append(Piece(match.group(1), True))
+            position = match.end()
+        if position < len(pattern):
+            pieces.append(Piece(pattern[position:], False))
+        if not any(p.is_slot for p in pieces):
+            raise ValueError("the pattern has no {slot}")
+        if len({p.text for p in pieces if p.is_slot}) != sum(p.is_slot for p in pieces):
+            raise ValueError("a slot name is used twice")
+        return cls(pieces)
+
+    def _regex(self, count: int) -> str:
+        parts = [r"\A\s*"]
+        for index, piece in enumerate(self.pieces[:count]):
+            if piece.is_slot:
+                last = index == len(self.pieces) - 1
+                parts.append(f"(?P<{_group(piece.text)}>.+)" if last else f"(?P<{_group(piece.text)}>.+?)")
+            else:
+                parts.append(_literal_regex(piece.text))
+        return "".join(parts)
+
+    def match(self, caption: str) -> re.Match[str] | None:
+        return self.regex.match(caption)
+
+    def explain(self, caption: str) -> str:
+        """Which slot or literal is missing: the first piece after which the caption stops fitting."""
+        for count in range(1, len(self.pieces) + 1):
+            prefix = re.compile(self._regex(count), re.IGNORECASE | re.DOTALL)
+            if prefix.match(caption):
+                continue
+            piece = self.pieces[count - 1]
+            after = self.pieces[count - 2] if count >= 2 else None
+            where = f" after {_show(after)}" if after is not None else " at the start"
+            if piece.is_slot:
+                return f"slot {{{piece.text}}} is empty{where}"
+            return f"missing the literal `{piece.text.strip() or piece.text}`{where}"
+        return "text after the last part of the template"
+
+    def slot_value(self, match: re.Match[str], slot: str) -> tuple[str, tuple[int, int]]:
+        group = _group(slot)
+        return match.group(group).strip(), match.span(group)
+
+
+def _group(slot: str) -> str:
+    return "slot_" + slot.replace("-", "_")
+
+
+def _show(piece: Piece) -> str:
+    return f"{{{piece.text}}}" if piece.is_slot else f"`{piece.text.strip() or piece.text}`"
+
+
+def _template(ctx: LintContext) -> Template | None:
+    pattern = ctx.section("template").get("pattern", "")
+    return Template.parse(pattern) if pattern else None
+
+
+class TemplateMismatch(Rule):
+    """## What it does
+    Reports a caption that does not follow `template.pattern`, saying which slot or literal is
+    missing. Literals match ignoring case; spaces and `, ` match any run of blanks.
+
+    ## Why it matters
+    A consistent structure binds each part of the image (style, subject, features, lighting,
+    background) to the same kind of words in every caption; free-form captions let those
+    concepts drift into each other, and the prompt structure you use later stops matching.
+
+    ## Example
+    With `pattern = "{style} {subject} with {features}, {lighting}, {background}"`:
+    ```text
+    cyberpunk street vendor, neon light, night market    # missing ` with ` after {subject}
+    ```
+
+    ## Fix
+    Rewrite the caption to the template (`lorakit caption --template` can fill it).
+    """
+
+    code = "LK401"
+    name = "template-mismatch"
+    summary = "Caption does not follow template.pattern"
+    severity = Severity.ERROR
+    options = (RuleOption("template.pattern", "the template"),)
+    cost = 3
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        template = _template(ctx)
+        if template is None:
+            return
+        for record in ctx.captioned:
+            caption = record.caption or ""
+            if caption.strip() and template.match(caption) is None:
+                yield self.at_caption(record, f"caption does not follow the template: {template.explain(caption)}")
+
+
+class SlotVocabulary(Rule):
+    """## What it does
+    Reports a template slot whose value is not one of the values listed for it in
+    `[template.slots]` (compared ignoring case).
+
+    ## Why it matters
+    A slot vocabulary is a whitelist: `{style}` = "cyberpunk" or "watercolor", never "cool
+    futuristic". Off-list values split one concept into many spellings.
+
+    ## Example
+    With `slots = { style = ["cyberpunk", "watercolor"] }`:
+    ```text
+    steampunk street vendor with goggles, gas light, alley
+    ```
+
+    ## Fix
+    Use one of the listed values, or add the value to the list if it is a real new category.
+    """
+
+    code = "LK402"
+    name = "slot-vocabulary"
+    summary = "A slot value outside template.slots"
+    severity = Severity.WARNING
+    options = (RuleOption("template.slots", "slot -> allowed values"),)
+    cost = 1
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        template = _template(ctx)
+        vocab = {k: {v.casefold() for v in vs} for k, vs in ctx.section("template").get("slots", {}).items()}
+        if template is None or not vocab:
+            return
+        slots = [p.text for p in template.pieces if p.is_slot and p.text in vocab]
+        listed = ctx.section("template").get("slots", {})
+        for record in ctx.captioned:
+            match = template.match(record.caption or "")
+            if match is None:
+                continue  # LK401
+            for slot in slots:
+                value, (start, end) = template.slot_value(match, slot)
+                if value.casefold() not in vocab[slot]:
+                    allowed = ", ".join(listed[slot])
+                    yield self.at_caption(record, f"{{{slot}}} is `{value}`, not one of: {allowed}", (start, end))
+
+
+RULES = (TemplateMismatch, SlotVocabulary)
+
+
+@hookimpl
+def register_config(register: Callable) -> None:
+    register(TEMPLATE_SECTION)
+
+
+@hookimpl
+def register_rules(register: Callable[[type], None]) -> None:
+    for rule in RULES:
+        register(rule)

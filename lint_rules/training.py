@@ -1,0 +1,234 @@
+"""LK7xx: training settings that make caption noise worse.
+
+Observed guidance from the lorakit brief (not laws): many epochs on a small dataset memorise
+wrong labels, a high learning rate locks early errors in, a low rank has no capacity to absorb
+conflicting samples, and without a validation split nobody sees the loss rise. These rules read
+the `[train]` table (only when the config file has one) and point at the line that sets the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from lora_core import RuleOption, Severity, hookimpl
+from lora_core.config import ConfigKey, ConfigSection, Float, Int, Str, key_location
+from lora_core.datasets.model import Dataset
+from lora_core.rules import LintContext, Rule
+from lora_core.violations import Location, Violation
+
+TRAIN_SECTION = ConfigSection(
+    "train",
+    "Training settings (the trainer reads these; LK7xx checks them).",
+    [
+        ConfigKey("base-model", Str(), "", "Base model: a diffusers folder, a hub id, or a .safetensors file."),
+        ConfigKey("epochs", Int(1), 10, "Passes over the dataset."),
+        ConfigKey("learning-rate", Float(0.0), 1e-4, "Optimizer learning rate."),
+        ConfigKey("rank", Int(1), 16, "LoRA rank."),
+        ConfigKey("alpha", Float(0.0), 16.0, "LoRA alpha (scale = alpha / rank)."),
+        ConfigKey("validation-split", Float(0.0, 0.9), 0.0, "Share of images held out for validation loss."),
+        ConfigKey("early-stopping-patience", Int(0), 0,
+                  "Epochs without validation improvement before stopping (0: off)."),
+    ],
+)
+
+SMALL_DATASET = 100
+
+
+def _train(ctx: LintContext) -> dict | None:
+    return ctx.section("train") if ctx.has_section("train") else None
+
+
+def _where(ctx: LintContext, key: str) -> Location:
+    return key_location(ctx.config_path, "train", key) or Location(ctx.dataset.path)
+
+
+def _has_validation(train: dict) -> bool:
+    return train.get("validation-split", 0.0) > 0 or train.get("early-stopping-patience", 0) > 0
+
+
+class EpochsHigh(Rule):
+    """## What it does
+    Reports `[train] epochs` above 15; an error when the dataset has fewer than 100 images and no
+    validation split.
+
+    ## Why it matters
+    With few images, many passes memorise every caption, wrong ones included: the loss keeps
+    falling while the LoRA learns the labelling mistakes. A plateau around epoch 7 followed by a
+    slight rise is the typical label-noise symptom.
+
+    ## Example
+    ```toml
+    [train]
+    epochs = 30
+    ```
+
+    ## Fix
+    Use 15 or fewer, with a `validation-split` and `early-stopping-patience`.
+    """
+
+    code = "LK701"
+    name = "epochs-high"
+    summary = "[train] epochs above 15 (error for < 100 images without validation)"
+    severity = Severity.WARNING
+    options = (RuleOption("train.epochs", "passes over the dataset"),)
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        train = _train(ctx)
+        if train is None or train.get("epochs", 10) <= 15:
+            return
+        images = len(dataset.records)
+        epochs = train["epochs"]
+        violation = self.at(_where(ctx, "epochs"), f"epochs = {epochs} (> 15) memorises caption mistakes; use <= 15 "
+                            "with early stopping on a validation split", epochs=epochs, images=images)
+        if images < SMALL_DATASET and not _has_validation(train):
+            violation.severity = Severity.ERROR
+            violation.message += f" (only {images} images and no validation split)"
+        yield violation
+
+
+class LearningRateHigh(Rule):
+    """## What it does
+    Reports `[train] learning-rate` above 3e-4.
+
+    ## Why it matters
+    A high learning rate locks early errors in fast: the first noisy captions the model sees
+    shape the adapter before the rest of the data can correct them.
+
+    ## Example
+    ```toml
+    [train]
+    learning-rate = 1e-3
+    ```
+
+    ## Fix
+    Use 1e-4 to 2e-4.
+    """
+
+    code = "LK702"
+    name = "learning-rate-high"
+    summary = "[train] learning-rate above 3e-4"
+    severity = Severity.WARNING
+    options = (RuleOption("train.learning-rate", "optimizer learning rate"),)
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        train = _train(ctx)
+        if train is None or train.get("learning-rate", 1e-4) <= 3e-4:
+            return
+        rate = train["learning-rate"]
+        yield self.at(_where(ctx, "learning-rate"), f"learning-rate = {rate:g} (> 3e-4) locks early caption errors "
+                      "in; use 1e-4 .. 2e-4", learning_rate=rate)
+
+
+class RankLow(Rule):
+    """## What it does
+    Reports `[train] rank` below 8.
+
+    ## Why it matters
+    A low-rank adapter has no capacity to absorb conflicting samples: instead of learning the
+    style plus a few outliers, it averages everything.
+
+    ## Example
+    ```toml
+    [train]
+    rank = 4
+    ```
+
+    ## Fix
+    Use 8 or more; 16 for complex styles.
+    """
+
+    code = "LK703"
+    name = "rank-low"
+    summary = "LoRA rank below 8"
+    severity = Severity.WARNING
+    options = (RuleOption("train.rank", "LoRA rank"),)
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        train = _train(ctx)
+        if train is None or train.get("rank", 16) >= 8:
+            return
+        yield self.at(_where(ctx, "rank"), f"rank = {train['rank']} (< 8) cannot absorb conflicting samples; use 8+, "
+                      "16 for complex styles", rank=train["rank"])
+
+
+class NoValidation(Rule):
+    """## What it does
+    Reports more than 10 epochs with neither `validation-split` nor `early-stopping-patience`.
+
+    ## Why it matters
+    Without validation loss nobody sees the plateau-then-rise that signals memorised label noise;
+    training simply runs to the last epoch.
+
+    ## Example
+    ```toml
+    [train]
+    epochs = 12
+    ```
+
+    ## Fix
+    Set `validation-split = 0.1` and `early-stopping-patience = 2`.
+    """
+
+    code = "LK704"
+    name = "no-validation"
+    summary = "More than 10 epochs without a validation split or early stopping"
+    severity = Severity.WARNING
+    options = (RuleOption("train.validation-split", "share held out"),
+               RuleOption("train.early-stopping-patience", "epochs without improvement before stopping"))
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        train = _train(ctx)
+        if train is None or train.get("epochs", 10) <= 10 or _has_validation(train):
+            return
+        yield self.at(_where(ctx, "epochs"), f"epochs = {train['epochs']} with no validation-split or "
+                      "early-stopping-patience: label-noise overfitting goes unseen")
+
+
+class AlphaRankRatio(Rule):
+    """## What it does
+    Reports `alpha` outside [rank/4, 2*rank].
+
+    ## Why it matters
+    The LoRA update is scaled by alpha/rank. Far below 1/4 the adapter barely trains at the
+    configured learning rate; above 2 it behaves like a much higher learning rate (see LK702).
+
+    ## Example
+    ```toml
+    [train]
+    rank = 16
+    alpha = 128
+    ```
+
+    ## Fix
+    Use alpha between rank/4 and 2*rank; alpha = rank is a common default.
+    """
+
+    code = "LK705"
+    name = "alpha-rank-ratio"
+    summary = "alpha outside [rank/4, 2*rank]"
+    severity = Severity.INFO
+    options = (RuleOption("train.alpha", "LoRA alpha"), RuleOption("train.rank", "LoRA rank"))
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        train = _train(ctx)
+        if train is None:
+            return
+        rank, alpha = train.get("rank", 16), train.get("alpha", 16.0)
+        if rank / 4 <= alpha <= 2 * rank:
+            return
+        yield self.at(_where(ctx, "alpha"), f"alpha = {alpha:g} with rank = {rank}: scale {alpha / rank:g} is outside "
+                      f"[0.25, 2]; use alpha between {rank / 4:g} and {2 * rank:g}", scale=alpha / rank)
+
+
+RULES = (EpochsHigh, LearningRateHigh, RankLow, NoValidation, AlphaRankRatio)
+
+
+@hookimpl
+def register_config(register: Callable) -> None:
+    register(TRAIN_SECTION)
+
+
+@hookimpl
+def register_rules(register: Callable[[type], None]) -> None:
+    for rule in RULES:
+        register(rule)

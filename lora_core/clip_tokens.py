@@ -1,0 +1,221 @@
+"""Exact CLIP token counts without torch: the BPE that SD 1.x and SDXL text encoders use.
+
+SD 1.x/SDXL prompts are cut at 77 tokens (75 of content between the start and end tokens), and
+trainers truncate silently. Counting must be exact, never an estimate, so every source here
+produces the real token ids:
+
+1. a tokenizer folder (`vocab.json` + `merges.txt`, the Hugging Face CLIPTokenizer layout, e.g.
+   a base model's `tokenizer/` folder), run by the pure-Python BPE below;
+2. the `instant-clip-tokenizer` package (`pip install lorakit[tokens]`), which ships the CLIP
+   vocabulary in a small Rust extension;
+3. the BPE file inside an installed `open_clip` package, found without importing it (importing
+   open_clip imports torch).
+
+Counting works per pre-token (CLIP applies BPE to each word separately), with a cache: tag-list
+datasets repeat the same words thousands of times.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import importlib.util
+import json
+import re
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
+
+#: CLIP's pre-tokenizer (openai/CLIP simple_tokenizer), with Python `re` classes for \\p{L} and \\p{N}.
+PRETOKEN = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE)
+START_OF_TEXT, END_OF_TEXT = 49406, 49407
+
+
+class TokenizerUnavailable(Exception):
+    """No source of the CLIP vocabulary could be found; the message says what was tried."""
+
+
+def clean(text: str) -> str:
+    """CLIP's text normalisation: unescape HTML, collapse whitespace, lower-case (ftfy's mojibake
+    repair is left out: LK105/LK106 report those characters instead)."""
+    return " ".join(html.unescape(html.unescape(text)).split()).lower()
+
+
+class _CountCache(dict):
+    """word -> number of tokens, computed on first use."""
+
+    def __init__(self, encode_word: Callable[[str], tuple[int, ...]]) -> None:
+        super().__init__()
+        self.encode_word = encode_word
+
+    def __missing__(self, word: str) -> int:
+        value = self[word] = len(self.encode_word(word))
+        return value
+
+
+class ClipTokenizer:
+    """Counts and lists CLIP tokens. `encode_word` maps one pre-token to token ids."""
+
+    def __init__(self, encode_word: Callable[[str], list[int]], decode: Callable[[list[int]], str], source: str):
+        self._encode_word = lru_cache(maxsize=200_000)(lambda word: tuple(encode_word(word)))
+        self._decode = decode
+        self.source = source
+        self._counts = _CountCache(self._encode_word)
+
+    def encode(self, text: str) -> list[int]:
+        """Content token ids (without the start and end tokens)."""
+        return [t for word in PRETOKEN.findall(clean(text)) for t in self._encode_word(word)]
+
+    def count(self, text: str) -> int:
+        return sum(map(self._counts.__getitem__, PRETOKEN.findall(clean(text))))
+
+    def counts(self, captions: Iterable[str]) -> list[int]:
+        return [self.count(c) for c in captions]
+
+    def pieces(self, text: str) -> list[str]:
+        """The text of each token (for messages: `cybrpnk` -> cy|br|pn|k)."""
+        return [self._decode([t]).strip() for t in self.encode(text)]
+
+    def cut_offset(self, caption: str, limit: int) -> int | None:
+        """Offset in `caption` where the token after the first `limit` ones starts, or None."""
+        total = 0
+        for match in PRETOKEN.finditer(caption):
+            total += self._counts[clean(match.group())]
+            if total > limit:
+                return match.start()
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure-Python byte-level BPE (the algorithm of openai/CLIP's simple_tokenizer)
+
+
+@lru_cache(maxsize=1)
+def bytes_to_unicode() -> dict[int, str]:
+    """The reversible byte -> printable character map GPT-2 style BPE vocabularies are written in."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
+        range(ord("®"), ord("ÿ") + 1))
+    mapping = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in mapping:
+            mapping[b] = chr(256 + extra)
+            extra += 1
+    return mapping
+
+
+class BytePairEncoder:
+    def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]]) -> None:
+        self.vocab = vocab
+        self.decoder = {i: t for t, i in vocab.items()}
+        self.ranks = {pair: rank for rank, pair in enumerate(merges)}
+        self.byte_map = bytes_to_unicode()
+        self.byte_unmap = {c: b for b, c in self.byte_map.items()}
+
+    def encode_word(self, word: str) -> list[int]:
+        symbols = [self.byte_map[b] for b in word.encode("utf-8")]
+        if not symbols:
+            return []
+        symbols[-1] += "</w>"
+        while len(symbols) > 1:
+            ranked = [(self.ranks.get((a, b)), i) for i, (a, b) in enumerate(zip(symbols, symbols[1:]))]
+            candidates = [(r, i) for r, i in ranked if r is not None]
+            if not candidates:
+                break
+            best = min(candidates)[0]
+            merged: list[str] = []
+            i = 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and self.ranks.get((symbols[i], symbols[i + 1])) == best:
+                    merged.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    merged.append(symbols[i])
+                    i += 1
+            symbols = merged
+        unknown = [s for s in symbols if s not in self.vocab]
+        if unknown:
+            raise KeyError(f"BPE symbol {unknown[0]!r} is not in the vocabulary")
+        return [self.vocab[s] for s in symbols]
+
+    def decode(self, ids: list[int]) -> str:
+        text = "".join(self.decoder[i] for i in ids)
+        data = bytes(self.byte_unmap[c] for c in text.replace("</w>", " ") if c in self.byte_unmap or c == " ")
+        return data.decode("utf-8", "replace")
+
+
+def from_folder(folder: Path) -> ClipTokenizer:
+    """A Hugging Face CLIPTokenizer folder: vocab.json + merges.txt (a model's `tokenizer/`)."""
+    vocab_file, merges_file = folder / "vocab.json", folder / "merges.txt"
+    if not vocab_file.is_file() or not merges_file.is_file():
+        raise TokenizerUnavailable(f"{folder} has no vocab.json and merges.txt")
+    vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
+    lines = merges_file.read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
+    bpe = BytePairEncoder(vocab, [m for m in merges if len(m) == 2])  # type: ignore[misc]
+    return ClipTokenizer(bpe.encode_word, bpe.decode, f"tokenizer folder {folder}")
+
+
+def from_open_clip_bpe(path: Path) -> ClipTokenizer:
+    """open_clip's `bpe_simple_vocab_16e6.txt.gz` (merges only: the vocabulary is derived)."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        lines = fh.read().split("\n")
+    merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1]]
+    symbols = list(bytes_to_unicode().values())
+    vocab_list = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
+    vocab_list += ["<start_of_text>", "<end_of_text>"]
+    bpe = BytePairEncoder({t: i for i, t in enumerate(vocab_list)}, merges)  # type: ignore[arg-type]
+    return ClipTokenizer(bpe.encode_word, bpe.decode, f"open_clip vocabulary {path}")
+
+
+def from_instant_clip_tokenizer() -> ClipTokenizer:
+    try:
+        import instant_clip_tokenizer
+    except ImportError as exc:
+        raise TokenizerUnavailable("instant-clip-tokenizer is not installed (pip install 'lorakit[tokens]')") from exc
+    tokenizer = instant_clip_tokenizer.Tokenizer()
+    return ClipTokenizer(tokenizer.encode, tokenizer.decode, "instant-clip-tokenizer")
+
+
+def _open_clip_bpe_file() -> Path | None:
+    spec = importlib.util.find_spec("open_clip")  # finds the package without importing torch
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "bpe_simple_vocab_16e6.txt.gz"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_tokenizer(setting: str = "clip", base_model: str = "", relative_to: Path | None = None) -> ClipTokenizer:
+    """Resolve `[tokens] tokenizer`: a folder path, else (for "clip") the base model's tokenizer
+    folder, instant-clip-tokenizer, or open_clip's BPE file, in that order."""
+    return _load(setting, base_model, str(relative_to or ""))
+
+
+@lru_cache(maxsize=8)
+def _load(setting: str, base_model: str, relative_to: str) -> ClipTokenizer:
+    base = Path(relative_to) if relative_to else Path.cwd()
+    if setting and setting != "clip":
+        folder = (base / setting).expanduser()
+        if folder.is_dir() and (folder / "tokenizer").is_dir() and not (folder / "vocab.json").exists():
+            folder = folder / "tokenizer"  # a base model folder
+        if not folder.is_dir():
+            raise TokenizerUnavailable(f"[tokens] tokenizer = {setting!r} is not a folder")
+        return from_folder(folder)
+    tried = []
+    if base_model:
+        folder = (base / base_model).expanduser() / "tokenizer"
+        if folder.is_dir():
+            return from_folder(folder)
+        tried.append(f"no tokenizer/ folder in [train] base-model {base_model!r}")
+    try:
+        return from_instant_clip_tokenizer()
+    except TokenizerUnavailable as exc:
+        tried.append(str(exc))
+    bpe = _open_clip_bpe_file()
+    if bpe is not None:
+        return from_open_clip_bpe(bpe)
+    tried.append("open_clip is not installed")
+    raise TokenizerUnavailable("; ".join(tried))
