@@ -42,18 +42,22 @@ class Piece:
     is_slot: bool
 
 
+_BLANKS_OR_SEPARATOR = re.compile(r"(\s*[,;|]\s*|\s+)")
+
+
 def _literal_regex(text: str) -> str:
-    """Literal text with flexible blanks: `, ` matches `,` followed by any spaces, ` ` one or more."""
+    """Literal text with flexible blanks: a separator matches with any blanks around it, a run of
+    spaces matches one or more blanks, everything else matches itself (ignoring case)."""
     out = []
-    for char in text:
-        if char == " ":
-            out.append(r"\s+" if not out or out[-1] not in (r"\s*", r"\s+") else "")
-        elif char in ",;|":
-            if out and out[-1] == r"\s+":
-                out[-1] = r"\s*"
-            out.append(re.escape(char) + r"\s*")
+    for part in _BLANKS_OR_SEPARATOR.split(text):
+        if not part:
+            continue
+        if part.isspace():
+            out.append(r"\s+")
+        elif part.strip() in (",", ";", "|"):
+            out.append(r"\s*" + re.escape(part.strip()) + r"\s*")
         else:
-            out.append(re.escape(char))
+            out.append(re.escape(part))
     return "".join(out)
 
 

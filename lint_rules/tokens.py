@@ -81,7 +81,7 @@ class ClipTokenOverflow(Rule):
             cut = tokenizer.cut_offset(caption, limit)
             start = cut if cut is not None else 0
             lost = caption[start:].strip()
-            shown = lost if len(lost) <= 60 else lost[:57] + "..."
+            shown = lost if len(lost) <= 70 else f"{lost[:40]} ... {lost[-25:]}"
             yield self.at_caption(record, f"caption is {tokens} CLIP tokens (max {limit}); cut off: `{shown}`",
                                   (start, len(caption)), tokens=tokens)
 

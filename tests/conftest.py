@@ -34,3 +34,25 @@ def lint_rows(tmp_path: Path, registry: Registry):
         return [v for v in result if codes is None or v.code in codes]
 
     return run
+
+
+@pytest.fixture
+def lint_with_config(tmp_path: Path, registry: Registry):
+    """Lint `rows` under a lorakit.toml holding `config`; returns (result, metadata path)."""
+
+    def run(rows: Sequence[Sequence[str]], config: str, select: Sequence[str] = ("ALL",), fix: bool = False,
+            unsafe: bool = False):
+        folder = tmp_path / "ds"
+        path = make_csv_dataset(folder, rows)
+        (folder / "lorakit.toml").write_text(config, encoding="utf-8")
+        if fix:
+            lora_core.fix(path, registry=registry, unsafe=unsafe, select=list(select))
+        result = lora_core.lint(path, registry=registry, select=list(select))
+        assert not result.crashes, [c.describe() for c in result.crashes]
+        return result, path
+
+    return run
+
+
+def captions_of(result) -> list[str]:
+    return [r.caption for r in result.datasets[0].dataset.records]

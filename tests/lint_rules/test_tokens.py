@@ -1,0 +1,65 @@
+"""LK5xx CLIP token rules, and the exact tokenizer they use."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lora_core.clip_tokens import END_OF_TEXT, START_OF_TEXT, TokenizerUnavailable, from_folder, load_tokenizer
+
+
+def test_exact_clip_ids():
+    tokenizer = load_tokenizer()
+    assert [START_OF_TEXT, *tokenizer.encode("a photo of a cat"), END_OF_TEXT] == [
+        49406, 320, 1125, 539, 320, 2368, 49407]
+    assert tokenizer.count("A  photo of a CAT") == 5
+    assert tokenizer.pieces("cybrpnk") == ["cy", "br", "pn", "k"]
+
+
+def test_token_overflow_quotes_what_is_cut(lint_with_config):
+    long = "cybrpnk, " + ", ".join(f"detail number {i}" for i in range(30)) + ", in the style of neon noir"
+    rows = [("a.png", long), ("b.png", "cybrpnk, neon city, rain")]
+    (violation,) = lint_with_config(rows, "", select=["LK501"])[0]
+    assert violation.image == "a.png" and "(max 75); cut off: `" in violation.message
+    assert violation.message.endswith("in the style of neon noir`")
+    assert violation.data["tokens"] > 75
+    assert list(lint_with_config(rows, "[tokens]\nmax = 225\n", select=["LK501"])[0]) == []
+
+
+def test_trigger_token_split(lint_with_config):
+    rows = [("a.png", "cybrpnk, neon city, rain")]
+    (violation,) = lint_with_config(rows, '[entities]\ntrigger = "cybrpnk"\n', select=["LK502"])[0]
+    assert violation.message == "trigger `cybrpnk` is 4 CLIP tokens (cy|br|pn|k)"
+    assert violation.location.path.name == "lorakit.toml" and violation.location.line == 2
+    (common,) = lint_with_config(rows, '[entities]\ntrigger = "city"\n', select=["LK502"])[0]
+    assert "is a common word to CLIP" in common.message
+
+
+def test_tokenizer_folder_runs_the_bpe(tmp_path):
+    # A tiny vocabulary in the Hugging Face layout: "ab</w>" is one merged token.
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    vocab = {"a": 0, "b": 1, "a</w>": 2, "b</w>": 3, "ab</w>": 4, "c</w>": 5, ",</w>": 6}
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\na b</w>\n", encoding="utf-8")
+    tokenizer = from_folder(folder)
+    assert tokenizer.encode("ab, AB c b") == [4, 6, 4, 5, 3]
+    assert tokenizer.count("ab ab") == 2
+
+
+def test_missing_vocabulary_is_reported_once(lint_with_config, monkeypatch):
+    import lora_core.clip_tokens as clip_tokens
+
+    def unavailable(*args):
+        raise TokenizerUnavailable("instant-clip-tokenizer is not installed")
+
+    monkeypatch.setattr(clip_tokens, "_load", unavailable)
+    rows = [("a.png", "x " * 100), ("b.png", "y " * 100)]
+    (notice,) = lint_with_config(rows, "", select=["LK501"])[0]
+    assert notice.severity.value == "info" and "CLIP token counts skipped" in notice.message
+
+
+def test_bad_tokenizer_setting(tmp_path):
+    with pytest.raises(TokenizerUnavailable, match="is not a folder"):
+        load_tokenizer(str(tmp_path / "nope"))
