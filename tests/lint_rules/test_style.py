@@ -39,7 +39,8 @@ def test_style_term_missing_fix_adds_the_prefix(lint_with_config):
     config = '[style]\nrequired = ["cyberpunk"]\nprefix = "[style: cyberpunk]"\n'
     rows = [("a.png", "city at night with lights"), ("b.png", "[style: cyberpunk] neon alley, rain, night")]
     result, _ = lint_with_config(rows, config, select=["LK201", "LK202"], fix=True)
-    assert captions_of(result) == ["[style: cyberpunk] city at night with lights", "[style: cyberpunk] neon alley, rain, night"]
+    assert captions_of(result) == ["[style: cyberpunk] city at night with lights",
+                                   "[style: cyberpunk] neon alley, rain, night"]
     assert list(result) == []
 
 
@@ -48,7 +49,8 @@ def test_prefix_inconsistent_configured(lint_with_config):
     rows = [("a.png", "[style: watercolor] a fox in the snow"), ("b.png", "a fox by a river at dusk"),
             ("c.png", "[style: water colour] a fox at dusk")]
     result, _ = lint_with_config(rows, config, select=["LK202"], fix=True)
-    assert captions_of(result) == ["[style: watercolor] a fox in the snow", "[style: watercolor] a fox by a river at dusk",
+    assert captions_of(result) == ["[style: watercolor] a fox in the snow",
+                                   "[style: watercolor] a fox by a river at dusk",
                                    "[style: watercolor] a fox at dusk"]
 
 

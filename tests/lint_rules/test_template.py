@@ -32,7 +32,8 @@ def test_slot_vocabulary(lint_with_config):
     rows = [("a.png", "steampunk street vendor with goggles, gas light, alley"),
             ("b.png", "Watercolor fox with red fur, soft light, snow")]
     (violation,) = lint_with_config(rows, TEMPLATE, select=["LK402"])[0]
-    assert violation.image == "a.png" and violation.message == "{style} is `steampunk`, not one of: cyberpunk, watercolor"
+    assert violation.image == "a.png"
+    assert violation.message == "{style} is `steampunk`, not one of: cyberpunk, watercolor"
     assert violation.location.column == 8  # the slot value itself is marked
 
 
