@@ -10,6 +10,9 @@ looks at files, names and captions. The captions carry, on purpose:
   - stray and double spaces (LK101), a repeated tag (LK103), a trailing comma (LK104)
   - a caption using `;` where the dataset uses `,` (LK102)
   - a row whose image is missing (LK001) and an image with no row (LK002)
+  - with its lorakit.toml: captions without the style word `cyberpunk` or its prefix (LK201,
+    LK202, LK204), a missing trigger (LK305), two people both captioned "portrait" with no
+    identity token (LK301), and "machine" for a steampunk gear device (LK203)
 """
 
 from __future__ import annotations
@@ -48,6 +51,29 @@ severity = { LK107 = "error" }
 
 [dataset]
 caption-column = "text"
+
+[style]
+# The LoRA learns cyberpunk: every caption must say so (LK201, LK204).
+required = ["cyberpunk"]
+# ... with this exact prefix (LK202); --fix adds it where the style is missing.
+prefix = "[style: cyberpunk]"
+vague = { "machine" = "steampunk gear device" }
+conflicting = ["photorealistic", "photo"]
+
+[entities]
+trigger = "cybrpnk"
+# The prefix and the trigger form the first tag, which shuffling keeps in place.
+keep-tokens = 1
+# Two different people appear: each needs their own token (LK301).
+identities = ["person_A", "person_B"]
+
+[train]
+epochs = 12
+learning-rate = 1e-4
+rank = 16
+alpha = 16
+validation-split = 0.1
+early-stopping-patience = 2
 """
 
 

@@ -290,15 +290,19 @@ def _prepare(target: Path, options: LintOptions, registry: Registry) -> tuple[Da
     lint_settings["ignore"] = [*lint_settings.get("ignore", []), *options.ignore]
     selection = Selection.from_settings(lint_settings, origin)
     rules = selection.enabled_rules(registry.rules)
-    dataset_section = config.section("dataset")
-    extension = options.caption_extension or dataset_section.get("caption-extension", ".txt")
-    settings = DatasetSettings(
-        caption_column=options.caption_column or dataset_section.get("caption-column", "text"),
-        image_column=dataset_section.get("image-column", "file_name"),
+    dataset = open_dataset(target, dataset_settings(config, options), registry.readers)
+    return dataset, config, rules, selection
+
+
+def dataset_settings(config: Config, options: LintOptions) -> DatasetSettings:
+    """The [dataset] section with command-line overrides applied."""
+    section = config.section("dataset")
+    extension = options.caption_extension or section.get("caption-extension", ".txt")
+    return DatasetSettings(
+        caption_column=options.caption_column or section.get("caption-column", "text"),
+        image_column=section.get("image-column", "file_name"),
         caption_extension=extension if extension.startswith(".") else "." + extension,
     )
-    dataset = open_dataset(target, settings, registry.readers)
-    return dataset, config, rules, selection
 
 
 def _lint_target(target: Path, options: LintOptions, registry: Registry) -> tuple[DatasetLint, list[RuleCrash]]:

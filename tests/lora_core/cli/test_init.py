@@ -1,0 +1,40 @@
+"""`lorakit init` proposes a valid, commented config from the captions."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+import lora_core
+from lora_core.cli import cli
+from lora_core.config import tomllib
+from lora_core.testing import make_csv_dataset
+
+
+def test_init_proposes_trigger_style_prefix_and_identities(tmp_path, registry):
+    rows = [(f"{i}.png", f"[style: cyberpunk] zxq9, cyberpunk alley, neon, view {i}") for i in range(6)] + [
+        ("p.png", "zxq9, portrait of person_A, watercolor wash"), ("q.png", "city at night with lights")]
+    path = make_csv_dataset(tmp_path / "set", rows)
+    result = CliRunner().invoke(cli, ["init", str(path.parent)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "set" / "lorakit.toml").read_text(encoding="utf-8")
+    config = tomllib.loads(text)
+    assert config["entities"]["trigger"] == "zxq9"
+    assert config["style"]["required"] == ["cyberpunk"]
+    assert config["style"]["prefix"] == "[style: cyberpunk]"
+    assert config["entities"]["identities"] == ["person_A"]
+    assert "# `zxq9` is in 88% of captions" in text
+    # the written file is a valid config: lint reads it back and applies it
+    found = {v.code for v in lora_core.lint(path, registry=registry)}
+    assert {"LK201", "LK305"} <= found
+
+
+def test_init_refuses_to_overwrite_and_prints_with_stdout(tmp_path):
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, neon city, rain")])
+    (tmp_path / "lorakit.toml").write_text("[lint]\n", encoding="utf-8")
+    refused = CliRunner().invoke(cli, ["init", str(path)])
+    assert refused.exit_code == 1 and "exists; use --force" in refused.output
+    assert (tmp_path / "lorakit.toml").read_text() == "[lint]\n"
+    shown = CliRunner().invoke(cli, ["init", str(path), "--stdout"])
+    assert shown.exit_code == 0 and shown.stdout.startswith("# lorakit configuration for ")
+    forced = CliRunner().invoke(cli, ["init", str(path), "--force"])
+    assert forced.exit_code == 0 and "[style]" in (tmp_path / "lorakit.toml").read_text()
