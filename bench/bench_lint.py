@@ -1,15 +1,17 @@
-"""Benchmark: `lorakit lint` on a synthetic 100,000-row metadata.csv with every rule on.
+"""Benchmark: `lorakit lint` on a synthetic 100,000-row metadata.csv.
 
     python bench/bench_lint.py [--rows 100000] [--repeat 5] [--workdir build/bench]
 
-Generates the dataset once (one small PNG per row, about 5% of captions carrying a problem each
-rule of LK0xx/LK1xx detects), then runs, in one session and interleaved so machine noise hits
-them alike:
-  - `lorakit --help`                      (startup: must import nothing heavy)
-  - `lorakit lint DATASET --format concise` (the pre-commit path)
-  - `lorakit lint DATASET`                  (the default rich report)
-and prints the median wall time and peak RSS of each (from /usr/bin/time or resource).
-Targets (issue 2): lint < 2 s wall and < 300 MB peak on the 2-core dev machine; --help < 0.3 s.
+Generates the dataset once (one small PNG per row; captions follow a template and carry the
+style prefix and trigger; about 5% carry one problem a rule detects) plus a lorakit.toml that
+configures [style], [entities], [template] and [tokens]. Then runs, interleaved so machine noise
+hits them alike:
+  - `lorakit --help`                                        (startup: nothing heavy imported)
+  - `lorakit lint --isolated --select LK0,LK1 --format concise` (issue 2: dataset + hygiene rules)
+  - `lorakit lint --format concise`                         (issue 3: every rule, configured)
+  - `lorakit lint`                                          (the same, default rich report)
+and prints the median and minimum wall time and the peak RSS of each.
+Targets: lint < 2 s wall and < 300 MB peak on the 2-core dev machine; --help < 0.3 s.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from lora_core.testing import csv_field, png_bytes
 
-SUBJECTS = ["neon city", "rain-soaked alley", "cyborg portrait", "street market", "hover car", "rooftop bar",
+SUBJECTS = ["neon city", "rain-soaked alley", "cyborg sentinel", "street market", "hover car", "rooftop bar",
             "android bartender", "holographic billboard", "subway platform", "megacorp tower", "noodle stand",
             "night club", "server room", "harbour", "motorcycle", "hacker den", "shrine", "overpass"]
 FEATURES = ["glowing neon", "cybernetic arm", "chrome implants", "holograms", "wet asphalt", "smog",
@@ -45,7 +47,27 @@ PROBLEMS = [
     lambda c: c.replace("neon", "\u201cneon\u201d", 1),  # LK106
     lambda c: "city at night with lights",     # LK107
     lambda c: "",                              # LK003
+    lambda c: c.replace("cybrpnk, ", ""),       # LK305
+    lambda c: c.replace("[style: cyberpunk] ", ""),  # LK201 / LK202
+    lambda c: c + ", machine",                  # LK203
+    lambda c: c.replace("cybrpnk, ", "cybrpnk, portrait, woman, "),  # LK301
+    lambda c: c + ", " + ", ".join(f"extra detail {i}" for i in range(25)),  # LK501
 ]
+
+CONFIG = """
+[style]
+required = ["cyberpunk"]
+prefix = "[style: cyberpunk]"
+vague = { "machine" = "steampunk gear device" }
+conflicting = ["photorealistic"]
+
+[entities]
+trigger = "cybrpnk"
+identities = ["person_A", "person_B"]
+
+[template]
+pattern = "[style: cyberpunk] cybrpnk, {subject}, {features}, {lighting}, {view}"
+"""
 
 
 def make_dataset(folder: Path, rows: int) -> Path:
@@ -55,14 +77,15 @@ def make_dataset(folder: Path, rows: int) -> Path:
     lines = ["file_name,text,source"]
     for i in range(rows):
         # Real captions are (nearly) all distinct: subject, four features, light and a view.
-        caption = ", ".join(["cybrpnk", rng.choice(SUBJECTS), *rng.sample(FEATURES, 4), rng.choice(LIGHT),
-                             f"view {rng.randint(1, 40)}"])
+        caption = "[style: cyberpunk] " + ", ".join(["cybrpnk", rng.choice(SUBJECTS), *rng.sample(FEATURES, 4),
+                                                     rng.choice(LIGHT), f"view {rng.randint(1, 40)}"])
         if rng.random() < 0.05:
             caption = rng.choice(PROBLEMS)(caption)
         name = f"img_{i:06d}.png"
         lines.append(f"{name},{csv_field(caption)},synthetic")
         (folder / name).write_bytes(png)
     (folder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "lorakit.toml").write_text(CONFIG, encoding="utf-8")
     return folder / "metadata.csv"
 
 
@@ -84,17 +107,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=Path("build/bench"))
     args = parser.parse_args()
-    folder = args.workdir / f"csv{args.rows}"
+    folder = args.workdir / f"csv{args.rows}-v3"
     if not (folder / "metadata.csv").exists():
         shutil.rmtree(folder, ignore_errors=True)
         t = time.perf_counter()
         make_dataset(folder, args.rows)
         print(f"generated {args.rows} rows + images in {time.perf_counter() - t:.1f} s")
     lorakit = shutil.which("lorakit", path=os.path.dirname(sys.executable)) or "lorakit"
+    data = str(folder / "metadata.csv")
     commands = {
         "lorakit --help": [lorakit, "--help"],
-        "lint --format concise": [lorakit, "lint", str(folder / "metadata.csv"), "--format", "concise", "--isolated"],
-        "lint (full report)": [lorakit, "lint", str(folder / "metadata.csv"), "--isolated"],
+        "LK0/LK1 concise": [lorakit, "lint", data, "--format", "concise", "--isolated", "--select", "LK0,LK1"],
+        "all rules concise": [lorakit, "lint", data, "--format", "concise"],
+        "all rules full": [lorakit, "lint", data],
     }
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(args.repeat):
@@ -105,6 +130,8 @@ def main() -> None:
     for name, runs in results.items():
         walls = [w for w, _ in runs]
         print(f"{name:<24} {statistics.median(walls):>8.3f} {min(walls):>8.3f} {max(m for _, m in runs):>8.1f}")
+    counts = subprocess.run(commands["all rules concise"] + ["--statistics"], capture_output=True, text=True).stdout
+    print("\nviolations (all rules):", counts.strip().splitlines()[-2] if counts.strip() else "?")
 
 
 if __name__ == "__main__":

@@ -8,16 +8,17 @@ These rules read the `[entities]` section.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 
 from lora_core import Fix, RuleOption, Severity, hookimpl
-from lora_core.captions import tag_spans
+from lora_core.captions import SEPARATORS, tag_spans
 from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, Str
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule
-from lora_core.terms import Terms, term_regex
+from lora_core.terms import Terms
 from lora_core.violations import Applicability, Location, Violation
 
 DEFAULT_PERSON_TERMS = ["portrait", "woman", "man", "girl", "boy", "person", "face", "lady", "guy",
@@ -89,7 +90,7 @@ class UnboundPerson(Rule):
         if not identities or not persons:
             return
         flagged: set[int] = set()
-        for record, start, end, match in ctx.corpus.matches(persons.pattern):
+        for record, start, end, match in ctx.corpus.term_matches(persons):
             if id(record) in flagged or identities.search(record.caption or ""):
                 continue
             flagged.add(id(record))
@@ -132,12 +133,12 @@ class UnknownIdentity(Rule):
         declared = settings.get("identities", [])
         if not declared:
             return
-        pattern = re.compile(r"(?<!\w)(?:" + settings.get("identity-pattern", r"person_[A-Za-z]\w*") + r")(?!\w)",
-                             re.IGNORECASE)
+        source = settings.get("identity-pattern", r"person_[A-Za-z]\w*")
+        pattern = re.compile(r"(?<!\w)(?:" + source + r")(?!\w)", re.IGNORECASE)
         by_fold: dict[str, list[str]] = {}
         for name in declared:
             by_fold.setdefault(name.casefold(), []).append(name)
-        for record, start, end, match in ctx.corpus.matches(pattern):
+        for record, start, end, match in _pattern_matches(ctx, pattern, source):
             token = match.group()
             if token in declared:
                 continue
@@ -149,6 +150,19 @@ class UnknownIdentity(Rule):
             else:
                 message = f"unknown identity `{token}`; declared: {', '.join(declared)}"
             yield self.at_caption(record, message, (start, end), fix)
+
+
+def _pattern_matches(ctx: LintContext, pattern: re.Pattern[str], source: str):  # noqa: ANN202
+    """Matches of a user regex; when it starts with a literal word prefix (`person_`), only the
+    captions holding a word with that prefix are searched."""
+    prefix = re.match(r"[A-Za-z0-9_]+", source)
+    if prefix is None or any(c in source[: prefix.end() + 1] for c in "?*{|"):
+        yield from ctx.corpus.matches(pattern)
+        return
+    corpus = ctx.corpus
+    for i in corpus.with_substring(prefix.group()):
+        for m in pattern.finditer(corpus.captions[i]):
+            yield corpus.records[i], m.start(), m.end(), m
 
 
 class MultipleIdentities(Rule):
@@ -186,7 +200,7 @@ class MultipleIdentities(Rule):
 
 def identity_mentions(ctx: LintContext, identities: Terms) -> dict[Record, set[str]]:
     found: dict[Record, set[str]] = {}
-    for record, _, _, match in ctx.corpus.matches(identities.pattern):
+    for record, _, _, match in ctx.corpus.term_matches(identities):
         found.setdefault(record, set()).add(match.group())
     return found
 
@@ -269,10 +283,10 @@ class TriggerMissing(Rule):
         if not trigger:
             return
         terms = Terms([trigger], case_sensitive=True)
-        having = {id(record) for record, *_ in ctx.corpus.matches(terms.pattern)}
-        for record in ctx.corpus.records:
+        having = ctx.corpus.having(terms)
+        for index, record in enumerate(ctx.corpus.records):
             caption = record.caption or ""
-            if id(record) in having or not caption.strip():
+            if index in having or not caption.strip():
                 continue
             why = terms.near_miss(caption)
             message = f"trigger `{trigger}` is missing" + (f": {why}" if why else "")
@@ -313,9 +327,9 @@ class TriggerPosition(Rule):
         trigger, keep = settings.get("trigger", ""), settings.get("keep-tokens", 1)
         if not trigger or keep < 1:
             return
-        pattern = re.compile(term_regex(trigger))
+        corpus = ctx.corpus
         seen: set[int] = set()
-        for record, start, end, _ in ctx.corpus.matches(pattern):
+        for record, start, end, _ in _late_triggers(corpus, Terms([trigger], case_sensitive=True), trigger, keep):
             if id(record) in seen:
                 continue
             seen.add(id(record))
@@ -331,6 +345,36 @@ class TriggerPosition(Rule):
             fix = Fix.set_caption("move the trigger to the front", caption, moved)
             yield self.at_caption(record, f"trigger `{trigger}` is tag {position + 1}; keep-tokens is {keep}, so "
                                   "tag shuffling moves it", (start, end), fix)
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):  # noqa: ANN001, ANN202
+    """Trigger matches in captions where the trigger may sit beyond the first `keep` tags: the
+    first occurrence and the separators before it are counted with C-level maps, so captions
+    that start with the trigger (the usual case) cost no Python work."""
+    captions = corpus.captions
+    repeat = itertools.repeat
+    positions = list(map(str.find, captions, repeat(trigger)))
+    separators = [s for s in SEPARATORS if s in corpus.text]
+    counted = [map(str.count, captions, repeat(s), repeat(0), positions) for s in separators]
+    before = map(sum, zip(*counted)) if counted else repeat(0)
+    size = len(trigger)
+    for i, (position, tags_before) in enumerate(zip(positions, before)):
+        if position < 0:
+            continue  # no trigger at all: LK305
+        if tags_before < keep:
+            caption = captions[i]
+            end = position + size
+            whole = (position == 0 or not _word_char(caption[position - 1])) and (
+                end == len(caption) or not _word_char(caption[end]))
+            if whole:
+                continue  # the first occurrence is a whole word within the kept tags
+        record = corpus.records[i]
+        for m in terms.pattern.finditer(captions[i]):
+            yield record, m.start(), m.end(), m
 
 
 RULES = (UnboundPerson, UnknownIdentity, MultipleIdentities, IdentityImbalance, TriggerMissing, TriggerPosition)

@@ -99,10 +99,14 @@ class StyleTermMissing(Rule):
 
 
 def missing_style(ctx: LintContext, required: Terms) -> list[Record]:
-    """Captioned records without any required term (one regex pass over the whole corpus)."""
-    corpus = ctx.corpus
-    having = {id(record) for record, *_ in corpus.matches(required.pattern)} if required else set()
-    return [r for r in corpus.records if id(r) not in having and (r.caption or "").strip()]
+    """Captioned records without any required term (computed once per run for LK201 and LK204)."""
+
+    def compute() -> list[Record]:
+        corpus = ctx.corpus
+        having = corpus.having(required)
+        return [r for i, r in enumerate(corpus.records) if i not in having and corpus.captions[i].strip()]
+
+    return ctx.memo(("missing-style", tuple(required.terms)), compute)
 
 
 class StylePrefixInconsistent(Rule):
@@ -203,7 +207,7 @@ class VagueTerm(Rule):
         if not terms:
             return
         replacements = {k.casefold(): v for k, v in vague.items()}
-        for record, start, end, match in ctx.corpus.matches(terms.pattern):
+        for record, start, end, match in ctx.corpus.term_matches(terms):
             term = terms.canonical(match.group())
             better = replacements[term.casefold()]
             fix = Fix.replace(f"replace with `{better}`", start, end, better, Applicability.UNSAFE)
@@ -281,7 +285,7 @@ class ConflictingStyleTerm(Rule):
         terms = Terms(_style(ctx).get("conflicting", []))
         if not terms:
             return
-        for record, start, end, match in ctx.corpus.matches(terms.pattern):
+        for record, start, end, match in ctx.corpus.term_matches(terms):
             yield self.at_caption(record, f"`{match.group()}` contradicts the style", (start, end))
 
 

@@ -71,13 +71,14 @@ class ClipTokenOverflow(Rule):
             notice.severity = Severity.INFO  # a missing optional dependency is not a caption error
             yield notice
             return
-        count = tokenizer.count
-        for record, caption in zip(ctx.corpus.records, ctx.corpus.captions):
-            if len(caption) <= limit and caption.isascii():
-                continue  # an ASCII byte is at most one token: cannot overflow
-            tokens = count(caption)
+        corpus = ctx.corpus
+        # An ASCII character is at most one token: shorter ASCII captions cannot overflow.
+        maybe = [i for i, c in enumerate(corpus.captions) if len(c) > limit or not c.isascii()]
+        counts = tokenizer.counts([corpus.captions[i] for i in maybe])
+        for i, tokens in zip(maybe, counts):
             if tokens <= limit:
                 continue
+            record, caption = corpus.records[i], corpus.captions[i]
             cut = tokenizer.cut_offset(caption, limit)
             start = cut if cut is not None else 0
             lost = caption[start:].strip()

@@ -42,14 +42,14 @@ def clean(text: str) -> str:
 
 
 class _CountCache(dict):
-    """word -> number of tokens, computed on first use."""
+    """text -> number of tokens, computed by `measure` on first use."""
 
-    def __init__(self, encode_word: Callable[[str], tuple[int, ...]]) -> None:
+    def __init__(self, measure: Callable[[str], int]) -> None:
         super().__init__()
-        self.encode_word = encode_word
+        self.measure = measure
 
-    def __missing__(self, word: str) -> int:
-        value = self[word] = len(self.encode_word(word))
+    def __missing__(self, text: str) -> int:
+        value = self[text] = self.measure(text)
         return value
 
 
@@ -60,17 +60,24 @@ class ClipTokenizer:
         self._encode_word = lru_cache(maxsize=200_000)(lambda word: tuple(encode_word(word)))
         self._decode = decode
         self.source = source
-        self._counts = _CountCache(self._encode_word)
+        self._counts = _CountCache(lambda word: len(self._encode_word(word)))
+        # Tokens never span whitespace, so a whitespace-separated chunk ("rain-soaked,") has a
+        # fixed count: cache those, and a caption costs one split() and dictionary lookups.
+        self._chunks = _CountCache(lambda chunk: sum(map(self._counts.__getitem__, PRETOKEN.findall(chunk))))
 
     def encode(self, text: str) -> list[int]:
         """Content token ids (without the start and end tokens)."""
         return [t for word in PRETOKEN.findall(clean(text)) for t in self._encode_word(word)]
 
     def count(self, text: str) -> int:
-        return sum(map(self._counts.__getitem__, PRETOKEN.findall(clean(text))))
+        return self.counts([text])[0]
 
     def counts(self, captions: Iterable[str]) -> list[int]:
-        return [self.count(c) for c in captions]
+        """Token counts of many captions: per-word counts are cached, and the per-caption work is
+        C-level maps (lower-case, pre-tokenise, look up, sum)."""
+        captions = [html.unescape(html.unescape(c)) if "&" in c else c for c in captions]
+        get = self._chunks.__getitem__
+        return [sum(map(get, chunks)) for chunks in map(str.split, map(str.lower, captions))]
 
     def pieces(self, text: str) -> list[str]:
         """The text of each token (for messages: `cybrpnk` -> cy|br|pn|k)."""

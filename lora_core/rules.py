@@ -15,12 +15,13 @@ import bisect
 import inspect
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from lora_core.datasets.model import Dataset, Record
+from lora_core.terms import Terms
 from lora_core.violations import Applicability, Fix, Location, Severity, Violation
 
 CODE_PATTERN = re.compile(r"^[A-Z]{1,4}[0-9]{3,4}$")
@@ -33,6 +34,9 @@ class RuleOption:
 
     key: str
     description: str
+
+
+_WORDS = re.compile(r"\w+")
 
 
 def _not_ascii(text: str) -> bool:
@@ -113,6 +117,46 @@ class Corpus:
         return [self.records[i] for i in sorted(found)]
 
 
+    def with_substring(self, text: str) -> list[int]:
+        """Indexes of the captions whose casefolded text contains `text` (C-level scan)."""
+        found = map(str.__contains__, self.folded, itertools.repeat(text.casefold()))
+        return list(itertools.compress(itertools.count(), found))
+
+    def having(self, terms: Terms) -> set[int]:
+        """Indexes of the captions in which some term matches (substring prefilter, then the
+        term regex mapped over the candidates in C)."""
+        if not terms:
+            return set()
+        candidates: set[int] = set()
+        for term in terms.terms:
+            words = _WORDS.findall(term)
+            if not words:
+                return {i for i, c in enumerate(self.captions) if terms.search(c)}
+            candidates.update(self.with_substring(max(words, key=len)))
+        ordered = sorted(candidates)
+        hits = map(terms.pattern.search, (self.captions[i] for i in ordered))
+        return set(itertools.compress(ordered, hits))
+
+    def term_matches(self, terms: Terms) -> Iterator[tuple[Record, int, int, re.Match[str]]]:
+        """Like `matches(terms.pattern)`, in caption order, but the regular expression only runs
+        on captions that contain the longest word of some term: a substring test per caption, in
+        C, instead of a regex scan over the whole corpus per rule."""
+        if not terms:
+            return
+        candidates: set[int] = set()
+        for term in terms.terms:
+            words = _WORDS.findall(term)
+            if not words:  # a term without word characters: search every caption
+                candidates = set(range(len(self.records)))
+                break
+            candidates.update(self.with_substring(max(words, key=len)))
+        pattern = terms.pattern
+        for i in sorted(candidates):
+            record = self.records[i]
+            for m in pattern.finditer(self.captions[i]):
+                yield record, m.start(), m.end(), m
+
+
 class LintContext:
     """What rules may look at besides the record: the dataset, the resolved config sections,
     and the caption corpus (built on first use, once per lint run)."""
@@ -125,6 +169,14 @@ class LintContext:
         self.present = present if present is not None else set()  # sections the config file has
         self._corpus: Corpus | None = None
         self._captioned: list[Record] | None = None
+        self._memo: dict[object, Any] = {}
+
+    def memo(self, key: object, compute: Callable[[], Any]) -> Any:
+        """Share one computation between rules of a run (e.g. LK201 and LK204 both need the
+        captions that lack a style term)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def section(self, name: str) -> dict[str, Any]:
         return self.settings.get(name, {})

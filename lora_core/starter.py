@@ -26,10 +26,12 @@ STYLE_VOCABULARY = (
     "minimalist", "flat design", "vector art", "claymation", "stained glass", "mosaic", "graffiti",
 )
 #: Frequent English words that are never a good trigger.
-COMMON = frozenset(
-    "a an the of in on at with and or for to by from is are this that its it his her their photo image picture "
-    "style art background light lighting city night day man woman girl boy person portrait view close up".split()
-)
+COMMON = frozenset({
+    "a", "an", "the", "of", "in", "on", "at", "with", "and", "or", "for", "to", "by", "from", "is", "are",
+    "this", "that", "its", "it", "his", "her", "their", "photo", "image", "picture", "style", "art",
+    "background", "light", "lighting", "city", "night", "day", "man", "woman", "girl", "boy", "person",
+    "portrait", "view", "close", "up",
+})
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
 _PREFIX = re.compile(r"\A\s*(\[[^\[\]\n]{1,60}\])")
 _IDENTITY = re.compile(r"(?<!\w)person_[A-Za-z]\w*(?!\w)")
@@ -151,7 +153,8 @@ def render(proposal: Proposal, dataset_name: str) -> str:
         lines.append(f"# `{proposal.trigger}` is in {proposal.trigger_share:.0%} of captions and is not a common word.")
         lines.append(f'trigger = "{proposal.trigger}"')
     else:
-        lines.append("# No rare word is in at least half of the captions: choose a trigger and add it to every caption.")
+        lines.append("# No rare word is in at least half of the captions: choose a trigger and add it to every "
+                     "caption.")
         lines.append('trigger = ""')
     separator_name = {",": "commas", ";": "semicolons", "|": "pipes"}[proposal.separator]
     lines.append(f"# Captions separate tags with {separator_name}; the trigger must be within the first N tags.")
