@@ -152,7 +152,7 @@ class UnknownIdentity(Rule):
             yield self.at_caption(record, message, (start, end), fix)
 
 
-def _pattern_matches(ctx: LintContext, pattern: re.Pattern[str], source: str):  # noqa: ANN202
+def _pattern_matches(ctx: LintContext, pattern: re.Pattern[str], source: str):
     """Matches of a user regex; when it starts with a literal word prefix (`person_`), only the
     captions holding a word with that prefix are searched."""
     prefix = re.match(r"[A-Za-z0-9_]+", source)
@@ -351,7 +351,7 @@ def _word_char(char: str) -> bool:
     return char.isalnum() or char == "_"
 
 
-def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):  # noqa: ANN001, ANN202
+def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):
     """Trigger matches in captions where the trigger may sit beyond the first `keep` tags: the
     first occurrence and the separators before it are counted with C-level maps, so captions
     that start with the trigger (the usual case) cost no Python work."""
