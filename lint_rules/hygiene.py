@@ -40,6 +40,13 @@ def corpus_pattern(template: str, sep: str) -> re.Pattern[str]:
     return re.compile(template.format(sep=re.escape(sep)))
 
 
+_FOLD_BLANKS = bytes.maketrans(b"\t\n\r;|", b"\x01\x01\x01,,")
+
+
+def _fold_blanks(data: bytes) -> bytes:
+    return data.translate(_FOLD_BLANKS)
+
+
 class Whitespace(Rule):
     """## What it does
     Reports leading or trailing whitespace, two or more spaces in a row, tabs, line breaks inside
@@ -79,8 +86,9 @@ class Whitespace(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
         sep = corpus.sep
-        suspects = ("  ", "\t", "\n", "\r", " ,", " ;", " |", sep + " ", " " + sep)
-        for record in corpus.containing(suspects):
+        # Line breaks and tabs become \x01, `;` and `|` become `,`: five scans instead of nine.
+        suspects = ("  ", "\x01", " ,", sep + " ", " " + sep)
+        for record in corpus.containing(suspects, transform=_fold_blanks):
             caption = record.caption or ""
             if not caption.strip(" \t\r\n"):
                 continue  # whitespace only: LK003
@@ -162,7 +170,7 @@ class DuplicateTag(Rule):
     summary = "The same tag twice in one caption"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    cost = 6
+    cost = 8
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -183,6 +191,19 @@ class DuplicateTag(Rule):
             previous_end = end
 
 _EMPTY_TAG = re.compile(rf"\A[ \t]*[{SEPARATORS}][ \t]*|[{SEPARATORS}][ \t]*(?=[{SEPARATORS}]|[ \t]*\Z)")
+
+
+_FULL_WIDTH_SEPARATORS = [c.encode() for c in SEPARATORS[3:]]
+
+
+def _despace(data: bytes) -> bytes:
+    for separator in _FULL_WIDTH_SEPARATORS:
+        if separator in data:
+            data = data.replace(separator, b",")
+    return data.translate(_SEPARATORS_TO_COMMA, b" \t")
+
+
+_SEPARATORS_TO_COMMA = bytes.maketrans(b";|", b",,")
 
 
 class EmptyTag(Rule):
@@ -208,16 +229,16 @@ class EmptyTag(Rule):
     summary = "`,,` or a leading/trailing separator"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    cost = 3
+    cost = 4
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
         sep = corpus.sep
         separators = [c for c in SEPARATORS if c in corpus.text]
         # With blanks removed, an empty tag is two separators in a row or one at a caption boundary.
-        despaced = corpus.text.replace(" ", "").replace("\t", "")
-        suspects = [literal for a in separators for literal in (sep + a, a + sep, *(a + b for b in separators))]
-        for record in corpus.containing(suspects, text=despaced):
+        # With blanks removed and every separator written `,`: two in a row, or one at either end.
+        suspects = [",,", sep + ",", "," + sep] if separators else []
+        for record in corpus.containing(suspects, transform=_despace):
             caption = record.caption or ""
             if not caption.strip():
                 continue
@@ -399,7 +420,7 @@ class NearDuplicateCaption(Rule):
     name = "near-duplicate-caption"
     summary = "Captions that differ only trivially (case, punctuation, tag order)"
     severity = Severity.INFO
-    cost = 5
+    cost = 6
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus

@@ -312,7 +312,7 @@ class CaptionTooShort(Rule):
     summary = "Fewer than style.min-words words or tags"
     severity = Severity.WARNING
     options = (RuleOption("style.min-words", "the minimum (default 3)"),)
-    cost = 1
+    cost = 3
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         minimum = _style(ctx).get("min-words", 3)

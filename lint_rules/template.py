@@ -157,7 +157,7 @@ class TemplateMismatch(Rule):
     summary = "Caption does not follow template.pattern"
     severity = Severity.ERROR
     options = (RuleOption("template.pattern", "the template"),)
-    cost = 3
+    cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         template = _template(ctx)

@@ -59,7 +59,7 @@ class ClipTokenOverflow(Rule):
     severity = Severity.ERROR
     options = (RuleOption("tokens.max", "content tokens allowed"),
                RuleOption("tokens.tokenizer", "where the vocabulary comes from"))
-    cost = 6
+    cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         limit = ctx.section("tokens").get("max", 75)

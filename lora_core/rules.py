@@ -39,6 +39,22 @@ class RuleOption:
 _WORDS = re.compile(r"\w+")
 
 
+def _boundaries(data: bytes, sep: str) -> list[int]:
+    """Start offsets of the captions in a joined corpus (sep + c0 + sep + c1 ... + sep)."""
+    return [m.end() for m in re.finditer(re.escape(sep.encode("utf-8", "surrogateescape")), data)][:-1]
+
+
+def _scan(data: bytes, starts: list[int], needles: Iterable[bytes]) -> set[int]:
+    """Indexes of the captions holding any needle (by the offset of the needle's last byte)."""
+    found: set[int] = set()
+    for needle in needles:
+        at = data.find(needle)
+        while at != -1:
+            found.add(bisect.bisect_right(starts, at + len(needle) - 1) - 1)
+            at = data.find(needle, at + 1)
+    return found
+
+
 def _not_ascii(text: str) -> bool:
     return not text.isascii()
 
@@ -69,6 +85,8 @@ class Corpus:
         self.captions = captions
         self.starts = list(itertools.accumulate((len(c) + 1 for c in captions), initial=1))[:-1]
         self._folded: list[str] | None = None
+        self._bytes: tuple[bytes, list[int]] | None = None
+        self._folded_bytes: tuple[bytes, list[int]] | None = None
 
     @property
     def folded(self) -> list[str]:
@@ -96,31 +114,50 @@ class Corpus:
             record, base = self.record_at(m.start())
             yield record, m.start() - base, m.end() - base, m
 
-    def containing(self, literals: Iterable[str], text: str | None = None) -> list[Record]:
-        """Records whose caption contains any of the literals, found with C-speed substring search.
+    def containing(self, literals: Iterable[str], transform: Callable[[bytes], bytes] | None = None) -> list[Record]:
+        """Records whose caption contains any of the literals, found by substring search over the
+        corpus as UTF-8 bytes (a str holding any non-ASCII character is 2-4 bytes per character
+        to scan; the bytes are 1 for the ASCII bulk of captions).
 
         `sep` in a literal stands for a caption boundary (`sep + " "`: a caption starting with a
-        space). `text` may be a transformed corpus (e.g. with spaces removed) that keeps every
-        `sep`; caption boundaries are then located by counting separators."""
-        if text is None:
-            text, starts = self.text, self.starts
-        else:
-            starts = [m.end() for m in re.finditer(re.escape(self.sep), text)][:-1]
-        found: set[int] = set()
-        for literal in literals:
-            at = text.find(literal)
-            while at != -1:
-                # The caption holding the literal's last character (a boundary `sep` at the end of
-                # caption i, and the first character of caption i, both map to i).
-                found.add(bisect.bisect_right(starts, at + len(literal) - 1) - 1)
-                at = text.find(literal, at + 1)
+        space). `transform` may rewrite the bytes first (e.g. remove blanks) as long as it keeps
+        every separator; caption boundaries are then found again in the result."""
+        data, starts = self._encoded()
+        if transform is not None:
+            data = transform(data)
+            starts = _boundaries(data, self.sep)
+        found = _scan(data, starts, (literal.encode("utf-8", "surrogateescape") for literal in literals))
         return [self.records[i] for i in sorted(found)]
 
+    def _encoded(self) -> tuple[bytes, list[int]]:
+        if self._bytes is None:
+            data = self.text.encode("utf-8", "surrogateescape")
+            self._bytes = (data, _boundaries(data, self.sep))
+        return self._bytes
 
     def with_substring(self, text: str) -> list[int]:
-        """Indexes of the captions whose casefolded text contains `text` (C-level scan)."""
-        found = map(str.__contains__, self.folded, itertools.repeat(text.casefold()))
-        return list(itertools.compress(itertools.count(), found))
+        """Indexes of the captions whose casefolded text contains `text`. A rare substring is
+        found by scanning the joined corpus as bytes, then one step per occurrence; a common one
+        by one C-level test per caption."""
+        needle = text.casefold()
+        data, starts = self._folded_encoded()
+        encoded = needle.encode("utf-8", "surrogateescape")
+        limit = len(starts) // 16
+        found: set[int] = set()
+        at = data.find(encoded)
+        while at != -1:
+            found.add(bisect.bisect_right(starts, at) - 1)
+            if len(found) > limit:  # common: one C-level test per caption is cheaper
+                tests = map(str.__contains__, self.folded, itertools.repeat(needle))
+                return list(itertools.compress(itertools.count(), tests))
+            at = data.find(encoded, at + 1)
+        return sorted(found)
+
+    def _folded_encoded(self) -> tuple[bytes, list[int]]:
+        if self._folded_bytes is None:
+            data = (self.sep + self.sep.join(self.folded) + self.sep).encode("utf-8", "surrogateescape")
+            self._folded_bytes = (data, _boundaries(data, self.sep))
+        return self._folded_bytes
 
     def having(self, terms: Terms) -> set[int]:
         """Indexes of the captions in which some term matches (substring prefilter, then the
@@ -139,8 +176,7 @@ class Corpus:
 
     def term_matches(self, terms: Terms) -> Iterator[tuple[Record, int, int, re.Match[str]]]:
         """Like `matches(terms.pattern)`, in caption order, but the regular expression only runs
-        on captions that contain the longest word of some term: a substring test per caption, in
-        C, instead of a regex scan over the whole corpus per rule."""
+        on captions that contain the longest word of some term (`with_substring`)."""
         if not terms:
             return
         candidates: set[int] = set()
@@ -155,7 +191,6 @@ class Corpus:
             record = self.records[i]
             for m in pattern.finditer(self.captions[i]):
                 yield record, m.start(), m.end(), m
-
 
 class LintContext:
     """What rules may look at besides the record: the dataset, the resolved config sections,
