@@ -347,10 +347,6 @@ class TriggerPosition(Rule):
                                   "tag shuffling moves it", (start, end), fix)
 
 
-def _word_char(char: str) -> bool:
-    return char.isalnum() or char == "_"
-
-
 def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):
     """Trigger matches in captions where the trigger may sit beyond the first `keep` tags: the
     first occurrence and the separators before it are counted with C-level maps, so captions
@@ -362,16 +358,16 @@ def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):
     counted = [map(str.count, captions, repeat(s), repeat(0), positions) for s in separators]
     before = map(sum, zip(*counted)) if counted else repeat(0)
     size = len(trigger)
-    for i, (position, tags_before) in enumerate(zip(positions, before)):
-        if position < 0:
-            continue  # no trigger at all: LK305
-        if tags_before < keep:
-            caption = captions[i]
-            end = position + size
-            whole = (position == 0 or not _word_char(caption[position - 1])) and (
-                end == len(caption) or not _word_char(caption[end]))
-            if whole:
-                continue  # the first occurrence is a whole word within the kept tags
+    # Captions whose first occurrence lies beyond the kept tags, or is only part of a longer word
+    # (then a later, whole-word occurrence may be the trigger): the rest start correctly.
+    after = map(str.__getitem__, captions, (slice(p + size, p + size + 1) for p in positions))
+    ahead = map(str.__getitem__, captions, (slice(max(p - 1, 0), max(p, 0)) for p in positions))
+    suspects = [
+        i for i, (position, tags_before, next_char, previous) in enumerate(zip(positions, before, after, ahead))
+        if position >= 0 and (tags_before >= keep or next_char.isalnum() or next_char == "_"
+                              or previous.isalnum() or previous == "_")
+    ]
+    for i in suspects:
         record = corpus.records[i]
         for m in terms.pattern.finditer(captions[i]):
             yield record, m.start(), m.end(), m

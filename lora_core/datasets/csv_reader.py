@@ -212,7 +212,7 @@ class CsvReader(MetadataFileReader):
             caption = values[caption_idx]
             image = normalise_image_name(values[image_idx])
             record = Record(len(records), image, caption, source, None, None, False, None, False,
-                            {name: values[i] for i, name in extras}, None, None, caption, line)
+                            (extras, values), None, None, caption, line)
             if image in inventory and image not in links:  # the common case, inlined
                 record.image_path, record.image_exists = prefix + image, True
             else:
