@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from lora_core import Fix, RuleOption, Severity, hookimpl
+from lora_core import Fix, RuleOption, Severity
 from lora_core.captions import SEPARATORS, tag_spans
 from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, Str
 from lora_core.datasets.model import Dataset, Record
-from lora_core.rules import LintContext, Rule
+from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.terms import Terms
 from lora_core.violations import Applicability, Location, Violation
 
@@ -375,13 +375,4 @@ def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):
 
 RULES = (UnboundPerson, UnknownIdentity, MultipleIdentities, IdentityImbalance, TriggerMissing, TriggerPosition)
 
-
-@hookimpl
-def register_config(register: Callable) -> None:
-    register(ENTITIES_SECTION)
-
-
-@hookimpl
-def register_rules(register: Callable[[type], None]) -> None:
-    for rule in RULES:
-        register(rule)
+plugin = RulePack(RULES, config=[ENTITIES_SECTION])

@@ -12,9 +12,9 @@ import functools
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from lora_core import Fix, Severity, hookimpl
+from lora_core import Fix, Severity
 from lora_core.captions import (
     SEPARATORS,
     caption_styles,
@@ -25,7 +25,7 @@ from lora_core.captions import (
     word_bags,
 )
 from lora_core.datasets.model import Dataset, Record
-from lora_core.rules import LintContext, Rule
+from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Applicability, Edit, Violation
 
 _WHITESPACE = re.compile(
@@ -494,8 +494,4 @@ RULES = (
     DuplicateCaption, NearDuplicateCaption, MixedCaptionStyle,
 )
 
-
-@hookimpl
-def register_rules(register: Callable[[type], None]) -> None:
-    for rule in RULES:
-        register(rule)
+plugin = RulePack(RULES)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import bisect
 import posixpath
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
-from lora_core import Fix, RuleOption, Severity, hookimpl
+from lora_core import Fix, RuleOption, Severity
 from lora_core.datasets.model import Dataset, ReadProblem, Record
 from lora_core.datasets.reader import describe_invalid_bytes, invalid_byte_spans
-from lora_core.rules import LintContext, Rule
+from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Applicability, Location, Violation
 
 
@@ -369,8 +369,4 @@ RULES = (
     PathOutsideRoot, MalformedMetadata, CaptionExtensionMismatch,
 )
 
-
-@hookimpl
-def register_rules(register: Callable[[type], None]) -> None:
-    for rule in RULES:
-        register(rule)
+plugin = RulePack(RULES)

@@ -7,13 +7,13 @@ These rules read the `[template]` section.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lora_core import RuleOption, Severity, hookimpl
+from lora_core import RuleOption, Severity
 from lora_core.config import ConfigKey, ConfigSection, ListOf, MapOf, Str
 from lora_core.datasets.model import Dataset
-from lora_core.rules import LintContext, Rule
+from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Violation
 
 _SLOT = re.compile(r"\{([A-Za-z_][\w-]*)\}")
@@ -215,13 +215,4 @@ class SlotVocabulary(Rule):
 
 RULES = (TemplateMismatch, SlotVocabulary)
 
-
-@hookimpl
-def register_config(register: Callable) -> None:
-    register(TEMPLATE_SECTION)
-
-
-@hookimpl
-def register_rules(register: Callable[[type], None]) -> None:
-    for rule in RULES:
-        register(rule)
+plugin = RulePack(RULES, config=[TEMPLATE_SECTION])

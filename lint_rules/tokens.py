@@ -5,13 +5,13 @@ the concept weakly. Counts are exact (lora_core.clip_tokens); these rules read `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from lora_core import RuleOption, Severity, hookimpl
+from lora_core import RuleOption, Severity
 from lora_core.clip_tokens import ClipTokenizer, TokenizerUnavailable, load_tokenizer
 from lora_core.config import ConfigKey, ConfigSection, Int, Str, key_location
 from lora_core.datasets.model import Dataset
-from lora_core.rules import LintContext, Rule
+from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Location, Violation
 
 TOKENS_SECTION = ConfigSection(
@@ -132,13 +132,4 @@ class TriggerTokenSplit(Rule):
 
 RULES = (ClipTokenOverflow, TriggerTokenSplit)
 
-
-@hookimpl
-def register_config(register: Callable) -> None:
-    register(TOKENS_SECTION)
-
-
-@hookimpl
-def register_rules(register: Callable[[type], None]) -> None:
-    for rule in RULES:
-        register(rule)
+plugin = RulePack(RULES, config=[TOKENS_SECTION])

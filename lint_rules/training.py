@@ -8,12 +8,12 @@ the `[train]` table (only when the config file has one) and point at the line th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from lora_core import RuleOption, Severity, hookimpl
+from lora_core import RuleOption, Severity
 from lora_core.config import ConfigKey, ConfigSection, Float, Int, Str, key_location
 from lora_core.datasets.model import Dataset
-from lora_core.rules import LintContext, Rule
+from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Location, Violation
 
 TRAIN_SECTION = ConfigSection(
@@ -222,13 +222,4 @@ class AlphaRankRatio(Rule):
 
 RULES = (EpochsHigh, LearningRateHigh, RankLow, NoValidation, AlphaRankRatio)
 
-
-@hookimpl
-def register_config(register: Callable) -> None:
-    register(TRAIN_SECTION)
-
-
-@hookimpl
-def register_rules(register: Callable[[type], None]) -> None:
-    for rule in RULES:
-        register(rule)
+plugin = RulePack(RULES, config=[TRAIN_SECTION])

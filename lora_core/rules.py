@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lora_core.datasets.model import Dataset, Record
+from lora_core.hookspecs import hookimpl
 from lora_core.terms import Terms
 from lora_core.violations import Applicability, Fix, Location, Severity, Violation
 
@@ -317,3 +318,24 @@ class Rule:
     @property
     def checks_dataset(self) -> bool:
         return type(self).check_dataset is not Rule.check_dataset
+
+
+class RulePack:
+    """A plugin that registers rules and the config sections they read: a rule pack in one line.
+
+        plugin = RulePack(RULES, config=[STYLE_SECTION])   # entry point: "mypack.module:plugin"
+    """
+
+    def __init__(self, rules: Iterable[type[Rule]], config: Iterable[Any] = ()) -> None:
+        self.rules = tuple(rules)
+        self.config = tuple(config)
+
+    @hookimpl
+    def register_rules(self, register: Callable[[type], None]) -> None:
+        for rule in self.rules:
+            register(rule)
+
+    @hookimpl
+    def register_config(self, register: Callable[[Any], None]) -> None:
+        for section in self.config:
+            register(section)
