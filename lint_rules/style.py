@@ -77,6 +77,7 @@ class StyleTermMissing(Rule):
     name = "style-term-missing"
     summary = "Caption contains none of the required style terms"
     severity = Severity.ERROR
+    shares = "style-coverage"
     fix = Applicability.SAFE
     options = (RuleOption("style.required", "the style terms"),
                RuleOption("style.prefix", "added by the fix when set"))
@@ -235,6 +236,7 @@ class StyleCoverageLow(Rule):
     name = "style-coverage-low"
     summary = "Share of captions with a required style term is below style.min-coverage"
     severity = Severity.ERROR
+    shares = "style-coverage"
     options = (RuleOption("style.required", "the style terms"),
                RuleOption("style.min-coverage", "the share required (0.0 to 1.0)"))
     cost = 2

@@ -57,6 +57,7 @@ class ClipTokenOverflow(Rule):
     name = "clip-token-overflow"
     summary = "Caption longer than tokens.max CLIP tokens"
     severity = Severity.ERROR
+    shares = "clip-tokenizer"
     options = (RuleOption("tokens.max", "content tokens allowed"),
                RuleOption("tokens.tokenizer", "where the vocabulary comes from"))
     cost = 5
@@ -110,6 +111,7 @@ class TriggerTokenSplit(Rule):
     name = "trigger-token-split"
     summary = "The trigger splits into several CLIP tokens or is a common word"
     severity = Severity.INFO
+    shares = "clip-tokenizer"
     options = (RuleOption("entities.trigger", "the trigger token"),)
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:

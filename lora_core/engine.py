@@ -196,12 +196,15 @@ def _check(
 
 def _partition(rules: Sequence[Rule], jobs: int) -> list[list[Rule]]:
     """Greedy balance by cost: the most expensive rule goes to the least loaded group."""
+    units: dict[str, list[Rule]] = {}
+    for rule in rules:  # rules that share work stay together
+        units.setdefault(rule.shares or f"\0{rule.code}", []).append(rule)
     groups: list[list[Rule]] = [[] for _ in range(jobs)]
     load = [0] * jobs
-    for rule in sorted(rules, key=lambda r: -r.cost):
+    for unit in sorted(units.values(), key=lambda u: -sum(r.cost for r in u)):
         lightest = load.index(min(load))
-        groups[lightest].append(rule)
-        load[lightest] += rule.cost
+        groups[lightest].extend(unit)
+        load[lightest] += sum(r.cost for r in unit)
     return [g for g in groups if g]
 
 

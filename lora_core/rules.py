@@ -249,6 +249,9 @@ class Rule:
     opt_in: ClassVar[bool] = False
     #: Relative cost per caption (1 = one cheap string operation); balances parallel workers.
     cost: ClassVar[int] = 1
+    #: Rules with the same non-empty value share work through `ctx.memo` (or a loaded model) and
+    #: run in the same worker process.
+    shares: ClassVar[str] = ""
 
     # Set by the registry when the rule is registered.
     plugin: str = ""
