@@ -150,12 +150,15 @@ def run_rules(
     children that inherit the dataset (copy-on-write) and send back only their violations."""
     jobs = default_jobs(dataset) if jobs is None else jobs
     groups = _partition(rules, jobs) if jobs > 1 and len(rules) > 1 else [list(rules)]
-    children = [_start_child(dataset, group, config) for group in groups[1:]]
-    found, crashes = _check(dataset, groups[0], config)
+    ctx = LintContext(dataset, config.sections, config.path, config.present)
+    if len(groups) > 1:
+        _ = ctx.corpus.folded  # built once here and inherited by the workers, not built in each
+    children = [_start_child(ctx, group) for group in groups[1:]]
+    found, crashes = _check(ctx, groups[0])
     for group, child in zip(groups[1:], children):
         result = _join_child(dataset, child)
         if result is None:  # the child died (killed, out of memory): do its share here
-            result = _check(dataset, group, config)
+            result = _check(ctx, group)
         found += result[0]
         crashes += result[1]
     by_code = {rule.code: rule for rule in rules}
@@ -163,10 +166,8 @@ def run_rules(
     return violations, crashes
 
 
-def _check(
-    dataset: Dataset, rules: Sequence[Rule], config: Config
-) -> tuple[list[Violation], list[RuleCrash]]:
-    ctx = LintContext(dataset, config.sections, config.path, config.present)
+def _check(ctx: LintContext, rules: Sequence[Rule]) -> tuple[list[Violation], list[RuleCrash]]:
+    dataset = ctx.dataset
     records = ctx.captioned
     violations: list[Violation] = []
     crashes: list[RuleCrash] = []
@@ -208,19 +209,19 @@ def _partition(rules: Sequence[Rule], jobs: int) -> list[list[Rule]]:
     return [g for g in groups if g]
 
 
-def _start_child(dataset: Dataset, rules: list[Rule], config: Config):
+def _start_child(ctx: LintContext, rules: list[Rule]):
     import multiprocessing
 
     receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
     process = multiprocessing.get_context("fork").Process(
-        target=_child_main, args=(dataset, rules, config, sender), daemon=True)
+        target=_child_main, args=(ctx, rules, sender), daemon=True)
     process.start()
     sender.close()
     return process, receiver
 
 
-def _child_main(dataset: Dataset, rules: list[Rule], config: Config, sender) -> None:
-    violations, crashes = _check(dataset, rules, config)
+def _child_main(ctx: LintContext, rules: list[Rule], sender) -> None:
+    violations, crashes = _check(ctx, rules)
     # Records stay behind (the parent has them): send their index instead.
     portable = [(replace(v, record=None), v.record.index if v.record is not None else -1) for v in violations]
     sender.send((portable, crashes))
