@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections.abc import Iterator
 
 #: Characters that separate tags: ASCII comma, semicolon, pipe, and their full-width forms.
 SEPARATORS = ",;|\uff0c\u3001\uff1b"
@@ -62,15 +61,6 @@ def caption_styles(captions: list[str]) -> list[str | None]:
         else:
             append(None)
     return out
-
-
-#: Bulk normalisation works on this many captions at a time, to bound peak memory.
-CHUNK = 4096
-
-
-def _chunks(items: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
 
 
 _ASCII_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"

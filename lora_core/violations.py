@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,9 +106,6 @@ class Violation:
     @property
     def fixable(self) -> bool:
         return self.fix is not None
-
-    def with_severity(self, severity: Severity) -> Violation:
-        return replace(self, severity=severity)
 
     def sort_key(self) -> tuple[str, int, int, str]:
         loc = self.location
