@@ -19,7 +19,7 @@ from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, Str
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.terms import Terms
-from lora_core.violations import Applicability, Location, Violation
+from lora_core.violations import Applicability, Violation
 
 DEFAULT_PERSON_TERMS = ["portrait", "woman", "man", "girl", "boy", "person", "face", "lady", "guy",
                         "people", "child", "selfie"]
@@ -238,7 +238,7 @@ class IdentityImbalance(Rule):
         counts = Counter(name for names in mentions.values() for name in names)
         limit = _entities(ctx).get("max-identity-share", 0.6)
         total = len(mentions)
-        where = Location(dataset.path, 1, 1) if dataset.path.is_file() else Location(dataset.root)
+        where = dataset.location
         summary = ", ".join(f"{name} {counts.get(name, 0)}" for name in identities.terms)
         for name, count in counts.most_common():
             share = count / total

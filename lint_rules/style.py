@@ -18,7 +18,7 @@ from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.terms import Terms
-from lora_core.violations import Applicability, Location, Violation
+from lora_core.violations import Applicability, Violation
 
 STYLE_SECTION = ConfigSection(
     "style",
@@ -252,7 +252,7 @@ class StyleCoverageLow(Rule):
         if share + 1e-12 >= minimum:
             return
         worst = ", ".join(f"`{r.image}`" for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        where = Location(dataset.path, 1, 1) if dataset.path.is_file() else Location(dataset.root)
+        where = dataset.location
         yield self.at(
             where, f"{share:.0%} of captions ({total - len(missing)}/{total}) carry a style term "
             f"({' / '.join(required.terms)}); at least {minimum:.0%} required. Missing in: {worst}",

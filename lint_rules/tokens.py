@@ -12,7 +12,7 @@ from lora_core.clip_tokens import ClipTokenizer, TokenizerUnavailable, load_toke
 from lora_core.config import ConfigKey, ConfigSection, Int, Str, key_location
 from lora_core.datasets.model import Dataset
 from lora_core.rules import LintContext, Rule, RulePack
-from lora_core.violations import Location, Violation
+from lora_core.violations import Violation
 
 TOKENS_SECTION = ConfigSection(
     "tokens",
@@ -67,7 +67,7 @@ class ClipTokenOverflow(Rule):
         try:
             tokenizer = tokenizer_for(ctx)
         except TokenizerUnavailable as exc:
-            where = key_location(ctx.config_path, "tokens", "tokenizer") or Location(dataset.path)
+            where = key_location(ctx.config_path, "tokens", "tokenizer") or dataset.location
             notice = self.at(where, f"CLIP token counts skipped: no CLIP vocabulary found ({exc})", skipped=True)
             notice.severity = Severity.INFO  # a missing optional dependency is not a caption error
             yield notice
@@ -123,7 +123,7 @@ class TriggerTokenSplit(Rule):
         except TokenizerUnavailable:
             return  # LK501 already says why
         ids = tokenizer.encode(trigger)
-        where = key_location(ctx.config_path, "entities", "trigger") or Location(dataset.path)
+        where = key_location(ctx.config_path, "entities", "trigger") or dataset.location
         if len(ids) > 1:
             pieces = "|".join(tokenizer.pieces(trigger))
             yield self.at(where, f"trigger `{trigger}` is {len(ids)} CLIP tokens ({pieces})", tokens=len(ids))

@@ -39,7 +39,7 @@ def _train(ctx: LintContext) -> dict | None:
 
 
 def _where(ctx: LintContext, key: str) -> Location:
-    return key_location(ctx.config_path, "train", key) or Location(ctx.dataset.path)
+    return key_location(ctx.config_path, "train", key) or ctx.dataset.location
 
 
 def _has_validation(train: dict) -> bool:

@@ -217,6 +217,11 @@ class Dataset:
     caption_column: str = "text"
     reader: DatasetReader | None = field(default=None, repr=False)
 
+    @property
+    def location(self) -> Location:
+        """Where dataset-level violations point: line 1 of the metadata file, or the folder."""
+        return Location(self.path, 1, 1) if self.path.is_file() else Location(self.root)
+
     def problems_of(self, kind: str) -> list[ReadProblem]:
         return [p for p in self.problems if p.kind == kind]
 
