@@ -120,8 +120,8 @@ def _violation_text(violation: Violation, style: _Styler) -> str:
         "  ", style(f"{position:<8}", "dim"), style(f"{violation.severity.value:<8}", tone),
         style(f"{violation.code:<7}", "bold"), violation.message,
     ]
-    if violation.fix:
-        parts.append(style("  [*]", "green"))
+    if violation.fix and violation.fix.applicability.value == "safe":
+        parts.append(style("  [*]", "green"))  # as in ruff: [*] marks what plain --fix repairs
     parts.append(style(f"  {violation.name}", "dim"))
     shown = snippet(violation)
     if shown is not None:
