@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lora_core import RuleOption, Severity
-from lora_core.clip_tokens import ClipTokenizer, TokenizerUnavailable, load_tokenizer
+from lora_core.clip_tokens import COMMON_WORD_ID, ClipTokenizer, TokenizerUnavailable, load_tokenizer
 from lora_core.config import ConfigKey, ConfigSection, Int, Str, key_location
 from lora_core.datasets.model import Dataset
 from lora_core.rules import LintContext, Rule, RulePack
@@ -24,8 +24,6 @@ TOKENS_SECTION = ConfigSection(
     ],
 )
 
-#: CLIP's vocabulary is ordered by merge frequency: whole-word tokens below this id are common words.
-COMMON_WORD_ID = 10_000
 
 
 def tokenizer_for(ctx: LintContext) -> ClipTokenizer:

@@ -29,6 +29,8 @@ from pathlib import Path
 #: CLIP's pre-tokenizer (openai/CLIP simple_tokenizer), with Python `re` classes for \\p{L} and \\p{N}.
 PRETOKEN = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE)
 START_OF_TEXT, END_OF_TEXT = 49406, 49407
+#: CLIP's vocabulary is ordered by merge frequency: whole-word tokens below this id are common words.
+COMMON_WORD_ID = 10_000
 
 
 class TokenizerUnavailable(Exception):

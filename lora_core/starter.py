@@ -72,9 +72,14 @@ def propose(dataset: Dataset) -> Proposal:
         words.update({w for w in _WORD.findall(caption)})  # once per caption: coverage, not frequency
     rare = [(w, n) for w, n in words.most_common() if w.lower() not in COMMON and w.lower() not in STYLE_VOCABULARY
             and not _IDENTITY.fullmatch(w)]
-    candidates = [(n, _rarity(w), w) for w, n in rare if n / len(captions) >= 0.5]
+    # A trigger is a rare token: a kohya concept folder name (`10_ohwx`) first, then words CLIP
+    # does not know as one common token; coverage decides among those.
+    concepts = {r.concept.lower() for r in dataset.records if r.concept}
+    common_to_clip = _clip_common_words([w for w, n in rare if n / len(captions) >= 0.5])
+    candidates = [(w.lower() in concepts, w.lower() not in common_to_clip, n, _rarity(w), w)
+                  for w, n in rare if n / len(captions) >= 0.5]
     if candidates:
-        count, _, word = max(candidates)
+        *_, count, _, word = max(candidates)
         proposal.trigger, proposal.trigger_share = word, count / len(captions)
 
     lowered = [c.lower() for c in captions]
@@ -93,6 +98,22 @@ def propose(dataset: Dataset) -> Proposal:
     identities = Counter(m.group() for c in captions for m in _IDENTITY.finditer(c))
     proposal.identities = identities.most_common()
     return proposal
+
+
+def _clip_common_words(words: list[str]) -> set[str]:
+    """The words CLIP encodes as one frequent token (LK502's test); empty without a vocabulary."""
+    from lora_core.clip_tokens import COMMON_WORD_ID, TokenizerUnavailable, load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer()
+    except TokenizerUnavailable:
+        return set()
+    common = set()
+    for word in words:
+        ids = tokenizer.encode(word)
+        if len(ids) == 1 and ids[0] < COMMON_WORD_ID:
+            common.add(word.lower())
+    return common
 
 
 def _rarity(word: str) -> int:

@@ -38,3 +38,18 @@ def test_init_refuses_to_overwrite_and_prints_with_stdout(tmp_path):
     assert shown.exit_code == 0 and shown.stdout.startswith("# lorakit configuration for ")
     forced = CliRunner().invoke(cli, ["init", str(path), "--force"])
     assert forced.exit_code == 0 and "[style]" in (tmp_path / "lorakit.toml").read_text()
+
+
+def test_init_prefers_the_kohya_concept_and_rare_words(tmp_path):
+    from lora_core.testing import make_sidecar_dataset
+
+    make_sidecar_dataset(tmp_path / "ds", {
+        "10_ohwx/a.png": "ohwx, watercolor fox, snow, forest",
+        "10_ohwx/b.png": "ohwx, watercolor fox, river, dusk",
+        "10_ohwx/c.png": "watercolor fox, night, moon",
+    })
+    shown = CliRunner().invoke(cli, ["init", str(tmp_path / "ds"), "--stdout"])
+    config = tomllib.loads(shown.stdout)
+    # "fox" is in every caption but is a common CLIP word; the concept folder names "ohwx"
+    assert config["entities"]["trigger"] == "ohwx"
+    assert config["style"]["required"] == ["watercolor"]
