@@ -149,3 +149,10 @@ def test_second_fix_changes_nothing(tmp_path, registry):
     second = lora_core.fix(path, registry=registry, isolated=True)
     assert second.applied == 0 and second.changes == {}
     assert path.read_bytes() == content
+
+
+def test_captions_holding_the_corpus_separator_still_lint(lint_rows):
+    # \x1f and \x1e are the corpus separators' first choices: captions holding them force another.
+    found = lint_rows([("a.png", "cyb\x1frpnk, neon city, rain"), ("b.png", "x\x1ey, neon  city, rain, rain")])
+    assert sorted((v.code, v.image) for v in found) == [
+        ("LK101", "b.png"), ("LK103", "b.png"), ("LK105", "a.png"), ("LK105", "b.png")]
