@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -134,8 +135,13 @@ PARALLEL_MIN_CAPTIONS = 20_000
 
 
 def default_jobs(dataset: Dataset) -> int:
-    """2 worker processes for big datasets on Linux (fork shares the dataset for free), else 1."""
+    """2 worker processes for big datasets on Linux (fork shares the dataset for free), else 1.
+
+    Never in a process that runs other threads (lorakit used as a library in a server or a GUI):
+    forking a multi-threaded process can deadlock the child."""
     if sys.platform != "linux" or (os.cpu_count() or 1) < 2 or len(dataset.records) < PARALLEL_MIN_CAPTIONS:
+        return 1
+    if threading.active_count() > 1:
         return 1
     return 2
 
