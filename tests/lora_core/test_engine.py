@@ -32,3 +32,26 @@ def test_partition_balances_by_cost(registry):
     groups = _partition(list(registry.rules.values()), 2)
     loads = [sum(r.cost for r in g) for g in groups]
     assert len(groups) == 2 and abs(loads[0] - loads[1]) <= max(r.cost for r in registry.rules.values())
+
+
+def test_default_jobs_only_for_big_datasets_without_threads():
+    import os
+    import sys
+    import threading
+    import types
+
+    from lora_core.engine import PARALLEL_MIN_CAPTIONS, default_jobs
+
+    small = types.SimpleNamespace(records=[None] * 10)
+    big = types.SimpleNamespace(records=[None] * PARALLEL_MIN_CAPTIONS)
+    assert default_jobs(small) == 1
+    expected = 2 if sys.platform == "linux" and (os.cpu_count() or 1) >= 2 else 1
+    assert default_jobs(big) == expected
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        assert default_jobs(big) == 1  # forking a multi-threaded process is unsafe
+    finally:
+        stop.set()
+        worker.join()
