@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from lora_core import Fix, RuleOption, Severity
-from lora_core.captions import SEPARATORS, tag_spans
+from lora_core.captions import SEPARATORS, after_prefix, tag_spans
 from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, Str
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
@@ -290,7 +290,8 @@ class TriggerMissing(Rule):
                 continue
             why = terms.near_miss(caption)
             message = f"trigger `{trigger}` is missing" + (f": {why}" if why else "")
-            fix = None if why else Fix.replace(f"insert `{trigger}` at the front", 0, 0, trigger + ", ",
+            at = after_prefix(caption)  # after a `[style: ...]` prefix: together they are the first tag
+            fix = None if why else Fix.replace(f"insert `{trigger}` at the front", at, at, trigger + ", ",
                                                 Applicability.UNSAFE)
             yield self.at_caption(record, message, fix=fix)
 

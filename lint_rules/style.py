@@ -8,12 +8,11 @@ realistic night cities. These rules read the `[style]` section.
 from __future__ import annotations
 
 import itertools
-import re
 from collections import Counter
 from collections.abc import Iterable
 
 from lora_core import Fix, RuleOption, Severity
-from lora_core.captions import caption_style, tag_spans
+from lora_core.captions import STYLE_PREFIX, caption_style, tag_spans
 from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf, Str
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
@@ -33,8 +32,7 @@ STYLE_SECTION = ConfigSection(
     ],
 )
 
-#: A `[style: ...]`-like prefix: a bracketed tag at the very start of the caption.
-_PREFIX_LIKE = re.compile(r"\A\s*(\[[^\[\]\n]{1,60}\])")
+_PREFIX_LIKE = STYLE_PREFIX
 
 
 def _style(ctx: LintContext) -> dict:
@@ -46,9 +44,13 @@ def _required(ctx: LintContext) -> Terms:
 
 
 def _with_prefix(caption: str, prefix: str) -> str:
-    """The caption with `prefix` in front (replacing another bracketed prefix if it has one)."""
+    """The caption with `prefix` in front (replacing another bracketed prefix if it has one, and
+    moving the prefix there if it sits further in)."""
     existing = _PREFIX_LIKE.match(caption)
     rest = caption[existing.end():] if existing else caption
+    if prefix in rest:
+        at = rest.index(prefix)
+        rest = rest[:at] + rest[at + len(prefix):].lstrip(" ")
     return f"{prefix} {rest.lstrip()}" if rest.strip() else prefix
 
 

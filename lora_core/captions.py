@@ -17,6 +17,20 @@ TAG = re.compile(f"[^{SEPARATORS}]+")
 _SPACES = re.compile(r"\s+")
 
 
+#: A `[style: ...]`-like prefix: a bracketed tag at the very start of a caption.
+STYLE_PREFIX = re.compile(r"\A\s*(\[[^\[\]\n]{1,60}\])")
+
+
+def after_prefix(caption: str) -> int:
+    """Offset just after a leading `[...]` prefix and its space (0 without one): where a trigger
+    goes, so that prefix and trigger together form the first tag."""
+    match = STYLE_PREFIX.match(caption)
+    if match is None:
+        return 0
+    end = match.end()
+    return end + 1 if caption[end:end + 1] == " " else end
+
+
 def tag_spans(caption: str) -> list[tuple[int, int]]:
     """(start, end) of every non-empty tag, surrounding whitespace excluded."""
     spans = []

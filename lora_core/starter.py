@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from lora_core.captions import caption_styles, tag_spans
+from lora_core.captions import STYLE_PREFIX, caption_styles, tag_spans
 from lora_core.datasets.model import Dataset
 
 #: Style words people train LoRAs on; the captions' own frequent terms are proposed from this list.
@@ -33,7 +33,7 @@ COMMON = frozenset({
     "portrait", "view", "close", "up",
 })
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
-_PREFIX = re.compile(r"\A\s*(\[[^\[\]\n]{1,60}\])")
+_PREFIX = STYLE_PREFIX
 _IDENTITY = re.compile(r"(?<!\w)person_[A-Za-z]\w*(?!\w)")
 
 

@@ -67,3 +67,24 @@ def test_broken_plugin_is_shown_and_the_rest_works(tmp_path):
     assert "plugin 'broken' failed to load: ImportError: needs torch" in result.stderr
     required = lorakit(site, "lint", str(path), "--isolated", "--require-plugin", "broken")
     assert required.returncode == 2 and "required plugin 'broken' is failed" in required.stderr
+
+
+def test_example_captioner_installs_and_captions(tmp_path_factory, tmp_path):
+    site = tmp_path_factory.mktemp("captioner-site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(REPO / "examples" / "lorakit-filename-captioner")],
+        check=True, capture_output=True,
+    )
+    plugins = {p["name"]: p for p in json.loads(lorakit(site, "plugins", "--format", "json").stdout)}
+    assert plugins["filename-captioner"]["registers"] == {"captioners": ["filename"]}
+    folder = tmp_path / "imgs"
+    from lora_core.testing import write_png
+
+    write_png(folder / "neon_alley-rain-night_02.png")
+    write_png(folder / "cyborg_portrait-studio_light-01.png")
+    result = lorakit(site, "caption", str(folder), "--captioner", "filename")
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (folder / "metadata.csv").read_text(encoding="utf-8")
+    assert 'neon_alley-rain-night_02.png,"neon alley, rain, night"' in text
+    assert 'cyborg_portrait-studio_light-01.png,"cyborg portrait, studio light"' in text

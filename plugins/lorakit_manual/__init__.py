@@ -1,0 +1,54 @@
+"""The `csv` captioner: captions that already exist (metadata.csv / metadata.jsonl / sidecars),
+so hand-written captions go through the same post-processing, voting and lint as model output.
+
+    lorakit caption data/ --captioner csv --model old/metadata.csv --output metadata.csv
+    lorakit caption data/ --captioner blip --captioner csv --vote consensus
+
+Without `--model`, the caption sidecars in the images folder are used (turning sidecars into a
+metadata.csv); a metadata file there is the command's output, so it is never read as the
+source. Images with no existing caption get an empty draft, which lint then reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lora_core.hookspecs import hookimpl
+
+
+class ManualCaptioner:
+    takes_prompt = False
+
+    def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto") -> None:
+        self.source = Path(model) if model else None
+        self._captions: dict[str, str] | None = None
+
+    def _load(self, folder: Path) -> dict[str, str]:
+        from lora_core.api import LintOptions, dataset_settings, load_config
+        from lora_core.datasets import open_dataset
+        from lora_core.plugins import load_plugins
+
+        source = self.source or folder
+        registry = load_plugins()
+        options = LintOptions(isolated=True)
+        settings = dataset_settings(load_config(source, options, registry), options)
+        if self.source is None:
+            from lora_core.datasets.sidecar_reader import SidecarReader
+
+            dataset = SidecarReader().read(folder, settings)
+        else:
+            dataset = open_dataset(source, settings, registry.readers)
+        return {r.image: r.caption for r in dataset.records if r.image and r.caption is not None}
+
+    def caption(self, items: list[Any], prompt: str | None = None) -> list[str]:
+        if self._captions is None:
+            self._captions = self._load(items[0].root if items else Path("."))
+        return [self._captions.get(item.name, "") for item in items]
+
+
+@hookimpl
+def register_captioners(register: Callable[..., None]) -> None:
+    register("csv", ManualCaptioner, default_model=None, takes_prompt=False,
+             description="existing captions from a metadata.csv/jsonl or sidecars (--model PATH)")
