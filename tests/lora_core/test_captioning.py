@@ -136,5 +136,5 @@ def test_sidecar_output_and_unknown_captioner(tmp_path):
     config = load_config(folder, LintOptions(isolated=True), registry)
     caption_folder(folder, CaptionOptions(["fake"], output="sidecars"), config, registry)
     assert (folder / "neon_alley-rain_02.txt").read_text() == "neon alley, rain, night\n"
-    with pytest.raises(lora_core.PluginError, match="no captioner 'blip'"):
-        caption_folder(folder, CaptionOptions(["blip"], output="sidecars"), config, registry)
+    with pytest.raises(lora_core.PluginError, match="no captioner 'nope'"):
+        caption_folder(folder, CaptionOptions(["nope"], output="sidecars"), config, registry)
