@@ -195,9 +195,18 @@ def caption_folder(
     if options.vote == "clip" and len(options.captioners) > 1:
         raise PluginError("--vote clip needs the CLIP scorer of the [clip] extra, which is not available yet; "
                           "use --vote consensus")
+    unknown = [name for name in options.captioners if name not in registry.captioners]
+    if unknown:
+        available = ", ".join(sorted(registry.captioners)) or "none installed"
+        raise PluginError(f"no captioner {unknown[0]!r} (available: {available}; see `lorakit plugins`)")
     items = list_images(folder)
     writer = CaptionWriter(folder, options.output, options.overwrite, options.resume, options.caption_extension,
                            options.keep_candidates)
+    if writer.sidecars and not (options.resume or options.overwrite):
+        existing = next((item.name for item in items if writer.has_caption(item.name)), None)
+        if existing is not None:
+            raise DatasetError(f"{folder}: `{existing}` already has a caption sidecar: pass --resume to keep existing "
+                               "captions and add the missing ones, or --overwrite to replace them")
     todo = [item for item in items if not (options.resume and writer.has_caption(item.name))]
     captioners = load_captioners(options.captioners, options, registry)
     order = [item.name for item in items]

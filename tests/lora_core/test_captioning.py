@@ -136,5 +136,9 @@ def test_sidecar_output_and_unknown_captioner(tmp_path):
     config = load_config(folder, LintOptions(isolated=True), registry)
     caption_folder(folder, CaptionOptions(["fake"], output="sidecars"), config, registry)
     assert (folder / "neon_alley-rain_02.txt").read_text() == "neon alley, rain, night\n"
+    with pytest.raises(lora_core.DatasetError, match="already has a caption sidecar"):
+        caption_folder(folder, CaptionOptions(["fake"], output="sidecars"), config, registry)
+    resumed = caption_folder(folder, CaptionOptions(["fake"], output="sidecars", resume=True), config, registry)
+    assert resumed.skipped == 1
     with pytest.raises(lora_core.PluginError, match="no captioner 'nope'"):
         caption_folder(folder, CaptionOptions(["nope"], output="sidecars"), config, registry)
