@@ -79,3 +79,50 @@ def test_blip2_captions_with_and_without_a_prompt(tiny_blip2, tmp_path):
     answered = captioner.caption(items, prompt=prompt)
     assert len(plain) == len(answered) == 3 and all(isinstance(c, str) for c in plain + answered)
     assert not any(prompt in c for c in answered)  # OPT repeats the prompt: only new tokens are kept
+
+
+@pytest.fixture(scope="module")
+def tiny_blip2_t5(tmp_path_factory) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor, T5Tokenizer
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-blip2-t5")
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(vocab_size=200, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>",
+                                      show_progress=False)
+    unigram.train_from_iterator(CORPUS, trainer)
+    vocab = [tuple(v) for v in json.loads(unigram.to_str())["model"]["vocab"]]
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
+    tokenizer.model_max_length = 128
+    processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": 64, "width": 64}),
+                               tokenizer=tokenizer, num_query_tokens=4)
+    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
+    config = Blip2Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=64, patch_size=16),
+        qformer_config=dict(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, encoder_hidden_size=32, cross_attention_frequency=1,
+                            max_position_embeddings=64),
+        text_config=dict(model_type="t5", d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2,
+                         num_heads=2, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                         vocab_size=len(processor.tokenizer)),
+        num_query_tokens=4, image_token_index=image_token, image_text_hidden_size=32)
+    model = Blip2ForConditionalGeneration(config).eval()
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_blip2_flan_t5_captions_without_a_prompt(tiny_blip2_t5, tmp_path):
+    from lorakit_blip2 import Blip2Captioner
+
+    from lora_core.captioning import list_images
+
+    write_png(tmp_path / "imgs" / "a.png", 48, 48, (10, 200, 200))
+    captioner = Blip2Captioner(model=str(tiny_blip2_t5), device="cpu", max_new_tokens=5, num_beams=1)
+    assert not captioner.decoder_only
+    # Image-only generation needs a bos id, which T5 configs lack (the workaround in the plugin).
+    (caption,) = captioner.caption(list_images(tmp_path / "imgs"))
+    assert isinstance(caption, str)
