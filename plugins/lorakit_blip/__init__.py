@@ -64,25 +64,35 @@ def _require_reachable(model_id: str, captioner: str) -> None:
             from None
 
 
-class BlipCaptioner:
+class TransformersCaptioner:
+    """Shared body of the transformers captioners: import on use, device and dtype rules, loading
+    with one-line errors, batched generation. Subclasses name the classes and trim the output."""
+
     takes_prompt = True
+    name = ""
+    models: dict[str, str] = {}
+    default_model = ""
+    processor_class = ""  # transformers class names, imported when the captioner is created
+    model_class = ""
 
     def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto",
                  max_new_tokens: int = 40, num_beams: int = 3) -> None:
         try:
             import torch
-            from transformers import BlipForConditionalGeneration, BlipProcessor
+            import transformers
         except ImportError as exc:
-            raise PluginError(f"captioner blip needs torch and transformers: pip install 'lorakit[caption]' ({exc})") \
-                from None
+            raise PluginError(f"captioner {self.name} needs torch and transformers: pip install 'lorakit[caption]' "
+                              f"({exc})") from None
         from lora_core.devices import resolve_device, resolve_dtype
 
         self.torch = torch
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.model_id = MODELS.get(model or "", model or DEFAULT_MODEL)
-        self.processor = load_pretrained(BlipProcessor.from_pretrained, self.model_id, "blip")
-        self.model = load_pretrained(BlipForConditionalGeneration.from_pretrained, self.model_id, "blip",
+        self.model_id = self.models.get(model or "", model or self.default_model)
+        processor_class = getattr(transformers, self.processor_class)
+        model_class = getattr(transformers, self.model_class)
+        self.processor = load_pretrained(processor_class.from_pretrained, self.model_id, self.name)
+        self.model = load_pretrained(model_class.from_pretrained, self.model_id, self.name,
                                      dtype=self.dtype).to(self.device).eval()
         self.max_new_tokens, self.num_beams = max_new_tokens, num_beams
 
@@ -93,11 +103,30 @@ class BlipCaptioner:
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         with self.torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams)
-        captions = [c.strip() for c in self.processor.batch_decode(out, skip_special_tokens=True)]
-        if prompt:  # BLIP continues the prompt: keep only what it added
-            lowered = prompt.strip().lower()
-            captions = [c[len(lowered):].strip() if c.lower().startswith(lowered) else c for c in captions]
+        captions = [c.strip() for c in self.processor.batch_decode(self.new_tokens(out, inputs),
+                                                                     skip_special_tokens=True)]
+        return self.trim(captions, prompt)
+
+    def new_tokens(self, out: Any, inputs: Any) -> Any:
+        """The generated ids to decode (all of them, unless the model repeats its input)."""
+        return out
+
+    def trim(self, captions: list[str], prompt: str | None) -> list[str]:
         return captions
+
+
+class BlipCaptioner(TransformersCaptioner):
+    name = "blip"
+    models = MODELS
+    default_model = DEFAULT_MODEL
+    processor_class = "BlipProcessor"
+    model_class = "BlipForConditionalGeneration"
+
+    def trim(self, captions: list[str], prompt: str | None) -> list[str]:
+        if not prompt:
+            return captions
+        lowered = prompt.strip().lower()  # BLIP continues the prompt: keep only what it added
+        return [c[len(lowered):].strip() if c.lower().startswith(lowered) else c for c in captions]
 
 
 @hookimpl

@@ -17,14 +17,30 @@ CORPUS = ["a neon city at night", "a cyberpunk street in the rain", "a photo of 
           "question: what style is this? answer: cyberpunk"] * 20
 
 
+def save_tiny_blip2(folder: Path, tokenizer, text_config: dict) -> Path:
+    """A tiny BLIP-2 (ViT + Q-Former + the given language model) saved like a real checkpoint."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
+
+    processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": 64, "width": 64}),
+                               tokenizer=tokenizer, num_query_tokens=4)
+    config = Blip2Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=64, patch_size=16),
+        qformer_config=dict(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, encoder_hidden_size=32, cross_attention_frequency=1,
+                            max_position_embeddings=64),
+        text_config={**text_config, "vocab_size": len(processor.tokenizer)},
+        num_query_tokens=4, image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"),
+        image_text_hidden_size=32)
+    Blip2ForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def tiny_blip2(tmp_path_factory) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
-        Blip2Config,
-        Blip2ForConditionalGeneration,
-        Blip2Processor,
-        BlipImageProcessor,
         GPT2Tokenizer,
     )
 
@@ -44,24 +60,10 @@ def tiny_blip2(tmp_path_factory) -> Path:
     tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, bos_token="</s>", eos_token="</s>", unk_token="<unk>",
                               pad_token="<pad>", add_bos_token=True)
     tokenizer.model_max_length = 128
-    processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": 64, "width": 64}),
-                               tokenizer=tokenizer, num_query_tokens=4)
-    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
-    config = Blip2Config(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=64, patch_size=16),
-        qformer_config=dict(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, encoder_hidden_size=32, cross_attention_frequency=1,
-                            max_position_embeddings=64),
-        text_config=dict(model_type="opt", vocab_size=len(processor.tokenizer), hidden_size=32, word_embed_proj_dim=32,
-                         ffn_dim=64, num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=128,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id),
-        num_query_tokens=4, image_token_index=image_token, image_text_hidden_size=32)
-    model = Blip2ForConditionalGeneration(config).eval()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return save_tiny_blip2(folder, tokenizer, dict(
+        model_type="opt", hidden_size=32, word_embed_proj_dim=32, ffn_dim=64, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=128, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
 
 
 def test_blip2_captions_with_and_without_a_prompt(tiny_blip2, tmp_path):
@@ -84,7 +86,7 @@ def test_blip2_captions_with_and_without_a_prompt(tiny_blip2, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_blip2_t5(tmp_path_factory) -> Path:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor, T5Tokenizer
+    from transformers import T5Tokenizer
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-blip2-t5")
@@ -96,23 +98,9 @@ def tiny_blip2_t5(tmp_path_factory) -> Path:
     vocab = [tuple(v) for v in json.loads(unigram.to_str())["model"]["vocab"]]
     tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
     tokenizer.model_max_length = 128
-    processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": 64, "width": 64}),
-                               tokenizer=tokenizer, num_query_tokens=4)
-    image_token = processor.tokenizer.convert_tokens_to_ids("<image>")
-    config = Blip2Config(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=64, patch_size=16),
-        qformer_config=dict(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            intermediate_size=64, encoder_hidden_size=32, cross_attention_frequency=1,
-                            max_position_embeddings=64),
-        text_config=dict(model_type="t5", d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2,
-                         num_heads=2, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
-                         vocab_size=len(processor.tokenizer)),
-        num_query_tokens=4, image_token_index=image_token, image_text_hidden_size=32)
-    model = Blip2ForConditionalGeneration(config).eval()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return save_tiny_blip2(folder, tokenizer, dict(
+        model_type="t5", d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
 
 
 def test_blip2_flan_t5_captions_without_a_prompt(tiny_blip2_t5, tmp_path):
