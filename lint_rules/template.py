@@ -32,6 +32,10 @@ TEMPLATE_SECTION = ConfigSection(
                   'Literal text with {slot} placeholders, e.g. "{style} {subject} with {features}, {lighting}".',
                   validate=_check_pattern),
         ConfigKey("slots", MapOf(ListOf(Str())), {}, "Optional vocabulary per slot: slot -> allowed values."),
+        ConfigKey("questions", MapOf(Str()), {},
+                  "`lorakit caption --template`: slot -> the question a captioner answers to fill it "
+                  '(default "Question: what is the {slot} in this picture? Answer:", multiple choice '
+                  "when the slot has a vocabulary)."),
     ],
 )
 

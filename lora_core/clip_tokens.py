@@ -165,16 +165,37 @@ def from_folder(folder: Path) -> ClipTokenizer:
     return ClipTokenizer(bpe.encode_word, bpe.decode, f"tokenizer folder {folder}")
 
 
-def from_open_clip_bpe(path: Path) -> ClipTokenizer:
-    """open_clip's `bpe_simple_vocab_16e6.txt.gz` (merges only: the vocabulary is derived)."""
+def open_clip_vocabulary(path: Path, start: str = "<start_of_text>", end: str = "<end_of_text>",
+                         ) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The CLIP vocabulary and merges from open_clip's `bpe_simple_vocab_16e6.txt.gz` (the file
+    holds the merges only; the 49,408-token vocabulary is derived from them)."""
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         lines = fh.read().split("\n")
     merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1]]
     symbols = list(bytes_to_unicode().values())
-    vocab_list = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
-    vocab_list += ["<start_of_text>", "<end_of_text>"]
-    bpe = BytePairEncoder({t: i for i, t in enumerate(vocab_list)}, merges)  # type: ignore[arg-type]
+    vocab_list = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + [start, end]
+    return {t: i for i, t in enumerate(vocab_list)}, merges  # type: ignore[return-value]
+
+
+def from_open_clip_bpe(path: Path) -> ClipTokenizer:
+    vocab, merges = open_clip_vocabulary(path)
+    bpe = BytePairEncoder(vocab, merges)
     return ClipTokenizer(bpe.encode_word, bpe.decode, f"open_clip vocabulary {path}")
+
+
+def write_tokenizer_folder(folder: Path) -> Path:
+    """Write the real CLIP tokenizer as a Hugging Face `CLIPTokenizer` folder (vocab.json +
+    merges.txt, the layout of a diffusers model's `tokenizer/`), offline, from open_clip's BPE file."""
+    bpe = _open_clip_bpe_file()
+    if bpe is None:
+        raise TokenizerUnavailable("writing a CLIP tokenizer offline needs open_clip's BPE file "
+                                   "(pip install open_clip_torch), or a model folder with tokenizer/")
+    vocab, merges = open_clip_vocabulary(bpe, "<|startoftext|>", "<|endoftext|>")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
+    (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
 
 
 def from_instant_clip_tokenizer() -> ClipTokenizer:

@@ -7,6 +7,7 @@ kernels are slow or missing, and a run that silently uses fp32 is not the run th
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from lora_core.errors import PluginError
@@ -15,14 +16,17 @@ DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 
 def resolve_device(device: str) -> str:
+    """`cpu`, or `cuda` (this process's GPU, `cuda:LOCAL_RANK`, under a distributed launch)."""
     import torch
 
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise PluginError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
     if device not in ("cuda", "cpu"):
         raise PluginError(f"unknown device {device!r} (auto, cuda or cpu)")
+    if device == "cuda" and os.environ.get("LOCAL_RANK", "").isdigit():
+        return f"cuda:{os.environ['LOCAL_RANK']}"
     return device
 
 
@@ -30,7 +34,7 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     import torch
 
     if dtype == "auto":
-        if device == "cuda":
+        if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     if dtype not in DTYPES:

@@ -13,6 +13,13 @@ from lora_core.testing import make_csv_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 
+try:  # tqdm (transformers' loading bars) starts a monitor thread that would outlive its test, and
+    import tqdm  # lorakit's engine rightly refuses to fork a process that runs other threads
+
+    tqdm.tqdm.monitor_interval = 0
+except ImportError:
+    pass
+
 
 @pytest.fixture(scope="session")
 def registry() -> Registry:

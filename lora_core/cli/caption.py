@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -29,12 +30,21 @@ from lora_core.reporters import Report
 @click.option("--keep-candidates", is_flag=True, help="Add a `candidates` CSV column: every draft, the vote, scores.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--dtype", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option("--clip-model", metavar="ID_OR_PATH",
+              help="CLIP model for --vote clip (default openai/clip-vit-large-patch14; a hub id or a folder).")
+@click.option("--template", is_flag=True,
+              help="Fill the [template] pattern's slots by asking a question-answering captioner (blip2).")
 @click.option("--prompt", help="Text prompt for captioners that take one (e.g. BLIP's `a picture of`).")
+@click.option("-O", "--captioner-option", "captioner_options", multiple=True, metavar="[NAME.]KEY=VALUE",
+              help="Keyword option for captioners (e.g. coca.decoding=top-p, num_beams=5); repeatable.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="DataLoader workers preprocessing images [default: auto: 0 on CPU, up to 8 on CUDA].")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="lorakit.toml to post-process with.")
 @plugin_options
 def caption(images_dir: Path, captioners: tuple[str, ...], models: tuple[str, ...], output: str, batch_size: int,
             resume: bool, overwrite: bool, vote: str, keep_candidates: bool, device: str, dtype: str,
-            prompt: str | None, config: Path | None, plugin_flags: tuple[str, ...],
+            clip_model: str | None, template: bool, prompt: str | None, captioner_options: tuple[str, ...],
+            workers: int | None, config: Path | None, plugin_flags: tuple[str, ...],
             require_plugins: tuple[str, ...]) -> None:
     """Caption IMAGES_DIR, post-process the captions with the lint config, write them, lint them.
 
@@ -42,8 +52,14 @@ def caption(images_dir: Path, captioners: tuple[str, ...], models: tuple[str, ..
     Examples:
       lorakit caption data/ --captioner csv --model old/metadata.csv
       lorakit caption data/ --captioner csv --output sidecars --resume
+      lorakit caption data/ --captioner blip --captioner coca --vote clip --keep-candidates
+      lorakit caption data/ --captioner blip2 --template
+      accelerate launch -m lora_core.cli caption data/ --captioner blip2    # one shard per process
     """
-    from lora_core.captioning import CaptionOptions, caption_folder
+    from lora_core.captioning import CaptionOptions, caption_folder, parse_captioner_options
+
+    # One progress bar (ours): the hub's download bars and transformers' loading bars stay quiet.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from lora_core.reporters.concise import render_concise
 
     registry = build_registry(plugin_flags, require_plugins)
@@ -57,6 +73,8 @@ def caption(images_dir: Path, captioners: tuple[str, ...], models: tuple[str, ..
         captioners=list(captioners), output=output, models=model_map, batch_size=batch_size, resume=resume,
         overwrite=overwrite, vote=vote, keep_candidates=keep_candidates, device=device, dtype=dtype, prompt=prompt,
         caption_extension=api.dataset_settings(settings, lint_options).caption_extension,
+        clip_model=clip_model, template=template, workers=workers,
+        captioner_options=parse_captioner_options(captioner_options),
     )
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -71,6 +89,8 @@ def caption(images_dir: Path, captioners: tuple[str, ...], models: tuple[str, ..
             bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f}")
 
         result = caption_folder(images_dir, options, settings, registry, progress)
+    if not result.main_process:
+        return  # a distributed run: the first process merges, reports and lints
     click.echo(f"lorakit: captioned {result.written} images ({result.skipped} kept) into {result.output}", err=True)
     target = images_dir if options.output == "sidecars" else result.output
     lint_result = api.lint(target, options=lint_options, registry=registry)

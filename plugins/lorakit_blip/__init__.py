@@ -11,57 +11,18 @@ plugins (`pip install 'lorakit[caption]'`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from lora_core.errors import PluginError
 from lora_core.hookspecs import hookimpl
+from lora_core.hub import load_pretrained
 
 MODELS = {
     "large": "Salesforce/blip-image-captioning-large",
     "base": "Salesforce/blip-image-captioning-base",
 }
 DEFAULT_MODEL = MODELS["large"]
-
-
-def load_pretrained(loader: Callable[..., Any], model_id: str, captioner: str, **kwargs: Any) -> Any:
-    """`loader(model_id)`, turning a missing model into one line that says how to provide it."""
-    local = Path(model_id).expanduser()
-    if local.exists() and not local.is_dir():
-        raise PluginError(f"captioner {captioner}: --model {model_id} is a file; give the model folder")
-    if not local.is_dir():
-        _require_reachable(model_id, captioner)
-    try:
-        return loader(str(local) if local.is_dir() else model_id, **kwargs)
-    except (OSError, ValueError) as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True")
-        where = "is not in the local Hugging Face cache and the hub is offline" if offline else "could not be loaded"
-        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise PluginError(f"captioner {captioner}: model {model_id!r} {where} ({detail}); download it once, or pass "
-                          f"--model /path/to/folder") from None
-
-
-def _require_reachable(model_id: str, captioner: str) -> None:
-    """A hub id that is not cached needs the hub: find out in two seconds, not after the
-    minutes of connection retries a blocked network costs."""
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants, try_to_load_from_cache
-
-    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True"):
-        return  # transformers fails at once, with the cache-only message
-    if isinstance(try_to_load_from_cache(model_id, "config.json"), str):
-        return  # cached: no network needed
-    endpoint = urlparse(constants.ENDPOINT)
-    try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=2).close()
-    except OSError:
-        raise PluginError(f"captioner {captioner}: model {model_id!r} is not in the local Hugging Face cache and "
-                          f"{endpoint.hostname} cannot be reached; download it once, or pass --model /path/to/folder") \
-            from None
 
 
 class TransformersCaptioner:
@@ -91,21 +52,34 @@ class TransformersCaptioner:
         self.model_id = self.models.get(model or "", model or self.default_model)
         processor_class = getattr(transformers, self.processor_class)
         model_class = getattr(transformers, self.model_class)
-        self.processor = load_pretrained(processor_class.from_pretrained, self.model_id, self.name)
-        self.model = load_pretrained(model_class.from_pretrained, self.model_id, self.name,
+        who = f"captioner {self.name}"
+        self.processor = load_pretrained(processor_class.from_pretrained, self.model_id, who)
+        self.model = load_pretrained(model_class.from_pretrained, self.model_id, who,
                                      dtype=self.dtype).to(self.device).eval()
         self.max_new_tokens, self.num_beams = max_new_tokens, num_beams
 
+    def prepare(self, item: Any) -> Any:
+        """Decode and preprocess one image (CPU work, run in DataLoader workers)."""
+        return self.processor.image_processor(images=item.load(), return_tensors="pt")["pixel_values"][0]
+
     def caption(self, items: list[Any], prompt: str | None = None) -> list[str]:
-        images = [item.load() for item in items]
-        text = [prompt] * len(images) if prompt else None
-        inputs = self.processor(images=images, text=text, return_tensors="pt").to(self.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        with self.torch.inference_mode():
+        return self.caption_prepared([self.prepare(item) for item in items], prompt)
+
+    def caption_prepared(self, pixels: list[Any], prompt: str | None = None) -> list[str]:
+        torch = self.torch
+        inputs = {"pixel_values": torch.stack(pixels).to(self.device, self.dtype, non_blocking=True)}
+        if prompt:
+            inputs.update({k: v.to(self.device) for k, v in self.text_inputs([prompt] * len(pixels)).items()})
+        with torch.inference_mode():
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, num_beams=self.num_beams)
         captions = [c.strip() for c in self.processor.batch_decode(self.new_tokens(out, inputs),
                                                                      skip_special_tokens=True)]
         return self.trim(captions, prompt)
+
+    def text_inputs(self, prompts: list[str]) -> dict[str, Any]:
+        """Token ids of the prompts, as the model's processor would make them."""
+        encoded = self.processor.tokenizer(prompts, return_tensors="pt", padding=True)
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def new_tokens(self, out: Any, inputs: Any) -> Any:
         """The generated ids to decode (all of them, unless the model repeats its input)."""

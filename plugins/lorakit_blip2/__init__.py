@@ -42,6 +42,17 @@ class Blip2Captioner(TransformersCaptioner):
             # Flan-T5 configs have no bos; BLIP-2 builds its start tokens from it (transformers 5.2x).
             text_config.bos_token_id = text_config.pad_token_id
 
+    def text_inputs(self, prompts: list[str]) -> dict[str, Any]:
+        # As Blip2Processor does: the query-token placeholders go in front of the prompt, bos included.
+        encoded = self.processor.tokenizer(prompts, return_tensors="pt", padding=True)
+        count = self.processor.num_query_tokens or 0
+        image_id = self.processor.tokenizer.convert_tokens_to_ids(self.processor.image_token.content)
+        ids = encoded["input_ids"]
+        image_ids = self.torch.full((ids.shape[0], count), image_id, dtype=ids.dtype)
+        mask = self.torch.ones_like(image_ids)
+        return {"input_ids": self.torch.cat([image_ids, ids], 1),
+                "attention_mask": self.torch.cat([mask, encoded["attention_mask"]], 1)}
+
     def new_tokens(self, out: Any, inputs: Any) -> Any:
         if self.decoder_only and "input_ids" in inputs:
             return out[:, inputs["input_ids"].shape[1]:]  # the prompt (and image tokens) come back first
@@ -50,5 +61,5 @@ class Blip2Captioner(TransformersCaptioner):
 
 @hookimpl
 def register_captioners(register: Callable[..., None]) -> None:
-    register("blip2", Blip2Captioner, default_model=DEFAULT_MODEL, takes_prompt=True,
+    register("blip2", Blip2Captioner, default_model=DEFAULT_MODEL, takes_prompt=True, answers_questions=True,
              description="Salesforce BLIP-2 (opt-2.7b; flan-t5 variants or a folder) via transformers")

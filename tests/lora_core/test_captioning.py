@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -142,3 +145,151 @@ def test_sidecar_output_and_unknown_captioner(tmp_path):
     assert resumed.skipped == 1
     with pytest.raises(lora_core.PluginError, match="no captioner 'nope'"):
         caption_folder(folder, CaptionOptions(["nope"], output="sidecars"), config, registry)
+
+
+def question_answerer(answers: dict[str, str], asked: list[str]):
+    """A captioner that answers questions: the answer for the first key found in the prompt."""
+
+    class Answerer:
+        def __init__(self, model=None, device="auto", dtype="auto"):
+            pass
+
+        def caption(self, items, prompt=None):
+            asked.append(prompt)
+            answer = next((a for key, a in answers.items() if key in (prompt or "")), "no idea")
+            return [answer for _ in items]
+
+    @hookimpl
+    def register_captioners(register):
+        register("qa", Answerer, answers_questions=True)
+
+    return types.SimpleNamespace(register_captioners=register_captioners)
+
+
+def test_template_slots_are_filled_by_questions(tmp_path):
+    folder = tmp_path / "imgs"
+    write_png(folder / "a.png")
+    (folder / "lorakit.toml").write_text(
+        '[template]\npattern = "{style} {subject}, {lighting}"\n'
+        'slots = { style = ["cyberpunk", "watercolor"] }\n'
+        'questions = { lighting = "Question: how is it lit? Answer:" }\n', encoding="utf-8")
+    asked: list[str] = []
+    answers = {"style": "It is Cyberpunk.", "subject": "a neon alley.", "lit": "pink neon light"}
+    registry = registry_with(question_answerer(answers, asked), names=["qa"])
+    config = load_config(folder, LintOptions(), registry)
+    caption_folder(folder, CaptionOptions(["qa"], template=True), config, registry)
+    assert rows(folder / "metadata.csv")[0]["text"] == "cyberpunk a neon alley, pink neon light"
+    assert asked == ["Question: which style does this picture show: cyberpunk or watercolor? Answer:",
+                     "Question: what is the subject in this picture? Answer:",
+                     "Question: how is it lit? Answer:"]
+    result = lora_core.lint(folder / "metadata.csv", registry=registry, select=["LK4"])
+    assert not list(result)  # the filled caption follows the template
+
+
+def test_template_needs_a_pattern_and_a_question_answering_captioner(tmp_path):
+    folder = tmp_path / "imgs"
+    write_png(folder / "a.png")
+    registry = registry_with(captioner_plugin("fake", lambda n: "x"), names=["fake"])
+    config = load_config(folder, LintOptions(isolated=True), registry)
+    with pytest.raises(lora_core.ConfigError, match=r"--template needs `\[template\] pattern`"):
+        caption_folder(folder, CaptionOptions(["fake"], template=True), config, registry)
+    (folder / "lorakit.toml").write_text('[template]\npattern = "{style} {subject}"\n', encoding="utf-8")
+    config = load_config(folder, LintOptions(), registry)
+    with pytest.raises(lora_core.PluginError, match="--template needs a captioner that answers questions"):
+        caption_folder(folder, CaptionOptions(["fake"], template=True), config, registry)
+
+
+def test_captioner_options_reach_the_factory_and_typos_are_refused(tmp_path):
+    from lora_core.captioning import parse_captioner_options
+
+    assert parse_captioner_options(["coca.decoding=top-p", "num-beams=5", "top_p=0.9", "flag=true"]) == {
+        "coca": {"decoding": "top-p"}, "*": {"num_beams": 5, "top_p": 0.9, "flag": True}}
+    with pytest.raises(lora_core.PluginError, match="expected"):
+        parse_captioner_options(["oops"])
+    seen = {}
+
+    class Tunable:
+        def __init__(self, model=None, device="auto", dtype="auto", beams=1):
+            seen["beams"] = beams
+
+        def caption(self, items, prompt=None):
+            return ["x" for _ in items]
+
+    @hookimpl
+    def register_captioners(register):
+        register("tunable", Tunable)
+
+    folder = tmp_path / "imgs"
+    write_png(folder / "a.png")
+    registry = registry_with(types.SimpleNamespace(register_captioners=register_captioners), names=["t"])
+    config = load_config(folder, LintOptions(isolated=True), registry)
+    caption_folder(folder, CaptionOptions(["tunable"], captioner_options={"*": {"beams": 3}}), config, registry)
+    assert seen == {"beams": 3}
+    for bad, message in [({"tunable": {"beam": 3}}, "captioner tunable has no option 'beam' \\(options: beams\\)"),
+                         ({"*": {"beam": 3}}, "none of the captioners \\(tunable\\) takes this option"),
+                         ({"other": {"beams": 3}}, "'other' is not one of the captioners in use")]:
+        with pytest.raises(lora_core.PluginError, match=message):
+            caption_folder(folder, CaptionOptions(["tunable"], captioner_options=bad, overwrite=True), config,
+                           registry)
+
+
+def test_dataloader_workers_give_the_same_captions(tmp_path):
+    """Captioners that split prepare/caption_prepared run prepare in DataLoader worker processes."""
+    pytest.importorskip("torch")
+    folder = tmp_path / "imgs"
+    for i in range(12):
+        write_png(folder / f"{i:02d}.png", 8 + i, 9)
+
+    class Split:
+        def __init__(self, model=None, device="auto", dtype="auto"):
+            pass
+
+        def prepare(self, item):
+            import os
+
+            from PIL import Image
+
+            with Image.open(item.path) as image:
+                return (image.size, os.getpid())
+
+        def caption_prepared(self, prepared, prompt=None):
+            return [f"{w} by {h}" for (w, h), _ in prepared]
+
+        def caption(self, items, prompt=None):
+            raise AssertionError("the prepared path is used")
+
+    @hookimpl
+    def register_captioners(register):
+        register("split", Split)
+
+    registry = registry_with(types.SimpleNamespace(register_captioners=register_captioners), names=["split"])
+    config = load_config(folder, LintOptions(isolated=True), registry)
+    texts = []
+    for workers in (0, 2):
+        caption_folder(folder, CaptionOptions(["split"], batch_size=4, workers=workers, overwrite=True), config,
+                       registry)
+        texts.append([r["text"] for r in rows(folder / "metadata.csv")])
+    assert texts[0] == texts[1] == [f"{8 + i} by 9" for i in range(12)]
+
+    from lora_core.captioning import list_images, prepared_batches
+
+    pids = {pid for _, batch in prepared_batches(Split(), list_images(folder), 4, 2) for _, pid in batch}
+    assert pids and os.getpid() not in pids  # really prepared in worker processes
+
+
+def test_accelerate_launch_shards_and_merges_in_order(tmp_path):
+    """Two CPU processes under `accelerate launch`: each captions half, the first merges."""
+    pytest.importorskip("accelerate")
+    folder = make_sidecar_dataset(tmp_path / "imgs", {f"{i:02d}.png": f"caption number {i}" for i in range(9)})
+    (folder / "metadata.csv").write_text("file_name,text\n03.png,kept by resume\n", encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_CONFIG_FILE": str(tmp_path / "none.yaml")}
+    accelerate = Path(sys.executable).with_name("accelerate")
+    run = subprocess.run([str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lora_core.cli", "caption",
+                          str(folder), "--captioner", "csv", "--resume"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("All checks passed") == 1  # one process lints and reports
+    assert [(r["file_name"], r["text"]) for r in rows(folder / "metadata.csv")] == [
+        (f"{i:02d}.png", "kept by resume" if i == 3 else f"caption number {i}") for i in range(9)]
+    assert not (folder / ".lorakit-caption-shards").exists()

@@ -24,36 +24,10 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny_blip(tmp_path_factory) -> Path:
-    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from lora_core.tiny_models import tiny_blip
 
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-blip")
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    words = ["a", "an", "the", "of", "on", "in", "with", "and", "is", "neon", "city", "street", "rain", "night",
-             "cyberpunk", "alley", "sign", "light"]
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    vocab = special + words + list(letters + "0123456789.,!?'-") + ["##" + c for c in letters]
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab=str(vocab_file))  # vocab=, not vocab_file= (silently ignored in v5)
-    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
-    tokenizer.model_max_length = 64
-    image_processor = BlipImageProcessor(size={"height": 64, "width": 64})
-    processor = BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    config = BlipConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, encoder_hidden_size=32, intermediate_size=64,
-                         projection_dim=32, num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64,
-                         bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id),
-        vision_config=dict(hidden_size=32, intermediate_size=64, projection_dim=32, num_hidden_layers=2,
-                           num_attention_heads=2, image_size=64, patch_size=16),
-        projection_dim=32, image_text_hidden_size=32)
-    model = BlipForConditionalGeneration(config).eval()
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    vocab_file.unlink()  # the saved tokenizer.json is what loads
-    return folder
+    return tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
 
 
 def images(folder: Path, count: int = 5) -> Path:

@@ -1,0 +1,198 @@
+"""Tiny random models with real architectures, saved in the layout of real checkpoints.
+
+Tests and the benchmarks' CPU harness check load them through the same from-folder path a real
+model takes (`--model FOLDER`), so nothing downloads. Recipes: shared/docs/reference/
+verified-captioner-stack.md (section 3). Each builder imports torch/transformers/open_clip when
+called; lorakit never imports this module on its own.
+
+    from lora_core.tiny_models import tiny_blip, tiny_clip
+    lorakit caption imgs/ --captioner blip --model "$(python -c '...tiny_blip(...)')"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: Words the tiny tokenizers know, so random captions read as words.
+CORPUS = ["a neon city at night", "a cyberpunk street in the rain", "a photo of a cat", "glowing signs and fog",
+          "question: what style is this? answer: cyberpunk", "a steampunk gear device", "a watercolor landscape"] * 20
+
+
+def _seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def tiny_blip(folder: Path, seed: int = 0) -> Path:
+    """BLIP (ViT + BERT decoder) with a WordPiece vocabulary of about 100 tokens."""
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted({w for line in CORPUS for w in line.replace("?", "").replace(":", "").split()})
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = special + words + list(letters + "0123456789.,!?'-:") + ["##" + c for c in letters]
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(vocab=str(vocab_file))  # vocab=, not vocab_file= (silently ignored in v5)
+    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
+    tokenizer.model_max_length = 64
+    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 64, "width": 64}),
+                              tokenizer=tokenizer)
+    config = BlipConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, encoder_hidden_size=32, intermediate_size=64,
+                         projection_dim=32, num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64,
+                         bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id),
+        vision_config=dict(hidden_size=32, intermediate_size=64, projection_dim=32, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=64, patch_size=16),
+        projection_dim=32, image_text_hidden_size=32)
+    BlipForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    vocab_file.unlink()  # the saved tokenizer.json is what loads
+    return folder
+
+
+def _byte_level_bpe(folder: Path, vocab_size: int = 400) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(CORPUS, trainer)
+    bpe.model.save(str(folder), "tinybpe")
+    vocab = json.loads((folder / "tinybpe-vocab.json").read_text(encoding="utf-8"))
+    merges_text = (folder / "tinybpe-merges.txt").read_text(encoding="utf-8")
+    merges = [tuple(line.split()) for line in merges_text.splitlines() if line and not line.startswith("#")]
+    (folder / "tinybpe-vocab.json").unlink()
+    (folder / "tinybpe-merges.txt").unlink()
+    return vocab, merges  # type: ignore[return-value]
+
+
+def _save_blip2(folder: Path, tokenizer: Any, text_config: dict[str, Any]) -> Path:
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor
+
+    processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": 64, "width": 64}),
+                               tokenizer=tokenizer, num_query_tokens=4)
+    config = Blip2Config(
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=64, patch_size=16),
+        qformer_config=dict(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, encoder_hidden_size=32, cross_attention_frequency=1,
+                            max_position_embeddings=64),
+        text_config={**text_config, "vocab_size": len(processor.tokenizer)},
+        num_query_tokens=4, image_token_index=processor.tokenizer.convert_tokens_to_ids("<image>"),
+        image_text_hidden_size=32)
+    Blip2ForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def tiny_blip2(folder: Path, seed: int = 0) -> Path:
+    """BLIP-2 with a tiny OPT language model and a byte-level BPE trained offline (OPT's special ids)."""
+    from transformers import GPT2Tokenizer
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, merges = _byte_level_bpe(folder)
+    tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, bos_token="</s>", eos_token="</s>", unk_token="<unk>",
+                              pad_token="<pad>", add_bos_token=True)
+    tokenizer.model_max_length = 128
+    return _save_blip2(folder, tokenizer, dict(
+        model_type="opt", hidden_size=32, word_embed_proj_dim=32, ffn_dim=64, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=128, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+
+
+def tiny_blip2_t5(folder: Path, seed: int = 0) -> Path:
+    """BLIP-2 with a tiny Flan-T5-shaped language model and a Unigram tokenizer trained offline."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import T5Tokenizer
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    unigram = Tokenizer(models.Unigram())
+    unigram.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(vocab_size=200, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>",
+                                      show_progress=False)
+    unigram.train_from_iterator(CORPUS, trainer)
+    vocab = [tuple(v) for v in json.loads(unigram.to_str())["model"]["vocab"]]
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
+    tokenizer.model_max_length = 128
+    return _save_blip2(folder, tokenizer, dict(
+        model_type="t5", d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0))
+
+
+def tiny_clip(folder: Path, seed: int = 0) -> Path:
+    """CLIP (transformers `CLIPModel`) with the real 49,408-token CLIP tokenizer, written offline."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    from lora_core.clip_tokens import write_tokenizer_folder
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = CLIPTokenizer.from_pretrained(write_tokenizer_folder(folder / "_tokenizer"))
+    tokenizer.model_max_length = 77
+    processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 64},
+                                                                 crop_size={"height": 64, "width": 64}),
+                              tokenizer=tokenizer)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         projection_dim=16),  # the eos id matters: text pooling picks the eos position
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=64, patch_size=16, projection_dim=16),
+        projection_dim=16)
+    CLIPModel(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    for leftover in (folder / "_tokenizer").iterdir():
+        leftover.unlink()
+    (folder / "_tokenizer").rmdir()
+    return folder
+
+
+#: A CoCa small enough for tests, keeping the real vocabulary so open_clip's bundled tokenizer works.
+TINY_COCA_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16,
+                   "attentional_pool": True, "attn_pooler_heads": 2, "attn_pooler_queries": 8, "output_tokens": True},
+    "text_cfg": {"context_length": 76, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2, "embed_cls": True,
+                 "output_tokens": True},
+    "multimodal_cfg": {"context_length": 76, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2,
+                       "attn_pooler_heads": 2},
+    "custom_text": True,
+}
+
+
+def tiny_coca(folder: Path, seed: int = 0) -> Path:
+    """An open_clip CoCa saved in the hub layout (open_clip_config.json + open_clip_model.safetensors),
+    loadable with `local-dir:FOLDER` like a downloaded checkpoint."""
+    import dataclasses
+
+    import open_clip
+    from open_clip.transform import PreprocessCfg
+    from safetensors.torch import save_file
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = open_clip.CoCa(embed_dim=TINY_COCA_CONFIG["embed_dim"],
+                           multimodal_cfg=TINY_COCA_CONFIG["multimodal_cfg"],
+                           text_cfg=TINY_COCA_CONFIG["text_cfg"], vision_cfg=TINY_COCA_CONFIG["vision_cfg"])
+    # open_clip leaves the caption head's projection at zero until trained (every token equally
+    # likely); random values make decoding choices real, as with a trained checkpoint.
+    import torch
+
+    torch.nn.init.normal_(model.text_decoder.text_projection, std=1.0)
+    config = {"model_cfg": TINY_COCA_CONFIG, "preprocess_cfg": dataclasses.asdict(PreprocessCfg(size=64))}
+    (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "open_clip_model.safetensors"))
+    return folder
