@@ -36,6 +36,20 @@ class ClipScorer:
         self.model = load_pretrained(transformers.CLIPModel.from_pretrained, self.model_id, who,
                                      dtype=self.dtype).to(self.device).eval()
 
+    @classmethod
+    def from_parts(cls, processor: Any, model: Any, device: str = "auto", dtype: str = "auto") -> ClipScorer:
+        """A scorer around an already built CLIPModel and CLIPProcessor (benchmarks, notebooks)."""
+        import torch
+
+        from lora_core.devices import resolve_device, resolve_dtype
+
+        self = cls.__new__(cls)
+        self.torch, self.model_id, self.processor = torch, type(model).__name__, processor
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model = model.to(self.device, self.dtype).eval()
+        return self
+
     @staticmethod
     def _pooled(output: Any) -> Any:
         # transformers 5 returns a model output with the projection in pooler_output; 4.x the tensor

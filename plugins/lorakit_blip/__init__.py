@@ -53,9 +53,27 @@ class TransformersCaptioner:
         processor_class = getattr(transformers, self.processor_class)
         model_class = getattr(transformers, self.model_class)
         who = f"captioner {self.name}"
-        self.processor = load_pretrained(processor_class.from_pretrained, self.model_id, who)
-        self.model = load_pretrained(model_class.from_pretrained, self.model_id, who,
-                                     dtype=self.dtype).to(self.device).eval()
+        processor = load_pretrained(processor_class.from_pretrained, self.model_id, who)
+        model_object = load_pretrained(model_class.from_pretrained, self.model_id, who, dtype=self.dtype)
+        self._adopt(processor, model_object, max_new_tokens, num_beams)
+
+    @classmethod
+    def from_parts(cls, processor: Any, model: Any, device: str = "auto", dtype: str = "auto",
+                   max_new_tokens: int = 40, num_beams: int = 3) -> TransformersCaptioner:
+        """A captioner around an already built model and processor (benchmarks, notebooks)."""
+        import torch
+
+        from lora_core.devices import resolve_device, resolve_dtype
+
+        self = cls.__new__(cls)
+        self.torch, self.model_id = torch, type(model).__name__
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self._adopt(processor, model.to(dtype=self.dtype), max_new_tokens, num_beams)
+        return self
+
+    def _adopt(self, processor: Any, model: Any, max_new_tokens: int, num_beams: int) -> None:
+        self.processor, self.model = processor, model.to(self.device).eval()
         self.max_new_tokens, self.num_beams = max_new_tokens, num_beams
 
     def prepare(self, item: Any) -> Any:

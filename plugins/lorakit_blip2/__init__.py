@@ -33,9 +33,8 @@ class Blip2Captioner(TransformersCaptioner):
     processor_class = "Blip2Processor"
     model_class = "Blip2ForConditionalGeneration"
 
-    def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto",
-                 max_new_tokens: int = 40, num_beams: int = 3) -> None:
-        super().__init__(model, device, dtype, max_new_tokens, num_beams)
+    def _adopt(self, processor: Any, model: Any, max_new_tokens: int, num_beams: int) -> None:
+        super()._adopt(processor, model, max_new_tokens, num_beams)
         text_config = self.model.config.text_config
         self.decoder_only = not getattr(text_config, "is_encoder_decoder", False)
         if getattr(text_config, "bos_token_id", None) is None:

@@ -59,25 +59,46 @@ class CocaCaptioner:
                  decoding: str = "beam", num_beams: int = 4, max_new_tokens: int = 30, min_new_tokens: int = 3,
                  length_penalty: float = 1.0, top_k: int = 40, top_p: float = 0.9, temperature: float = 1.0,
                  seed: int | None = None) -> None:
+        self.settings = self._settings(decoding, max_new_tokens, min_new_tokens, num_beams, length_penalty, top_k,
+                                       top_p, temperature, seed)
+        open_clip = _import_open_clip()
         from lora_core.devices import resolve_device, resolve_dtype
+
+        resolve_dtype(dtype, resolve_device(device))  # refuse fp16 on a CPU before loading anything
+        self.model_id = MODELS.get(model or "", model or DEFAULT_MODEL)
+        name, pretrained = self._resolve(self.model_id, open_clip)
+        built, _, preprocess = self._load(open_clip, name, pretrained)
+        self._adopt(built, preprocess, open_clip.get_tokenizer(name), device, dtype)
+
+    @classmethod
+    def from_parts(cls, model: Any, preprocess: Any, tokenizer: Any, device: str = "auto", dtype: str = "auto",
+                   **settings: Any) -> CocaCaptioner:
+        """A captioner around an already built open_clip CoCa (benchmarks, notebooks); `settings`
+        are `lorakit_coca.decoding.DecodeSettings` fields (method="greedy", num_beams=...)."""
+        self = cls.__new__(cls)
+        self.settings, self.model_id = cls._settings(**settings), type(model).__name__
+        self._adopt(model, preprocess, tokenizer, device, dtype)
+        return self
+
+    @staticmethod
+    def _settings(*args: Any, **kwargs: Any) -> Any:
         from lorakit_coca.decoding import DecodeSettings
 
         try:
-            self.settings = DecodeSettings(decoding, max_new_tokens, min_new_tokens, num_beams, length_penalty,
-                                           top_k, top_p, temperature, seed)
-        except ValueError as exc:
+            return DecodeSettings(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
             raise PluginError(f"captioner coca: {exc}") from None
-        open_clip = _import_open_clip()
+
+    def _adopt(self, model: Any, preprocess: Any, tokenizer: Any, device: str, dtype: str) -> None:
         import torch
+
+        from lora_core.devices import resolve_device, resolve_dtype
 
         self.torch = torch
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        self.model_id = MODELS.get(model or "", model or DEFAULT_MODEL)
-        name, pretrained = self._resolve(self.model_id, open_clip)
-        self.model, _, self.preprocess = self._load(open_clip, name, pretrained)
-        self.model = self.model.to(self.device, self.dtype).eval()
-        self.tokenizer = open_clip.get_tokenizer(name)
+        self.model = model.to(self.device, self.dtype).eval()
+        self.preprocess, self.tokenizer = preprocess, tokenizer
         context = int(getattr(self.model.text, "context_length", 76) or 76)
         if self.settings.max_new_tokens >= context:
             raise PluginError(f"captioner coca: max_new_tokens must be below the model's context length {context}")
