@@ -80,7 +80,6 @@ def build_full(name: str, device: str) -> object:
             return Blip2Captioner.from_parts(processor, model, device=device, num_beams=1)
         if name == "coca":
             import open_clip
-
             from lorakit_coca import CocaCaptioner
 
             model, _, preprocess = open_clip.create_model_and_transforms("coca_ViT-L-14", pretrained=None)
@@ -243,8 +242,9 @@ def main() -> None:
                 continue
             row = json.loads(child.stdout.strip().splitlines()[-1])
             rows.append(row)
-            print(f"{row['captioner']:<6} {row['size']:<6} batch {row['batch']:>3}: {row['images_per_s']:>8.2f} images/s"
-                  f"  peak {row['peak_mb']:>6} MB  ({row['images']} images, {row['device']} {row['gpu']})", flush=True)
+            print(f"{row['captioner']:<6} {row['size']:<6} batch {row['batch']:>3}: "
+                  f"{row['images_per_s']:>8.2f} images/s  peak {row['peak_mb']:>6} MB  "
+                  f"({row['images']} images, {row['device']} {row['gpu']})", flush=True)
     out = Path(args.workdir) / "results.json"
     out.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     print(f"results: {out}")

@@ -63,3 +63,20 @@ def lint_with_config(tmp_path: Path, registry: Registry):
 
 def captions_of(result) -> list[str]:
     return [r.caption for r in result.datasets[0].dataset.records]
+
+
+def pytest_collection_modifyitems(config, items):
+    """`cuda` tests are skipped, with the reason shown, where torch sees no CUDA device."""
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda_items:
+        return
+    try:
+        import torch
+
+        available = torch.cuda.is_available()
+    except ImportError:
+        available = False
+    if not available:
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in cuda_items:
+            item.add_marker(skip)
