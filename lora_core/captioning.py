@@ -290,11 +290,12 @@ class Shard:
         if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
             return cls()
         try:
+            import torch
             from accelerate import PartialState
         except ImportError:
             raise PluginError("WORLD_SIZE > 1 (a distributed launch) needs accelerate: pip install accelerate") \
                 from None
-        state = PartialState()
+        state = PartialState(cpu=not torch.cuda.is_available())  # cpu: a gloo group of CPU processes
         return cls(state.process_index, state.num_processes, state)
 
     @property

@@ -149,7 +149,9 @@ class BytePairEncoder:
 
     def decode(self, ids: list[int]) -> str:
         text = "".join(self.decoder[i] for i in ids)
-        data = bytes(self.byte_unmap[c] for c in text.replace("</w>", " ") if c in self.byte_unmap or c == " ")
+        # "</w>" ends a word: a space (byte 32), which the byte map itself spells differently
+        data = bytes(32 if c == " " else self.byte_unmap[c] for c in text.replace("</w>", " ")
+                     if c == " " or c in self.byte_unmap)
         return data.decode("utf-8", "replace")
 
 

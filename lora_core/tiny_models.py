@@ -196,3 +196,41 @@ def tiny_coca(folder: Path, seed: int = 0) -> Path:
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "open_clip_model.safetensors"))
     return folder
+
+
+def tiny_sd(folder: Path, seed: int = 0, prediction_type: str = "epsilon") -> Path:
+    """A Stable Diffusion 1.x-shaped pipeline (UNet, VAE, CLIP text encoder with the real CLIP
+    tokenizer, DDPM scheduler) saved as a diffusers folder. `prediction_type="v_prediction"` gives
+    an SD 2.x-style v-prediction model."""
+    import shutil
+
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from lora_core.clip_tokens import write_tokenizer_folder
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary = write_tokenizer_folder(folder / "_vocab")
+    tokenizer = CLIPTokenizer.from_pretrained(vocabulary, model_max_length=77)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        max_position_embeddings=77, projection_dim=32, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=(2, 4), norm_num_groups=32)
+    vae = AutoencoderKL(latent_channels=4, sample_size=64, block_out_channels=(32, 32, 32, 32), layers_per_block=1,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        norm_num_groups=32)  # 4 blocks: 8x downsampling, like SD
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              steps_offset=1, prediction_type=prediction_type)
+    pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
+    pipeline.save_pretrained(folder)
+    for name in ("vocab.json", "merges.txt"):  # transformers 5 saves tokenizer.json only; keep the classic files
+        shutil.copy(vocabulary / name, folder / "tokenizer" / name)
+    shutil.rmtree(vocabulary)
+    return folder

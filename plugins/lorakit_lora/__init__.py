@@ -1,0 +1,100 @@
+"""The `lora` trainer: LoRA for Stable Diffusion 1.x / 2.x through diffusers, peft and accelerate.
+
+    lorakit train data/                      # lint gate, then runs/<name>-<tag>/
+    accelerate launch -m lora_core.cli train data/ --tag v2     # several GPUs or processes
+
+Reads `[train]` (keys registered here and by the training rule pack) and `[entities] keep-tokens`.
+Writes `pytorch_lora_weights.safetensors` (diffusers/peft layout with adapter metadata) and
+`<name>.safetensors` (kohya / A1111 layout with ss_* and modelspec metadata), loss.csv and
+loss.png, sample grids and resumable checkpoints. torch, diffusers and peft are imported when
+training starts (`pip install 'lorakit[train]'`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lora_core.hookspecs import hookimpl
+from lorakit_lora.settings import TRAINER_SECTION
+
+__version__ = "0.1.0"
+
+
+class LoraTrainer:
+    def train(self, job: Any) -> Any:
+        try:
+            import diffusers  # noqa: F401
+            import peft  # noqa: F401
+            import torch  # noqa: F401
+        except ImportError as exc:
+            from lora_core.errors import PluginError
+
+            raise PluginError(f"trainer lora needs torch, diffusers and peft: pip install 'lorakit[train]' ({exc})") \
+                from None
+        from lora_core.train import TrainOutcome
+        from lorakit_lora import export, monitor
+        from lorakit_lora.data import examples_from, split_validation
+        from lorakit_lora.loop import Trainer
+        from lorakit_lora.settings import TrainSettings
+
+        settings = TrainSettings.from_config(job.config.section("train"), job.config.section("entities"))
+        settings.base_model = job.resolve(settings.base_model)
+        settings.base_model_config = job.resolve(settings.base_model_config)
+        examples = examples_from(job.dataset)
+        if settings.validation_file:
+            train_examples, validation = examples, self._validation_file(job, settings)
+        else:
+            train_examples, validation = split_validation(examples, settings.validation_split, settings.seed)
+        trainer = Trainer(job, settings, train_examples, validation, job.report)
+        trainer.setup()
+        trainer.run()
+        outcome = TrainOutcome(steps=trainer.position.step, epochs=len(trainer.history.rows))
+        if not trainer.accelerator.is_main_process:
+            return outcome
+        unet = trainer.accelerator.unwrap_model(trainer.unet)
+        text_encoder = trainer.accelerator.unwrap_model(trainer.text_encoder) if settings.train_text_encoder else None
+        run = Path(job.run_dir)
+        outcome.files["diffusers"] = export.write_diffusers(run, unet, text_encoder, settings.rank, settings.alpha,
+                                                            list(settings.unet_targets),
+                                                            list(settings.text_encoder_targets))
+        provenance = {"name": job.name, "tag": job.tag, "lint_summary": job.lint_summary,
+                      "allow_lint_errors": job.allow_lint_errors, "started_at": trainer.started_at,
+                      "mixed_precision": trainer.mixed_precision}
+        outcome.files["kohya"] = export.write_kohya(run / f"{job.name}.safetensors", unet, text_encoder, settings,
+                                                    trainer.base, train_examples, provenance, outcome.steps,
+                                                    outcome.epochs)
+        outcome.files["loss_csv"] = monitor.write_csv(trainer.history.rows, run / "loss.csv")
+        outcome.files["loss_png"] = monitor.draw(trainer.history.rows, run / "loss.png")
+        if settings.validation_prompts:
+            grid = trainer.sample_grid("samples-final.png")
+            if grid is not None:
+                outcome.files["samples"] = grid
+        warning = monitor.noise_warning(trainer.history.rows)
+        if warning:
+            job.warn(warning)
+            outcome.warnings.append(warning)
+        return outcome
+
+    @staticmethod
+    def _validation_file(job: Any, settings: Any) -> list[Any]:
+        from lora_core.api import LintOptions, dataset_settings
+        from lora_core.datasets import open_dataset
+        from lora_core.plugins import load_plugins
+        from lorakit_lora.data import examples_from
+
+        path = Path(job.resolve(settings.validation_file))
+        registry = load_plugins()
+        dataset = open_dataset(path, dataset_settings(job.config, LintOptions()), registry.readers)
+        return examples_from(dataset)
+
+
+@hookimpl
+def register_config(register: Callable[[Any], None]) -> None:
+    register(TRAINER_SECTION)
+
+
+@hookimpl
+def register_trainers(register: Callable[..., None]) -> None:
+    register("lora", LoraTrainer, description="LoRA for Stable Diffusion 1.x/2.x (diffusers + peft + accelerate)")

@@ -1,0 +1,464 @@
+"""The LoRA training loop: peft adapters on the UNet (and optionally the text encoder), accelerate
+for devices, precision and several processes, resumable checkpoints, validation, early stopping,
+sample grids and the loss monitor.
+
+Determinism: the data order and augmentation come from `data.TrainingData` (functions of seed,
+epoch and image); noise and timesteps from one torch generator per process whose state is saved
+in every checkpoint with the LoRA weights, optimizer, scheduler and gradient scaler. A run killed
+at any moment and resumed from its last checkpoint computes the same losses as one never stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lora_core.atomic import atomic_write_bytes
+from lora_core.errors import ConfigError, PluginError
+
+CHECKPOINTS = "checkpoints"
+KEEP_CHECKPOINTS = 2
+
+
+@dataclass
+class History:
+    """One row per epoch (loss.csv), plus per-step training losses."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Position:
+    epoch: int = 0
+    batch: int = 0  # batches of this epoch already trained (this process's share)
+    step: int = 0  # optimizer steps
+    best_validation: float = math.inf
+    epochs_without_improvement: int = 0
+    epoch_losses: list[float] = field(default_factory=list)
+
+
+def precision(settings: Any, cuda: bool) -> str:
+    wanted = settings.mixed_precision
+    if wanted == "auto":
+        if not cuda:
+            return "no"
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if wanted == "fp16" and not cuda:
+        raise ConfigError("[train] mixed-precision = \"fp16\" needs a CUDA GPU: on a CPU accelerate silently trains "
+                          "in fp32 instead; use \"no\" (or \"bf16\", which CPUs run)")
+    return wanted
+
+
+def choose_attention(unet: Any, wanted: str, cuda: bool) -> str:
+    """Turn on xformers memory-efficient attention when asked for (or, with auto, when it is
+    installed and works on this GPU: probed once); otherwise PyTorch SDPA, the diffusers default."""
+    if wanted == "sdpa" or (wanted == "auto" and not cuda):
+        return "sdpa"
+    try:
+        import xformers  # noqa: F401
+    except ImportError:
+        if wanted == "xformers":
+            raise PluginError("[train] attention = \"xformers\" but xformers is not installed: "
+                              "pip install 'lorakit[xformers]', or use \"sdpa\"") from None
+        return "sdpa"
+    try:
+        unet.enable_xformers_memory_efficient_attention()
+        _probe_xformers()
+    except Exception as exc:  # an xformers build for another torch/CUDA fails in many ways
+        unet.set_default_attn_processor()
+        if wanted == "xformers":
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise PluginError(f"[train] attention = \"xformers\" does not work here ({reason}); "
+                              "use \"sdpa\" or \"auto\"") from None
+        return "sdpa (xformers is installed but failed its probe)"
+    return "xformers"
+
+
+def _probe_xformers() -> None:
+    import torch
+    import xformers.ops
+
+    q = torch.randn(1, 8, 1, 40, device="cuda", dtype=torch.float16)
+    xformers.ops.memory_efficient_attention(q, q, q)
+
+
+class Trainer:
+    """One training run. `run()` returns the paths of the LoRA files."""
+
+    def __init__(self, job: Any, settings: Any, train_examples: list[Any], validation_examples: list[Any],
+                 report: Any) -> None:
+        self.job, self.settings, self.report = job, settings, report
+        self.train_examples, self.validation_examples = train_examples, validation_examples
+        self.run_dir: Path = job.run_dir
+        self.history = History()
+        self.position = Position()
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        import torch
+        from accelerate import Accelerator
+        from peft import LoraConfig
+
+        from lorakit_lora.data import LatentCache, TrainingData
+        from lorakit_lora.models import load_base_model
+
+        s = self.settings
+        wants_cuda = self.job.device in ("auto", "cuda")
+        if self.job.device == "cuda" and not torch.cuda.is_available():
+            raise PluginError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+        cuda = wants_cuda and torch.cuda.is_available()
+        self.mixed_precision = precision(s, cuda)
+        # cpu=True is also what makes accelerate run several CPU processes as one gloo group
+        self.accelerator = Accelerator(mixed_precision=self.mixed_precision, cpu=not cuda,
+                                       gradient_accumulation_steps=s.gradient_accumulation)
+        accelerator = self.accelerator
+        self.device = accelerator.device
+        self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.mixed_precision, torch.float32)
+        base = load_base_model(s.base_model, self.job.allow_pickle, s.base_model_config or None)
+        self.base = base
+        for module in base.modules:
+            module.requires_grad_(False)
+        torch.manual_seed(s.seed)  # the LoRA initialisation: the same seed gives the same starting weights
+        base.unet.add_adapter(LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout,
+                                         init_lora_weights="gaussian", target_modules=list(s.unet_targets)))
+        if s.train_text_encoder:
+            base.text_encoder.add_adapter(LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout,
+                                                     init_lora_weights="gaussian",
+                                                     target_modules=list(s.text_encoder_targets)))
+        # Base weights in half precision; LoRA weights (and so optimizer state) stay fp32.
+        for module in (base.unet, base.text_encoder, base.vae):
+            module.to(self.device)
+        if self.weight_dtype != torch.float32:  # the VAE stays fp32: SD VAEs overflow in fp16
+            base.unet.to(dtype=self.weight_dtype)
+            base.text_encoder.to(dtype=self.weight_dtype)
+        self.trainable = [p for m in (base.unet, base.text_encoder) for p in m.parameters() if p.requires_grad]
+        for parameter in self.trainable:
+            parameter.data = parameter.data.float()
+        self.attention = choose_attention(base.unet, s.attention, cuda)
+        if s.gradient_checkpointing:
+            base.unet.enable_gradient_checkpointing()
+            if s.train_text_encoder:
+                base.text_encoder.gradient_checkpointing_enable()
+        self.optimizer = self._optimizer()
+        self.data = TrainingData(self.train_examples, s)
+        self.validation = TrainingData(self.validation_examples, s) if self.validation_examples else None
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        per_epoch = math.ceil(len(self._my_batches(0)) / s.gradient_accumulation)
+        self.total_steps = s.max_steps or per_epoch * s.epochs
+        from diffusers.optimization import get_scheduler
+
+        self.lr_scheduler = get_scheduler(s.lr_scheduler, self.optimizer, num_warmup_steps=s.lr_warmup_steps,
+                                          num_training_steps=max(1, self.total_steps))
+        models = [base.unet] + ([base.text_encoder] if s.train_text_encoder else [])
+        prepared = accelerator.prepare(*models, self.optimizer, self.lr_scheduler)
+        self.unet = prepared[0]
+        self.text_encoder = prepared[1] if s.train_text_encoder else base.text_encoder
+        self.optimizer, self.lr_scheduler = prepared[-2], prepared[-1]
+        self.generator = torch.Generator().manual_seed(s.seed * 1000 + self.rank)
+        cache_folder = (self.job.cache_dir / "latents") if s.cache_latents else None
+        if s.cache_latents and s.random_crop:
+            raise ConfigError("[train] cache-latents and random-crop exclude each other (a cached latent is one "
+                              "crop); turn one off")
+        self.latents = LatentCache(cache_folder, LatentCache.vae_key(base.vae, base.source))
+        self.text_cache: dict[str, Any] | None = (
+            {} if s.cache_text_embeddings and not s.train_text_encoder and not s.augments_captions else None)
+        if self.text_cache is not None:
+            self.fill_text_cache([e.caption for e in self.train_examples + self.validation_examples])
+
+    def _optimizer(self) -> Any:
+        import torch
+
+        s = self.settings
+        if s.optimizer == "adamw8bit":
+            try:
+                import bitsandbytes as bnb
+            except ImportError:
+                raise PluginError("[train] optimizer = \"adamw8bit\" needs bitsandbytes: pip install bitsandbytes") \
+                    from None
+            return bnb.optim.AdamW8bit(self.trainable, lr=s.learning_rate, weight_decay=s.weight_decay)
+        return torch.optim.AdamW(self.trainable, lr=s.learning_rate, weight_decay=s.weight_decay)
+
+    def _my_batches(self, epoch: int) -> list[Any]:
+        return self.data.epoch_batches(epoch)[self.rank::self.world]
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def encode_latents(self, samples: list[Any]) -> Any:
+        import torch
+
+        from lorakit_lora.data import load_pixels
+
+        def encode(sample: Any) -> Any:
+            pixels = load_pixels(sample.example.image, sample.bucket, sample.crop, sample.flip)
+            generator = torch.Generator().manual_seed(int(self.latents.key(sample)[:12], 16))
+            with torch.no_grad():
+                distribution = self.base.vae.encode(pixels[None].to(self.device)).latent_dist
+                noise = torch.randn(distribution.mean.shape, generator=generator).to(self.device)
+                latent = distribution.mean + distribution.std * noise
+            return (latent * self.base.vae.config.scaling_factor)[0]
+
+        latents = [self.latents.get(sample, encode) if self.settings.cache_latents else encode(sample).cpu()
+                   for sample in samples]
+        return torch.stack(latents).to(self.device, self.weight_dtype)
+
+    def encode_text(self, captions: list[str]) -> Any:
+        import torch
+
+        def run(texts: list[str]) -> Any:
+            tokens = self.base.tokenizer(texts, padding="max_length", truncation=True,
+                                         max_length=self.base.tokenizer.model_max_length, return_tensors="pt")
+            return self.text_encoder(tokens.input_ids.to(self.device))[0]
+
+        if self.text_cache is None:
+            return run(captions)
+        missing = [c for c in dict.fromkeys(captions) if c not in self.text_cache]
+        if missing:  # normally none: every caption is encoded once, in a fixed order, at the start
+            self.fill_text_cache(missing)
+        return torch.stack([self.text_cache[c] for c in captions])
+
+    def fill_text_cache(self, captions: list[str]) -> None:
+        """Encode captions in sorted order and fixed-size chunks: the same floating-point results in
+        every run, however batches fall (a resumed run must match an uninterrupted one exactly)."""
+        import torch
+
+        ordered = sorted(set(captions))
+        with torch.no_grad():
+            for start in range(0, len(ordered), 16):
+                chunk = ordered[start:start + 16]
+                tokens = self.base.tokenizer(chunk, padding="max_length", truncation=True,
+                                             max_length=self.base.tokenizer.model_max_length, return_tensors="pt")
+                for caption, hidden in zip(chunk, self.text_encoder(tokens.input_ids.to(self.device))[0]):
+                    self.text_cache[caption] = hidden.detach()
+
+    def loss(self, samples: list[Any], generator: Any) -> Any:
+        import torch
+        import torch.nn.functional as F
+
+        s, scheduler = self.settings, self.base.noise_scheduler
+        latents = self.encode_latents(samples)
+        noise = torch.randn(latents.shape, generator=generator)
+        if s.noise_offset:
+            noise = noise + s.noise_offset * torch.randn((latents.shape[0], latents.shape[1], 1, 1),
+                                                         generator=generator)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
+        noise, timesteps = noise.to(self.device, latents.dtype), timesteps.to(self.device)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        target = scheduler.get_velocity(latents, noise, timesteps) if self.base.prediction_type == "v_prediction" \
+            else noise
+        hidden = self.encode_text([sample.caption for sample in samples])
+        with self.accelerator.autocast():
+            prediction = self.unet(noisy, timesteps, hidden.to(self.weight_dtype)).sample
+        per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        if s.min_snr_gamma > 0:
+            per_sample = per_sample * self._snr_weights(timesteps)
+        return per_sample.mean()
+
+    def _snr_weights(self, timesteps: Any) -> Any:
+        import torch
+
+        alphas = self.base.noise_scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
+        snr = alphas / (1 - alphas)
+        weights = torch.minimum(snr, torch.full_like(snr, self.settings.min_snr_gamma)) / snr
+        if self.base.prediction_type == "v_prediction":
+            weights = torch.minimum(snr, torch.full_like(snr, self.settings.min_snr_gamma)) / (snr + 1)
+        return weights.float()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        s, accelerator = self.settings, self.accelerator
+        self.started_at = int(time.time())
+        if self.job.resume:
+            self._load_checkpoint()
+        self.report(f"training {len(self.train_examples)} images ({len(self.validation_examples)} held out) on "
+                    f"{self.device} with {self.world} process(es), precision {self.mixed_precision}, attention "
+                    f"{self.attention}, {self.total_steps} steps")
+        stop = False
+        epochs = 10**9 if s.max_steps else s.epochs  # max-steps, when set, decides alone (as in kohya)
+        while self.position.epoch < epochs and not stop:
+            epoch = self.position.epoch
+            batches = self._my_batches(epoch)
+            for index in range(self.position.batch, len(batches)):
+                with accelerator.accumulate(*self.trained_models):
+                    loss = self.loss(batches[index], self.generator)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and s.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(self.trainable, s.max_grad_norm)
+                    self.optimizer.step()
+                    self.lr_scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                self.position.batch = index + 1
+                mean_loss = float(accelerator.reduce(loss.detach().float(), reduction="mean"))
+                self.position.epoch_losses.append(mean_loss)
+                if accelerator.sync_gradients:
+                    self.position.step += 1
+                    self.history.step_losses.append(mean_loss)
+                    if s.save_every_steps and self.position.step % s.save_every_steps == 0:
+                        self._save_checkpoint()
+                    if s.max_steps and self.position.step >= s.max_steps:
+                        stop = True
+                        break
+            stop = self._end_epoch(epoch, completed=self.position.batch >= len(batches)) or stop
+        accelerator.wait_for_everyone()
+
+    @property
+    def trained_models(self) -> list[Any]:
+        return [self.unet] + ([self.text_encoder] if self.settings.train_text_encoder else [])
+
+    def _end_epoch(self, epoch: int, completed: bool) -> bool:
+        s = self.settings
+        train_loss = sum(self.position.epoch_losses) / max(1, len(self.position.epoch_losses))
+        validation_loss = self.validation_loss()
+        row = {"epoch": epoch + 1, "step": self.position.step, "train_loss": round(train_loss, 6),
+               "validation_loss": "" if validation_loss is None else round(validation_loss, 6),
+               "learning_rate": self.lr_scheduler.get_last_lr()[0]}
+        self.history.rows.append(row)
+        of = "" if s.max_steps else f"/{s.epochs}"
+        self.report(f"epoch {epoch + 1}{of}: train loss {train_loss:.4f}"
+                    + ("" if validation_loss is None else f", validation loss {validation_loss:.4f}"))
+        stop = False
+        if validation_loss is not None and s.early_stopping_patience > 0:
+            if validation_loss < self.position.best_validation - 1e-6:
+                self.position.best_validation, self.position.epochs_without_improvement = validation_loss, 0
+            else:
+                self.position.epochs_without_improvement += 1
+                if self.position.epochs_without_improvement >= s.early_stopping_patience:
+                    self.report(f"early stopping: no validation improvement for {s.early_stopping_patience} epochs")
+                    stop = True
+        if s.validation_prompts and s.sample_every_epochs and (epoch + 1) % s.sample_every_epochs == 0:
+            self.sample_grid(f"samples-epoch-{epoch + 1:03d}.png")
+        if completed:
+            self.position.epoch, self.position.batch, self.position.epoch_losses = epoch + 1, 0, []
+        if s.save_every_epochs and (epoch + 1) % s.save_every_epochs == 0 and completed and not stop:
+            self._save_checkpoint()
+        return stop or not completed
+
+    def validation_loss(self) -> float | None:
+        import torch
+
+        if self.validation is None:
+            return None
+        generator = torch.Generator().manual_seed(self.settings.seed + 7919)  # the same noise every epoch
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for batch in self.validation.fixed_batches():
+                total += float(self.loss(batch, generator)) * len(batch)
+                count += len(batch)
+        return total / max(1, count)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def _trainable_state(self) -> dict[str, Any]:
+        return {name: p.detach().cpu().clone() for name, p in self._named_trainable()}
+
+    def _save_checkpoint(self) -> None:
+        import torch
+
+        accelerator = self.accelerator
+        accelerator.wait_for_everyone()
+        state = {
+            "position": self.position.__dict__.copy(),
+            "history": {"rows": self.history.rows, "step_losses": self.history.step_losses},
+            "weights": self._trainable_state(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(),
+            "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
+            "generator": self.generator.get_state(),
+            "world": self.world,
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        folder = self.run_dir / CHECKPOINTS
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / f"step-{self.position.step:07d}.rank{self.rank}.pt", buffer.getvalue())
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            steps = sorted({p.name.split(".")[0] for p in folder.glob("step-*.pt")})
+            for old in steps[:-KEEP_CHECKPOINTS]:
+                for path in folder.glob(f"{old}.rank*.pt"):
+                    path.unlink(missing_ok=True)
+
+    def _load_checkpoint(self) -> None:
+        import torch
+
+        folder = self.run_dir / CHECKPOINTS
+        steps = sorted({p.name.split(".")[0] for p in folder.glob("step-*.pt")}) if folder.is_dir() else []
+        complete = [s for s in steps if (folder / f"{s}.rank{self.rank}.pt").is_file()
+                    and all((folder / f"{s}.rank{r}.pt").is_file() for r in range(self.world))]
+        if not complete:
+            self.report("no checkpoint to resume from: starting at step 0")
+            return
+        state = torch.load(folder / f"{complete[-1]}.rank{self.rank}.pt", map_location="cpu", weights_only=False)
+        if state["world"] != self.world:
+            raise PluginError(f"{folder}: the checkpoint was written by {state['world']} processes; resume with the "
+                              "same number")
+        by_name = dict(self._named_trainable())
+        for name, tensor in state["weights"].items():
+            by_name[name].data.copy_(tensor.to(by_name[name].device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        if state["scaler"] is not None and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        self.position = Position(**state["position"])
+        self.history = History(state["history"]["rows"], state["history"]["step_losses"])
+        self.report(f"resumed from {complete[-1]} (epoch {self.position.epoch + 1}, step {self.position.step})")
+
+    def _named_trainable(self) -> list[tuple[str, Any]]:
+        return [(f"{type(m).__name__}.{n}", p) for m in (self.base.unet, self.base.text_encoder)
+                for n, p in m.named_parameters() if p.requires_grad]
+
+    # -- samples -------------------------------------------------------------------------------
+
+    def sample_grid(self, filename: str) -> Path | None:
+        import torch
+        from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+        s = self.settings
+        if not s.validation_prompts or not self.accelerator.is_main_process:
+            return None
+        pipeline = StableDiffusionPipeline(
+            vae=self.base.vae, text_encoder=self.accelerator.unwrap_model(self.text_encoder),
+            tokenizer=self.base.tokenizer, unet=self.accelerator.unwrap_model(self.unet),
+            scheduler=DPMSolverMultistepScheduler.from_config(self.base.noise_scheduler.config),
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        pipeline.set_progress_bar_config(disable=True)
+        size = s.resolution
+        images = []
+        with torch.no_grad():
+            for i, prompt in enumerate(s.validation_prompts):
+                generator = torch.Generator().manual_seed(s.seed + i)
+                images.append(pipeline(prompt, num_inference_steps=s.sample_steps, generator=generator,
+                                       height=size, width=size).images[0])
+        path = self.run_dir / filename
+        save_grid(images, path)
+        return path
+
+
+def save_grid(images: list[Any], path: Path) -> None:
+    from PIL import Image
+
+    columns = min(4, len(images))
+    rows = math.ceil(len(images) / columns)
+    width, height = images[0].size
+    grid = Image.new("RGB", (columns * width, rows * height), "white")
+    for i, image in enumerate(images):
+        grid.paste(image, ((i % columns) * width, (i // columns) * height))
+    buffer = io.BytesIO()
+    grid.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def environment_summary() -> dict[str, str]:
+    import torch
+
+    return {"torch": torch.__version__, "cuda": str(torch.cuda.is_available()), "pid": str(os.getpid())}

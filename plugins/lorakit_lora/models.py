@@ -1,0 +1,109 @@
+"""Loading the base model a LoRA is trained on: a diffusers folder, a hub id in the local cache,
+or a single-file `.safetensors` checkpoint (loaded offline against a diffusers-layout config
+folder). Pickle checkpoints (.ckpt, .pt, .bin) can run code when loaded: refused unless allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lora_core.errors import ConfigError, PluginError
+
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+
+
+@dataclass
+class BaseModel:
+    """The parts training needs, and what kind of model they make."""
+
+    source: str
+    tokenizer: Any
+    text_encoder: Any
+    vae: Any
+    unet: Any
+    noise_scheduler: Any
+    version: str  # "sd_v1", "sd_v2" (by the text encoder width) or "sdxl"
+    prediction_type: str  # "epsilon" or "v_prediction"
+
+    @property
+    def modules(self) -> list[Any]:
+        return [self.text_encoder, self.vae, self.unet]
+
+
+def check_source(base: str, allow_pickle: bool) -> None:
+    if not base:
+        raise ConfigError("[train] base-model is not set: a diffusers folder, a hub id, or a .safetensors file")
+    path = Path(base).expanduser()
+    if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
+        raise PluginError(f"{base}: a pickle checkpoint can run arbitrary code when loaded; convert it to "
+                          ".safetensors, or pass --allow-pickle if you trust its source")
+    if path.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES) and not path.is_file():
+        raise ConfigError(f"[train] base-model {base!r}: no such file")
+
+
+def load_base_model(base: str, allow_pickle: bool = False, config_folder: str | None = None) -> BaseModel:
+    """Load the diffusers components of `base` (fp32; the trainer casts)."""
+    check_source(base, allow_pickle)
+    path = Path(base).expanduser()
+    if path.is_file():
+        return _from_single_file(path, config_folder)
+    if path.is_dir() and not (path / "model_index.json").is_file():
+        raise ConfigError(f"[train] base-model {base!r}: a folder without model_index.json is not a diffusers model")
+    return _from_pretrained(str(path) if path.is_dir() else base)
+
+
+def _from_pretrained(source: str) -> BaseModel:
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from lora_core.hub import load_pretrained
+
+    who = "[train] base-model"
+    index = load_pretrained(_read_index, source, who, probe_file="model_index.json")
+    if "text_encoder_2" in index:
+        raise PluginError(f"{source}: SDXL base models are not supported by this trainer yet (SD 1.x and 2.x are)")
+    tokenizer = load_pretrained(CLIPTokenizer.from_pretrained, source, who, subfolder="tokenizer")
+    text_encoder = load_pretrained(CLIPTextModel.from_pretrained, source, who, subfolder="text_encoder")
+    vae = load_pretrained(AutoencoderKL.from_pretrained, source, who, subfolder="vae")
+    unet = load_pretrained(UNet2DConditionModel.from_pretrained, source, who, subfolder="unet")
+    scheduler = load_pretrained(DDPMScheduler.from_pretrained, source, who, subfolder="scheduler")
+    return _assemble(source, tokenizer, text_encoder, vae, unet, scheduler)
+
+
+def _read_index(source: str) -> dict[str, Any]:
+    import json
+
+    local = Path(source)
+    if local.is_dir():
+        return json.loads((local / "model_index.json").read_text(encoding="utf-8"))
+    from huggingface_hub import hf_hub_download
+
+    return json.loads(Path(hf_hub_download(source, "model_index.json")).read_text(encoding="utf-8"))
+
+
+def _from_single_file(path: Path, config_folder: str | None) -> BaseModel:
+    """A single checkpoint file, offline: diffusers reads the architecture from `config_folder`
+    (a diffusers-layout folder with configs and tokenizer files; weights are not needed)."""
+    from diffusers import DDPMScheduler, StableDiffusionPipeline
+
+    if not config_folder:
+        raise ConfigError(f"{path}: a single-file checkpoint needs the architecture it was saved from: set "
+                          "[train] base-model-config to a diffusers folder of the same model (configs and tokenizer "
+                          "suffice), since lorakit does not fetch them from the hub")
+    try:
+        pipeline = StableDiffusionPipeline.from_single_file(str(path), config=config_folder, local_files_only=True,
+                                                            safety_checker=None, requires_safety_checker=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise PluginError(f"{path}: could not be loaded as a Stable Diffusion checkpoint against "
+                          f"{config_folder} ({str(exc).splitlines()[0][:160]})") from None
+    scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+    return _assemble(str(path), pipeline.tokenizer, pipeline.text_encoder, pipeline.vae, pipeline.unet, scheduler)
+
+
+def _assemble(source: str, tokenizer: Any, text_encoder: Any, vae: Any, unet: Any, scheduler: Any) -> BaseModel:
+    width = getattr(text_encoder.config, "hidden_size", 768)
+    version = "sd_v2" if width == 1024 else "sd_v1"
+    prediction = scheduler.config.get("prediction_type", "epsilon")
+    return BaseModel(source, tokenizer, text_encoder, vae, unet, scheduler, version, prediction)

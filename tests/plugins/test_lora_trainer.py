@@ -1,0 +1,245 @@
+"""`lorakit train` with the `lora` trainer on a tiny SD-1.x-shaped pipeline built offline and loaded
+through the same from-folder path as a real model: the lint gate, training, both output files
+reloaded by diffusers (alpha kept, scale honoured), kohya names and metadata, exact resume after
+a kill, refusals (pickle, fp16 on CPU), v-prediction, and two-process accelerate training."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lora_core.cli import cli
+from lora_core.testing import make_csv_dataset, write_png
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+pytest.importorskip("peft")
+
+TRAIN = """
+[entities]
+trigger = "cybrpnk"
+[train]
+base-model = "{base}"
+epochs = {epochs}
+rank = 8
+alpha = 16
+resolution = 64
+batch-size = 2
+seed = 3
+{extra}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory) -> Path:
+    from lora_core.tiny_models import tiny_sd
+
+    torch.set_num_threads(1)
+    return tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
+
+
+def dataset(folder: Path, base: Path, epochs: int = 2, extra: str = "", count: int = 6,
+            captions: list[str] | None = None) -> Path:
+    captions = captions or [f"cybrpnk, neon city street, rain, light {i}" for i in range(count)]
+    rows = [(f"img_{i}.png", caption) for i, caption in enumerate(captions)]
+    make_csv_dataset(folder, rows)
+    for i in range(len(rows)):
+        write_png(folder / f"img_{i}.png", 64 + 32 * (i % 2), 64, ((40 * i) % 256, 90, 200))
+    (folder / "lorakit.toml").write_text(TRAIN.format(base=base, epochs=epochs, extra=extra), encoding="utf-8")
+    return folder
+
+
+def run_train(args: list[str], cwd: Path):
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(cli, ["train", *args], catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_lint_errors_block_training_before_any_model_loads(tiny_sd, tmp_path, monkeypatch):
+    import lorakit_lora.models
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("a model was loaded although lint failed")
+
+    monkeypatch.setattr(lorakit_lora.models, "load_base_model", must_not_load)
+    folder = dataset(tmp_path / "ds", tiny_sd, captions=["neon city", "cybrpnk, rain", "cybrpnk, fog"])
+    result = run_train([str(folder)], tmp_path)
+    assert result.exit_code == 1
+    assert "LK305" in result.stdout and "training blocked: 1 lint error(s)" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def kohya_file(path: Path) -> tuple[dict, dict]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys()}, fh.metadata()  # noqa: SIM118 (not a dict)
+
+
+def unet_output(unet, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    sample = torch.randn(1, 4, 8, 8, generator=generator)
+    hidden = torch.randn(1, 77, 32, generator=generator)
+    with torch.no_grad():
+        return unet(sample, torch.tensor([500]), hidden).sample
+
+
+def merged_unet(base: Path, tensors: dict):
+    """The UNet with each LoRA folded in by hand: W + alpha/rank * up @ down (the ground truth)."""
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+    modules = {name.replace(".", "_"): module for name, module in unet.named_modules()}
+    for key, down in tensors.items():
+        if not key.endswith(".lora_down.weight") or not key.startswith("lora_unet_"):
+            continue
+        stem = key[: -len(".lora_down.weight")]
+        up, alpha = tensors[stem + ".lora_up.weight"], float(tensors[stem + ".alpha"])
+        module = modules[stem[len("lora_unet_"):]]
+        with torch.no_grad():
+            module.weight += (alpha / down.shape[0]) * (up.float() @ down.float())
+    return unet
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_sd, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("train")
+    folder = dataset(work / "ds", tiny_sd, extra='validation-split = 0.2\nvalidation-prompts = ["cybrpnk, neon"]\n'
+                                               "sample-steps = 2\n")
+    result = run_train([str(folder), "--tag", "v1.2-prompt-fix"], work)
+    assert result.exit_code == 0, result.output
+    return work / "runs" / "ds-v1.2-prompt-fix"
+
+
+def test_training_writes_a_complete_run_folder(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"pytorch_lora_weights.safetensors", "ds.safetensors", "loss.csv", "loss.png", "config.json",
+            "lint-report.txt", "samples-final.png", "checkpoints"} <= names
+    rows = list(csv.DictReader(io.StringIO((trained / "loss.csv").read_text(encoding="utf-8"))))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(float(r["train_loss"]) > 0 and float(r["validation_loss"]) > 0 for r in rows)
+    assert json.loads((trained / "config.json").read_text())["tag"] == "v1.2-prompt-fix"
+
+
+def test_kohya_file_names_alpha_and_metadata(trained):
+    tensors, metadata = kohya_file(trained / "ds.safetensors")
+    assert tensors and all(k.startswith("lora_unet_") for k in tensors)
+    assert "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_out_0.lora_down.weight" in tensors
+    alphas = {float(v) for k, v in tensors.items() if k.endswith(".alpha")}
+    assert alphas == {16.0}  # the real alpha, not the rank
+    assert metadata["ss_network_dim"] == "8" and metadata["ss_network_alpha"] == "16.0"
+    assert metadata["ss_base_model_version"] == "sd_v1" and metadata["modelspec.architecture"].endswith("/lora")
+    frequency = json.loads(metadata["ss_tag_frequency"])
+    assert frequency["ds"]["cybrpnk"] == 5  # five training images (one held out)
+    assert json.loads(metadata["ss_dataset_dirs"]) == {"ds": {"n_repeats": 1, "img_count": 5}}
+    assert metadata["lorakit.run_tag"] == "v1.2-prompt-fix" and len(metadata["lorakit.caption_sha256"]) == 64
+    assert json.loads(metadata["lorakit.lint_summary"])["error"] == 0
+    assert metadata["lorakit.allow_lint_errors"] == "False"
+
+
+def test_both_files_reload_in_diffusers_at_full_strength_and_scale(trained, tiny_sd):
+    from diffusers import StableDiffusionPipeline
+
+    tensors, _ = kohya_file(trained / "ds.safetensors")
+    expected = unet_output(merged_unet(tiny_sd, tensors))
+    for file in ("pytorch_lora_weights.safetensors", "ds.safetensors"):
+        pipeline = StableDiffusionPipeline.from_pretrained(tiny_sd, safety_checker=None, requires_safety_checker=False)
+        base = unet_output(pipeline.unet)
+        pipeline.load_lora_weights(str(trained / file), adapter_name="lk")
+        full = unet_output(pipeline.unet)
+        assert (full - base).abs().max() > 1e-5, file  # the LoRA changes the output
+        assert torch.allclose(full, expected, atol=1e-5), (file, (full - expected).abs().max())  # alpha kept
+        pipeline.set_adapters(["lk"], adapter_weights=[0.7])
+        partial = unet_output(pipeline.unet)
+        ratio = float((partial - base).norm() / (full - base).norm())
+        assert ratio == pytest.approx(0.7, abs=0.02), file
+
+
+def test_resume_after_a_kill_reproduces_the_uninterrupted_losses(tiny_sd, tmp_path):
+    extra = "save-every-steps = 1\nsave-every-epochs = 0\n"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    straight = dataset(tmp_path / "a" / "ds", tiny_sd, epochs=3, extra=extra)
+    command = [sys.executable, "-m", "lora_core.cli", "train", str(straight), "--tag", "x"]
+    run = subprocess.run(command, cwd=tmp_path / "a", env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    interrupted = dataset(tmp_path / "b" / "ds", tiny_sd, epochs=3, extra=extra)
+    command = [sys.executable, "-m", "lora_core.cli", "train", str(interrupted), "--tag", "x"]
+    process = subprocess.Popen(command, cwd=tmp_path / "b", env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "b" / "runs" / "ds-x" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not len(list(checkpoints.glob("step-000000[4-9]*.pt"))):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # no cleanup of any kind
+    process.wait()
+    assert not (checkpoints.parent / "ds.safetensors").exists(), "the run finished before it could be killed"
+    resumed = subprocess.run(command + ["--resume"], cwd=tmp_path / "b", env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from step-" in resumed.stderr
+    first = (tmp_path / "a" / "runs" / "ds-x" / "loss.csv").read_text()
+    second = (checkpoints.parent / "loss.csv").read_text()
+    assert first == second
+    a, _ = kohya_file(tmp_path / "a" / "runs" / "ds-x" / "ds.safetensors")
+    b, _ = kohya_file(checkpoints.parent / "ds.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_refusals_are_one_line(tiny_sd, tmp_path):
+    pickle = tmp_path / "model.ckpt"
+    pickle.write_bytes(b"not really")
+    folder = dataset(tmp_path / "ds", tiny_sd)
+    (folder / "lorakit.toml").write_text(TRAIN.format(base=pickle, epochs=1, extra=""), encoding="utf-8")
+    result = run_train([str(folder)], tmp_path)
+    assert result.exit_code == 2 and "a pickle checkpoint can run arbitrary code" in result.stderr
+    (folder / "lorakit.toml").write_text(TRAIN.format(base=tiny_sd, epochs=1, extra='mixed-precision = "fp16"'),
+                                         encoding="utf-8")
+    result = run_train([str(folder), "--device", "cpu", "--tag", "fp16"], tmp_path)
+    assert result.exit_code == 2 and 'mixed-precision = "fp16" needs a CUDA GPU' in result.stderr
+
+
+def test_allow_lint_errors_trains_and_records_it(tiny_sd, tmp_path):
+    folder = dataset(tmp_path / "ds", tiny_sd, epochs=1, captions=["neon city, rain", "cybrpnk, rain", "cybrpnk, fog"])
+    result = run_train([str(folder), "--allow-lint-errors", "--tag", "exp"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "training despite 1 lint error(s)" in result.stderr
+    _, metadata = kohya_file(tmp_path / "runs" / "ds-exp" / "ds.safetensors")
+    assert metadata["lorakit.allow_lint_errors"] == "True"
+    assert json.loads(metadata["lorakit.lint_summary"])["error"] == 1
+
+
+def test_v_prediction_base_model_trains(tmp_path):
+    from lora_core.tiny_models import tiny_sd
+
+    base = tiny_sd(tmp_path / "sd2", prediction_type="v_prediction")
+    folder = dataset(tmp_path / "ds", base, epochs=1, extra="min-snr-gamma = 5.0\nnoise-offset = 0.05\n")
+    result = run_train([str(folder), "--tag", "v"], tmp_path)
+    assert result.exit_code == 0, result.output
+    _, metadata = kohya_file(tmp_path / "runs" / "ds-v" / "ds.safetensors")
+    assert metadata["ss_v_parameterization"] == "True"
+
+
+def test_two_process_accelerate_training(tiny_sd, tmp_path):
+    folder = dataset(tmp_path / "ds", tiny_sd, epochs=1, count=8)
+    # torchrun is the launcher accelerate uses; `accelerate launch --cpu` starts one process without MPI
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "lora_core.cli", "train", str(folder)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "with 2 process(es)" in run.stderr and run.stderr.count("trained 2 steps") == 1
+    (run_dir,) = (tmp_path / "runs").glob("ds-*")  # both processes wrote into one run folder
+    assert (run_dir / "ds.safetensors").is_file()
