@@ -243,3 +243,38 @@ def test_two_process_accelerate_training(tiny_sd, tmp_path):
     assert "with 2 process(es)" in run.stderr and run.stderr.count("trained 2 steps") == 1
     (run_dir,) = (tmp_path / "runs").glob("ds-*")  # both processes wrote into one run folder
     assert (run_dir / "ds.safetensors").is_file()
+
+
+def test_prompt_parsing_follows_a1111():
+    from lora_core.generate import parse_prompt
+
+    parsed = parse_prompt("cybrpnk, neon alley <lora:cyber-punk:0.7>, rain <LORA:detail> ")
+    assert parsed.text == "cybrpnk, neon alley , rain"
+    assert [(u.name, u.weight, u.adapter) for u in parsed.loras] == [("cyber-punk", 0.7, "cyber_punk"),
+                                                                     ("detail", 1.0, "detail")]
+    with pytest.raises(Exception, match="the weight must be a number"):
+        parse_prompt("<lora:x:strong>")
+
+
+def test_generate_applies_the_lora_at_the_prompt_weight(trained, tiny_sd, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    def render(prompt: str, folder: str) -> np.ndarray:
+        result = CliRunner().invoke(cli, ["generate", prompt, "--base-model", str(tiny_sd), "--lora-dir",
+                                          str(trained), "-o", str(tmp_path / folder), "--steps", "2", "--device",
+                                          "cpu", "--seed", "5"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        (path,) = [Path(line) for line in result.stdout.splitlines()]
+        with Image.open(path) as image:
+            assert "<lora:" in image.text.get("parameters", "") or folder == "none"
+            return np.asarray(image, dtype=np.float32)
+
+    none = render("cybrpnk, neon", "none")
+    full = render("cybrpnk, neon <lora:ds:1>", "full")
+    off = render("cybrpnk, neon <lora:ds:0>", "off")
+    assert np.abs(full - none).max() > 0  # the LoRA changes the image
+    assert np.abs(off - none).max() <= 1  # weight 0: the base model's image (rounding aside)
+    result = CliRunner().invoke(cli, ["generate", "x <lora:missing>", "--base-model", str(tiny_sd), "--lora-dir",
+                                      str(trained), "-o", str(tmp_path / "m"), "--device", "cpu"])
+    assert result.exit_code == 2 and "<lora:missing>: no missing.safetensors in" in result.stderr
