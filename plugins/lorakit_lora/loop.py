@@ -288,16 +288,8 @@ class Trainer:
             epoch = self.position.epoch
             batches = self._my_batches(epoch)
             for index in range(self.position.batch, len(batches)):
-                with accelerator.accumulate(*self.trained_models):
-                    loss = self.loss(batches[index], self.generator)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and s.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(self.trainable, s.max_grad_norm)
-                    self.optimizer.step()
-                    self.lr_scheduler.step()
-                    self.optimizer.zero_grad(set_to_none=True)
+                mean_loss = self.train_step(batches[index])
                 self.position.batch = index + 1
-                mean_loss = float(accelerator.reduce(loss.detach().float(), reduction="mean"))
                 self.position.epoch_losses.append(mean_loss)
                 if accelerator.sync_gradients:
                     self.position.step += 1
@@ -309,6 +301,20 @@ class Trainer:
                         break
             stop = self._end_epoch(epoch, completed=self.position.batch >= len(batches)) or stop
         accelerator.wait_for_everyone()
+
+    def train_step(self, samples: list[Any]) -> float:
+        """Forward, backward and (at the end of an accumulation) an optimizer step; the batch loss
+        averaged over the processes."""
+        accelerator, s = self.accelerator, self.settings
+        with accelerator.accumulate(*self.trained_models):
+            loss = self.loss(samples, self.generator)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and s.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(self.trainable, s.max_grad_norm)
+            self.optimizer.step()
+            self.lr_scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return float(accelerator.reduce(loss.detach().float(), reduction="mean"))
 
     @property
     def trained_models(self) -> list[Any]:

@@ -89,9 +89,7 @@ def _from_single_file(path: Path, config_folder: str | None) -> BaseModel:
     from diffusers import DDPMScheduler, StableDiffusionPipeline
 
     if not config_folder:
-        raise ConfigError(f"{path}: a single-file checkpoint needs the architecture it was saved from: set "
-                          "[train] base-model-config to a diffusers folder of the same model (configs and tokenizer "
-                          "suffice), since lorakit does not fetch them from the hub")
+        config_folder = str(_known_architecture_folder(path))
     try:
         pipeline = StableDiffusionPipeline.from_single_file(str(path), config=config_folder, local_files_only=True,
                                                             safety_checker=None, requires_safety_checker=False)
@@ -100,6 +98,30 @@ def _from_single_file(path: Path, config_folder: str | None) -> BaseModel:
                           f"{config_folder} ({str(exc).splitlines()[0][:160]})") from None
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
     return _assemble(str(path), pipeline.tokenizer, pipeline.text_encoder, pipeline.vae, pipeline.unet, scheduler)
+
+
+def _known_architecture_folder(path: Path) -> Path:
+    """The config folder lorakit writes itself for an SD 1.x / 2.x checkpoint (no hub needed)."""
+    import os
+
+    from safetensors import safe_open
+
+    from lorakit_lora.architectures import detect, write_config_folder
+
+    try:
+        with safe_open(str(path), "pt") as fh:
+            keys = set(fh.keys())
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise PluginError(f"{path}: not a readable .safetensors file ({str(exc).splitlines()[0][:160]})") from None
+    architecture = detect(keys)
+    if architecture is None:
+        raise ConfigError(f"{path}: not a Stable Diffusion 1.x/2.x checkpoint lorakit knows; set [train] "
+                          "base-model-config to a diffusers folder of its architecture (configs suffice)")
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lorakit" / "architectures"
+    folder = cache / architecture
+    if not (folder / "model_index.json").is_file():
+        write_config_folder(folder, architecture)
+    return folder
 
 
 def _assemble(source: str, tokenizer: Any, text_encoder: Any, vae: Any, unet: Any, scheduler: Any) -> BaseModel:

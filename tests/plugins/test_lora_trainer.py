@@ -278,3 +278,35 @@ def test_generate_applies_the_lora_at_the_prompt_weight(trained, tiny_sd, tmp_pa
     result = CliRunner().invoke(cli, ["generate", "x <lora:missing>", "--base-model", str(tiny_sd), "--lora-dir",
                                       str(trained), "-o", str(tmp_path / "m"), "--device", "cpu"])
     assert result.exit_code == 2 and "<lora:missing>: no missing.safetensors in" in result.stderr
+
+
+@pytest.mark.parametrize("architecture, unet_params, text_params", [("sd15", 859_520_964, 123_060_480),
+                                                                     ("sd21", 865_910_724, 340_387_840)])
+def test_single_file_architectures_are_the_published_models(tmp_path, architecture, unet_params, text_params):
+    """The config folders lorakit writes for single-file checkpoints build the real architectures
+    (counted on the meta device: no weights) and the real tokenizer, with no network."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from lorakit_lora.architectures import write_config_folder
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = write_config_folder(tmp_path / architecture, architecture)
+    with init_empty_weights():
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
+        text = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert (count(unet), count(vae), count(text)) == (unet_params, 83_653_863, text_params)
+    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+    assert tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+
+
+def test_a_single_file_that_is_not_stable_diffusion_is_refused(tmp_path, tiny_sd):
+    from safetensors.torch import save_file
+
+    odd = tmp_path / "odd.safetensors"
+    save_file({"some.weight": torch.zeros(2)}, str(odd))
+    folder = dataset(tmp_path / "ds", tiny_sd, epochs=1)
+    (folder / "lorakit.toml").write_text(TRAIN.format(base=odd, epochs=1, extra=""), encoding="utf-8")
+    result = run_train([str(folder)], tmp_path)
+    assert result.exit_code == 2 and "not a Stable Diffusion 1.x/2.x checkpoint lorakit knows" in result.stderr
