@@ -21,7 +21,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from lora_core.testing import csv_field, write_png
+from lora_core.testing import csv_field, write_photo
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,7 +40,6 @@ CAPTIONS = [
     ("missing.png", "cybrpnk, server room, cables, led strips"),  # the image is not there: LK001
 ]
 UNCAPTIONED = "drone.png"  # an image with no row: LK002
-COLOURS = [(255, 0, 170), (0, 230, 255), (120, 0, 255), (255, 200, 0), (20, 20, 60), (255, 60, 60)]
 
 CONFIG = """\
 # lorakit configuration for the example dataset (see docs/configuration.md).
@@ -82,11 +81,11 @@ def generate(out: Path) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     lines = ["file_name,text"]
-    for i, (name, caption) in enumerate(CAPTIONS):
+    for name, caption in CAPTIONS:
         lines.append(f"{name},{csv_field(caption)}")
         if name != "missing.png":
-            write_png(out / name, 64, 64, COLOURS[i % len(COLOURS)])
-    write_png(out / UNCAPTIONED, 64, 64, (90, 90, 90))
+            write_photo(out / name)
+    write_photo(out / UNCAPTIONED)
     (out / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "lorakit.toml").write_text(CONFIG, encoding="utf-8")
     return out

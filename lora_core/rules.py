@@ -214,6 +214,10 @@ class LintContext:
             self._memo[key] = compute()
         return self._memo[key]
 
+    def memoized(self, key: object) -> Any:
+        """What `memo` computed for `key` so far, or None (to reuse a richer result when present)."""
+        return self._memo.get(key)
+
     def section(self, name: str) -> dict[str, Any]:
         return self.settings.get(name, {})
 

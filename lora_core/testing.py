@@ -33,6 +33,37 @@ def write_png(path: Path, width: int = 8, height: int = 8, color: tuple[int, int
     return path
 
 
+def photo_png_bytes(seed: str, size: int = 512) -> bytes:
+    """A sharp, textured RGB PNG, different for every seed: passes the image rules (LK6xx) as a
+    real training photo would (large enough, not blurry, not a duplicate of another seed)."""
+    import hashlib
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    digest = hashlib.sha256(seed.encode("utf-8")).digest()
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    angle, frequency = digest[0] / 255 * np.pi, 4 + digest[1] % 12
+    wave = np.sin((x * np.cos(angle) + y * np.sin(angle)) * frequency * 2 * np.pi)
+    tiles = ((np.floor(x * (6 + digest[2] % 10)) + np.floor(y * (6 + digest[3] % 10))) % 2) * 2 - 1
+    ramp = x * (digest[4] / 255) + y * (1 - digest[4] / 255)
+    channels = []
+    for c in range(3):
+        base, gain = digest[5 + c], 40 + digest[8 + c] % 60
+        channels.append(base * 0.6 + gain * wave * (1 if c != 1 else -1) + 30 * tiles + 60 * ramp)
+    array = np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array, "RGB").save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def write_photo(path: Path, seed: str | None = None, size: int = 512) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(photo_png_bytes(seed if seed is not None else path.name, size))
+    return path
+
+
 def csv_field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\r\n') else value
 
@@ -45,7 +76,8 @@ def make_csv_dataset(
     newline: str = "\n",
 ) -> Path:
     """Write folder/metadata.csv (fields quoted only when needed) and, by default, a PNG for each
-    row's first column. Returns the metadata file's path."""
+    row's first column (a distinct, sharp 512 px picture: `write_photo`). Returns the metadata
+    file's path."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = [list(r) for r in rows]
     lines = [",".join(csv_field(h) for h in header)] + [",".join(csv_field(v) for v in row) for row in rows]
@@ -54,14 +86,14 @@ def make_csv_dataset(
     if images:
         for row in rows:
             if row and row[0] and not row[0].startswith(("/", "..")):
-                write_png(folder / row[0])
+                write_photo(folder / row[0])
     return path
 
 
 def make_sidecar_dataset(folder: Path, captions: dict[str, str], extension: str = ".txt") -> Path:
     """Write image + caption sidecar pairs: {"10_cat/a.png": "a cat"}."""
     for image, caption in captions.items():
-        image_path = write_png(folder / image)
+        image_path = write_photo(folder / image)
         image_path.with_suffix(extension).write_text(caption + "\n", encoding="utf-8")
     return folder
 

@@ -1,0 +1,509 @@
+"""LK6xx: the images themselves. Text rules only see captions; a truncated file, a thumbnail, a
+rotated photo or the same picture twice hurt a LoRA just as much.
+
+One analysis per image serves every rule: the header (size, mode, EXIF orientation) is read
+for all of them; pixels are decoded only for the rules that need them (LK601 truncation, LK604
+blur, LK605 duplicates), in a process pool for large datasets. Results are cached in
+`<dataset>/.lorakit_cache/images-v1.json`, keyed by path, size and modification time, so
+re-linting unchanged images does not open them. Needs Pillow and numpy, not torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lora_core import RuleOption, Severity
+from lora_core.atomic import atomic_write_bytes
+from lora_core.config import Bool, ConfigKey, ConfigSection, Float, Int
+from lora_core.datasets.model import Dataset, Record
+from lora_core.rules import LintContext, Rule, RulePack
+from lora_core.violations import Violation
+
+IMAGES_SECTION = ConfigSection(
+    "images",
+    "Image checks (LK6xx).",
+    [
+        ConfigKey("min-size", Int(0), 0, "Shortest side below this is too small (0: [train] resolution, else 512)."),
+        ConfigKey("max-aspect", Float(1.0), 3.0, "Longest / shortest side above this is extreme."),
+        ConfigKey("blur-threshold", Float(0.0), 60.0,
+                  "Variance of the Laplacian (grey levels, image scaled to 512 px) below this is blurry."),
+        ConfigKey("duplicate-distance", Int(0), 4, "Perceptual hashes this close (bits of 64) are the same image."),
+        ConfigKey("max-pixels", Int(1), 89_478_485,
+                  "Images with more pixels are refused without decoding (decompression bombs)."),
+        ConfigKey("cache", Bool(), True, "Cache results in <dataset>/.lorakit_cache (keyed by path, size, mtime)."),
+        ConfigKey("workers", Int(0), 0, "Processes decoding images (0: one per CPU, up to 8)."),
+    ],
+)
+
+CACHE_FOLDER = ".lorakit_cache"
+CACHE_FILE = "images-v1.json"
+ANALYSIS_SIDE = 512  # blur is measured on the image scaled to this longest side
+POOL_MIN_IMAGES = 32
+
+
+def analyse(path: str, pixels: bool, max_pixels: int) -> dict[str, Any]:
+    """Facts about one image file (module level: runs in pool workers)."""
+    from PIL import Image, UnidentifiedImageError
+
+    facts: dict[str, Any] = {"error": None, "pixels": pixels}
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the header is safe to read; max-pixels decides below, with a clear message
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            facts.update(width=width, height=height, format=image.format, mode=image.mode,
+                         transparency="transparency" in image.info, orientation=1)
+            if width * height > max_pixels:
+                facts["error"] = f"{width}x{height} = {width * height:,} pixels, over max-pixels: not decoded " \
+                                 "(a decompression bomb, or simply too large to train on)"
+                return facts
+            facts["orientation"] = _orientation(image)
+            if not pixels:
+                return facts
+            if image.format == "JPEG":
+                image.draft("RGB", (ANALYSIS_SIDE, ANALYSIS_SIDE))  # decode at a reduced scale: much faster
+            image.load()  # the whole stream: a truncated or corrupt file fails here
+            facts.update(_pixel_facts(image))
+    except Image.DecompressionBombError as exc:
+        facts["error"] = f"decompression bomb refused by Pillow ({exc})"
+    except (UnidentifiedImageError, SyntaxError):
+        facts["error"] = "not an image Pillow can read"
+    except (OSError, ValueError, EOFError) as exc:
+        facts["error"] = f"cannot be decoded: {str(exc).splitlines()[0][:120] or type(exc).__name__}"
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+    return facts
+
+
+def _orientation(image: Any) -> int:
+    """The EXIF orientation, from the header only (PNG keeps EXIF anywhere in the file: reading
+    it could decode the whole image, so only an eXIf chunk seen before the pixels counts)."""
+    if image.format == "PNG":
+        if not image.info.get("exif"):
+            return 1
+        from PIL import Image
+
+        exif = Image.Exif()
+        exif.load(image.info["exif"])
+        return int(exif.get(0x0112, 1) or 1)
+    return int(image.getexif().get(0x0112, 1) or 1)
+
+
+def _pixel_facts(image: Any) -> dict[str, Any]:
+    import numpy as np
+    from PIL import Image
+
+    content = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()[:32]
+    grey = image.convert("L")
+    if max(grey.size) > ANALYSIS_SIDE:
+        scale = ANALYSIS_SIDE / max(grey.size)
+        grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))),
+                           Image.Resampling.BILINEAR)
+    array = np.asarray(grey, dtype=np.float32)
+    blur = None
+    if array.shape[0] >= 3 and array.shape[1] >= 3:
+        laplacian = (4 * array[1:-1, 1:-1] - array[:-2, 1:-1] - array[2:, 1:-1] - array[1:-1, :-2]
+                     - array[1:-1, 2:])
+        blur = float(laplacian.var())
+    small = np.asarray(grey.resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    dhash = int("".join("1" if b else "0" for b in bits), 2)
+    # dHash sees only gradients (two flat images of different colours hash alike): a 4x4 colour
+    # thumbnail must agree too
+    colours = np.asarray(image.convert("RGB").resize((4, 4), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return {"content": content, "blur": blur, "dhash": dhash, "colours": colours.flatten().tolist()}
+
+
+@dataclass
+class ImageFacts:
+    by_image: dict[str, dict[str, Any]]
+
+
+def _settings(ctx: LintContext) -> dict[str, Any]:
+    return ctx.section("images")
+
+
+def _cache_path(dataset: Dataset) -> Path:
+    return Path(dataset.root) / CACHE_FOLDER / CACHE_FILE
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _workers(setting: int, count: int) -> int:
+    if count < POOL_MIN_IMAGES or threading.active_count() > 1:
+        return 1
+    return setting or min(8, os.cpu_count() or 1)
+
+
+def image_facts(ctx: LintContext, pixels: bool) -> ImageFacts:
+    """Facts for every image of the dataset (from the cache where files are unchanged)."""
+    if not pixels:  # the pixel analysis, when already done, has the header facts too
+        done = ctx.memoized(("lk6-facts", True))
+        if done is not None:
+            return done
+    return ctx.memo(("lk6-facts", pixels), lambda: _compute(ctx, pixels))
+
+
+def _compute(ctx: LintContext, pixels: bool) -> ImageFacts:
+    settings = _settings(ctx)
+    dataset = ctx.dataset
+    records = [r for r in dataset.records if r.image_path and r.image_exists]
+    cache_on = bool(settings.get("cache", True))
+    cache_file = _cache_path(dataset)
+    cache = _load_cache(cache_file) if cache_on else {}
+    max_pixels = int(settings.get("max-pixels", 89_478_485))
+    results: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[str, str, list[int]]] = []
+    for record in records:
+        path = str(record.image_path)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        entry = cache.get(path)
+        if entry and entry.get("stamp") == stamp and (entry["facts"].get("pixels") or not pixels) \
+                and entry.get("max_pixels") == max_pixels:
+            results[record.image] = entry["facts"]
+        else:
+            todo.append((record.image, path, stamp))
+    workers = _workers(int(settings.get("workers", 0)), len(todo))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            computed = list(pool.map(analyse, [p for _, p, _ in todo], [pixels] * len(todo),
+                                     [max_pixels] * len(todo), chunksize=max(1, len(todo) // (workers * 8))))
+    else:
+        computed = [analyse(path, pixels, max_pixels) for _, path, _ in todo]
+    for (image, path, stamp), found in zip(todo, computed):
+        results[image] = found
+        cache[path] = {"stamp": stamp, "max_pixels": max_pixels, "facts": found}
+    if cache_on and todo:
+        try:
+            cache_file.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(cache_file, json.dumps(cache, separators=(",", ":")).encode("utf-8"))
+        except OSError:
+            pass  # a read-only dataset folder: lint still works, only slower next time
+    return ImageFacts(results)
+
+
+def _records_with(ctx: LintContext, pixels: bool) -> Iterable[tuple[Record, dict[str, Any]]]:
+    facts = image_facts(ctx, pixels).by_image
+    for record in ctx.dataset.records:
+        found = facts.get(record.image)
+        if found is not None:
+            yield record, found
+
+
+class ImageRule(Rule):
+    shares = "images"
+    cost = 1  # the decoding is charged to LK601, which always runs first in the shared group
+
+    def readable(self, ctx: LintContext, pixels: bool = False) -> Iterable[tuple[Record, dict[str, Any]]]:
+        for record, facts in _records_with(ctx, pixels):
+            if not facts.get("error") and "width" in facts:
+                yield record, facts
+
+
+class ImageUnreadable(Rule):
+    """## What it does
+    Reports image files that cannot be decoded: truncated or corrupt files, files that are not
+    images, and images so large (`[images] max-pixels`) that decoding them is refused.
+
+    ## Why it matters
+    Trainers either crash on them hours into a run, or silently skip them, so the caption trains
+    nothing. An enormous image is also the shape of a decompression bomb.
+
+    ## Example
+    `img_017.png` cut short by an interrupted copy.
+
+    ## Fix
+    Re-export or re-copy the image, or remove the row.
+    """
+
+    code = "LK601"
+    name = "image-unreadable"
+    summary = "A truncated, corrupt or non-image file, or a decompression-bomb-sized image"
+    severity = Severity.ERROR
+    shares = "images"
+    cost = 20
+    options = (RuleOption("images.max-pixels", "pixel count refused without decoding"),)
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        for record, facts in _records_with(ctx, pixels=True):
+            if facts.get("error"):
+                yield self.at_image(record, f"{record.image}: {facts['error']}")
+
+
+def min_size(ctx: LintContext) -> int:
+    configured = int(_settings(ctx).get("min-size", 0) or 0)
+    if configured:
+        return configured
+    return int(ctx.section("train").get("resolution", 0) or 0) if ctx.has_section("train") else 512
+
+
+class ImageTooSmall(ImageRule):
+    """## What it does
+    Reports images whose shorter side is below `[images] min-size` (default: `[train] resolution`
+    when set, else 512). Reads the file header only.
+
+    ## Why it matters
+    The trainer upscales small images: the LoRA learns blur and JPEG blocks as part of the style.
+
+    ## Example
+    A 300x300 thumbnail in a 512 px dataset.
+
+    ## Fix
+    Replace it with a larger original, or drop it.
+    """
+
+    code = "LK602"
+    name = "image-too-small"
+    summary = "Shorter side below [images] min-size (default: the training resolution, else 512)"
+    severity = Severity.WARNING
+    options = (RuleOption("images.min-size", "minimum shorter side in pixels"),)
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        limit = min_size(ctx)
+        for record, facts in self.readable(ctx):
+            shorter = min(facts["width"], facts["height"])
+            if shorter < limit:
+                yield self.at_image(record, f"{record.image} is {facts['width']}x{facts['height']}: shorter side "
+                                    f"{shorter} < {limit}; it will be upscaled and train blur", width=facts["width"],
+                                    height=facts["height"])
+
+
+class ExtremeAspectRatio(ImageRule):
+    """## What it does
+    Reports images whose longer side is more than `[images] max-aspect` (default 3) times the
+    shorter one. Reads the file header only.
+
+    ## Why it matters
+    Buckets stop at about 4:1 and square training crops most of the picture away: the caption
+    then describes things the model never sees.
+
+    ## Example
+    A 3000x600 panorama.
+
+    ## Fix
+    Crop it into several images with their own captions.
+    """
+
+    code = "LK603"
+    name = "extreme-aspect-ratio"
+    summary = "Aspect ratio beyond [images] max-aspect (default 3.0)"
+    severity = Severity.WARNING
+    options = (RuleOption("images.max-aspect", "largest longer/shorter side ratio"),)
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        limit = float(_settings(ctx).get("max-aspect", 3.0))
+        for record, facts in self.readable(ctx):
+            ratio = max(facts["width"], facts["height"]) / max(1, min(facts["width"], facts["height"]))
+            if ratio > limit:
+                yield self.at_image(record, f"{record.image} is {facts['width']}x{facts['height']} (aspect "
+                                    f"{ratio:.1f}:1 > {limit:g}:1); crops will cut what the caption describes",
+                                    ratio=round(ratio, 2))
+
+
+class ImageBlurry(ImageRule):
+    """## What it does
+    Reports images whose variance of the Laplacian (edge energy, measured on the image scaled to
+    512 px so the threshold does not depend on its size) is below `[images] blur-threshold`.
+
+    ## Why it matters
+    Out-of-focus or motion-blurred images teach the LoRA softness as part of the subject or
+    style, unless the caption says "blurry".
+
+    ## Example
+    A shaky night shot of the neon street.
+
+    ## Fix
+    Replace it, or caption the blur ("motion blur") so it is not learned as the style.
+    """
+
+    code = "LK604"
+    name = "image-blurry"
+    summary = "Variance of the Laplacian below a threshold (measured at 512 px)"
+    severity = Severity.WARNING
+    options = (RuleOption("images.blur-threshold", "minimum variance of the Laplacian"),)
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        limit = float(_settings(ctx).get("blur-threshold", 60.0))
+        for record, facts in self.readable(ctx, pixels=True):
+            blur = facts.get("blur")
+            if blur is not None and blur < limit:
+                caption = (record.caption or "").lower()
+                if "blur" in caption or "bokeh" in caption or "out of focus" in caption:
+                    continue  # the caption already names it
+                yield self.at_image(record, f"{record.image} looks blurry (variance of the Laplacian {blur:.1f} < "
+                                    f"{limit:g})", score=round(blur, 2))
+
+
+def _near_pairs(hashes: dict[str, int], distance: int) -> Iterable[tuple[str, str]]:
+    """Pairs of images whose 64-bit hashes differ in at most `distance` bits, without comparing all
+    pairs: split each hash into distance+1 bands; two close hashes share at least one band
+    exactly (pigeonhole), so only images in the same band bucket are compared."""
+    bands = distance + 1
+    width = 64 // bands
+    seen: set[tuple[str, str]] = set()
+    for band in range(bands):
+        shift = band * width
+        size = 64 - shift if band == bands - 1 else width
+        buckets: dict[int, list[str]] = {}
+        for image, value in hashes.items():
+            buckets.setdefault((value >> shift) & ((1 << size) - 1), []).append(image)
+        for members in buckets.values():
+            if len(members) < 2:
+                continue
+            for i, a in enumerate(members):
+                for b in members[i + 1:]:
+                    pair = (a, b) if a < b else (b, a)
+                    if pair not in seen and bin(hashes[a] ^ hashes[b]).count("1") <= distance:
+                        seen.add(pair)
+                        yield pair
+
+
+def _similar_colours(a: list[int] | None, b: list[int] | None, tolerance: float = 16.0) -> bool:
+    if not a or not b or len(a) != len(b):
+        return False
+    return sum(abs(x - y) for x, y in zip(a, b)) / len(a) <= tolerance
+
+
+class DuplicateImage(ImageRule):
+    """## What it does
+    Reports images that are the same picture as an earlier one: identical pixels, or the same
+    image resized or re-encoded (a 64-bit perceptual hash within `[images] duplicate-distance`
+    bits; compared in hash buckets, not all pairs).
+
+    ## Why it matters
+    A duplicate doubles that image's weight in training, and two different captions for the same
+    pixels teach the model that the words do not matter.
+
+    ## Example
+    `neon_03.png` and `neon_03_small.jpg`.
+
+    ## Fix
+    Keep one copy (use kohya repeats when weighting is intended).
+    """
+
+    code = "LK605"
+    name = "duplicate-image"
+    summary = "Identical pixels, or the same image resized or re-encoded (perceptual hash)"
+    severity = Severity.WARNING
+    options = (RuleOption("images.duplicate-distance", "perceptual-hash bits that may differ"),)
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        distance = int(_settings(ctx).get("duplicate-distance", 4))
+        readable = list(self.readable(ctx, pixels=True))
+        order = {record.image: i for i, (record, _) in enumerate(readable)}
+        by_image = {record.image: record for record, _ in readable}
+        first_of: dict[str, str] = {}
+        by_content: dict[str, str] = {}
+        for record, facts in readable:
+            content = facts.get("content")
+            if content in by_content:
+                first_of[record.image] = by_content[content]
+            elif content:
+                by_content[content] = record.image
+        hashes = {r.image: int(f["dhash"]) for r, f in readable if f.get("dhash") is not None}
+        colours = {r.image: f.get("colours") for r, f in readable}
+        for a, b in _near_pairs(hashes, distance):
+            if not _similar_colours(colours[a], colours[b]):
+                continue
+            later, earlier = (a, b) if order[a] > order[b] else (b, a)
+            if later not in first_of or order[first_of[later]] > order[earlier]:
+                first_of[later] = earlier
+        content = {record.image: facts.get("content") for record, facts in readable}
+        for image in sorted(first_of, key=order.__getitem__):
+            original = first_of[image]
+            exact = content[image] is not None and content[image] == content[original]
+            kind = "identical pixels to" if exact else "the same picture as"
+            yield self.at_image(by_image[image], f"{image} has {kind} {original}", duplicate_of=original)
+
+
+class ExifRotated(ImageRule):
+    """## What it does
+    Reports images with an EXIF orientation other than "normal".
+
+    ## Why it matters
+    Viewers rotate such photos, so they look right; kohya and several trainers read the raw pixels
+    and train on the sideways image, with a caption that describes it upright.
+
+    ## Example
+    A phone photo stored landscape with "rotate 90" in its EXIF data.
+
+    ## Fix
+    Re-save the image with the rotation applied (e.g. `exiftran -ai`, or PIL's `ImageOps.exif_transpose`).
+    """
+
+    code = "LK606"
+    name = "exif-rotated"
+    summary = "EXIF orientation set (kohya ignores it: the model trains on a rotated image)"
+    severity = Severity.INFO
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        names = {3: "rotated 180", 6: "rotated 90 clockwise", 8: "rotated 90 counter-clockwise", 2: "mirrored",
+                 4: "mirrored vertically", 5: "mirrored and rotated", 7: "mirrored and rotated"}
+        for record, facts in self.readable(ctx):
+            orientation = facts.get("orientation", 1)
+            if orientation not in (0, 1):
+                yield self.at_image(record, f"{record.image} has EXIF orientation {orientation} "
+                                    f"({names.get(orientation, 'unknown')}): trainers that ignore EXIF see it "
+                                    "sideways", orientation=orientation)
+
+
+class UnusualImageMode(ImageRule):
+    """## What it does
+    Reports images in a mode other than 8-bit RGB or greyscale: CMYK, palette, 16/32-bit, or with
+    an alpha channel.
+
+    ## Why it matters
+    Conversion to RGB is left to each trainer: CMYK colours shift, palettes band, and transparent
+    areas become black or white depending on the tool.
+
+    ## Example
+    A PNG logo with transparency in a dataset of photos.
+
+    ## Fix
+    Convert to 8-bit RGB yourself, flattening transparency onto the background you want.
+    """
+
+    code = "LK607"
+    name = "unusual-image-mode"
+    summary = "CMYK, palette, 16-bit or alpha channel"
+    severity = Severity.INFO
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        for record, facts in self.readable(ctx):
+            mode = facts.get("mode", "RGB")
+            reason = None
+            if mode == "CMYK":
+                reason = "CMYK colours shift when a trainer converts them"
+            elif mode in ("P", "PA"):
+                reason = "palette image (alpha too)" if mode == "PA" or facts.get("transparency") else "palette image"
+            elif mode.startswith("I") or mode == "F":
+                reason = "16/32-bit samples, reduced to 8 bits by each trainer in its own way"
+            elif mode in ("RGBA", "LA", "RGBa", "La"):
+                reason = "alpha channel: transparent areas become black or white depending on the trainer"
+            if reason:
+                yield self.at_image(record, f"{record.image} is {mode}: {reason}", mode=mode)
+
+
+RULES = (ImageUnreadable, ImageTooSmall, ExtremeAspectRatio, ImageBlurry, DuplicateImage, ExifRotated,
+         UnusualImageMode)
+plugin = RulePack(RULES, config=[IMAGES_SECTION])
