@@ -46,6 +46,8 @@ class LintOptions:
     caption_extension: str | None = None
     require_plugins: list[str] = field(default_factory=list)
     jobs: int | None = None  # worker processes for the rules; None: 2 for big datasets on Linux
+    semantic: bool = False  # run the CLIP agreement rules (sets [semantic] enabled)
+    clip_model: str | None = None  # overrides [semantic] clip-model
 
 
 @dataclass
@@ -269,14 +271,18 @@ def _has_images(folder: Path) -> bool:
 def load_config(target: Path, options: LintOptions, registry: Registry) -> Config:
     """The config for a dataset: --config, else the nearest config file, else defaults."""
     sections = registry.config_sections
-    if options.isolated:
-        return resolve_config({}, sections)
-    path = options.config or find_config_file(target)
+    path = None if options.isolated else options.config or find_config_file(target)
     if path is None:
-        return resolve_config({}, sections)
-    if not path.is_file():
+        config = resolve_config({}, sections)
+    elif not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    return resolve_config(read_config_table(path), sections, path)
+    else:
+        config = resolve_config(read_config_table(path), sections, path)
+    if "semantic" in config.sections and (options.semantic or options.clip_model):
+        config.sections["semantic"] = dict(config.sections["semantic"], enabled=True)
+        if options.clip_model:
+            config.sections["semantic"]["clip-model"] = options.clip_model
+    return config
 
 
 def _prepare(target: Path, options: LintOptions, registry: Registry) -> tuple[Dataset, Config, list[Rule], Selection]:

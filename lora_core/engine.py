@@ -17,7 +17,7 @@ from typing import Any
 
 from lora_core.config import Config
 from lora_core.datasets.model import Dataset, Record
-from lora_core.errors import ConfigError
+from lora_core.errors import ConfigError, LorakitError
 from lora_core.rules import LintContext, Rule
 from lora_core.violations import Location, Severity, Violation
 
@@ -188,6 +188,8 @@ def _check(ctx: LintContext, rules: Sequence[Rule]) -> tuple[list[Violation], li
             current = None
             if rule.checks_dataset:
                 found.extend(rule.check_dataset(dataset, ctx))
+        except LorakitError:
+            raise  # a user-facing problem (a missing model, a bad setting): one clean line, not a crash
         except Exception as exc:
             import traceback
 
@@ -227,7 +229,12 @@ def _start_child(ctx: LintContext, rules: list[Rule]):
 
 
 def _child_main(ctx: LintContext, rules: list[Rule], sender) -> None:
-    violations, crashes = _check(ctx, rules)
+    try:
+        violations, crashes = _check(ctx, rules)
+    except LorakitError as exc:
+        sender.send(("error", exc))
+        sender.close()
+        return
     # Records stay behind (the parent has them): send their index instead.
     portable = [(replace(v, record=None), v.record.index if v.record is not None else -1) for v in violations]
     sender.send((portable, crashes))
@@ -244,6 +251,8 @@ def _join_child(dataset: Dataset, child) -> tuple[list[Violation], list[RuleCras
     receiver.close()
     if portable is None:
         return None
+    if isinstance(portable, str) and portable == "error":
+        raise crashes  # the child's LorakitError, raised here
     records = dataset.records
     violations = []
     for violation, index in portable:

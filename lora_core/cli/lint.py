@@ -44,13 +44,17 @@ HUMAN_FORMATS = ("full", "concise")
 @click.option("--color/--no-color", default=None, help="Force or disable colour (default: only on a terminal).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes for the rules (default: 2 for datasets of 20,000+ captions on Linux).")
+@click.option("--semantic", is_flag=True,
+              help="Also run the CLIP caption/image agreement rules (LK8xx; needs `lorakit[clip]`).")
+@click.option("--clip-model", metavar="ID_OR_PATH",
+              help="CLIP model for --semantic (default openai/clip-vit-large-patch14; implies --semantic).")
 @plugin_options
 def lint(
     paths: tuple[Path, ...], output_format: str, output_file: Path | None, apply_fix: bool, unsafe_fixes: bool,
     diff: bool, select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
     statistics: bool, strict: bool, exit_zero: bool, config: Path | None, isolated: bool,
     caption_column: str | None, caption_extension: str | None, color: bool | None, jobs: int | None,
-    plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...],
+    semantic: bool, clip_model: str | None, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...],
 ) -> None:
     """Lint datasets: metadata.csv, metadata.jsonl, caption sidecars, or folders of them.
 
@@ -72,7 +76,7 @@ def lint(
     options = api.LintOptions(
         select=split_codes(select) or None, extend_select=split_codes(extend_select), ignore=split_codes(ignore),
         config=config, isolated=isolated, caption_column=caption_column, caption_extension=caption_extension,
-        require_plugins=list(require_plugins), jobs=jobs,
+        require_plugins=list(require_plugins), jobs=jobs, semantic=semantic, clip_model=clip_model,
     )
     targets = list(paths) or [Path(".")]
     ctx = click.get_current_context()

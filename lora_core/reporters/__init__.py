@@ -61,6 +61,7 @@ def violation_json(violation: Violation, report: Report) -> dict[str, Any]:
         "fixable": fix is not None,
         "fix": None if fix is None else {"applicability": fix.applicability.value, "message": fix.description},
         "plugin": violation.plugin,
+        "score": (violation.data or {}).get("score"),
         "data": violation.data or None,
     }
 
