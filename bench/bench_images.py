@@ -11,7 +11,6 @@ re-encoded duplicates and 2% blurred, so the rules have work to report), then ti
 from __future__ import annotations
 
 import argparse
-import io
 import shutil
 import statistics
 import subprocess
@@ -20,24 +19,30 @@ import time
 from pathlib import Path
 
 
-def generate(folder: Path, count: int) -> Path:
+def _write(args: tuple[Path, int]) -> str:
     from PIL import Image, ImageFilter
 
-    from lora_core.testing import photo_png_bytes
+    from lora_core.testing import photo_array
+
+    folder, i = args
+    seed = str(i - 1 if i % 50 == 1 else i)  # every 50th image repeats its neighbour (re-encoded)
+    image = Image.fromarray(photo_array(seed), "RGB")
+    if i % 50 == 7:
+        image = image.filter(ImageFilter.GaussianBlur(10))
+    image.save(folder / f"{i:05d}.jpg", quality=90 if i % 100 != 1 else 75)
+    return f"{i:05d}.jpg,cybrpnk, neon street {i}"
+
+
+def generate(folder: Path, count: int) -> Path:
+    from multiprocessing import Pool
 
     marker = folder / f".complete-{count}"
     if marker.exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    lines = ["file_name,text"]
-    for i in range(count):
-        seed = str(i - 1 if i % 50 == 1 else i)  # every 50th image repeats its neighbour
-        image = Image.open(io.BytesIO(photo_png_bytes(seed))).convert("RGB")
-        if i % 50 == 7:
-            image = image.filter(ImageFilter.GaussianBlur(10))
-        image.save(folder / f"{i:05d}.jpg", quality=90 if i % 100 != 1 else 75)
-        lines.append(f"{i:05d}.jpg,cybrpnk, neon street {i}")
+    with Pool() as pool:
+        lines = ["file_name,text", *pool.map(_write, [(folder, i) for i in range(count)], chunksize=64)]
     (folder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     marker.write_text("ok")
     return folder

@@ -260,8 +260,9 @@ class CaptionImageMismatch(SemanticRule):
         threshold = float(ctx.section("semantic").get("outlier-z", 3.0))
         for index, z in mismatch_outliers(paired, threshold):
             record = found.records[index]
+            similarity = float(paired[index])
             yield self.at_caption(record, f"caption fits its image far worse than the rest of the dataset (CLIP "
-                                  f"similarity {paired[index]:.3f}, robust z {z:.1f})", score=round(float(paired[index]), 4),
+                                  f"similarity {similarity:.3f}, robust z {z:.1f})", score=round(similarity, 4),
                                   z=round(z, 2))
 
 

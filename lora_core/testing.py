@@ -11,6 +11,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lora_core.plugins import Registry, load_plugins
 
@@ -36,11 +37,20 @@ def write_png(path: Path, width: int = 8, height: int = 8, color: tuple[int, int
 def photo_png_bytes(seed: str, size: int = 512) -> bytes:
     """A sharp, textured RGB PNG, different for every seed: passes the image rules (LK6xx) as a
     real training photo would (large enough, not blurry, not a duplicate of another seed)."""
-    import hashlib
     import io
 
-    import numpy as np
     from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(photo_array(seed, size), "RGB").save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def photo_array(seed: str, size: int = 512) -> Any:
+    """The pixels of `photo_png_bytes` as a (size, size, 3) uint8 numpy array."""
+    import hashlib
+
+    import numpy as np
 
     digest = hashlib.sha256(seed.encode("utf-8")).digest()
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -52,10 +62,7 @@ def photo_png_bytes(seed: str, size: int = 512) -> bytes:
     for c in range(3):
         base, gain = digest[5 + c], 40 + digest[8 + c] % 60
         channels.append(base * 0.6 + gain * wave * (1 if c != 1 else -1) + 30 * tiles + 60 * ramp)
-    array = np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(array, "RGB").save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue()
+    return np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
 
 
 def write_photo(path: Path, seed: str | None = None, size: int = 512) -> Path:
