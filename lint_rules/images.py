@@ -10,19 +10,13 @@ re-linting unchanged images does not open them. Needs Pillow and numpy, not torc
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from lora_core import RuleOption, Severity
-from lora_core.atomic import atomic_write_bytes
 from lora_core.config import Bool, ConfigKey, ConfigSection, Float, Int
 from lora_core.datasets.model import Dataset, Record
+from lora_core.image_facts import DEFAULT_MAX_PIXELS, collect
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Violation
 
@@ -35,175 +29,28 @@ IMAGES_SECTION = ConfigSection(
         ConfigKey("blur-threshold", Float(0.0), 60.0,
                   "Variance of the Laplacian (grey levels, image scaled to 512 px) below this is blurry."),
         ConfigKey("duplicate-distance", Int(0), 4, "Perceptual hashes this close (bits of 64) are the same image."),
-        ConfigKey("max-pixels", Int(1), 89_478_485,
+        ConfigKey("max-pixels", Int(1), DEFAULT_MAX_PIXELS,
                   "Images with more pixels are refused without decoding (decompression bombs)."),
         ConfigKey("cache", Bool(), True, "Cache results in <dataset>/.lorakit_cache (keyed by path, size, mtime)."),
         ConfigKey("workers", Int(0), 0, "Processes decoding images (0: one per CPU, up to 8)."),
     ],
 )
 
-CACHE_FOLDER = ".lorakit_cache"
-CACHE_FILE = "images-v1.json"
-ANALYSIS_SIDE = 512  # blur is measured on the image scaled to this longest side
-POOL_MIN_IMAGES = 32
-
-
-def analyse(path: str, pixels: bool, max_pixels: int) -> dict[str, Any]:
-    """Facts about one image file (module level: runs in pool workers)."""
-    from PIL import Image, UnidentifiedImageError
-
-    facts: dict[str, Any] = {"error": None, "pixels": pixels}
-    pillow_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # the header is safe to read; max-pixels decides below, with a clear message
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            facts.update(width=width, height=height, format=image.format, mode=image.mode,
-                         transparency="transparency" in image.info, orientation=1)
-            if width * height > max_pixels:
-                facts["error"] = f"{width}x{height} = {width * height:,} pixels, over max-pixels: not decoded " \
-                                 "(a decompression bomb, or simply too large to train on)"
-                return facts
-            facts["orientation"] = _orientation(image)
-            if not pixels:
-                return facts
-            if image.format == "JPEG":
-                image.draft("RGB", (ANALYSIS_SIDE, ANALYSIS_SIDE))  # decode at a reduced scale: much faster
-            image.load()  # the whole stream: a truncated or corrupt file fails here
-            facts.update(_pixel_facts(image))
-    except Image.DecompressionBombError as exc:
-        facts["error"] = f"decompression bomb refused by Pillow ({exc})"
-    except (UnidentifiedImageError, SyntaxError):
-        facts["error"] = "not an image Pillow can read"
-    except (OSError, ValueError, EOFError) as exc:
-        facts["error"] = f"cannot be decoded: {str(exc).splitlines()[0][:120] or type(exc).__name__}"
-    finally:
-        Image.MAX_IMAGE_PIXELS = pillow_limit
-    return facts
-
-
-def _orientation(image: Any) -> int:
-    """The EXIF orientation, from the header only (PNG keeps EXIF anywhere in the file: reading
-    it could decode the whole image, so only an eXIf chunk seen before the pixels counts)."""
-    if image.format == "PNG":
-        if not image.info.get("exif"):
-            return 1
-        from PIL import Image
-
-        exif = Image.Exif()
-        exif.load(image.info["exif"])
-        return int(exif.get(0x0112, 1) or 1)
-    return int(image.getexif().get(0x0112, 1) or 1)
-
-
-def _pixel_facts(image: Any) -> dict[str, Any]:
-    import numpy as np
-    from PIL import Image
-
-    content = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()[:32]
-    grey = image.convert("L")
-    if max(grey.size) > ANALYSIS_SIDE:
-        scale = ANALYSIS_SIDE / max(grey.size)
-        grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))),
-                           Image.Resampling.BILINEAR)
-    array = np.asarray(grey, dtype=np.float32)
-    blur = None
-    if array.shape[0] >= 3 and array.shape[1] >= 3:
-        laplacian = (4 * array[1:-1, 1:-1] - array[:-2, 1:-1] - array[2:, 1:-1] - array[1:-1, :-2]
-                     - array[1:-1, 2:])
-        blur = float(laplacian.var())
-    small = np.asarray(grey.resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
-    bits = (small[:, 1:] > small[:, :-1]).flatten()
-    dhash = int("".join("1" if b else "0" for b in bits), 2)
-    # dHash sees only gradients (two flat images of different colours hash alike): a 4x4 colour
-    # thumbnail must agree too
-    colours = np.asarray(image.convert("RGB").resize((4, 4), Image.Resampling.BILINEAR), dtype=np.uint8)
-    return {"content": content, "blur": blur, "dhash": dhash, "colours": colours.flatten().tolist()}
-
-
-@dataclass
-class ImageFacts:
-    by_image: dict[str, dict[str, Any]]
-
-
 def _settings(ctx: LintContext) -> dict[str, Any]:
     return ctx.section("images")
 
 
-def _cache_path(dataset: Dataset) -> Path:
-    return Path(dataset.root) / CACHE_FOLDER / CACHE_FILE
-
-
-def _load_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _workers(setting: int, count: int) -> int:
-    if count < POOL_MIN_IMAGES or threading.active_count() > 1:
-        return 1
-    return setting or min(8, os.cpu_count() or 1)
-
-
-def image_facts(ctx: LintContext, pixels: bool) -> ImageFacts:
-    """Facts for every image of the dataset (from the cache where files are unchanged)."""
+def image_facts(ctx: LintContext, pixels: bool) -> dict[str, dict[str, Any]]:
+    """Facts for every image of the dataset, computed once per lint run."""
     if not pixels:  # the pixel analysis, when already done, has the header facts too
         done = ctx.memoized(("lk6-facts", True))
         if done is not None:
             return done
-    return ctx.memo(("lk6-facts", pixels), lambda: _compute(ctx, pixels))
-
-
-def _compute(ctx: LintContext, pixels: bool) -> ImageFacts:
-    settings = _settings(ctx)
-    dataset = ctx.dataset
-    records = [r for r in dataset.records if r.image_path and r.image_exists]
-    cache_on = bool(settings.get("cache", True))
-    cache_file = _cache_path(dataset)
-    cache = _load_cache(cache_file) if cache_on else {}
-    max_pixels = int(settings.get("max-pixels", 89_478_485))
-    results: dict[str, dict[str, Any]] = {}
-    todo: list[tuple[str, str, list[int]]] = []
-    for record in records:
-        path = str(record.image_path)
-        try:
-            stat = os.stat(path)
-        except OSError:
-            continue
-        stamp = [stat.st_size, stat.st_mtime_ns]
-        entry = cache.get(path)
-        if entry and entry.get("stamp") == stamp and (entry["facts"].get("pixels") or not pixels) \
-                and entry.get("max_pixels") == max_pixels:
-            results[record.image] = entry["facts"]
-        else:
-            todo.append((record.image, path, stamp))
-    workers = _workers(int(settings.get("workers", 0)), len(todo))
-    if workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            computed = list(pool.map(analyse, [p for _, p, _ in todo], [pixels] * len(todo),
-                                     [max_pixels] * len(todo), chunksize=max(1, len(todo) // (workers * 8))))
-    else:
-        computed = [analyse(path, pixels, max_pixels) for _, path, _ in todo]
-    for (image, path, stamp), found in zip(todo, computed):
-        results[image] = found
-        cache[path] = {"stamp": stamp, "max_pixels": max_pixels, "facts": found}
-    if cache_on and todo:
-        try:
-            cache_file.parent.mkdir(exist_ok=True)
-            atomic_write_bytes(cache_file, json.dumps(cache, separators=(",", ":")).encode("utf-8"))
-        except OSError:
-            pass  # a read-only dataset folder: lint still works, only slower next time
-    return ImageFacts(results)
+    return ctx.memo(("lk6-facts", pixels), lambda: collect(ctx.dataset, pixels, _settings(ctx)))
 
 
 def _records_with(ctx: LintContext, pixels: bool) -> Iterable[tuple[Record, dict[str, Any]]]:
-    facts = image_facts(ctx, pixels).by_image
+    facts = image_facts(ctx, pixels)
     for record in ctx.dataset.records:
         found = facts.get(record.image)
         if found is not None:

@@ -1,0 +1,166 @@
+"""Facts about image files, for the image rules (LK6xx) and `lorakit stats`: size, mode and EXIF
+orientation from the header; with `pixels`, a full decode (which is how truncated files show),
+blur (variance of the Laplacian at 512 px), a content hash and a perceptual hash.
+
+`collect` analyses a dataset's images in a process pool when there are many, and caches the
+facts in `<dataset>/.lorakit_cache/images-v1.json` keyed by path, size and modification time.
+Pillow and numpy are imported when an image is analysed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from lora_core.atomic import atomic_write_bytes
+from lora_core.datasets.model import Dataset
+
+DEFAULT_MAX_PIXELS = 89_478_485
+
+CACHE_FOLDER = ".lorakit_cache"
+CACHE_FILE = "images-v1.json"
+ANALYSIS_SIDE = 512  # blur is measured on the image scaled to this longest side
+POOL_MIN_IMAGES = 32
+
+
+def analyse(path: str, pixels: bool, max_pixels: int) -> dict[str, Any]:
+    """Facts about one image file (module level: runs in pool workers)."""
+    from PIL import Image, UnidentifiedImageError
+
+    facts: dict[str, Any] = {"error": None, "pixels": pixels}
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the header is safe to read; max-pixels decides below, with a clear message
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            facts.update(width=width, height=height, format=image.format, mode=image.mode,
+                         transparency="transparency" in image.info, orientation=1)
+            if width * height > max_pixels:
+                facts["error"] = f"{width}x{height} = {width * height:,} pixels, over max-pixels: not decoded " \
+                                 "(a decompression bomb, or simply too large to train on)"
+                return facts
+            facts["orientation"] = _orientation(image)
+            if not pixels:
+                return facts
+            if image.format == "JPEG":
+                image.draft("RGB", (ANALYSIS_SIDE, ANALYSIS_SIDE))  # decode at a reduced scale: much faster
+            image.load()  # the whole stream: a truncated or corrupt file fails here
+            facts.update(_pixel_facts(image))
+    except Image.DecompressionBombError as exc:
+        facts["error"] = f"decompression bomb refused by Pillow ({exc})"
+    except (UnidentifiedImageError, SyntaxError):
+        facts["error"] = "not an image Pillow can read"
+    except (OSError, ValueError, EOFError) as exc:
+        facts["error"] = f"cannot be decoded: {str(exc).splitlines()[0][:120] or type(exc).__name__}"
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+    return facts
+
+
+def _orientation(image: Any) -> int:
+    """The EXIF orientation, from the header only (PNG keeps EXIF anywhere in the file: reading
+    it could decode the whole image, so only an eXIf chunk seen before the pixels counts)."""
+    if image.format == "PNG":
+        if not image.info.get("exif"):
+            return 1
+        from PIL import Image
+
+        exif = Image.Exif()
+        exif.load(image.info["exif"])
+        return int(exif.get(0x0112, 1) or 1)
+    return int(image.getexif().get(0x0112, 1) or 1)
+
+
+def _pixel_facts(image: Any) -> dict[str, Any]:
+    import numpy as np
+    from PIL import Image
+
+    content = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()[:32]
+    grey = image.convert("L")
+    if max(grey.size) > ANALYSIS_SIDE:
+        scale = ANALYSIS_SIDE / max(grey.size)
+        grey = grey.resize((max(1, round(grey.width * scale)), max(1, round(grey.height * scale))),
+                           Image.Resampling.BILINEAR)
+    array = np.asarray(grey, dtype=np.float32)
+    blur = None
+    if array.shape[0] >= 3 and array.shape[1] >= 3:
+        laplacian = (4 * array[1:-1, 1:-1] - array[:-2, 1:-1] - array[2:, 1:-1] - array[1:-1, :-2]
+                     - array[1:-1, 2:])
+        blur = float(laplacian.var())
+    small = np.asarray(grey.resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    dhash = int("".join("1" if b else "0" for b in bits), 2)
+    # dHash sees only gradients (two flat images of different colours hash alike): a 4x4 colour
+    # thumbnail must agree too
+    colours = np.asarray(image.convert("RGB").resize((4, 4), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return {"content": content, "blur": blur, "dhash": dhash, "colours": colours.flatten().tolist()}
+
+
+def _cache_path(dataset: Dataset) -> Path:
+    return Path(dataset.root) / CACHE_FOLDER / CACHE_FILE
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _workers(setting: int, count: int) -> int:
+    if count < POOL_MIN_IMAGES or threading.active_count() > 1:
+        return 1
+    return setting or min(8, os.cpu_count() or 1)
+
+
+def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Facts for every existing image of the dataset, by image name (from the cache where the
+    file is unchanged). `settings`: the `[images]` section (max-pixels, cache, workers)."""
+    settings = settings or {}
+    records = [r for r in dataset.records if r.image_path and r.image_exists]
+    cache_on = bool(settings.get("cache", True))
+    cache_file = _cache_path(dataset)
+    cache = _load_cache(cache_file) if cache_on else {}
+    max_pixels = int(settings.get("max-pixels", DEFAULT_MAX_PIXELS))
+    results: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[str, str, list[int]]] = []
+    for record in records:
+        path = str(record.image_path)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        entry = cache.get(path)
+        if entry and entry.get("stamp") == stamp and (entry["facts"].get("pixels") or not pixels) \
+                and entry.get("max_pixels") == max_pixels:
+            results[record.image] = entry["facts"]
+        else:
+            todo.append((record.image, path, stamp))
+    workers = _workers(int(settings.get("workers", 0)), len(todo))
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            computed = list(pool.map(analyse, [p for _, p, _ in todo], [pixels] * len(todo),
+                                     [max_pixels] * len(todo), chunksize=max(1, len(todo) // (workers * 8))))
+    else:
+        computed = [analyse(path, pixels, max_pixels) for _, path, _ in todo]
+    for (image, path, stamp), found in zip(todo, computed):
+        results[image] = found
+        cache[path] = {"stamp": stamp, "max_pixels": max_pixels, "facts": found}
+    if cache_on and todo:
+        try:
+            cache_file.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(cache_file, json.dumps(cache, separators=(",", ":")).encode("utf-8"))
+        except OSError:
+            pass  # a read-only dataset folder: lint still works, only slower next time
+    return results
+
+

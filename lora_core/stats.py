@@ -1,0 +1,134 @@
+"""`lorakit stats`: what a dataset's captions and images look like, in numbers.
+
+Tags (comma-separated parts) and words by frequency, caption length in CLIP tokens (exact when a
+CLIP tokenizer is available, else words), trigger coverage and identity counts from `[entities]`,
+image sizes and aspect ratios (file headers only, cached like the image rules). `compute` returns
+plain data (the `--format json` output, a stable contract documented in docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lora_core.config import Config
+from lora_core.datasets.model import Dataset
+
+_WORD = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
+STOP_WORDS = frozenset(["a", "an", "the", "of", "on", "in", "with", "and", "or", "at", "by", "to", "for", "from", "is", "are"])
+TOKEN_BINS = (0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 100, 150)
+ASPECT_BINS = (0.0, 0.5, 0.67, 0.8, 0.95, 1.05, 1.25, 1.5, 2.0, 3.0)
+
+
+@dataclass
+class Histogram:
+    edges: list[float]
+    counts: list[int]
+
+    @classmethod
+    def of(cls, values: list[float], edges: tuple[float, ...]) -> Histogram:
+        counts = [0] * len(edges)
+        for value in values:
+            index = max(i for i, edge in enumerate(edges) if value >= edge) if value >= edges[0] else 0
+            counts[index] += 1
+        return cls(list(edges), counts)
+
+    def labels(self) -> list[str]:
+        def fmt(v: float) -> str:
+            return f"{v:g}"
+
+        ends = [fmt(e) for e in self.edges[1:]] + ["+"]
+        return [f"{fmt(a)}-{b}" if b != "+" else f"{fmt(a)}+" for a, b in zip(self.edges, ends)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"edges": self.edges, "counts": self.counts, "labels": self.labels()}
+
+
+def _token_counter(config: Config, root: Path) -> tuple[Any, str]:
+    from lora_core.clip_tokens import TokenizerUnavailable, load_tokenizer
+
+    tokens = config.section("tokens")
+    try:
+        tokenizer = load_tokenizer(str(tokens.get("tokenizer", "clip") or "clip"),
+                                   str(config.section("train").get("base-model", "") or ""),
+                                   config.path.parent if config.path else root)
+        return tokenizer.count, "clip-tokens"
+    except TokenizerUnavailable:
+        return (lambda text: len(text.split())), "words"
+
+
+def compute(dataset: Dataset, config: Config, top: int = 30, images: bool = True) -> dict[str, Any]:
+    captions = [r.caption for r in dataset.records if r.caption]
+    tags: Counter[str] = Counter()
+    words: Counter[str] = Counter()
+    for caption in captions:
+        tags.update(t.strip().casefold() for t in caption.split(",") if t.strip())
+        words.update(w for w in (m.group(0).casefold() for m in _WORD.finditer(caption)) if w not in STOP_WORDS)
+    count, unit = _token_counter(config, Path(dataset.root))
+    lengths = [count(c) for c in captions]
+    entities = config.section("entities")
+    trigger = str(entities.get("trigger", "") or "")
+    identities = list(entities.get("identities", []) or [])
+    result: dict[str, Any] = {
+        "dataset": str(dataset.path),
+        "records": len(dataset.records),
+        "captions": len(captions),
+        "empty_captions": len(dataset.records) - len(captions),
+        "tags": [{"tag": t, "count": n} for t, n in tags.most_common(top)],
+        "distinct_tags": len(tags),
+        "words": [{"word": w, "count": n} for w, n in words.most_common(top)],
+        "length": {
+            "unit": unit,
+            "mean": round(sum(lengths) / len(lengths), 2) if lengths else 0,
+            "max": max(lengths, default=0),
+            "over_75": sum(1 for n in lengths if n > 75) if unit == "clip-tokens" else None,
+            "histogram": Histogram.of([float(n) for n in lengths], TOKEN_BINS).as_dict(),
+        },
+        "trigger": None if not trigger else {
+            "token": trigger, "captions": sum(1 for c in captions if trigger in c),
+            "coverage": round(sum(1 for c in captions if trigger in c) / len(captions), 4) if captions else 0.0},
+        "identities": {name: sum(1 for c in captions if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", c))
+                       for name in identities},
+    }
+    if images:
+        result["images"] = _image_stats(dataset, config)
+    return result
+
+
+def _image_stats(dataset: Dataset, config: Config) -> dict[str, Any]:
+    from lora_core.image_facts import collect
+
+    facts = collect(dataset, pixels=False, settings=config.section("images"))
+    readable = [f for f in facts.values() if not f.get("error") and "width" in f]
+    sizes = Counter(f"{f['width']}x{f['height']}" for f in readable)
+    shorter = [min(f["width"], f["height"]) for f in readable]
+    aspects = [f["width"] / max(1, f["height"]) for f in readable]
+    return {
+        "count": len(facts),
+        "unreadable": len(facts) - len(readable),
+        "sizes": [{"size": s, "count": n} for s, n in sizes.most_common(10)],
+        "shorter_side": {"min": min(shorter, default=0), "median": sorted(shorter)[len(shorter) // 2] if shorter
+                         else 0, "max": max(shorter, default=0)},
+        "modes": dict(Counter(f.get("mode", "?") for f in readable)),
+        "aspect_histogram": Histogram.of(aspects, ASPECT_BINS).as_dict(),
+    }
+
+
+def plot(stats: dict[str, Any], folder: Path) -> list[Path]:
+    """PNG bar charts of the tags, the caption lengths and the aspect ratios."""
+    from lora_core.charts import bar_chart
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [bar_chart([t["tag"] for t in stats["tags"][:20]], [t["count"] for t in stats["tags"][:20]],
+                         "Most frequent tags", folder / "tags.png", horizontal=True)]
+    histogram = stats["length"]["histogram"]
+    written.append(bar_chart(histogram["labels"], histogram["counts"], f"Caption length ({stats['length']['unit']})",
+                             folder / "caption-length.png"))
+    if "images" in stats:
+        aspects = stats["images"]["aspect_histogram"]
+        written.append(bar_chart(aspects["labels"], aspects["counts"], "Aspect ratio (width / height)",
+                                 folder / "aspect-ratio.png"))
+    return written

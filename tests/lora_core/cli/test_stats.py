@@ -1,0 +1,53 @@
+"""`lorakit stats`: the numbers (JSON), the rich tables (rendered into a string), the PNG charts."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from click.testing import CliRunner
+from rich.console import Console
+
+from lora_core.cli import cli
+from lora_core.cli.stats import render_tables
+from lora_core.testing import make_csv_dataset
+
+ROWS = [("a.png", "[style: neon] cybrpnk, person_A, rain"), ("b.png", "cybrpnk, person_B, rain, fog"),
+        ("c.png", "city at night with lights"), ("d.png", "")]
+CONFIG = '[entities]\ntrigger = "cybrpnk"\nidentities = ["person_A", "person_B"]\n'
+
+
+def dataset(tmp_path):
+    folder = make_csv_dataset(tmp_path / "ds", ROWS).parent
+    (folder / "lorakit.toml").write_text(CONFIG, encoding="utf-8")
+    return folder
+
+
+def test_json_numbers(tmp_path):
+    folder = dataset(tmp_path)
+    result = CliRunner().invoke(cli, ["stats", str(folder), "--format", "json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["records"], data["captions"], data["empty_captions"]) == (4, 3, 1)
+    assert data["tags"][0] == {"tag": "rain", "count": 2} and data["distinct_tags"] == 7
+    assert data["trigger"] == {"token": "cybrpnk", "captions": 2, "coverage": 0.6667}
+    assert data["identities"] == {"person_A": 1, "person_B": 1}
+    assert data["length"]["unit"] == "clip-tokens" and data["length"]["max"] >= 6
+    assert sum(data["length"]["histogram"]["counts"]) == 3
+    assert data["images"]["count"] == 4 and data["images"]["sizes"] == [{"size": "512x512", "count": 4}]
+
+
+def test_tables_render_captions_verbatim_and_plots_are_written(tmp_path):
+    folder = dataset(tmp_path)
+    result = CliRunner().invoke(cli, ["stats", str(folder), "--format", "json", "--plot", str(tmp_path / "plots")],
+                                catch_exceptions=False)
+    data = json.loads(result.stdout)
+    assert sorted(p.rsplit("/", 1)[1] for p in data["plots"]) == ["aspect-ratio.png", "caption-length.png",
+                                                                   "tags.png"]
+    assert all((tmp_path / "plots" / name).read_bytes().startswith(b"\x89PNG") for name in ("tags.png",))
+    buffer = io.StringIO()
+    render_tables(data, Console(file=buffer, width=100, color_system=None))
+    text = buffer.getvalue()
+    assert "[style: neon] cybrpnk" in text  # brackets are text, not rich markup
+    assert "trigger 'cybrpnk'" in text and "2 captions (67%)" in text
+    assert "512x512" in text
