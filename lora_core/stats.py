@@ -18,7 +18,8 @@ from lora_core.config import Config
 from lora_core.datasets.model import Dataset
 
 _WORD = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
-STOP_WORDS = frozenset(["a", "an", "the", "of", "on", "in", "with", "and", "or", "at", "by", "to", "for", "from", "is", "are"])
+STOP_WORDS = frozenset(["a", "an", "the", "of", "on", "in", "with", "and", "or", "at", "by", "to", "for", "from",
+                        "is", "are"])
 TOKEN_BINS = (0, 10, 20, 30, 40, 50, 60, 70, 75, 80, 100, 150)
 ASPECT_BINS = (0.0, 0.5, 0.67, 0.8, 0.95, 1.05, 1.25, 1.5, 2.0, 3.0)
 
