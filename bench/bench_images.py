@@ -30,7 +30,7 @@ def _write(args: tuple[Path, int]) -> str:
     if i % 50 == 7:
         image = image.filter(ImageFilter.GaussianBlur(10))
     image.save(folder / f"{i:05d}.jpg", quality=90 if i % 100 != 1 else 75)
-    return f"{i:05d}.jpg,cybrpnk, neon street {i}"
+    return f'{i:05d}.jpg,"cybrpnk, neon street {i}"'
 
 
 def generate(folder: Path, count: int) -> Path:

@@ -32,6 +32,7 @@ def register_formats(register: Callable) -> None:
     # Imported here so that loading the plugin does not import rich; `lorakit --help` stays light.
     from lora_core.reporters.concise import render_concise
     from lora_core.reporters.full import render_full
+    from lora_core.reporters.html import render_html
     from lora_core.reporters.machine import render_github, render_json
     from lora_core.reporters.sarif import render_sarif
 
@@ -40,3 +41,4 @@ def register_formats(register: Callable) -> None:
     register("json", render_json, "a JSON array of violation objects")
     register("sarif", render_sarif, "SARIF 2.1.0, for GitHub code scanning")
     register("github", render_github, "GitHub Actions workflow annotations")
+    register("html", render_html, "one self-contained page: summary, tag chart, image cards with filters (-o FILE)")
