@@ -79,7 +79,7 @@ def test_json_fields(result, tmp_path):
         "code": "LK101", "name": "whitespace", "severity": "warning", "message": "2 spaces in a row",
         "file": "ds/metadata.csv", "line": 2, "column": 17, "end_line": 2, "end_column": 19, "image": "a.png",
         "fixable": True, "fix": {"applicability": "safe", "message": "collapse to one space"},
-        "plugin": "hygiene", "data": None,
+        "plugin": "hygiene", "score": None, "data": None,
     }
     assert items[0]["image"] == "extra.png" and items[0]["fixable"] is False
 
