@@ -61,6 +61,17 @@ def lint_with_config(tmp_path: Path, registry: Registry):
     return run
 
 
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A tiny random CLIP (transformers) with the real tokenizer, saved like a checkpoint."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from lora_core.tiny_models import tiny_clip
+
+    torch.set_num_threads(1)
+    return tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
 def captions_of(result) -> list[str]:
     return [r.caption for r in result.datasets[0].dataset.records]
 

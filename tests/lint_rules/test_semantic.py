@@ -60,14 +60,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> Path:
-    from lora_core.tiny_models import tiny_clip
-
-    torch.set_num_threads(1)
-    return tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
-
-
 def lint_json(folder: Path, *args: str) -> tuple[int, list[dict], str]:
     run = subprocess.run([sys.executable, "-m", "lora_core.cli", "lint", str(folder), "--format", "json",
                           "--select", "LK8", *args], capture_output=True, text=True, timeout=300)

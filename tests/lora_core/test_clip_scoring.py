@@ -21,14 +21,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> Path:
-    from lora_core.tiny_models import tiny_clip
-
-    torch.set_num_threads(1)
-    return tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
-
-
 def pictures(folder: Path) -> Path:
     for i, color in enumerate([(250, 20, 160), (20, 200, 250), (240, 240, 30)]):
         write_png(folder / f"{i}.png", 70 + 10 * i, 64, color)
