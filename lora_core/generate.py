@@ -85,10 +85,13 @@ def load_pipeline(base_model: str, device: str, dtype: str, config_folder: str |
         pipeline = StableDiffusionPipeline.from_single_file(str(path), config=config_folder, local_files_only=True,
                                                             dtype=torch_dtype, safety_checker=None,
                                                             requires_safety_checker=False)
-    else:
-        pipeline = load_pretrained(StableDiffusionPipeline.from_pretrained, base_model, "--base-model",
-                                   probe_file="model_index.json", dtype=torch_dtype, safety_checker=None,
-                                   requires_safety_checker=False)
+    else:  # SD 1.x/2.x or SDXL: the class comes from the model's model_index.json
+        from diffusers import DiffusionPipeline
+
+        pipeline = load_pretrained(DiffusionPipeline.from_pretrained, base_model, "--base-model",
+                                   probe_file="model_index.json", dtype=torch_dtype)
+        if getattr(pipeline, "safety_checker", None) is not None:
+            pipeline.safety_checker = None  # checking a LoRA's output means seeing it
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(target)
 

@@ -234,3 +234,44 @@ def tiny_sd(folder: Path, seed: int = 0, prediction_type: str = "epsilon") -> Pa
         shutil.copy(vocabulary / name, folder / "tokenizer" / name)
     shutil.rmtree(vocabulary)
     return folder
+
+
+def tiny_sdxl(folder: Path, seed: int = 0) -> Path:
+    """An SDXL-shaped pipeline: UNet with text-time conditioning, two CLIP text encoders (the second
+    with a projection, as OpenCLIP bigG), the real CLIP tokenizer for both, saved as a diffusers folder."""
+    import shutil
+
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    from lora_core.clip_tokens import write_tokenizer_folder
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary = write_tokenizer_folder(folder / "_vocab")
+    tokenizer = CLIPTokenizer.from_pretrained(vocabulary, model_max_length=77)
+    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                            num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
+                            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                            pad_token_id=tokenizer.pad_token_id)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=6 * 8 + 32,  # six time ids, and the pooled text embedding
+        cross_attention_dim=64, norm_num_groups=32)  # both encoders' hidden states side by side
+    vae = AutoencoderKL(latent_channels=4, sample_size=64, block_out_channels=(32, 32, 32, 32), layers_per_block=1,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        norm_num_groups=32, scaling_factor=0.13025)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1, timestep_spacing="leading")
+    pipeline = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(config), text_encoder_2=(
+        CLIPTextModelWithProjection(config)), tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
+        scheduler=scheduler)
+    pipeline.save_pretrained(folder)
+    for part in ("tokenizer", "tokenizer_2"):
+        for name in ("vocab.json", "merges.txt"):
+            shutil.copy(vocabulary / name, folder / part / name)
+    shutil.rmtree(vocabulary)
+    return folder

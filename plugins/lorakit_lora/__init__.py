@@ -1,4 +1,4 @@
-"""The `lora` trainer: LoRA for Stable Diffusion 1.x / 2.x through diffusers, peft and accelerate.
+"""The `lora` trainer: LoRA for Stable Diffusion 1.x / 2.x / XL through diffusers, peft and accelerate.
 
     lorakit train data/                      # lint gate, then runs/<name>-<tag>/
     accelerate launch -m lora_core.cli train data/ --tag v2     # several GPUs or processes
@@ -54,15 +54,16 @@ class LoraTrainer:
         if not trainer.accelerator.is_main_process:
             return outcome
         unet = trainer.accelerator.unwrap_model(trainer.unet)
-        text_encoder = trainer.accelerator.unwrap_model(trainer.text_encoder) if settings.train_text_encoder else None
+        text_encoders = ([trainer.accelerator.unwrap_model(e) for e in trainer.text_encoders]
+                         if settings.train_text_encoder else [])
         run = Path(job.run_dir)
-        outcome.files["diffusers"] = export.write_diffusers(run, unet, text_encoder, settings.rank, settings.alpha,
+        outcome.files["diffusers"] = export.write_diffusers(run, unet, text_encoders, settings.rank, settings.alpha,
                                                             list(settings.unet_targets),
                                                             list(settings.text_encoder_targets))
         provenance = {"name": job.name, "tag": job.tag, "lint_summary": job.lint_summary,
                       "allow_lint_errors": job.allow_lint_errors, "started_at": trainer.started_at,
                       "mixed_precision": trainer.mixed_precision}
-        outcome.files["kohya"] = export.write_kohya(run / f"{job.name}.safetensors", unet, text_encoder, settings,
+        outcome.files["kohya"] = export.write_kohya(run / f"{job.name}.safetensors", unet, text_encoders, settings,
                                                     trainer.base, train_examples, provenance, outcome.steps,
                                                     outcome.epochs)
         outcome.files["loss_csv"] = monitor.write_csv(trainer.history.rows, run / "loss.csv")
@@ -97,4 +98,4 @@ def register_config(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def register_trainers(register: Callable[..., None]) -> None:
-    register("lora", LoraTrainer, description="LoRA for Stable Diffusion 1.x/2.x (diffusers + peft + accelerate)")
+    register("lora", LoraTrainer, description="LoRA for Stable Diffusion 1.x/2.x/XL (diffusers + peft + accelerate)")

@@ -111,6 +111,18 @@ def load_pixels(path: Path, bucket: tuple[int, int], crop: str, flip: bool) -> A
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+def crop_origin(original: tuple[int, int], bucket: tuple[int, int], crop: str) -> tuple[int, int]:
+    """(top, left) of the crop in the resized image, in pixels: SDXL's crop conditioning."""
+    width, height = bucket
+    scale = max(width / original[0], height / original[1])
+    spare_x = max(width, round(original[0] * scale)) - width
+    spare_y = max(height, round(original[1] * scale)) - height
+    if crop == "center":
+        return spare_y // 2, spare_x // 2
+    fx, fy = (float(v) for v in crop.split(","))
+    return round(spare_y * fy), round(spare_x * fx)
+
+
 def augment_caption(caption: str, shuffle: bool, keep_tokens: int, dropout: float, rng: random.Random) -> str:
     """kohya-style: shuffle the comma-separated tags after the first `keep_tokens`; drop the whole
     caption with probability `dropout`."""
@@ -141,7 +153,8 @@ class TrainingData:
     def __init__(self, examples: list[Example], settings: Any) -> None:
         self.examples, self.settings = examples, settings
         buckets = bucket_sizes(settings.resolution, settings.bucketing)
-        self.bucket_of = {e.name: nearest_bucket(image_size(e.image), buckets) for e in examples}
+        self.size_of = {e.name: image_size(e.image) for e in examples}
+        self.bucket_of = {e.name: nearest_bucket(self.size_of[e.name], buckets) for e in examples}
 
     def sample(self, example: Example, epoch: int, copy: int, augment: bool = True) -> Sample:
         s = self.settings

@@ -44,32 +44,37 @@ def _safetensors_bytes(tensors: dict[str, Any], metadata: dict[str, str]) -> byt
     return save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
 
 
-def write_diffusers(folder: Path, unet: Any, text_encoder: Any | None, rank: int, alpha: float,
+def write_diffusers(folder: Path, unet: Any, text_encoders: list[Any], rank: int, alpha: float,
                     unet_targets: list[str], text_targets: list[str]) -> Path:
+    """`text_encoders`: the trained ones (none, one, or SDXL's two), written as `text_encoder.` and
+    `text_encoder_2.`."""
     tensors = {}
     for module, (down, up) in lora_pairs(unet).items():
         tensors[f"unet.{module}.lora.down.weight"] = down
         tensors[f"unet.{module}.lora.up.weight"] = up
-    if text_encoder is not None:
-        for module, (down, up) in lora_pairs(text_encoder).items():
-            tensors[f"text_encoder.{_text_path(module)}.lora_linear_layer.down.weight"] = down
-            tensors[f"text_encoder.{_text_path(module)}.lora_linear_layer.up.weight"] = up
     adapter = {"r": rank, "lora_alpha": alpha, "target_modules": unet_targets, "use_dora": False,
                "use_rslora": False, "lora_bias": False}
     metadata = {f"unet.{k}": v for k, v in adapter.items()}
-    if text_encoder is not None:
-        metadata.update({f"text_encoder.{k}": v for k, v in {**adapter, "target_modules": text_targets}.items()})
+    for index, encoder in enumerate(text_encoders):
+        prefix = "text_encoder" if index == 0 else f"text_encoder_{index + 1}"
+        for module, (down, up) in lora_pairs(encoder).items():
+            tensors[f"{prefix}.{_text_path(module)}.lora_linear_layer.down.weight"] = down
+            tensors[f"{prefix}.{_text_path(module)}.lora_linear_layer.up.weight"] = up
+        metadata.update({f"{prefix}.{k}": v for k, v in {**adapter, "target_modules": text_targets}.items()})
     path = folder / DIFFUSERS_FILE
     atomic_write_bytes(path, _safetensors_bytes(tensors, {"format": "pt",
                                                           "lora_adapter_metadata": json.dumps(metadata)}))
     return path
 
 
-def kohya_tensors(unet: Any, text_encoder: Any | None, alpha: float) -> dict[str, Any]:
+def kohya_tensors(unet: Any, text_encoders: list[Any], alpha: float, sdxl: bool = False) -> dict[str, Any]:
+    """kohya prefixes: `lora_te` for SD 1.x/2.x's one text encoder, `lora_te1` / `lora_te2` for SDXL."""
     import torch
 
     tensors = {}
-    groups = [("lora_unet", unet, False)] + ([("lora_te", text_encoder, True)] if text_encoder is not None else [])
+    prefixes = ["lora_te1", "lora_te2"] if sdxl else ["lora_te"]
+    groups = [("lora_unet", unet, False)] + [(prefix, encoder, True)
+                                             for prefix, encoder in zip(prefixes, text_encoders)]
     for prefix, model, is_text in groups:
         for module, (down, up) in lora_pairs(model).items():
             path = _text_path(module) if is_text else module
@@ -97,7 +102,12 @@ def tag_frequency(examples: list[Any]) -> dict[str, dict[str, int]]:
     return {folder: dict(counts) for folder, counts in by_folder.items()}
 
 
-def write_kohya(path: Path, unet: Any, text_encoder: Any | None, settings: Any, base: Any, examples: list[Any],
+ARCHITECTURES = {"sd_v1": "stable-diffusion-v1", "sd_v2": "stable-diffusion-v2-512",
+                 "sdxl": "stable-diffusion-xl-v1-base"}
+KOHYA_VERSIONS = {"sdxl": "sdxl_base_v1-0"}
+
+
+def write_kohya(path: Path, unet: Any, text_encoders: list[Any], settings: Any, base: Any, examples: list[Any],
                 provenance: dict[str, Any], steps: int, epochs: int) -> Path:
     from lorakit_lora import __version__
 
@@ -109,7 +119,7 @@ def write_kohya(path: Path, unet: Any, text_encoder: Any | None, settings: Any, 
         "ss_network_dim": str(settings.rank),
         "ss_network_alpha": str(settings.alpha),
         "ss_network_dropout": str(settings.dropout),
-        "ss_base_model_version": base.version,
+        "ss_base_model_version": KOHYA_VERSIONS.get(base.version, base.version),
         "ss_v2": str(base.version == "sd_v2"),
         "ss_v_parameterization": str(base.prediction_type == "v_prediction"),
         "ss_sd_model_name": Path(base.source).name,
@@ -138,8 +148,7 @@ def write_kohya(path: Path, unet: Any, text_encoder: Any | None, settings: Any, 
         "ss_training_started_at": str(provenance.get("started_at", now)),
         "ss_training_finished_at": str(now),
         "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": {"sd_v1": "stable-diffusion-v1", "sd_v2": "stable-diffusion-v2-512"}.get(
-            base.version, base.version) + "/lora",
+        "modelspec.architecture": ARCHITECTURES.get(base.version, base.version) + "/lora",
         "modelspec.implementation": "https://github.com/huggingface/diffusers",
         "modelspec.title": provenance.get("name", path.stem),
         "modelspec.resolution": resolution,
@@ -150,5 +159,6 @@ def write_kohya(path: Path, unet: Any, text_encoder: Any | None, settings: Any, 
         "lorakit.allow_lint_errors": str(bool(provenance.get("allow_lint_errors", False))),
         "lorakit.caption_sha256": caption_hash([e.caption for e in examples]),
     }
-    atomic_write_bytes(path, _safetensors_bytes(kohya_tensors(unet, text_encoder, settings.alpha), metadata))
+    tensors = kohya_tensors(unet, text_encoders, settings.alpha, sdxl=base.version == "sdxl")
+    atomic_write_bytes(path, _safetensors_bytes(tensors, metadata))
     return path

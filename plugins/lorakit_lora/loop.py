@@ -131,23 +131,25 @@ class Trainer:
         base.unet.add_adapter(LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout,
                                          init_lora_weights="gaussian", target_modules=list(s.unet_targets)))
         if s.train_text_encoder:
-            base.text_encoder.add_adapter(LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout,
-                                                     init_lora_weights="gaussian",
-                                                     target_modules=list(s.text_encoder_targets)))
+            for encoder in base.text_encoders:
+                encoder.add_adapter(LoraConfig(r=s.rank, lora_alpha=s.alpha, lora_dropout=s.dropout,
+                                               init_lora_weights="gaussian",
+                                               target_modules=list(s.text_encoder_targets)))
         # Base weights in half precision; LoRA weights (and so optimizer state) stay fp32.
-        for module in (base.unet, base.text_encoder, base.vae):
+        for module in base.modules:
             module.to(self.device)
         if self.weight_dtype != torch.float32:  # the VAE stays fp32: SD VAEs overflow in fp16
-            base.unet.to(dtype=self.weight_dtype)
-            base.text_encoder.to(dtype=self.weight_dtype)
-        self.trainable = [p for m in (base.unet, base.text_encoder) for p in m.parameters() if p.requires_grad]
+            for module in (base.unet, *base.text_encoders):
+                module.to(dtype=self.weight_dtype)
+        self.trainable = [p for m in (base.unet, *base.text_encoders) for p in m.parameters() if p.requires_grad]
         for parameter in self.trainable:
             parameter.data = parameter.data.float()
         self.attention = choose_attention(base.unet, s.attention, cuda)
         if s.gradient_checkpointing:
             base.unet.enable_gradient_checkpointing()
             if s.train_text_encoder:
-                base.text_encoder.gradient_checkpointing_enable()
+                for encoder in base.text_encoders:
+                    encoder.gradient_checkpointing_enable()
         self.optimizer = self._optimizer()
         self.data = TrainingData(self.train_examples, s)
         self.validation = TrainingData(self.validation_examples, s) if self.validation_examples else None
@@ -158,10 +160,11 @@ class Trainer:
 
         self.lr_scheduler = get_scheduler(s.lr_scheduler, self.optimizer, num_warmup_steps=s.lr_warmup_steps,
                                           num_training_steps=max(1, self.total_steps))
-        models = [base.unet] + ([base.text_encoder] if s.train_text_encoder else [])
+        models = [base.unet] + (base.text_encoders if s.train_text_encoder else [])
         prepared = accelerator.prepare(*models, self.optimizer, self.lr_scheduler)
         self.unet = prepared[0]
-        self.text_encoder = prepared[1] if s.train_text_encoder else base.text_encoder
+        self.text_encoders = list(prepared[1:-2]) if s.train_text_encoder else base.text_encoders
+        self.text_encoder = self.text_encoders[0]
         self.optimizer, self.lr_scheduler = prepared[-2], prepared[-1]
         self.generator = torch.Generator().manual_seed(s.seed * 1000 + self.rank)
         cache_folder = (self.job.cache_dir / "latents") if s.cache_latents else None
@@ -210,20 +213,34 @@ class Trainer:
                    for sample in samples]
         return torch.stack(latents).to(self.device, self.weight_dtype)
 
-    def encode_text(self, captions: list[str]) -> Any:
+    def _encode(self, texts: list[str]) -> tuple[Any, Any]:
+        """(hidden states the UNet attends to, pooled embedding or None). SDXL: both encoders'
+        penultimate hidden states side by side, and the second encoder's projected pooled output."""
+        hidden, pooled = [], None
+        xl = self.base.text_encoder_2 is not None
+        for tokenizer, encoder in zip(self.base.tokenizers, self.text_encoders):
+            tokens = tokenizer(texts, padding="max_length", truncation=True, max_length=tokenizer.model_max_length,
+                               return_tensors="pt")
+            out = encoder(tokens.input_ids.to(self.device), output_hidden_states=xl)
+            hidden.append(out.hidden_states[-2] if xl else out[0])
+            if xl and hasattr(out, "text_embeds"):
+                pooled = out.text_embeds
         import torch
 
-        def run(texts: list[str]) -> Any:
-            tokens = self.base.tokenizer(texts, padding="max_length", truncation=True,
-                                         max_length=self.base.tokenizer.model_max_length, return_tensors="pt")
-            return self.text_encoder(tokens.input_ids.to(self.device))[0]
+        return (torch.cat(hidden, -1) if len(hidden) > 1 else hidden[0]), pooled
+
+    def encode_text(self, captions: list[str]) -> tuple[Any, Any]:
+        import torch
 
         if self.text_cache is None:
-            return run(captions)
+            return self._encode(captions)
         missing = [c for c in dict.fromkeys(captions) if c not in self.text_cache]
         if missing:  # normally none: every caption is encoded once, in a fixed order, at the start
             self.fill_text_cache(missing)
-        return torch.stack([self.text_cache[c] for c in captions])
+        hidden = torch.stack([self.text_cache[c][0] for c in captions])
+        pooled = None if self.text_cache[captions[0]][1] is None else \
+            torch.stack([self.text_cache[c][1] for c in captions])
+        return hidden, pooled
 
     def fill_text_cache(self, captions: list[str]) -> None:
         """Encode captions in sorted order and fixed-size chunks: the same floating-point results in
@@ -234,10 +251,9 @@ class Trainer:
         with torch.no_grad():
             for start in range(0, len(ordered), 16):
                 chunk = ordered[start:start + 16]
-                tokens = self.base.tokenizer(chunk, padding="max_length", truncation=True,
-                                             max_length=self.base.tokenizer.model_max_length, return_tensors="pt")
-                for caption, hidden in zip(chunk, self.text_encoder(tokens.input_ids.to(self.device))[0]):
-                    self.text_cache[caption] = hidden.detach()
+                hidden, pooled = self._encode(chunk)
+                for i, caption in enumerate(chunk):
+                    self.text_cache[caption] = (hidden[i].detach(), None if pooled is None else pooled[i].detach())
 
     def loss(self, samples: list[Any], generator: Any) -> Any:
         import torch
@@ -254,13 +270,31 @@ class Trainer:
         noisy = scheduler.add_noise(latents, noise, timesteps)
         target = scheduler.get_velocity(latents, noise, timesteps) if self.base.prediction_type == "v_prediction" \
             else noise
-        hidden = self.encode_text([sample.caption for sample in samples])
+        hidden, pooled = self.encode_text([sample.caption for sample in samples])
+        extra = {}
+        if pooled is not None:  # SDXL: pooled text and size/crop conditioning
+            extra["added_cond_kwargs"] = {"text_embeds": pooled.to(self.weight_dtype),
+                                          "time_ids": self._time_ids(samples).to(self.device, self.weight_dtype)}
         with self.accelerator.autocast():
-            prediction = self.unet(noisy, timesteps, hidden.to(self.weight_dtype)).sample
+            prediction = self.unet(noisy, timesteps, hidden.to(self.weight_dtype), **extra).sample
         per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         if s.min_snr_gamma > 0:
             per_sample = per_sample * self._snr_weights(timesteps)
         return per_sample.mean()
+
+    def _time_ids(self, samples: list[Any]) -> Any:
+        """SDXL micro-conditioning: original size, crop top-left, target size (all height, width)."""
+        import torch
+
+        from lorakit_lora.data import crop_origin
+
+        rows = []
+        for sample in samples:
+            data = self.data if sample.example.name in self.data.size_of else self.validation
+            width, height = data.size_of[sample.example.name]
+            top, left = crop_origin((width, height), sample.bucket, sample.crop)
+            rows.append([height, width, top, left, sample.bucket[1], sample.bucket[0]])
+        return torch.tensor(rows, dtype=torch.float32)
 
     def _snr_weights(self, timesteps: Any) -> Any:
         import torch
@@ -318,7 +352,7 @@ class Trainer:
 
     @property
     def trained_models(self) -> list[Any]:
-        return [self.unet] + ([self.text_encoder] if self.settings.train_text_encoder else [])
+        return [self.unet] + (self.text_encoders if self.settings.train_text_encoder else [])
 
     def _end_epoch(self, epoch: int, completed: bool) -> bool:
         s = self.settings
@@ -420,7 +454,7 @@ class Trainer:
         self.report(f"resumed from {complete[-1]} (epoch {self.position.epoch + 1}, step {self.position.step})")
 
     def _named_trainable(self) -> list[tuple[str, Any]]:
-        return [(f"{type(m).__name__}.{n}", p) for m in (self.base.unet, self.base.text_encoder)
+        return [(f"{i}.{type(m).__name__}.{n}", p) for i, m in enumerate((self.base.unet, *self.base.text_encoders))
                 for n, p in m.named_parameters() if p.requires_grad]
 
     # -- samples -------------------------------------------------------------------------------
@@ -432,11 +466,18 @@ class Trainer:
         s = self.settings
         if not s.validation_prompts or not self.accelerator.is_main_process:
             return None
-        pipeline = StableDiffusionPipeline(
-            vae=self.base.vae, text_encoder=self.accelerator.unwrap_model(self.text_encoder),
-            tokenizer=self.base.tokenizer, unet=self.accelerator.unwrap_model(self.unet),
-            scheduler=DPMSolverMultistepScheduler.from_config(self.base.noise_scheduler.config),
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+        unwrap = self.accelerator.unwrap_model
+        parts = dict(vae=self.base.vae, unet=unwrap(self.unet), tokenizer=self.base.tokenizer,
+                     text_encoder=unwrap(self.text_encoders[0]),
+                     scheduler=DPMSolverMultistepScheduler.from_config(self.base.noise_scheduler.config))
+        if self.base.text_encoder_2 is not None:
+            from diffusers import StableDiffusionXLPipeline
+
+            pipeline = StableDiffusionXLPipeline(**parts, tokenizer_2=self.base.tokenizer_2,
+                                                 text_encoder_2=unwrap(self.text_encoders[1]))
+        else:
+            pipeline = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
+                                               requires_safety_checker=False)
         pipeline.set_progress_bar_config(disable=True)
         size = s.resolution
         images = []

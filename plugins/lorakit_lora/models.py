@@ -26,10 +26,20 @@ class BaseModel:
     noise_scheduler: Any
     version: str  # "sd_v1", "sd_v2" (by the text encoder width) or "sdxl"
     prediction_type: str  # "epsilon" or "v_prediction"
+    tokenizer_2: Any = None  # SDXL: the second (OpenCLIP bigG) tokenizer and text encoder
+    text_encoder_2: Any = None
+
+    @property
+    def tokenizers(self) -> list[Any]:
+        return [self.tokenizer] + ([self.tokenizer_2] if self.tokenizer_2 is not None else [])
+
+    @property
+    def text_encoders(self) -> list[Any]:
+        return [self.text_encoder] + ([self.text_encoder_2] if self.text_encoder_2 is not None else [])
 
     @property
     def modules(self) -> list[Any]:
-        return [self.text_encoder, self.vae, self.unet]
+        return [*self.text_encoders, self.vae, self.unet]
 
 
 def check_source(base: str, allow_pickle: bool) -> None:
@@ -62,14 +72,20 @@ def _from_pretrained(source: str) -> BaseModel:
 
     who = "[train] base-model"
     index = load_pretrained(_read_index, source, who, probe_file="model_index.json")
-    if "text_encoder_2" in index:
-        raise PluginError(f"{source}: SDXL base models are not supported by this trainer yet (SD 1.x and 2.x are)")
     tokenizer = load_pretrained(CLIPTokenizer.from_pretrained, source, who, subfolder="tokenizer")
     text_encoder = load_pretrained(CLIPTextModel.from_pretrained, source, who, subfolder="text_encoder")
     vae = load_pretrained(AutoencoderKL.from_pretrained, source, who, subfolder="vae")
     unet = load_pretrained(UNet2DConditionModel.from_pretrained, source, who, subfolder="unet")
     scheduler = load_pretrained(DDPMScheduler.from_pretrained, source, who, subfolder="scheduler")
-    return _assemble(source, tokenizer, text_encoder, vae, unet, scheduler)
+    base = _assemble(source, tokenizer, text_encoder, vae, unet, scheduler)
+    if "text_encoder_2" in index:
+        from transformers import CLIPTextModelWithProjection
+
+        base.tokenizer_2 = load_pretrained(CLIPTokenizer.from_pretrained, source, who, subfolder="tokenizer_2")
+        base.text_encoder_2 = load_pretrained(CLIPTextModelWithProjection.from_pretrained, source, who,
+                                              subfolder="text_encoder_2")
+        base.version = "sdxl"
+    return base
 
 
 def _read_index(source: str) -> dict[str, Any]:

@@ -310,3 +310,71 @@ def test_a_single_file_that_is_not_stable_diffusion_is_refused(tmp_path, tiny_sd
     (folder / "lorakit.toml").write_text(TRAIN.format(base=odd, epochs=1, extra=""), encoding="utf-8")
     result = run_train([str(folder)], tmp_path)
     assert result.exit_code == 2 and "not a Stable Diffusion 1.x/2.x checkpoint lorakit knows" in result.stderr
+
+
+def merged(module, tensors: dict, prefix: str):
+    """`module` with each `prefix` LoRA of a kohya file folded in by hand (text encoders: the path
+    may or may not carry `text_model.`, as transformers 4 and 5 differ)."""
+    names = {}
+    for name, child in module.named_modules():
+        names[name.replace(".", "_")] = child
+        names["text_model_" + name.replace(".", "_")] = child
+    for key, down in tensors.items():
+        if key.startswith(prefix + "_") and key.endswith(".lora_down.weight"):
+            stem = key[: -len(".lora_down.weight")]
+            up, alpha = tensors[stem + ".lora_up.weight"], float(tensors[stem + ".alpha"])
+            with torch.no_grad():
+                names[stem[len(prefix) + 1:]].weight += (alpha / down.shape[0]) * (up.float() @ down.float())
+    return module
+
+
+def test_sdxl_trains_both_text_encoders_and_reloads_exactly(tmp_path):
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModelWithProjection
+
+    from lora_core.tiny_models import tiny_sdxl
+
+    base = tiny_sdxl(tmp_path / "xl")
+    folder = dataset(tmp_path / "ds", base, epochs=1, extra="train-text-encoder = true\n")
+    result = run_train([str(folder), "--tag", "xl"], tmp_path)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "ds-xl"
+    tensors, metadata = kohya_file(run / "ds.safetensors")
+    assert {k.split("_")[1] for k in tensors} == {"unet", "te1", "te2"}
+    assert metadata["ss_base_model_version"] == "sdxl_base_v1-0"
+    assert metadata["modelspec.architecture"] == "stable-diffusion-xl-v1-base/lora"
+
+    generator = torch.Generator().manual_seed(0)
+    sample, hidden = torch.randn(1, 4, 8, 8, generator=generator), torch.randn(1, 77, 64, generator=generator)
+    extra = {"text_embeds": torch.randn(1, 32, generator=generator), "time_ids": torch.tensor([[64., 64, 0, 0, 64, 64]])}
+    ids = torch.tensor([[49406, 320, 1125, 49407] + [49407] * 73])
+
+    def outputs(unet, text_encoder_2):
+        with torch.no_grad():
+            return (unet(sample, torch.tensor([500]), hidden, added_cond_kwargs=extra).sample,
+                    text_encoder_2(ids).text_embeds)
+
+    expected = outputs(merged(UNet2DConditionModel.from_pretrained(base, subfolder="unet"), tensors, "lora_unet"),
+                       merged(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"), tensors,
+                              "lora_te2"))
+    for file in ("pytorch_lora_weights.safetensors", "ds.safetensors"):
+        pipeline = StableDiffusionXLPipeline.from_pretrained(base)
+        before = outputs(pipeline.unet, pipeline.text_encoder_2)
+        pipeline.load_lora_weights(str(run / file))
+        after = outputs(pipeline.unet, pipeline.text_encoder_2)
+        for got, want, was in zip(after, expected, before):
+            assert (got - was).abs().max() > 1e-6, file
+            assert torch.allclose(got, want, atol=1e-5), (file, (got - want).abs().max())
+
+
+def test_generate_renders_with_an_sdxl_lora(tmp_path):
+    from lora_core.tiny_models import tiny_sdxl
+
+    base = tiny_sdxl(tmp_path / "xl")
+    folder = dataset(tmp_path / "ds", base, epochs=1)
+    assert run_train([str(folder), "--tag", "g"], tmp_path).exit_code == 0
+    result = CliRunner().invoke(cli, ["generate", "cybrpnk <lora:ds:0.8>", "--base-model", str(base), "--lora-dir",
+                                      str(tmp_path / "runs"), "-o", str(tmp_path / "out"), "--steps", "2",
+                                      "--device", "cpu"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()).read_bytes().startswith(b"\x89PNG")
