@@ -346,7 +346,8 @@ def test_sdxl_trains_both_text_encoders_and_reloads_exactly(tmp_path):
 
     generator = torch.Generator().manual_seed(0)
     sample, hidden = torch.randn(1, 4, 8, 8, generator=generator), torch.randn(1, 77, 64, generator=generator)
-    extra = {"text_embeds": torch.randn(1, 32, generator=generator), "time_ids": torch.tensor([[64., 64, 0, 0, 64, 64]])}
+    extra = {"text_embeds": torch.randn(1, 32, generator=generator),
+             "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]])}
     ids = torch.tensor([[49406, 320, 1125, 49407] + [49407] * 73])
 
     def outputs(unet, text_encoder_2):
