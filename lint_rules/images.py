@@ -4,7 +4,7 @@ rotated photo or the same picture twice hurt a LoRA just as much.
 One analysis per image serves every rule: the header (size, mode, EXIF orientation) is read
 for all of them; pixels are decoded only for the rules that need them (LK601 truncation, LK604
 blur, LK605 duplicates), in a process pool for large datasets. Results are cached in
-`<dataset>/.lorakit_cache/images-v1.json`, keyed by path, size and modification time, so
+`<dataset>/.lorakit_cache/images-v2.json`, keyed by path, size and modification time, so
 re-linting unchanged images does not open them. Needs Pillow and numpy, not torch.
 """
 
@@ -28,7 +28,7 @@ IMAGES_SECTION = ConfigSection(
         ConfigKey("max-aspect", Float(1.0), 3.0, "Longest / shortest side above this is extreme."),
         ConfigKey("blur-threshold", Float(0.0), 60.0,
                   "Variance of the Laplacian (grey levels, image scaled to 512 px) below this is blurry."),
-        ConfigKey("duplicate-distance", Int(0), 4, "Perceptual hashes this close (bits of 64) are the same image."),
+        ConfigKey("duplicate-distance", Int(0), 6, "Perceptual hashes this close (bits of 64) are the same image."),
         ConfigKey("max-pixels", Int(1), DEFAULT_MAX_PIXELS,
                   "Images with more pixels are refused without decoding (decompression bombs)."),
         ConfigKey("cache", Bool(), True, "Cache results in <dataset>/.lorakit_cache (keyed by path, size, mtime)."),
@@ -255,7 +255,7 @@ class DuplicateImage(ImageRule):
     options = (RuleOption("images.duplicate-distance", "perceptual-hash bits that may differ"),)
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        distance = int(_settings(ctx).get("duplicate-distance", 4))
+        distance = int(_settings(ctx).get("duplicate-distance", 6))
         readable = list(self.readable(ctx, pixels=True))
         order = {record.image: i for i, (record, _) in enumerate(readable)}
         by_image = {record.image: record for record, _ in readable}

@@ -3,7 +3,7 @@ orientation from the header; with `pixels`, a full decode (which is how truncate
 blur (variance of the Laplacian at 512 px), a content hash and a perceptual hash.
 
 `collect` analyses a dataset's images in a process pool when there are many, and caches the
-facts in `<dataset>/.lorakit_cache/images-v1.json` keyed by path, size and modification time.
+facts in `<dataset>/.lorakit_cache/images-v2.json` keyed by path, size and modification time.
 Pillow and numpy are imported when an image is analysed.
 """
 
@@ -22,7 +22,7 @@ from lora_core.datasets.model import Dataset
 DEFAULT_MAX_PIXELS = 89_478_485
 
 CACHE_FOLDER = ".lorakit_cache"
-CACHE_FILE = "images-v1.json"
+CACHE_FILE = "images-v2.json"  # v2: the dHash recipe changed
 ANALYSIS_SIDE = 512  # blur is measured on the image scaled to this longest side
 POOL_MIN_IMAGES = 32
 
@@ -91,7 +91,9 @@ def _pixel_facts(image: Any) -> dict[str, Any]:
         laplacian = (4 * array[1:-1, 1:-1] - array[:-2, 1:-1] - array[2:, 1:-1] - array[1:-1, :-2]
                      - array[1:-1, 2:])
         blur = float(laplacian.var())
-    small = np.asarray(grey.resize((9, 8), Image.Resampling.BILINEAR), dtype=np.int16)
+    # Through a 64x64 Lanczos thumbnail, then 9x8 boxes: re-encoding or resizing flips few bits
+    small = np.asarray(grey.resize((64, 64), Image.Resampling.LANCZOS).resize((9, 8), Image.Resampling.BOX),
+                       dtype=np.int16)
     bits = (small[:, 1:] > small[:, :-1]).flatten()
     dhash = int("".join("1" if b else "0" for b in bits), 2)
     # dHash sees only gradients (two flat images of different colours hash alike): a 4x4 colour

@@ -53,15 +53,24 @@ def photo_array(seed: str, size: int = 512) -> Any:
     import numpy as np
 
     digest = hashlib.sha256(seed.encode("utf-8")).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
     angle, frequency = digest[0] / 255 * np.pi, 4 + digest[1] % 12
     wave = np.sin((x * np.cos(angle) + y * np.sin(angle)) * frequency * 2 * np.pi)
-    tiles = ((np.floor(x * (6 + digest[2] % 10)) + np.floor(y * (6 + digest[3] % 10))) % 2) * 2 - 1
     ramp = x * (digest[4] / 255) + y * (1 - digest[4] / 255)
-    channels = []
-    for c in range(3):
-        base, gain = digest[5 + c], 40 + digest[8 + c] % 60
-        channels.append(base * 0.6 + gain * wave * (1 if c != 1 else -1) + 30 * tiles + 60 * ramp)
+    channels = [digest[5 + c] * 0.5 + (30 + digest[8 + c] % 40) * wave + 50 * ramp for c in range(3)]
+    # A few solid shapes at seeded places: like objects in a photo, they give every seed its own
+    # layout of edges (what perceptual hashes compare).
+    for _ in range(7):
+        cx, cy, rx, ry = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.3), rng.uniform(0.05, 0.3)
+        inside = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1 if rng.random() < 0.5 else \
+            (np.abs(x - cx) <= rx) & (np.abs(y - cy) <= ry)
+        colour = rng.uniform(0, 255, 3)
+        for c in range(3):
+            channels[c] = np.where(inside, colour[c] + 20 * wave, channels[c])
+    # Fine detail, as real photos have (a sharp image has edges at every scale): a 6-pixel weave.
+    weave = 14 * (np.sign(np.sin(x * size * np.pi / 3)) + np.sign(np.sin(y * size * np.pi / 3)))
+    channels = [channel + weave for channel in channels]
     return np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
 
 

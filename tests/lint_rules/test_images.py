@@ -137,7 +137,7 @@ def test_the_process_pool_gives_the_serial_results(tmp_path, registry):
         rows.append((name, f"caption {i}"))
     serial = lint(folder, rows, registry, cache=False, workers=1)
     pooled = lint(folder, rows, registry, cache=False, workers=2)
-    assert serial == pooled and len([c for c, _ in serial if c == "LK605"]) >= 10
+    assert serial == pooled and len([c for c, _ in serial if c == "LK605"]) >= 7
 
 
 def test_near_pairs_match_brute_force():
