@@ -223,7 +223,9 @@ class _EmbeddingCache:
 
 class SemanticRule(Rule):
     shares = "clip"
-    cost = 50
+    # The cost hint balances the caption rules between worker processes. Off (the default) these
+    # rules cost nothing; on, the CLIP model dominates whatever the split.
+    cost = 1
 
 
 class CaptionImageMismatch(SemanticRule):
