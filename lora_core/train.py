@@ -168,7 +168,16 @@ def train(dataset: Path, options: TrainOptions, registry: Registry, report: Call
                    name=name, tag=tag, resume=options.resume, allow_pickle=options.allow_pickle,
                    device=options.device, lint_summary=lint_summary(result),
                    allow_lint_errors=options.allow_lint_errors, report=report, warn=warn)
-    outcome = entry.factory().train(job)
+    try:
+        outcome = entry.factory().train(job)
+    except BaseException:
+        # A run that failed before its first checkpoint (a bad setting, a missing model, Ctrl-C
+        # while loading) leaves nothing to resume: remove its folder so the same --tag works again.
+        if not options.resume and _is_main() and not (folder / "checkpoints").exists():
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return outcome, result, folder
 
 

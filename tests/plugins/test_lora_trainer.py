@@ -379,3 +379,14 @@ def test_generate_renders_with_an_sdxl_lora(tmp_path):
                                       "--device", "cpu"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert Path(result.stdout.strip()).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_run_that_fails_to_start_leaves_no_folder(tiny_sd, tmp_path):
+    folder = dataset(tmp_path / "ds", tiny_sd, epochs=1)
+    (folder / "lorakit.toml").write_text(TRAIN.format(base=tmp_path / "missing-model", epochs=1, extra=""),
+                                         encoding="utf-8")
+    result = run_train([str(folder), "--tag", "t"], tmp_path)
+    assert result.exit_code == 2 and "lorakit: error:" in result.stderr and "missing-model" in result.stderr
+    assert not (tmp_path / "runs" / "ds-t").exists()
+    (folder / "lorakit.toml").write_text(TRAIN.format(base=tiny_sd, epochs=1, extra=""), encoding="utf-8")
+    assert run_train([str(folder), "--tag", "t"], tmp_path).exit_code == 0  # the same tag works now
