@@ -34,6 +34,13 @@ def write_png(path: Path, width: int = 8, height: int = 8, color: tuple[int, int
     return path
 
 
+def write_pngs(folder: Path, count: int, prefix: str = "img_") -> Path:
+    """`count` small PNGs of different sizes and colours (captioner tests): prefix0.png, ..."""
+    for i in range(count):
+        write_png(folder / f"{prefix}{i}.png", 48 + 8 * i, 40, ((40 * i) % 256, 120 + 10 * i, 200 - 10 * i))
+    return folder
+
+
 def photo_png_bytes(seed: str, size: int = 512) -> bytes:
     """A sharp, textured RGB PNG, different for every seed: passes the image rules (LK6xx) as a
     real training photo would (large enough, not blurry, not a duplicate of another seed)."""

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 import lora_core
 from lora_core.cli import cli
-from lora_core.testing import write_png
+from lora_core.testing import write_pngs
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -30,14 +30,8 @@ def tiny_blip(tmp_path_factory) -> Path:
     return tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
 
 
-def images(folder: Path, count: int = 5) -> Path:
-    for i in range(count):
-        write_png(folder / f"img_{i}.png", 48 + 8 * i, 40, ((40 * i) % 256, 200, 90))
-    return folder
-
-
 def test_blip_captions_a_folder_through_the_command(tiny_blip, tmp_path):
-    folder = images(tmp_path / "imgs")
+    folder = write_pngs(tmp_path / "imgs", 5)
     config = '[entities]\ntrigger = "cybrpnk"\n[lint]\nselect = ["LK0"]\n'
     (folder / "lorakit.toml").write_text(config, encoding="utf-8")
     result = CliRunner().invoke(cli, ["caption", str(folder), "--captioner", "blip", "--model", str(tiny_blip),
@@ -55,7 +49,7 @@ def test_blip_prompt_is_stripped_and_batches_match(tiny_blip, tmp_path):
     from lora_core.captioning import list_images
 
     captioner = BlipCaptioner(model=str(tiny_blip), device="cpu", max_new_tokens=6, num_beams=1)
-    items = list_images(images(tmp_path / "imgs", 3))
+    items = list_images(write_pngs(tmp_path / "imgs", 3))
     plain = captioner.caption(items)
     prompted = captioner.caption(items, prompt="a picture of")
     assert len(plain) == len(prompted) == 3 and all(isinstance(c, str) for c in plain)
@@ -71,7 +65,7 @@ def test_half_precision_on_cpu_is_refused(tiny_blip):
 
 
 def test_missing_model_is_one_line_fast_and_names_the_fix(tmp_path):
-    folder = images(tmp_path / "imgs", 1)
+    folder = write_pngs(tmp_path / "imgs", 1)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     started = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "lora_core.cli", "caption", str(folder), "--captioner", "blip",

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import lora_core
 from lora_core.cli import cli
-from lora_core.testing import write_png
+from lora_core.testing import write_pngs
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
@@ -85,12 +85,6 @@ def tiny_coca(tmp_path_factory) -> Path:
     return tiny_coca(tmp_path_factory.mktemp("tiny-coca"))
 
 
-def images(folder: Path, count: int = 4) -> Path:
-    for i in range(count):
-        write_png(folder / f"img_{i}.png", 48 + 8 * i, 40, ((50 * i) % 256, 120, 200))
-    return folder
-
-
 def test_beam_search_on_the_tiny_coca_scores_at_least_as_high_as_greedy(tiny_coca, tmp_path):
     from lorakit_coca import CocaCaptioner
 
@@ -98,7 +92,7 @@ def test_beam_search_on_the_tiny_coca_scores_at_least_as_high_as_greedy(tiny_coc
 
     captioner = CocaCaptioner(model=str(tiny_coca), device="cpu")
     model, start = captioner.model, captioner.tokenizer.sot_token_id
-    pixels = torch.stack([captioner.prepare(item) for item in list_images(images(tmp_path / "imgs", 3))])
+    pixels = torch.stack([captioner.prepare(item) for item in list_images(write_pngs(tmp_path / "imgs", 3))])
     with torch.inference_mode():
         latent, embeddings = model._encode_image(pixels)
 
@@ -122,7 +116,7 @@ def test_beam_search_on_the_tiny_coca_scores_at_least_as_high_as_greedy(tiny_coc
 
 
 def test_coca_captions_a_folder_through_the_command(tiny_coca, tmp_path):
-    folder = images(tmp_path / "imgs")
+    folder = write_pngs(tmp_path / "imgs", 4)
     (folder / "lorakit.toml").write_text('[entities]\ntrigger = "cybrpnk"\n[lint]\nselect = ["LK0"]\n',
                                          encoding="utf-8")
     result = CliRunner().invoke(cli, ["caption", str(folder), "--captioner", "coca", "--model", str(tiny_coca),
@@ -139,7 +133,7 @@ def test_every_decoding_runs_batched_and_matches_single_images(tiny_coca, tmp_pa
 
     from lora_core.captioning import list_images
 
-    items = list_images(images(tmp_path / "imgs", 3))
+    items = list_images(write_pngs(tmp_path / "imgs", 3))
     for method in ("beam", "greedy", "top-k", "top-p"):
         captioner = CocaCaptioner(model=str(tiny_coca), device="cpu", decoding=method, max_new_tokens=5, seed=0)
         batch = captioner.caption(items)
@@ -162,7 +156,7 @@ def test_model_errors_are_one_line(tiny_coca, tmp_path):
 
 
 def test_missing_pretrained_weights_offline_is_one_line_and_fast(tmp_path):
-    folder = images(tmp_path / "imgs", 1)
+    folder = write_pngs(tmp_path / "imgs", 1)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     started = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "lora_core.cli", "caption", str(folder), "--captioner", "coca",
