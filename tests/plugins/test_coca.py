@@ -167,3 +167,15 @@ def test_missing_pretrained_weights_offline_is_one_line_and_fast(tmp_path):
     assert "captioner coca: model 'laion/mscoco_finetuned_CoCa-ViT-B-32-laion2B-s13B-b90k' is not in the local " \
            "Hugging Face cache and the hub is offline" in line and "--model /path/to/folder" in line
     assert time.perf_counter() - started < 60  # torch/open_clip import dominates; the lookup is immediate
+
+
+def test_a_torchvision_that_cannot_load_is_named_with_the_fix(tmp_path):
+    # sys.modules[name] = None makes `import torchvision` fail, as a build for another torch does
+    code = ("import sys\nsys.modules['torchvision'] = None\n"
+            "from lorakit_coca import CocaCaptioner\n"
+            "from lora_core.errors import PluginError\n"
+            "try:\n    CocaCaptioner(device='cpu')\nexcept PluginError as exc:\n    print('ERROR', exc)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "ERROR captioner coca: open_clip needs torchvision, and torchvision cannot be imported next to this " \
+           "torch" in run.stdout, run.stdout + run.stderr[-1500:]
+    assert "install the torchvision release built for your torch" in run.stdout
