@@ -81,5 +81,9 @@ def register_trainers(register: Callable[..., None]) -> None:
     """Contribute trainers for ``lorakit train``.
 
     ``register(name, factory, **info)``: ``factory()`` returns an object with
-    ``train(dataset, config, run_dir)``. As with captioners, heavy imports happen in the factory.
+    ``train(job: lora_core.train.TrainJob) -> lora_core.train.TrainOutcome``. The job carries the
+    linted dataset, the resolved config (``job.config.section("train")``), the run folder to
+    write into, a cache folder, the lint summary, and ``report`` / ``warn`` callbacks; lint has
+    already passed (or ``--allow-lint-errors`` was given, see ``job.allow_lint_errors``). As with
+    captioners, heavy imports happen when training starts, never at module import time.
     """
