@@ -275,3 +275,135 @@ def tiny_sdxl(folder: Path, seed: int = 0) -> Path:
             shutil.copy(vocabulary / name, folder / part / name)
     shutil.rmtree(vocabulary)
     return folder
+
+
+def tiny_sd_topology(folder: Path, seed: int = 0) -> Path:
+    """A tiny pipeline with SD 1.x's exact block layout (four levels, two layers per block, cross
+    attention in the first three), small enough for tests, so it can be written as an original
+    Stable Diffusion (LDM) single-file checkpoint with `save_ldm_checkpoint`."""
+    import shutil
+
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from lora_core.clip_tokens import write_tokenizer_folder
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary = write_tokenizer_folder(folder / "_vocab")
+    tokenizer = CLIPTokenizer.from_pretrained(vocabulary, model_max_length=77)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        max_position_embeddings=77, projection_dim=32, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(32, 32, 64, 64),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32)
+    vae = AutoencoderKL(latent_channels=4, sample_size=64, block_out_channels=(32, 32, 32, 32), layers_per_block=2,
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        norm_num_groups=32)
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              steps_offset=1)
+    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                            safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(folder)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(vocabulary / name, folder / "tokenizer" / name)
+    shutil.rmtree(vocabulary)
+    return folder
+
+
+_RESNET_TO_LDM = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("time_emb_proj", "emb_layers.1"),
+                  ("norm2", "out_layers.0"), ("conv2", "out_layers.3"), ("conv_shortcut", "skip_connection"))
+
+
+def _unet_to_ldm(name: str) -> str:
+    """A diffusers UNet parameter name in the original (LDM) layout, for SD 1.x's block layout."""
+    renames = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+               "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+    head, _, rest = name.partition(".")
+    for old, new in renames.items():
+        if name.startswith(old + "."):
+            return new + name[len(old):]
+    parts = name.split(".")
+    if head == "mid_block":
+        kind, index, tail = parts[1], int(parts[2]), ".".join(parts[3:])
+        place = f"middle_block.{2 * index}" if kind == "resnets" else "middle_block.1"
+        return f"{place}.{_resnet(tail) if kind == 'resnets' else tail}"
+    block, kind = int(parts[1]), parts[2]
+    if head == "down_blocks":
+        if kind == "downsamplers":
+            return f"input_blocks.{3 * (block + 1)}.0.op." + ".".join(parts[5:])
+        layer, tail = int(parts[3]), ".".join(parts[4:])
+        return f"input_blocks.{3 * block + layer + 1}.{0 if kind == 'resnets' else 1}." + \
+            (_resnet(tail) if kind == "resnets" else tail)
+    if kind == "upsamplers":
+        return f"output_blocks.{3 * block + 2}.{1 if block == 0 else 2}." + ".".join(parts[4:])
+    layer, tail = int(parts[3]), ".".join(parts[4:])
+    return f"output_blocks.{3 * block + layer}.{0 if kind == 'resnets' else 1}." + \
+        (_resnet(tail) if kind == "resnets" else tail)
+
+
+def _resnet(tail: str) -> str:
+    for old, new in _RESNET_TO_LDM:
+        if tail.startswith(old + "."):
+            return new + tail[len(old):]
+    return tail
+
+
+def _vae_to_ldm(name: str, levels: int) -> str:
+    parts = name.split(".")
+    side = parts[0]  # encoder / decoder / quant_conv / post_quant_conv
+    if side not in ("encoder", "decoder"):
+        return name
+    rest = ".".join(parts[1:])
+    if rest.startswith("conv_norm_out."):
+        return f"{side}.norm_out.{rest[len('conv_norm_out.'):]}"
+    if rest.startswith("mid_block.resnets."):
+        index, tail = int(parts[3]), ".".join(parts[4:])
+        return f"{side}.mid.block_{index + 1}.{tail.replace('conv_shortcut', 'nin_shortcut')}"
+    if rest.startswith("mid_block.attentions.0."):
+        tail = ".".join(parts[4:])
+        for old, new in (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")):
+            if tail.startswith(old + "."):
+                tail = new + tail[len(old):]
+        return f"{side}.mid.attn_1.{tail}"
+    if parts[1] in ("down_blocks", "up_blocks"):
+        block = int(parts[2])
+        level = block if side == "encoder" else levels - 1 - block  # LDM numbers decoder levels bottom-up
+        group = "down" if side == "encoder" else "up"
+        if parts[3] == "resnets":
+            tail = ".".join(parts[5:]).replace("conv_shortcut", "nin_shortcut")
+            return f"{side}.{group}.{level}.block.{parts[4]}.{tail}"
+        sampler = "downsample" if side == "encoder" else "upsample"
+        return f"{side}.{group}.{level}.{sampler}." + ".".join(parts[5:])
+    return name
+
+
+def save_ldm_checkpoint(folder: Path, path: Path) -> Path:
+    """Write a diffusers SD 1.x folder (of SD 1.x's block layout) as one original-layout
+    `.safetensors` checkpoint, the kind A1111 and ComfyUI users download (tests of single-file
+    loading)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel
+
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+    vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
+    text = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
+    tensors = {}
+    for name, value in unet.state_dict().items():
+        tensors["model.diffusion_model." + _unet_to_ldm(name)] = value
+    levels = len(vae.config.down_block_types)
+    for name, value in vae.state_dict().items():
+        ldm = _vae_to_ldm(name, levels)
+        if ".mid.attn_1." in ldm and value.ndim == 2:
+            value = value[:, :, None, None]  # LDM's attention projections are 1x1 convolutions
+        tensors["first_stage_model." + ldm] = value
+    for name, value in text.state_dict().items():
+        key = name if name.startswith("text_model.") else "text_model." + name
+        tensors["cond_stage_model.transformer." + key] = value
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    return path

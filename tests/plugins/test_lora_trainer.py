@@ -390,3 +390,40 @@ def test_a_run_that_fails_to_start_leaves_no_folder(tiny_sd, tmp_path):
     assert not (tmp_path / "runs" / "ds-t").exists()
     (folder / "lorakit.toml").write_text(TRAIN.format(base=tiny_sd, epochs=1, extra=""), encoding="utf-8")
     assert run_train([str(folder), "--tag", "t"], tmp_path).exit_code == 0  # the same tag works now
+
+
+def test_a_single_file_checkpoint_loads_offline_exactly_and_trains(tmp_path, monkeypatch):
+    from diffusers import StableDiffusionPipeline
+    from lorakit_lora.models import load_base_model
+
+    from lora_core.tiny_models import save_ldm_checkpoint, tiny_sd_topology
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tiny_sd_topology(tmp_path / "sd1")
+    checkpoint = save_ldm_checkpoint(folder, tmp_path / "model.safetensors")
+    reference = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
+    loaded = load_base_model(str(checkpoint), config_folder=str(folder))
+    generator = torch.Generator().manual_seed(0)
+    sample, hidden = torch.randn(1, 4, 8, 8, generator=generator), torch.randn(1, 77, 32, generator=generator)
+    pixels, ids = torch.randn(1, 3, 64, 64, generator=generator), torch.tensor([[49406, 320, 1125, 49407]])
+    with torch.no_grad():
+        pairs = [(m.unet(sample, torch.tensor([10]), hidden).sample, m.vae.decode(sample).sample,
+                  m.vae.encode(pixels).latent_dist.mean, m.text_encoder(ids)[0]) for m in (reference, loaded)]
+    assert all(torch.equal(a, b) for a, b in zip(*pairs))  # every weight came from the file
+    assert loaded.version == "sd_v1"
+    data = dataset(tmp_path / "ds", checkpoint, epochs=1, extra=f'base-model-config = "{folder}"\n')
+    result = run_train([str(data), "--tag", "file"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "ds-file" / "ds.safetensors").is_file()
+
+
+def test_a_single_file_of_an_unexpected_architecture_is_one_line(tmp_path, monkeypatch):
+    from lora_core.tiny_models import save_ldm_checkpoint, tiny_sd_topology
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    checkpoint = save_ldm_checkpoint(tiny_sd_topology(tmp_path / "sd1"), tmp_path / "model.safetensors")
+    data = dataset(tmp_path / "ds", checkpoint, epochs=1)  # no base-model-config: lorakit's SD 1.5 configs
+    result = run_train([str(data), "--tag", "x"], tmp_path)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "could not be loaded as a Stable Diffusion checkpoint against" in result.stderr
+    assert (tmp_path / "cache" / "lorakit" / "architectures" / "sd15" / "model_index.json").is_file()
