@@ -427,3 +427,13 @@ def test_a_single_file_of_an_unexpected_architecture_is_one_line(tmp_path, monke
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "could not be loaded as a Stable Diffusion checkpoint against" in result.stderr
     assert (tmp_path / "cache" / "lorakit" / "architectures" / "sd15" / "model_index.json").is_file()
+
+
+def test_eight_bit_adamw(tiny_sd, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    folder = dataset(tmp_path / "ds", tiny_sd, epochs=1, extra='optimizer = "adamw8bit"\nsave-every-epochs = 1\n')
+    result = run_train([str(folder), "--tag", "b"], tmp_path)
+    assert result.exit_code == 0, result.output
+    (checkpoint,) = (tmp_path / "runs" / "ds-b" / "checkpoints").glob("step-*.pt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["optimizer"]["state"]
+    assert state and all("__bnb_optimizer_quant_state__" in s for s in state.values())  # bitsandbytes
