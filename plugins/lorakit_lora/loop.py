@@ -185,8 +185,8 @@ class Trainer:
             try:
                 import bitsandbytes as bnb
             except ImportError:
-                raise PluginError("[train] optimizer = \"adamw8bit\" needs bitsandbytes: pip install 'lorakit[adamw8bit]'") \
-                    from None
+                raise PluginError("[train] optimizer = \"adamw8bit\" needs bitsandbytes: "
+                                  "pip install 'lorakit[adamw8bit]'") from None
             return bnb.optim.AdamW8bit(self.trainable, lr=s.learning_rate, weight_decay=s.weight_decay)
         return torch.optim.AdamW(self.trainable, lr=s.learning_rate, weight_decay=s.weight_decay)
 
