@@ -59,14 +59,20 @@ class TrainJob:
     warn: Callable[[str], None]
 
     def resolve(self, value: str) -> str:
-        """A path from the config, relative to the config file's folder."""
+        """A path from the config, relative to the config file's folder; a hub id
+        (`org/name`) stays as it is unless a folder of that name exists there."""
         if not value or self.config.path is None:
             return value
         candidate = Path(value).expanduser()
         if candidate.is_absolute():
-            return value
+            return str(candidate)
         local = self.config.path.parent / candidate
-        return str(local) if local.exists() or "/" in value or value.endswith(".safetensors") else value
+        if local.exists() or value.startswith((".", "~")) or candidate.suffix.lower() in FILE_SUFFIXES:
+            return str(local)  # a file or folder (a missing one is reported with its full path)
+        return value
+
+
+FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".csv", ".jsonl")
 
 
 @dataclass

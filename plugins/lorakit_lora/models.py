@@ -70,20 +70,23 @@ def _from_pretrained(source: str) -> BaseModel:
 
     from lora_core.hub import load_pretrained
 
-    who = "[train] base-model"
-    index = load_pretrained(_read_index, source, who, probe_file="model_index.json")
-    tokenizer = load_pretrained(CLIPTokenizer.from_pretrained, source, who, subfolder="tokenizer")
-    text_encoder = load_pretrained(CLIPTextModel.from_pretrained, source, who, subfolder="text_encoder")
-    vae = load_pretrained(AutoencoderKL.from_pretrained, source, who, subfolder="vae")
-    unet = load_pretrained(UNet2DConditionModel.from_pretrained, source, who, subfolder="unet")
-    scheduler = load_pretrained(DDPMScheduler.from_pretrained, source, who, subfolder="scheduler")
+    who, probe = "[train] base-model", "model_index.json"  # every diffusers model folder has one
+
+    def load(loader: Any, **kwargs: Any) -> Any:
+        return load_pretrained(loader, source, who, probe_file=probe, **kwargs)
+
+    index = load(_read_index)
+    tokenizer = load(CLIPTokenizer.from_pretrained, subfolder="tokenizer")
+    text_encoder = load(CLIPTextModel.from_pretrained, subfolder="text_encoder")
+    vae = load(AutoencoderKL.from_pretrained, subfolder="vae")
+    unet = load(UNet2DConditionModel.from_pretrained, subfolder="unet")
+    scheduler = load(DDPMScheduler.from_pretrained, subfolder="scheduler")
     base = _assemble(source, tokenizer, text_encoder, vae, unet, scheduler)
     if "text_encoder_2" in index:
         from transformers import CLIPTextModelWithProjection
 
-        base.tokenizer_2 = load_pretrained(CLIPTokenizer.from_pretrained, source, who, subfolder="tokenizer_2")
-        base.text_encoder_2 = load_pretrained(CLIPTextModelWithProjection.from_pretrained, source, who,
-                                              subfolder="text_encoder_2")
+        base.tokenizer_2 = load(CLIPTokenizer.from_pretrained, subfolder="tokenizer_2")
+        base.text_encoder_2 = load(CLIPTextModelWithProjection.from_pretrained, subfolder="text_encoder_2")
         base.version = "sdxl"
     return base
 

@@ -437,3 +437,25 @@ def test_eight_bit_adamw(tiny_sd, tmp_path):
     (checkpoint,) = (tmp_path / "runs" / "ds-b" / "checkpoints").glob("step-*.pt")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["optimizer"]["state"]
     assert state and all("__bnb_optimizer_quant_state__" in s for s in state.values())  # bitsandbytes
+
+
+def test_a_hub_id_in_the_local_cache_trains_offline(tiny_sd, tmp_path):
+    """The real hub path: a model id resolved by huggingface_hub from its cache (the layout a
+    download leaves), with the hub switched off."""
+    import shutil
+
+    cache = tmp_path / "hf" / "hub"
+    repo = cache / "models--lorakit--tiny-sd"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny_sd, repo / "snapshots" / revision)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision, encoding="utf-8")
+    folder = dataset(tmp_path / "ds", "lorakit/tiny-sd", epochs=1)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "lora_core.cli", "train", str(folder), "--tag", "hub"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    missing = dataset(tmp_path / "ds2", "lorakit/not-downloaded", epochs=1)
+    run = subprocess.run([sys.executable, "-m", "lora_core.cli", "train", str(missing), "--tag", "hub"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2 and "'lorakit/not-downloaded' is not in the local Hugging Face cache" in run.stderr
