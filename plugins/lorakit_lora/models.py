@@ -109,6 +109,10 @@ def _from_single_file(path: Path, config_folder: str | None) -> BaseModel:
 
     if not config_folder:
         config_folder = str(_known_architecture_folder(path))
+    if (Path(config_folder) / "text_encoder_2").exists():
+        raise PluginError(f"{path}: SDXL single-file checkpoints are not supported yet; convert it to a diffusers "
+                          "folder (diffusers' StableDiffusionXLPipeline.from_single_file + save_pretrained) and "
+                          "point [train] base-model at that folder")
     try:
         pipeline = StableDiffusionPipeline.from_single_file(str(path), config=config_folder, local_files_only=True,
                                                             safety_checker=None, requires_safety_checker=False)
@@ -134,7 +138,8 @@ def _known_architecture_folder(path: Path) -> Path:
         raise PluginError(f"{path}: not a readable .safetensors file ({str(exc).splitlines()[0][:160]})") from None
     architecture = detect(keys)
     if architecture is None:
-        raise ConfigError(f"{path}: not a Stable Diffusion 1.x/2.x checkpoint lorakit knows; set [train] "
+        raise ConfigError(f"{path}: not a Stable Diffusion 1.x/2.x checkpoint lorakit knows (SDXL single files are "
+                          "not supported yet: use a diffusers folder); for another SD 1.x/2.x variant set [train] "
                           "base-model-config to a diffusers folder of its architecture (configs suffice)")
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lorakit" / "architectures"
     folder = cache / architecture
