@@ -213,7 +213,9 @@ class _EmbeddingCache:
         buffer = io.BytesIO()
         np.savez(buffer, keys=np.array(json.dumps(keys)), vectors=np.stack([v for _, v in self.entries.values()]))
         try:
-            self.path.parent.mkdir(exist_ok=True)
+            from lora_core.image_facts import make_cache_folder
+
+            make_cache_folder(self.path.parent)
             atomic_write_bytes(self.path, buffer.getvalue())
         except OSError:
             pass  # read-only dataset: no cache

@@ -102,6 +102,16 @@ def _pixel_facts(image: Any) -> dict[str, Any]:
     return {"content": content, "blur": blur, "dhash": dhash, "colours": colours.flatten().tolist()}
 
 
+def make_cache_folder(folder: Path) -> Path:
+    """The dataset's `.lorakit_cache/`, with a `.gitignore` that keeps it out of version control
+    (datasets are often git repositories: the cache must never show up as a change)."""
+    folder.mkdir(exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# written by lorakit: this folder is a cache\n*\n", encoding="utf-8")
+    return folder
+
+
 def _cache_path(dataset: Dataset) -> Path:
     return Path(dataset.root) / CACHE_FOLDER / CACHE_FILE
 
@@ -159,7 +169,7 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
         cache[path] = {"stamp": stamp, "max_pixels": max_pixels, "facts": found}
     if cache_on and todo:
         try:
-            cache_file.parent.mkdir(exist_ok=True)
+            make_cache_folder(cache_file.parent)
             atomic_write_bytes(cache_file, json.dumps(cache, separators=(",", ":")).encode("utf-8"))
         except OSError:
             pass  # a read-only dataset folder: lint still works, only slower next time

@@ -118,6 +118,7 @@ def test_the_cache_skips_unchanged_images_and_sees_changes(tmp_path, registry, m
     real = images.analyse
     monkeypatch.setattr(images, "analyse", lambda path, *a: calls.append(Path(path).name) or real(path, *a))
     assert lint(folder, rows, registry) == [] and sorted(calls) == ["0.png", "1.png", "2.png"]
+    assert (folder / ".lorakit_cache" / ".gitignore").read_text(encoding="utf-8").endswith("*\n")  # never committed
     calls.clear()
     assert lint(folder, rows, registry) == [] and calls == []  # nothing opened the second time
     photo("1").filter(ImageFilter.GaussianBlur(12)).save(folder / "1.png")
