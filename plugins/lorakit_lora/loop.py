@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,9 +502,3 @@ def save_grid(images: list[Any], path: Path) -> None:
     buffer = io.BytesIO()
     grid.save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def environment_summary() -> dict[str, str]:
-    import torch
-
-    return {"torch": torch.__version__, "cuda": str(torch.cuda.is_available()), "pid": str(os.getpid())}
