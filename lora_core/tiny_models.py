@@ -198,62 +198,80 @@ def tiny_coca(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def tiny_sd(folder: Path, seed: int = 0, prediction_type: str = "epsilon") -> Path:
-    """A Stable Diffusion 1.x-shaped pipeline (UNet, VAE, CLIP text encoder with the real CLIP
-    tokenizer, DDPM scheduler) saved as a diffusers folder. `prediction_type="v_prediction"` gives
-    an SD 2.x-style v-prediction model."""
-    import shutil
-
-    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+def _clip_text_parts(folder: Path) -> tuple[Path, Any, Any]:
+    """(vocabulary folder, the real CLIP tokenizer, a tiny CLIPTextConfig matching it)."""
+    from transformers import CLIPTextConfig, CLIPTokenizer
 
     from lora_core.clip_tokens import write_tokenizer_folder
 
-    _seed(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocabulary = write_tokenizer_folder(folder / "_vocab")
-    tokenizer = CLIPTokenizer.from_pretrained(vocabulary, model_max_length=77)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=77, projection_dim=32, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=(2, 4), norm_num_groups=32)
-    vae = AutoencoderKL(latent_channels=4, sample_size=64, block_out_channels=(32, 32, 32, 32), layers_per_block=1,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        norm_num_groups=32)  # 4 blocks: 8x downsampling, like SD
-    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              steps_offset=1, prediction_type=prediction_type)
-    pipeline = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                       requires_safety_checker=False)
-    pipeline.save_pretrained(folder)
-    for name in ("vocab.json", "merges.txt"):  # transformers 5 saves tokenizer.json only; keep the classic files
-        shutil.copy(vocabulary / name, folder / "tokenizer" / name)
-    shutil.rmtree(vocabulary)
-    return folder
-
-
-def tiny_sdxl(folder: Path, seed: int = 0) -> Path:
-    """An SDXL-shaped pipeline: UNet with text-time conditioning, two CLIP text encoders (the second
-    with a projection, as OpenCLIP bigG), the real CLIP tokenizer for both, saved as a diffusers folder."""
-    import shutil
-
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    from lora_core.clip_tokens import write_tokenizer_folder
-
-    _seed(seed)
-    folder.mkdir(parents=True, exist_ok=True)
     vocabulary = write_tokenizer_folder(folder / "_vocab")
     tokenizer = CLIPTokenizer.from_pretrained(vocabulary, model_max_length=77)
     config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
                             num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
                             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                             pad_token_id=tokenizer.pad_token_id)
+    return vocabulary, tokenizer, config
+
+
+def _save_pipeline(pipeline: Any, folder: Path, vocabulary: Path, tokenizers: tuple[str, ...] = ("tokenizer",)) -> Path:
+    import shutil
+
+    pipeline.save_pretrained(folder)
+    for part in tokenizers:  # transformers 5 saves tokenizer.json only; keep the classic files too
+        for name in ("vocab.json", "merges.txt"):
+            shutil.copy(vocabulary / name, folder / part / name)
+    shutil.rmtree(vocabulary)
+    return folder
+
+
+def _tiny_sd(folder: Path, seed: int, prediction_type: str, unet: dict[str, Any], vae_layers: int) -> Path:
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary, tokenizer, text_config = _clip_text_parts(folder)
+    vae = AutoencoderKL(latent_channels=4, sample_size=64, block_out_channels=(32, 32, 32, 32),
+                        layers_per_block=vae_layers, down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32)  # 8x downsampling, like SD
+    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              steps_offset=1, prediction_type=prediction_type)
+    pipeline = StableDiffusionPipeline(
+        vae=vae, text_encoder=CLIPTextModel(text_config), tokenizer=tokenizer,
+        unet=UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, cross_attention_dim=32,
+                                  norm_num_groups=32, **unet),
+        scheduler=scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return _save_pipeline(pipeline, folder, vocabulary)
+
+
+def tiny_sd(folder: Path, seed: int = 0, prediction_type: str = "epsilon") -> Path:
+    """A Stable Diffusion 1.x-shaped pipeline (UNet, VAE, CLIP text encoder with the real CLIP
+    tokenizer, DDPM scheduler) saved as a diffusers folder. `prediction_type="v_prediction"` gives
+    an SD 2.x-style v-prediction model."""
+    return _tiny_sd(folder, seed, prediction_type, vae_layers=1, unet=dict(
+        layers_per_block=1, block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), attention_head_dim=(2, 4)))
+
+
+def tiny_sd_topology(folder: Path, seed: int = 0) -> Path:
+    """A tiny pipeline with SD 1.x's exact block layout (four levels, two layers per block, cross
+    attention in the first three), small enough for tests, so it can be written as an original
+    Stable Diffusion (LDM) single-file checkpoint with `save_ldm_checkpoint`."""
+    return _tiny_sd(folder, seed, "epsilon", vae_layers=2, unet=dict(
+        layers_per_block=2, block_out_channels=(32, 32, 64, 64),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, attention_head_dim=8))
+
+
+def tiny_sdxl(folder: Path, seed: int = 0) -> Path:
+    """An SDXL-shaped pipeline: UNet with text-time conditioning, two CLIP text encoders (the second
+    with a projection, as OpenCLIP bigG), the real CLIP tokenizer for both, saved as a diffusers folder."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary, tokenizer, config = _clip_text_parts(folder)
     unet = UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -269,50 +287,7 @@ def tiny_sdxl(folder: Path, seed: int = 0) -> Path:
     pipeline = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(config), text_encoder_2=(
         CLIPTextModelWithProjection(config)), tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
         scheduler=scheduler)
-    pipeline.save_pretrained(folder)
-    for part in ("tokenizer", "tokenizer_2"):
-        for name in ("vocab.json", "merges.txt"):
-            shutil.copy(vocabulary / name, folder / part / name)
-    shutil.rmtree(vocabulary)
-    return folder
-
-
-def tiny_sd_topology(folder: Path, seed: int = 0) -> Path:
-    """A tiny pipeline with SD 1.x's exact block layout (four levels, two layers per block, cross
-    attention in the first three), small enough for tests, so it can be written as an original
-    Stable Diffusion (LDM) single-file checkpoint with `save_ldm_checkpoint`."""
-    import shutil
-
-    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from lora_core.clip_tokens import write_tokenizer_folder
-
-    _seed(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocabulary = write_tokenizer_folder(folder / "_vocab")
-    tokenizer = CLIPTokenizer.from_pretrained(vocabulary, model_max_length=77)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=77, projection_dim=32, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(32, 32, 64, 64),
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32)
-    vae = AutoencoderKL(latent_channels=4, sample_size=64, block_out_channels=(32, 32, 32, 32), layers_per_block=2,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        norm_num_groups=32)
-    scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              steps_offset=1)
-    StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-                            safety_checker=None, feature_extractor=None,
-                            requires_safety_checker=False).save_pretrained(folder)
-    for name in ("vocab.json", "merges.txt"):
-        shutil.copy(vocabulary / name, folder / "tokenizer" / name)
-    shutil.rmtree(vocabulary)
-    return folder
+    return _save_pipeline(pipeline, folder, vocabulary, ("tokenizer", "tokenizer_2"))
 
 
 _RESNET_TO_LDM = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("time_emb_proj", "emb_layers.1"),
