@@ -237,40 +237,49 @@ def parse_captioner_options(values: Iterable[str]) -> dict[str, dict[str, Any]]:
     return parsed
 
 
-def _factory_options(name: str, factory: Callable[..., Any], options: CaptionOptions) -> dict[str, Any]:
-    """The -O options meant for this captioner: its own, plus the unprefixed ones it accepts."""
+def _option_names(factory: Callable[..., Any]) -> tuple[bool, list[str]]:
+    """(takes any keyword, the keyword options it names besides model/device/dtype)."""
     import inspect
 
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        parameters = {}
+        return False, []
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    takes = [k for k in parameters if k not in ("self", "model", "device", "dtype")]
-    chosen = {k: v for k, v in options.captioner_options.get("*", {}).items() if accepts_any or k in parameters}
+    return accepts_any, [k for k in parameters if k not in ("self", "model", "device", "dtype")]
+
+
+def _factory_options(name: str, factory: Callable[..., Any], options: CaptionOptions) -> dict[str, Any]:
+    """The -O options meant for this captioner: its own, plus the unprefixed ones it accepts."""
+    accepts_any, takes = _option_names(factory)
+    chosen = {k: v for k, v in options.captioner_options.get("*", {}).items() if accepts_any or k in takes}
     for key, value in options.captioner_options.get(name, {}).items():
-        if not accepts_any and key not in parameters:
+        if not accepts_any and key not in takes:
             raise PluginError(f"captioner {name} has no option {key!r} (options: {', '.join(takes) or 'none'})")
         chosen[key] = value
     return chosen
 
 
+def require_captioners(names: Iterable[str], registry: Registry) -> None:
+    for name in names:
+        if name not in registry.captioners:
+            available = ", ".join(sorted(registry.captioners)) or "none installed"
+            raise PluginError(f"no captioner {name!r} (available: {available}; see `lorakit plugins`)")
+
+
 def load_captioners(names: Iterable[str], options: CaptionOptions, registry: Registry) -> list[tuple[str, Any]]:
     names = list(names)
+    require_captioners(names, registry)
     for target in options.captioner_options:
         if target != "*" and target not in names:
             raise PluginError(f"-O {target}.…: {target!r} is not one of the captioners in use ({', '.join(names)})")
-    factories = {name: registry.captioners[name].factory for name in names if name in registry.captioners}
     for key in options.captioner_options.get("*", {}):
-        if not any(key in _factory_options(n, f, CaptionOptions([], captioner_options={"*": {key: 0}}))
-                   for n, f in factories.items()):
+        takers = [_option_names(registry.captioners[n].factory) for n in names]
+        if not any(accepts_any or key in takes for accepts_any, takes in takers):
             raise PluginError(f"-O {key}: none of the captioners ({', '.join(names)}) takes this option")
     loaded = []
     for name in names:
-        entry = registry.captioners.get(name)
-        if entry is None:
-            available = ", ".join(sorted(registry.captioners)) or "none installed"
-            raise PluginError(f"no captioner {name!r} (available: {available}; see `lorakit plugins`)")
+        entry = registry.captioners[name]
         model = options.models.get(name) or options.models.get("*")
         extra = _factory_options(name, entry.factory, options)
         loaded.append((name, entry.factory(model=model, device=options.device, dtype=options.dtype, **extra)))
@@ -419,10 +428,7 @@ def caption_folder(
     """Caption every image of `folder` not yet captioned (with resume) and write the output."""
     if options.vote not in ("consensus", "clip"):
         raise PluginError(f"unknown vote {options.vote!r} (consensus or clip)")
-    unknown = [name for name in options.captioners if name not in registry.captioners]
-    if unknown:
-        available = ", ".join(sorted(registry.captioners)) or "none installed"
-        raise PluginError(f"no captioner {unknown[0]!r} (available: {available}; see `lorakit plugins`)")
+    require_captioners(options.captioners, registry)  # before any output is touched
     filler = TemplateFiller(config) if options.template else None
     if filler is not None and not any(registry.captioners[n].info.get("answers_questions")
                                       for n in options.captioners):
