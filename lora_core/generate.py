@@ -71,12 +71,12 @@ def load_pipeline(base_model: str, device: str, dtype: str, config_folder: str |
     from diffusers import StableDiffusionPipeline
 
     from lora_core.devices import resolve_device, resolve_dtype
-    from lora_core.hub import load_pretrained
+    from lora_core.hub import PICKLE_SUFFIXES, load_pretrained
 
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)
     path = Path(base_model).expanduser()
-    if path.suffix.lower() in (".ckpt", ".pt", ".pth", ".bin"):
+    if path.suffix.lower() in PICKLE_SUFFIXES:
         raise PluginError(f"{base_model}: pickle checkpoints can run code when loaded; convert it to .safetensors")
     if path.is_file():
         if not config_folder:

@@ -16,6 +16,9 @@ from typing import Any
 
 from lora_core.errors import PluginError
 
+#: Checkpoint files that are Python pickles: loading one can run arbitrary code.
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")

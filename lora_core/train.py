@@ -23,6 +23,7 @@ from lora_core.api import LintOptions, LintResult, lint
 from lora_core.atomic import atomic_write_bytes
 from lora_core.config import Config
 from lora_core.errors import ConfigError, DatasetError, PluginError
+from lora_core.hub import PICKLE_SUFFIXES
 from lora_core.plugins import Registry
 from lora_core.violations import Severity
 
@@ -72,7 +73,7 @@ class TrainJob:
         return value
 
 
-FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".csv", ".jsonl")
+FILE_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES, ".csv", ".jsonl")
 
 
 @dataclass

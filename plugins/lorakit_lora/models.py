@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_core.errors import ConfigError, PluginError
-
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+from lora_core.hub import PICKLE_SUFFIXES
 
 
 @dataclass
