@@ -47,8 +47,9 @@ def base_model(size: str, workdir: Path) -> Path:
         return tiny_sd(folder)
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from lorakit_lora.architectures import write_config_folder
     from transformers import CLIPTextConfig, CLIPTextModel
+
+    from lora_core.architectures import write_config_folder
 
     write_config_folder(folder, size)  # random weights in the published architecture
     torch.manual_seed(0)

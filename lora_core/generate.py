@@ -68,8 +68,6 @@ def find_lora(name: str, folders: list[Path]) -> Path:
 
 
 def load_pipeline(base_model: str, device: str, dtype: str, config_folder: str | None = None) -> Any:
-    from diffusers import StableDiffusionPipeline
-
     from lora_core.devices import resolve_device, resolve_dtype
     from lora_core.hub import PICKLE_SUFFIXES, load_pretrained
 
@@ -78,13 +76,10 @@ def load_pipeline(base_model: str, device: str, dtype: str, config_folder: str |
     path = Path(base_model).expanduser()
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise PluginError(f"{base_model}: pickle checkpoints can run code when loaded; convert it to .safetensors")
-    if path.is_file():
-        if not config_folder:
-            raise ConfigError(f"{base_model}: a single-file model needs --base-model-config (a diffusers folder of the "
-                              "same architecture) to load offline")
-        pipeline = StableDiffusionPipeline.from_single_file(str(path), config=config_folder, local_files_only=True,
-                                                            dtype=torch_dtype, safety_checker=None,
-                                                            requires_safety_checker=False)
+    if path.is_file():  # SD 1.x/2.x or SDXL, read offline against the architecture its keys show
+        from lora_core.architectures import load_single_file
+
+        pipeline = load_single_file(path, config_folder, dtype=torch_dtype)
     else:  # SD 1.x/2.x or SDXL: the class comes from the model's model_index.json
         from diffusers import DiffusionPipeline
 

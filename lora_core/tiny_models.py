@@ -263,40 +263,58 @@ def tiny_sd_topology(folder: Path, seed: int = 0) -> Path:
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, attention_head_dim=8))
 
 
-def tiny_sdxl(folder: Path, seed: int = 0) -> Path:
-    """An SDXL-shaped pipeline: UNet with text-time conditioning, two CLIP text encoders (the second
-    with a projection, as OpenCLIP bigG), the real CLIP tokenizer for both, saved as a diffusers folder."""
+def _tiny_sdxl(folder: Path, seed: int, unet: dict[str, Any], second_width: int, vae_layers: int) -> Path:
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     _seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     vocabulary, tokenizer, config = _clip_text_parts(folder)
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
-        projection_class_embeddings_input_dim=6 * 8 + 32,  # six time ids, and the pooled text embedding
-        cross_attention_dim=64, norm_num_groups=32)  # both encoders' hidden states side by side
-    vae = AutoencoderKL(latent_channels=4, sample_size=64, block_out_channels=(32, 32, 32, 32), layers_per_block=1,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        norm_num_groups=32, scaling_factor=0.13025)
+    second = config.__class__(**{**config.to_dict(), "hidden_size": second_width, "projection_dim": second_width})
+    unet_model = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + second_width,  # six time ids, and
+        cross_attention_dim=config.hidden_size + second_width, norm_num_groups=32, **unet)  # the pooled embedding
+    vae = AutoencoderKL(latent_channels=4, sample_size=64, block_out_channels=(32, 32, 32, 32),
+                        layers_per_block=vae_layers, down_block_types=("DownEncoderBlock2D",) * 4,
+                        up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, scaling_factor=0.13025)
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        steps_offset=1, timestep_spacing="leading")
     pipeline = StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(config), text_encoder_2=(
-        CLIPTextModelWithProjection(config)), tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
+        CLIPTextModelWithProjection(second)), tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet_model,
         scheduler=scheduler)
     return _save_pipeline(pipeline, folder, vocabulary, ("tokenizer", "tokenizer_2"))
+
+
+def tiny_sdxl(folder: Path, seed: int = 0) -> Path:
+    """An SDXL-shaped pipeline: UNet with text-time conditioning, two CLIP text encoders (the second
+    with a projection, as OpenCLIP bigG), the real CLIP tokenizer for both, saved as a diffusers folder."""
+    return _tiny_sdxl(folder, seed, second_width=32, vae_layers=1, unet=dict(
+        layers_per_block=1, block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+        transformer_layers_per_block=(1, 2)))
+
+
+def tiny_sdxl_topology(folder: Path, seed: int = 0) -> Path:
+    """A tiny SDXL with SDXL's exact block layout (three levels, two layers per block, no attention
+    in the first, several transformer layers deeper) and text encoders of different widths (as
+    CLIP ViT-L and OpenCLIP bigG), so `save_ldm_checkpoint` can write it as an original single file."""
+    return _tiny_sdxl(folder, seed, second_width=64, vae_layers=2, unet=dict(
+        layers_per_block=2, block_out_channels=(32, 64, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4, 4),
+        transformer_layers_per_block=(1, 2, 2)))
 
 
 _RESNET_TO_LDM = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("time_emb_proj", "emb_layers.1"),
                   ("norm2", "out_layers.0"), ("conv2", "out_layers.3"), ("conv_shortcut", "skip_connection"))
 
 
-def _unet_to_ldm(name: str) -> str:
-    """A diffusers UNet parameter name in the original (LDM) layout, for SD 1.x's block layout."""
+def _unet_to_ldm(name: str, up_blocks_with_attention: set[int]) -> str:
+    """A diffusers UNet parameter name in the original (LDM) layout, for SD 1.x's and SDXL's block
+    layouts (two layers a level)."""
     renames = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+               "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2",
                "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
     head, _, rest = name.partition(".")
     for old, new in renames.items():
@@ -315,7 +333,8 @@ def _unet_to_ldm(name: str) -> str:
         return f"input_blocks.{3 * block + layer + 1}.{0 if kind == 'resnets' else 1}." + \
             (_resnet(tail) if kind == "resnets" else tail)
     if kind == "upsamplers":
-        return f"output_blocks.{3 * block + 2}.{1 if block == 0 else 2}." + ".".join(parts[4:])
+        place = 2 if block in up_blocks_with_attention else 1  # after the resnet, and the attention if any
+        return f"output_blocks.{3 * block + 2}.{place}." + ".".join(parts[4:])
     layer, tail = int(parts[3]), ".".join(parts[4:])
     return f"output_blocks.{3 * block + layer}.{0 if kind == 'resnets' else 1}." + \
         (_resnet(tail) if kind == "resnets" else tail)
@@ -358,27 +377,67 @@ def _vae_to_ldm(name: str, levels: int) -> str:
 
 
 def save_ldm_checkpoint(folder: Path, path: Path) -> Path:
-    """Write a diffusers SD 1.x folder (of SD 1.x's block layout) as one original-layout
-    `.safetensors` checkpoint, the kind A1111 and ComfyUI users download (tests of single-file
-    loading)."""
+    """Write a diffusers SD 1.x or SDXL folder (of that model's block layout: `tiny_sd_topology`,
+    `tiny_sdxl_topology`) as one original-layout `.safetensors` checkpoint, the kind A1111 and
+    ComfyUI users download (tests of single-file loading)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from safetensors.torch import save_file
-    from transformers import CLIPTextModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
     vae = AutoencoderKL.from_pretrained(folder, subfolder="vae")
     text = CLIPTextModel.from_pretrained(folder, subfolder="text_encoder")
-    tensors = {}
-    for name, value in unet.state_dict().items():
-        tensors["model.diffusion_model." + _unet_to_ldm(name)] = value
+    with_attention = {i for i, kind in enumerate(unet.config.up_block_types) if kind.startswith("CrossAttn")}
+    tensors = {"model.diffusion_model." + _unet_to_ldm(name, with_attention): value
+               for name, value in unet.state_dict().items()}
     levels = len(vae.config.down_block_types)
     for name, value in vae.state_dict().items():
         ldm = _vae_to_ldm(name, levels)
         if ".mid.attn_1." in ldm and value.ndim == 2:
             value = value[:, :, None, None]  # LDM's attention projections are 1x1 convolutions
         tensors["first_stage_model." + ldm] = value
-    for name, value in text.state_dict().items():
-        key = name if name.startswith("text_model.") else "text_model." + name
-        tensors["cond_stage_model.transformer." + key] = value
+    sdxl = (folder / "text_encoder_2").is_dir()
+    first = "conditioner.embedders.0.transformer." if sdxl else "cond_stage_model.transformer."
+    for name, value in _text_model_state(text).items():
+        tensors[first + name] = value
+    if sdxl:
+        second = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2")
+        for name, value in _open_clip_layout(second).items():
+            tensors["conditioner.embedders.1.model." + name] = value
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
     return path
+
+
+def _text_model_state(model: Any) -> dict[str, Any]:
+    """A CLIP text model's weights named as transformers 4 did (`text_model.` first, which
+    transformers 5 drops for CLIPTextModel); the projection, if any, keeps its own name."""
+    return {name if name.startswith(("text_model.", "text_projection.")) else "text_model." + name: value
+            for name, value in model.state_dict().items() if not name.endswith("position_ids")}
+
+
+def _open_clip_layout(model: Any) -> dict[str, Any]:
+    """A transformers CLIP text model with projection in OpenCLIP's layout (SDXL's second encoder):
+    fused q/k/v, `resblocks`, and the projection as a matrix applied on the right."""
+    import torch
+
+    state = _text_model_state(model)
+    out = {"token_embedding.weight": state.pop("text_model.embeddings.token_embedding.weight"),
+           "positional_embedding": state.pop("text_model.embeddings.position_embedding.weight"),
+           "ln_final.weight": state.pop("text_model.final_layer_norm.weight"),
+           "ln_final.bias": state.pop("text_model.final_layer_norm.bias"),
+           "text_projection": state.pop("text_projection.weight").T}
+    renames = (("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"), ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj"),
+               ("self_attn.out_proj", "attn.out_proj"))
+    for layer in range(model.config.num_hidden_layers):
+        old, new = f"text_model.encoder.layers.{layer}.", f"transformer.resblocks.{layer}."
+        for kind in ("weight", "bias"):
+            out[f"{new}attn.in_proj_{kind}"] = torch.cat([state.pop(f"{old}self_attn.{p}_proj.{kind}") for p in "qkv"])
+        for name in [n for n in state if n.startswith(old)]:
+            tail = name[len(old):]
+            for before, after in renames:
+                tail = tail.replace(before, after)
+            out[new + tail] = state.pop(name)
+    if state:
+        raise ValueError(f"unexpected text encoder weights: {sorted(state)[:3]}")
+    return out
+

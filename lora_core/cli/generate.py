@@ -15,7 +15,8 @@ from lora_core.cli import cli
 @click.option("--base-model", required=True, metavar="FOLDER_OR_ID_OR_FILE",
               help="A diffusers folder, a hub id in the local cache, or a .safetensors checkpoint.")
 @click.option("--base-model-config", metavar="FOLDER",
-              help="For a single-file base model: a diffusers folder of the same architecture (configs suffice).")
+              help="For a single-file base model of another architecture than SD 1.5, 2.1 or SDXL: a diffusers folder "
+                   "of the same architecture (configs suffice).")
 @click.option("--lora-dir", "lora_dirs", multiple=True, type=click.Path(path_type=Path, file_okay=False),
               help="Where <lora:NAME> files are looked up (repeatable) [default: ., runs].")
 @click.option("--output", "-o", type=click.Path(path_type=Path, file_okay=False), default=Path("samples"),

@@ -1,6 +1,6 @@
 """Loading the base model a LoRA is trained on: a diffusers folder, a hub id in the local cache,
-or a single-file `.safetensors` checkpoint (loaded offline against a diffusers-layout config
-folder). Pickle checkpoints (.ckpt, .pt, .bin) can run code when loaded: refused unless allowed.
+or a single-file `.safetensors` checkpoint (loaded offline: lora_core.architectures). Pickle
+checkpoints (.ckpt, .pt, .bin) can run code when loaded: refused unless allowed.
 """
 
 from __future__ import annotations
@@ -102,49 +102,16 @@ def _read_index(source: str) -> dict[str, Any]:
 
 
 def _from_single_file(path: Path, config_folder: str | None) -> BaseModel:
-    """A single checkpoint file, offline: diffusers reads the architecture from `config_folder`
-    (a diffusers-layout folder with configs and tokenizer files; weights are not needed)."""
-    from diffusers import DDPMScheduler, StableDiffusionPipeline
+    from diffusers import DDPMScheduler
 
-    if not config_folder:
-        config_folder = str(_known_architecture_folder(path))
-    if (Path(config_folder) / "text_encoder_2").exists():
-        raise PluginError(f"{path}: SDXL single-file checkpoints are not supported yet; convert it to a diffusers "
-                          "folder (diffusers' StableDiffusionXLPipeline.from_single_file + save_pretrained) and "
-                          "point [train] base-model at that folder")
-    try:
-        pipeline = StableDiffusionPipeline.from_single_file(str(path), config=config_folder, local_files_only=True,
-                                                            safety_checker=None, requires_safety_checker=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise PluginError(f"{path}: could not be loaded as a Stable Diffusion checkpoint against "
-                          f"{config_folder} ({str(exc).splitlines()[0][:160]})") from None
+    from lora_core.architectures import load_single_file
+
+    pipeline = load_single_file(path, config_folder)
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
-    return _assemble(str(path), pipeline.tokenizer, pipeline.text_encoder, pipeline.vae, pipeline.unet, scheduler)
-
-
-def _known_architecture_folder(path: Path) -> Path:
-    """The config folder lorakit writes itself for an SD 1.x / 2.x checkpoint (no hub needed)."""
-    import os
-
-    from safetensors import safe_open
-
-    from lorakit_lora.architectures import detect, write_config_folder
-
-    try:
-        with safe_open(str(path), "pt") as fh:
-            keys = set(fh.keys())
-    except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise PluginError(f"{path}: not a readable .safetensors file ({str(exc).splitlines()[0][:160]})") from None
-    architecture = detect(keys)
-    if architecture is None:
-        raise ConfigError(f"{path}: not a Stable Diffusion 1.x/2.x checkpoint lorakit knows (SDXL single files are "
-                          "not supported yet: use a diffusers folder); for another SD 1.x/2.x variant set [train] "
-                          "base-model-config to a diffusers folder of its architecture (configs suffice)")
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lorakit" / "architectures"
-    folder = cache / architecture
-    if not (folder / "model_index.json").is_file():
-        write_config_folder(folder, architecture)
-    return folder
+    base = _assemble(str(path), pipeline.tokenizer, pipeline.text_encoder, pipeline.vae, pipeline.unet, scheduler)
+    if getattr(pipeline, "text_encoder_2", None) is not None:
+        base.tokenizer_2, base.text_encoder_2, base.version = pipeline.tokenizer_2, pipeline.text_encoder_2, "sdxl"
+    return base
 
 
 def _assemble(source: str, tokenizer: Any, text_encoder: Any, vae: Any, unet: Any, scheduler: Any) -> BaseModel:

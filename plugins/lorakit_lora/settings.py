@@ -17,7 +17,8 @@ TRAINER_SECTION = ConfigSection(
     [
         ConfigKey("base-model-config", Str(), "",
                   "For a single-file base model: a diffusers folder of the same architecture (configs and tokenizer "
-                  "suffice) to read it against, offline."),
+                  "suffice) to read it against, offline. Unset: lorakit's own SD 1.5, SD 2.1 or SDXL configs, "
+                  "chosen from the checkpoint's keys."),
         ConfigKey("name", Str(), "", "Run name (default: the dataset folder's name); runs go to output-dir/name-tag."),
         ConfigKey("output-dir", Str(), "runs", "Folder of the run folders (relative to the current folder)."),
         ConfigKey("resolution", Int(64), 512, "Training resolution: buckets hold about resolution² pixels."),

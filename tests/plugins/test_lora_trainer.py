@@ -280,25 +280,33 @@ def test_generate_applies_the_lora_at_the_prompt_weight(trained, tiny_sd, tmp_pa
     assert result.exit_code == 2 and "<lora:missing>: no missing.safetensors in" in result.stderr
 
 
-@pytest.mark.parametrize("architecture, unet_params, text_params", [("sd15", 859_520_964, 123_060_480),
-                                                                     ("sd21", 865_910_724, 340_387_840)])
+@pytest.mark.parametrize("architecture, unet_params, text_params", [
+    ("sd15", 859_520_964, (123_060_480,)), ("sd21", 865_910_724, (340_387_840,)),
+    ("sdxl", 2_567_463_684, (123_060_480, 694_659_840))])
 def test_single_file_architectures_are_the_published_models(tmp_path, architecture, unet_params, text_params):
     """The config folders lorakit writes for single-file checkpoints build the real architectures
-    (counted on the meta device: no weights) and the real tokenizer, with no network."""
+    (counted on the meta device: no weights; the published parameter counts) and the real
+    tokenizers, with no network."""
     from accelerate import init_empty_weights
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from lorakit_lora.architectures import write_config_folder
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    from lora_core.architectures import write_config_folder
 
     folder = write_config_folder(tmp_path / architecture, architecture)
+    encoders = [("text_encoder", "tokenizer", CLIPTextModel), ("text_encoder_2", "tokenizer_2",
+                                                               CLIPTextModelWithProjection)][: len(text_params)]
     with init_empty_weights():
         unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
         vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
-        text = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder"))
+        texts = [model(CLIPTextConfig.from_pretrained(folder / name)) for name, _, model in encoders]
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert (count(unet), count(vae), count(text)) == (unet_params, 83_653_863, text_params)
-    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-    assert tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+    assert (count(unet), count(vae), tuple(map(count, texts))) == (unet_params, 83_653_863, text_params)
+    pads = {"sd15": [49407], "sd21": [0], "sdxl": [49407, 0]}[architecture]  # OpenCLIP pads with "!" (id 0)
+    for (_, tokenizer_name, _), pad in zip(encoders, pads):
+        tokenizer = CLIPTokenizer.from_pretrained(folder / tokenizer_name)
+        ids = tokenizer("a photo of a cat", padding="max_length", max_length=8).input_ids
+        assert ids == [49406, 320, 1125, 539, 320, 2368, 49407, pad]
 
 
 def test_a_single_file_that_is_not_stable_diffusion_is_refused(tmp_path, tiny_sd):
@@ -309,7 +317,7 @@ def test_a_single_file_that_is_not_stable_diffusion_is_refused(tmp_path, tiny_sd
     folder = dataset(tmp_path / "ds", tiny_sd, epochs=1)
     (folder / "lorakit.toml").write_text(TRAIN.format(base=odd, epochs=1, extra=""), encoding="utf-8")
     result = run_train([str(folder)], tmp_path)
-    assert result.exit_code == 2 and "not a Stable Diffusion 1.x/2.x checkpoint lorakit knows" in result.stderr
+    assert result.exit_code == 2 and "not a Stable Diffusion 1.x/2.x or SDXL checkpoint lorakit knows" in result.stderr
 
 
 def merged(module, tensors: dict, prefix: str):
@@ -417,16 +425,62 @@ def test_a_single_file_checkpoint_loads_offline_exactly_and_trains(tmp_path, mon
     assert (tmp_path / "runs" / "ds-file" / "ds.safetensors").is_file()
 
 
-def test_a_single_file_of_an_unexpected_architecture_is_one_line(tmp_path, monkeypatch):
-    from lora_core.tiny_models import save_ldm_checkpoint, tiny_sd_topology
+def test_an_sdxl_single_file_loads_offline_exactly_and_trains(tmp_path, monkeypatch):
+    """SDXL's original layout: CLIP ViT-L under conditioner.embedders.0, OpenCLIP bigG (fused
+    q/k/v, projection matrix) under conditioner.embedders.1, text-time embedding as label_emb."""
+    from diffusers import StableDiffusionXLPipeline
+    from lorakit_lora.models import load_base_model
+
+    from lora_core.tiny_models import save_ldm_checkpoint, tiny_sdxl_topology
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tiny_sdxl_topology(tmp_path / "xl")
+    checkpoint = save_ldm_checkpoint(folder, tmp_path / "xl.safetensors")
+    reference = StableDiffusionXLPipeline.from_pretrained(folder)
+    loaded = load_base_model(str(checkpoint), config_folder=str(folder))
+    generator = torch.Generator().manual_seed(0)
+    sample, hidden = torch.randn(1, 4, 8, 8, generator=generator), torch.randn(1, 77, 96, generator=generator)
+    extra = {"text_embeds": torch.randn(1, 64, generator=generator),
+             "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]])}
+    pixels, ids = torch.randn(1, 3, 64, 64, generator=generator), torch.tensor([[49406, 320, 1125, 49407]])
+    with torch.no_grad():
+        pairs = [(m.unet(sample, torch.tensor([10]), hidden, added_cond_kwargs=extra).sample,
+                  m.vae.decode(sample).sample, m.vae.encode(pixels).latent_dist.mean, m.text_encoder(ids)[0],
+                  m.text_encoder_2(ids, output_hidden_states=True).hidden_states[-2],
+                  m.text_encoder_2(ids).text_embeds) for m in (reference, loaded)]
+    assert all(torch.equal(a, b) for a, b in zip(*pairs))  # every weight came from the file
+    assert loaded.version == "sdxl" and loaded.tokenizer_2 is not None
+    data = dataset(tmp_path / "ds", checkpoint, epochs=1,
+                   extra=f'base-model-config = "{folder}"\ntrain-text-encoder = true\n')
+    result = run_train([str(data), "--tag", "file"], tmp_path)
+    assert result.exit_code == 0, result.output
+    tensors, metadata = kohya_file(tmp_path / "runs" / "ds-file" / "ds.safetensors")
+    assert {k.split("_")[1] for k in tensors} == {"unet", "te1", "te2"}
+    assert metadata["ss_base_model_version"] == "sdxl_base_v1-0"
+    result = CliRunner().invoke(cli, ["generate", "cybrpnk <lora:ds:0.8>", "--base-model", str(checkpoint),
+                                      "--base-model-config", str(folder), "--lora-dir", str(tmp_path / "runs"),
+                                      "-o", str(tmp_path / "out"), "--steps", "2", "--device", "cpu"])
+    assert result.exit_code == 0, result.output  # generate reads the same file through the same loader
+    assert Path(result.stdout.strip()).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("builder, architecture, kind", [("tiny_sd_topology", "sd15", "a Stable Diffusion 1.x/2.x"),
+                                                         ("tiny_sdxl_topology", "sdxl", "an SDXL")])
+def test_a_single_file_of_an_unexpected_architecture_is_one_line(tmp_path, monkeypatch, builder, architecture, kind):
+    """Without base-model-config lorakit detects the family and uses its own published configs,
+    which a tiny model does not match: one line, no traceback, and the config folder is complete."""
+    from lora_core import tiny_models
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    checkpoint = save_ldm_checkpoint(tiny_sd_topology(tmp_path / "sd1"), tmp_path / "model.safetensors")
-    data = dataset(tmp_path / "ds", checkpoint, epochs=1)  # no base-model-config: lorakit's SD 1.5 configs
+    build = getattr(tiny_models, builder)
+    checkpoint = tiny_models.save_ldm_checkpoint(build(tmp_path / "model"), tmp_path / "model.safetensors")
+    data = dataset(tmp_path / "ds", checkpoint, epochs=1)
     result = run_train([str(data), "--tag", "x"], tmp_path)
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "could not be loaded as a Stable Diffusion checkpoint against" in result.stderr
-    assert (tmp_path / "cache" / "lorakit" / "architectures" / "sd15" / "model_index.json").is_file()
+    assert f"could not be loaded as {kind} checkpoint against" in result.stderr
+    cached = tmp_path / "cache" / "lorakit" / "architectures"
+    assert (cached / architecture / "model_index.json").is_file()
+    assert [p.name for p in cached.iterdir()] == [architecture]  # no staging folder left behind
 
 
 def test_eight_bit_adamw(tiny_sd, tmp_path):
