@@ -122,7 +122,7 @@ class Trainer:
         accelerator = self.accelerator
         self.device = accelerator.device
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.mixed_precision, torch.float32)
-        base = load_base_model(s.base_model, self.job.allow_pickle, s.base_model_config or None)
+        base = load_base_model(s.base_model, self.job.allow_pickle, s.base_model_config or None, s.prediction_type)
         self.base = base
         for module in base.modules:
             module.requires_grad_(False)

@@ -52,15 +52,23 @@ def check_source(base: str, allow_pickle: bool) -> None:
         raise ConfigError(f"[train] base-model {base!r}: no such file")
 
 
-def load_base_model(base: str, allow_pickle: bool = False, config_folder: str | None = None) -> BaseModel:
-    """Load the diffusers components of `base` (fp32; the trainer casts)."""
+def load_base_model(base: str, allow_pickle: bool = False, config_folder: str | None = None,
+                    prediction_type: str = "auto") -> BaseModel:
+    """Load the diffusers components of `base` (fp32; the trainer casts). `prediction_type` other
+    than "auto" overrides what the model's scheduler config says (kohya's --v_parameterization)."""
     check_source(base, allow_pickle)
     path = Path(base).expanduser()
     if path.is_file():
-        return _from_single_file(path, config_folder)
-    if path.is_dir() and not (path / "model_index.json").is_file():
+        model = _from_single_file(path, config_folder)
+    elif path.is_dir() and not (path / "model_index.json").is_file():
         raise ConfigError(f"[train] base-model {base!r}: a folder without model_index.json is not a diffusers model")
-    return _from_pretrained(str(path) if path.is_dir() else base)
+    else:
+        model = _from_pretrained(str(path) if path.is_dir() else base)
+    if prediction_type != "auto" and prediction_type != model.prediction_type:
+        model.noise_scheduler = model.noise_scheduler.from_config(model.noise_scheduler.config,
+                                                                  prediction_type=prediction_type)
+        model.prediction_type = prediction_type
+    return model
 
 
 def _from_pretrained(source: str) -> BaseModel:

@@ -19,6 +19,9 @@ TRAINER_SECTION = ConfigSection(
                   "For a single-file base model: a diffusers folder of the same architecture (configs and tokenizer "
                   "suffice) to read it against, offline. Unset: lorakit's own SD 1.5, SD 2.1 or SDXL configs, "
                   "chosen from the checkpoint's keys."),
+        ConfigKey("prediction-type", Str(["auto", "epsilon", "v_prediction"]), "auto",
+                  "What the UNet predicts. auto: the base model's scheduler config (lorakit's SD 2.1 configs say "
+                  "v_prediction: set epsilon for a single-file SD 2.x 512-base checkpoint)."),
         ConfigKey("name", Str(), "", "Run name (default: the dataset folder's name); runs go to output-dir/name-tag."),
         ConfigKey("output-dir", Str(), "runs", "Folder of the run folders (relative to the current folder)."),
         ConfigKey("resolution", Int(64), 512, "Training resolution: buckets hold about resolution² pixels."),
@@ -71,6 +74,7 @@ class TrainSettings:
 
     base_model: str = ""
     base_model_config: str = ""
+    prediction_type: str = "auto"
     epochs: int = 10
     learning_rate: float = 1e-4
     rank: int = 16

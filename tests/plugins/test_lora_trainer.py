@@ -232,6 +232,32 @@ def test_v_prediction_base_model_trains(tmp_path):
     assert metadata["ss_v_parameterization"] == "True"
 
 
+def test_prediction_type_overrides_the_scheduler_config(tmp_path, tiny_sd):
+    """An SD 2.x 512-base single file reads against lorakit's SD 2.1 (v-prediction) configs; the
+    user says otherwise with prediction-type, and the noise scheduler follows."""
+    from lorakit_lora.models import load_base_model
+
+    assert load_base_model(str(tiny_sd)).prediction_type == "epsilon"
+    model = load_base_model(str(tiny_sd), prediction_type="v_prediction")
+    assert model.prediction_type == model.noise_scheduler.config.prediction_type == "v_prediction"
+    assert load_base_model(str(tiny_sd), prediction_type="auto").noise_scheduler.config.prediction_type == "epsilon"
+
+
+def test_settings_defaults_are_the_documented_ones():
+    """TrainSettings (used by the trainer, the CUDA tests and the benchmark) and the [train] keys
+    users read about in docs/configuration.md must agree on every default."""
+    from lorakit_lora.settings import TrainSettings
+
+    from lora_core.plugins import load_plugins
+
+    section = load_plugins(builtin_only=True).config_sections["train"]
+    documented = {key.name.replace("-", "_"): key.default for key in section.keys}
+    defaults = vars(TrainSettings())
+    shared = set(documented) & set(defaults)
+    assert shared >= {"epochs", "learning_rate", "rank", "alpha", "prediction_type", "resolution", "seed"}
+    assert {k: defaults[k] for k in shared} == {k: documented[k] for k in shared}
+
+
 def test_two_process_accelerate_training(tiny_sd, tmp_path):
     folder = dataset(tmp_path / "ds", tiny_sd, epochs=1, count=8)
     # torchrun is the launcher accelerate uses; `accelerate launch --cpu` starts one process without MPI
