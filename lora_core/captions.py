@@ -136,22 +136,19 @@ def near_duplicate_key(caption: str) -> str:
 
 def duplicate_tag_candidates(corpus) -> list[int]:
     """Indexes of captions that may repeat a tag (case- and spacing-insensitive); a superset,
-    confirmed by the caller with tag_spans. Normalised in bulk as UTF-8 bytes (several times
-    faster than on a str holding any non-ASCII character); one set() per caption, built by maps."""
-    data = corpus.sep.join(corpus.folded).encode("utf-8", "surrogateescape")
-    sep = corpus.sep.encode("utf-8", "surrogateescape")
+    confirmed by the caller with tag_spans. Works on the casefolded corpus as UTF-8 bytes (several
+    times faster than on a str holding any non-ASCII character) with every blank deleted, which
+    can only merge tags that differ by spaces (more candidates, never fewer); one set() per
+    caption, built by maps."""
+    data, _ = corpus.folded_encoded()
     for other in _OTHER_SEPARATORS:
         if other in data:
             data = data.replace(other, b",")
-    if b"\t" in data:
-        data = data.replace(b"\t", b" ")
-    while b"  " in data:
-        data = data.replace(b"  ", b" ")
-    pieces = data.replace(b" ,", b",").replace(b", ", b",").split(sep)
+    pieces = data.translate(None, b" \t").split(corpus.sep.encode("utf-8", "surrogateescape"))[1:-1]
     if len(pieces) != len(corpus.captions):  # pragma: no cover - the separator is never produced
         return list(range(len(corpus.captions)))
     comma = itertools.repeat(b",")
-    distinct = map(len, map(set, map(bytes.split, pieces, comma)))
+    distinct = map(len, map(set, map(bytes.split, pieces, comma)))  # lazily: one caption's tags at a time
     separators = map(bytes.count, pieces, comma)
     # n separators make n + 1 tags; fewer distinct ones means a repeat (or empty tags: LK104).
-    return [i for i, (d, n) in enumerate(zip(distinct, separators)) if d <= n]
+    return list(itertools.compress(itertools.count(), map(int.__le__, distinct, separators)))

@@ -141,7 +141,7 @@ class Corpus:
         found by scanning the joined corpus as bytes, then one step per occurrence; a common one
         by one C-level test per caption."""
         needle = text.casefold()
-        data, starts = self._folded_encoded()
+        data, starts = self.folded_encoded()
         encoded = needle.encode("utf-8", "surrogateescape")
         limit = len(starts) // 16
         found: set[int] = set()
@@ -154,7 +154,9 @@ class Corpus:
             at = data.find(encoded, at + 1)
         return sorted(found)
 
-    def _folded_encoded(self) -> tuple[bytes, list[int]]:
+    def folded_encoded(self) -> tuple[bytes, list[int]]:
+        """The casefolded corpus as UTF-8 bytes (`sep` around every caption), and where each
+        caption starts in it."""
         if self._folded_bytes is None:
             data = (self.sep + self.sep.join(self.folded) + self.sep).encode("utf-8", "surrogateescape")
             self._folded_bytes = (data, _boundaries(data, self.sep))
