@@ -82,7 +82,7 @@ class UnboundPerson(Rule):
     severity = Severity.ERROR
     options = (RuleOption("entities.identities", "declared identity tokens"),
                RuleOption("entities.person-terms", "words that show a person"))
-    cost = 5
+    cost = 6
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         identities = _identities(ctx)
@@ -276,7 +276,7 @@ class TriggerMissing(Rule):
     severity = Severity.ERROR
     fix = Applicability.UNSAFE
     options = (RuleOption("entities.trigger", "the trigger token"),)
-    cost = 3
+    cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         trigger = _entities(ctx).get("trigger", "")
@@ -321,7 +321,7 @@ class TriggerPosition(Rule):
     fix = Applicability.SAFE
     options = (RuleOption("entities.trigger", "the trigger token"),
                RuleOption("entities.keep-tokens", "how many leading tags stay in place"))
-    cost = 4
+    cost = 6
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         settings = _entities(ctx)

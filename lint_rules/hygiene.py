@@ -72,7 +72,7 @@ class Whitespace(Rule):
     summary = "Leading/trailing/double spaces, tabs or line breaks in a caption"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    cost = 3
+    cost = 5
 
     _MESSAGES = {
         "lead": ("caption starts with whitespace", "remove leading whitespace", ""),
@@ -127,7 +127,7 @@ class MixedSeparators(Rule):
     summary = "`,` mixed with `;` or `|` in a caption or across the dataset"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    cost = 1
+    cost = 2
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -170,7 +170,7 @@ class DuplicateTag(Rule):
     summary = "The same tag twice in one caption"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    cost = 8
+    cost = 10
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -283,7 +283,7 @@ class InvisibleCharacter(Rule):
     summary = "Zero-width, NBSP or control characters (they break trigger-word matching)"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    cost = 1
+    cost = 3
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -343,7 +343,7 @@ class TypographicCharacters(Rule):
     summary = "Smart quotes, non-ASCII punctuation or full-width separators"
     severity = Severity.INFO
     fix = Applicability.SAFE
-    cost = 1
+    cost = 3
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -376,7 +376,7 @@ class DuplicateCaption(Rule):
     name = "duplicate-caption"
     summary = "One caption text shared by several images"
     severity = Severity.WARNING
-    cost = 1
+    cost = 2
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -420,7 +420,7 @@ class NearDuplicateCaption(Rule):
     name = "near-duplicate-caption"
     summary = "Captions that differ only trivially (case, punctuation, tag order)"
     severity = Severity.INFO
-    cost = 6
+    cost = 14
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -469,7 +469,7 @@ class MixedCaptionStyle(Rule):
     name = "mixed-caption-style"
     summary = "Some captions are tag lists, others sentences"
     severity = Severity.INFO
-    cost = 2
+    cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus

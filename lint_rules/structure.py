@@ -95,6 +95,7 @@ class CaptionMissing(Rule):
     name = "caption-missing"
     summary = "An image in the dataset has no caption (no row, no sidecar)"
     severity = Severity.ERROR
+    cost = 2
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         listed = {r.image for r in dataset.records}

@@ -83,7 +83,7 @@ class StyleTermMissing(Rule):
     fix = Applicability.SAFE
     options = (RuleOption("style.required", "the style terms"),
                RuleOption("style.prefix", "added by the fix when set"))
-    cost = 2
+    cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         required = _required(ctx)
@@ -141,7 +141,7 @@ class StylePrefixInconsistent(Rule):
     severity = Severity.ERROR
     fix = Applicability.SAFE
     options = (RuleOption("style.prefix", "the prefix every caption must start with"),)
-    cost = 1
+    cost = 2
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         records = [r for r in ctx.captioned if (r.caption or "").strip()]
@@ -203,7 +203,7 @@ class VagueTerm(Rule):
     severity = Severity.WARNING
     fix = Applicability.UNSAFE
     options = (RuleOption("style.vague", "vague term -> specific replacement"),)
-    cost = 1
+    cost = 3
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         vague: dict[str, str] = _style(ctx).get("vague", {})
@@ -241,7 +241,7 @@ class StyleCoverageLow(Rule):
     shares = "style-coverage"
     options = (RuleOption("style.required", "the style terms"),
                RuleOption("style.min-coverage", "the share required (0.0 to 1.0)"))
-    cost = 2
+    cost = 3
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         required = _required(ctx)

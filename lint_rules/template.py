@@ -161,7 +161,7 @@ class TemplateMismatch(Rule):
     summary = "Caption does not follow template.pattern"
     severity = Severity.ERROR
     options = (RuleOption("template.pattern", "the template"),)
-    cost = 5
+    cost = 6
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         template = _template(ctx)

@@ -58,7 +58,7 @@ class ClipTokenOverflow(Rule):
     shares = "clip-tokenizer"
     options = (RuleOption("tokens.max", "content tokens allowed"),
                RuleOption("tokens.tokenizer", "where the vocabulary comes from"))
-    cost = 5
+    cost = 8
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         limit = ctx.section("tokens").get("max", 75)
