@@ -11,7 +11,9 @@ hits them alike:
   - `lorakit lint --format concise --ignore LK6`            (issue 3: every caption rule, configured;
                                                               the image rules have bench_images.py)
   - `lorakit lint`                                          (the same, default rich report)
-and prints the median and minimum wall time and the peak RSS of each.
+and prints the median and minimum wall time and the peak RSS of each. `--per-rule` instead
+times every enabled rule alone, in-process, on the built corpus (best of 2), and the share of
+each of the two worker processes: what the rules' `cost` hints should follow.
 Targets: lint < 2 s wall and < 300 MB peak on the 2-core dev machine; --help < 0.3 s.
 """
 
@@ -107,6 +109,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=Path("build/bench"))
+    parser.add_argument("--per-rule", action="store_true", help="time each rule alone, in-process")
     args = parser.parse_args()
     folder = args.workdir / f"csv{args.rows}-v3"
     if not (folder / "metadata.csv").exists():
@@ -114,6 +117,8 @@ def main() -> None:
         t = time.perf_counter()
         make_dataset(folder, args.rows)
         print(f"generated {args.rows} rows + images in {time.perf_counter() - t:.1f} s")
+    if args.per_rule:
+        return per_rule(folder / "metadata.csv")
     lorakit = shutil.which("lorakit", path=os.path.dirname(sys.executable)) or "lorakit"
     data = str(folder / "metadata.csv")
     commands = {
@@ -140,6 +145,36 @@ def main() -> None:
         print(f"{name:<24} {median:>8.3f} {min(walls):>8.3f} {max(m for _, m in runs):>8.1f} {median / floor:>8.1f}")
     counts = subprocess.run(commands["all rules concise"] + ["--statistics"], capture_output=True, text=True).stdout
     print("\nviolations (all rules):", counts.strip().splitlines()[-2] if counts.strip() else "?")
+
+
+def per_rule(data: Path) -> None:
+    import gc
+
+    from lora_core import api
+    from lora_core.engine import LintContext, _check, _partition
+    from lora_core.plugins import load_plugins
+
+    gc.disable()  # as the CLI does
+    dataset, config, rules, _ = api._prepare(data, api.LintOptions(ignore=["LK6"]), load_plugins())
+    ctx = LintContext(dataset, config.sections, config.path, config.present)
+    started = time.perf_counter()
+    corpus = ctx.corpus
+    corpus.folded, corpus.folded_encoded()  # shared by many rules: built once, outside their times
+    print(f"corpus {time.perf_counter() - started:.3f} s")
+    seconds = {}
+    for rule in rules:
+        runs = []
+        for _ in range(2):
+            ctx._memo.clear()  # a rule's shared work counts for each rule that needs it
+            started = time.perf_counter()
+            _check(ctx, [rule])
+            runs.append(time.perf_counter() - started)
+        seconds[rule.code] = min(runs)
+    for rule in sorted(rules, key=lambda r: -seconds[r.code]):
+        if seconds[rule.code] >= 0.005:
+            print(f"{rule.code} {seconds[rule.code]:.3f} s  cost {rule.cost}")
+    shares = [sum(seconds[r.code] for r in group) for group in _partition(rules, 2)]
+    print(f"total {sum(seconds.values()):.3f} s; worker shares " + " / ".join(f"{s:.3f}" for s in shares))
 
 
 if __name__ == "__main__":
