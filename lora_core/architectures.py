@@ -144,14 +144,21 @@ def detect(checkpoint_keys: set[str]) -> str | None:
     return None
 
 
-def load_single_file(path: Path, config_folder: str | None = None, **options: Any) -> Any:
-    """The diffusers pipeline (SD 1.x/2.x or SDXL) in an original-layout `.safetensors` file, with
-    no network: read against `config_folder`, or the folder of the architecture its keys show."""
+def load_single_file(path: Path, config_folder: str | None = None, allow_pickle: bool = False,
+                     **options: Any) -> Any:
+    """The diffusers pipeline (SD 1.x/2.x or SDXL) in an original-layout checkpoint file, with no
+    network: read against `config_folder`, or the folder of the architecture its keys show. A
+    pickle file (.ckpt, .pt, .bin) is read only when `allow_pickle` says its source is trusted,
+    and then with torch's restricted (weights-only) unpickler, as diffusers reads it too."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
     from lora_core.errors import PluginError
+    from lora_core.hub import PICKLE_SUFFIXES, refuse_pickle
 
-    folder = Path(config_folder) if config_folder else known_architecture_folder(path)
+    refuse_pickle(path, allow_pickle)
+    pickled = path.suffix.lower() in PICKLE_SUFFIXES
+    keys = set(_pickle_state_dict(path)) if pickled else None  # memory-mapped: checks it reads, costs little
+    folder = Path(config_folder) if config_folder else known_architecture_folder(path, keys or checkpoint_keys(path))
     sdxl = (folder / "text_encoder_2").is_dir()
     if not sdxl:
         options = {"safety_checker": None, "requires_safety_checker": False, **options}
@@ -164,17 +171,45 @@ def load_single_file(path: Path, config_folder: str | None = None, **options: An
                           f"({str(exc).splitlines()[0][:160]})") from None
 
 
-def known_architecture_folder(path: Path) -> Path:
-    """The config folder lorakit writes itself for the family `path`'s keys show."""
+def _pickle_state_dict(path: Path) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    from lora_core.errors import PluginError
+
+    try:
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # the legacy (pre-zip) format cannot be memory-mapped
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise PluginError(f"{path}: not a checkpoint torch can read with its weights-only loader "
+                          f"({str(exc).strip().splitlines()[0][:160]}); convert it to .safetensors") from None
+    while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # Lightning-era SD checkpoints nest the weights
+    if not isinstance(state, dict):
+        raise PluginError(f"{path}: holds a {type(state).__name__}, not a dictionary of weights")
+    return state
+
+
+def checkpoint_keys(path: Path) -> set[str]:
+    """The tensor names of a `.safetensors` checkpoint (read from its header)."""
     from safetensors import safe_open
 
-    from lora_core.errors import ConfigError, PluginError
+    from lora_core.errors import PluginError
 
     try:
         with safe_open(str(path), "pt") as fh:
-            keys = set(fh.keys())
+            return set(fh.keys())
     except Exception as exc:  # safetensors raises its own error types for damaged files
         raise PluginError(f"{path}: not a readable .safetensors file ({str(exc).splitlines()[0][:160]})") from None
+
+
+def known_architecture_folder(path: Path, keys: set[str]) -> Path:
+    """The config folder lorakit writes itself for the family a checkpoint's keys show."""
+    from lora_core.errors import ConfigError
+
     architecture = detect(keys)
     if architecture is None:
         raise ConfigError(f"{path}: not a Stable Diffusion 1.x/2.x or SDXL checkpoint lorakit knows; for another "

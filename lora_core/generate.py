@@ -67,19 +67,19 @@ def find_lora(name: str, folders: list[Path]) -> Path:
     raise ConfigError(f"<lora:{name}>: no {name}.safetensors in {where} (use --lora-dir, or give a path)")
 
 
-def load_pipeline(base_model: str, device: str, dtype: str, config_folder: str | None = None) -> Any:
+def load_pipeline(base_model: str, device: str, dtype: str, config_folder: str | None = None,
+                  allow_pickle: bool = False) -> Any:
     from lora_core.devices import resolve_device, resolve_dtype
-    from lora_core.hub import PICKLE_SUFFIXES, load_pretrained
+    from lora_core.hub import load_pretrained, refuse_pickle
 
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)
     path = Path(base_model).expanduser()
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise PluginError(f"{base_model}: pickle checkpoints can run code when loaded; convert it to .safetensors")
+    refuse_pickle(base_model, allow_pickle)
     if path.is_file():  # SD 1.x/2.x or SDXL, read offline against the architecture its keys show
         from lora_core.architectures import load_single_file
 
-        pipeline = load_single_file(path, config_folder, dtype=torch_dtype)
+        pipeline = load_single_file(path, config_folder, allow_pickle, dtype=torch_dtype)
     else:  # SD 1.x/2.x or SDXL: the class comes from the model's model_index.json
         from diffusers import DiffusionPipeline
 
@@ -109,14 +109,14 @@ def apply_loras(pipeline: Any, loras: list[LoraUse]) -> None:
 def generate(prompt: str, base_model: str, output: Path, lora_dirs: list[Path], count: int = 1, steps: int = 30,
              guidance: float = 7.0, seed: int = 0, width: int | None = None, height: int | None = None,
              negative_prompt: str = "", device: str = "auto", dtype: str = "auto",
-             config_folder: str | None = None) -> list[Path]:
+             config_folder: str | None = None, allow_pickle: bool = False) -> list[Path]:
     import torch
     from PIL.PngImagePlugin import PngInfo
 
     parsed = parse_prompt(prompt)
     for lora in parsed.loras:
         lora.path = find_lora(lora.name, lora_dirs)
-    pipeline = load_pipeline(base_model, device, dtype, config_folder)
+    pipeline = load_pipeline(base_model, device, dtype, config_folder, allow_pickle)
     apply_loras(pipeline, parsed.loras)
     size = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
     width, height = width or size, height or size

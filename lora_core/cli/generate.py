@@ -30,9 +30,12 @@ from lora_core.cli import cli
 @click.option("--negative-prompt", default="")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--dtype", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option("--allow-pickle", is_flag=True,
+              help="Load a pickle base model (.ckpt, .pt, .bin) with torch's weights-only loader; only from a "
+                   "source you trust.")
 def generate(prompt: str, base_model: str, base_model_config: str | None, lora_dirs: tuple[Path, ...], output: Path,
              count: int, steps: int, guidance: float, seed: int, width: int | None, height: int | None,
-             negative_prompt: str, device: str, dtype: str) -> None:
+             negative_prompt: str, device: str, dtype: str, allow_pickle: bool) -> None:
     """Render PROMPT with the LoRAs its <lora:NAME:WEIGHT> tags name.
 
     \b
@@ -45,6 +48,6 @@ def generate(prompt: str, base_model: str, base_model_config: str | None, lora_d
     folders = list(lora_dirs) or [Path("."), Path("runs")]
     written = render(prompt, base_model, output, folders, count=count, steps=steps, guidance=guidance, seed=seed,
                      width=width, height=height, negative_prompt=negative_prompt, device=device, dtype=dtype,
-                     config_folder=base_model_config)
+                     config_folder=base_model_config, allow_pickle=allow_pickle)
     for path in written:
         click.echo(str(path))

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lora_core.errors import ConfigError, PluginError
-from lora_core.hub import PICKLE_SUFFIXES
+from lora_core.errors import ConfigError
+from lora_core.hub import PICKLE_SUFFIXES, refuse_pickle
 
 
 @dataclass
@@ -45,9 +45,7 @@ def check_source(base: str, allow_pickle: bool) -> None:
     if not base:
         raise ConfigError("[train] base-model is not set: a diffusers folder, a hub id, or a .safetensors file")
     path = Path(base).expanduser()
-    if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
-        raise PluginError(f"{base}: a pickle checkpoint can run arbitrary code when loaded; convert it to "
-                          ".safetensors, or pass --allow-pickle if you trust its source")
+    refuse_pickle(base, allow_pickle)
     if path.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES) and not path.is_file():
         raise ConfigError(f"[train] base-model {base!r}: no such file")
 
@@ -59,7 +57,7 @@ def load_base_model(base: str, allow_pickle: bool = False, config_folder: str | 
     check_source(base, allow_pickle)
     path = Path(base).expanduser()
     if path.is_file():
-        model = _from_single_file(path, config_folder)
+        model = _from_single_file(path, config_folder, allow_pickle)
     elif path.is_dir() and not (path / "model_index.json").is_file():
         raise ConfigError(f"[train] base-model {base!r}: a folder without model_index.json is not a diffusers model")
     else:
@@ -109,12 +107,12 @@ def _read_index(source: str) -> dict[str, Any]:
     return json.loads(Path(hf_hub_download(source, "model_index.json")).read_text(encoding="utf-8"))
 
 
-def _from_single_file(path: Path, config_folder: str | None) -> BaseModel:
+def _from_single_file(path: Path, config_folder: str | None, allow_pickle: bool) -> BaseModel:
     from diffusers import DDPMScheduler
 
     from lora_core.architectures import load_single_file
 
-    pipeline = load_single_file(path, config_folder)
+    pipeline = load_single_file(path, config_folder, allow_pickle)
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
     base = _assemble(str(path), pipeline.tokenizer, pipeline.text_encoder, pipeline.vae, pipeline.unet, scheduler)
     if getattr(pipeline, "text_encoder_2", None) is not None:

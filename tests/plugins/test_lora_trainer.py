@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from lora_core.cli import cli
+from lora_core.errors import PluginError
 from lora_core.testing import make_csv_dataset, write_png
 
 torch = pytest.importorskip("torch")
@@ -449,6 +450,32 @@ def test_a_single_file_checkpoint_loads_offline_exactly_and_trains(tmp_path, mon
     result = run_train([str(data), "--tag", "file"], tmp_path)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "runs" / "ds-file" / "ds.safetensors").is_file()
+
+
+def test_a_trusted_pickle_checkpoint_loads_with_the_weights_only_loader(tmp_path, monkeypatch):
+    """A Lightning-era .ckpt ({"state_dict": ...}) loads once --allow-pickle is given (read by
+    torch's weights-only unpickler, its keys picking the architecture), and never without it."""
+    from lorakit_lora.models import load_base_model
+    from safetensors.torch import load_file
+
+    from lora_core.tiny_models import save_ldm_checkpoint, tiny_sd_topology
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tiny_sd_topology(tmp_path / "sd1")
+    tensors = load_file(save_ldm_checkpoint(folder, tmp_path / "model.safetensors"))
+    ckpt = tmp_path / "model.ckpt"
+    torch.save({"state_dict": tensors, "global_step": 470000}, ckpt)
+    with pytest.raises(PluginError, match="pickle checkpoint can run arbitrary code"):
+        load_base_model(str(ckpt), config_folder=str(folder))
+    from_pickle = load_base_model(str(ckpt), allow_pickle=True, config_folder=str(folder))
+    from_file = load_base_model(str(tmp_path / "model.safetensors"), config_folder=str(folder))
+    for a, b in zip(from_pickle.modules, from_file.modules):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(PluginError, match="could not be loaded as a Stable Diffusion 1.x/2.x checkpoint"):
+        load_base_model(str(ckpt), allow_pickle=True)  # detected as SD 1.x from the pickle's keys
+    assert (tmp_path / "cache" / "lorakit" / "architectures" / "sd15" / "model_index.json").is_file()
+    result = CliRunner().invoke(cli, ["generate", "x", "--base-model", str(ckpt), "--device", "cpu"])
+    assert result.exit_code == 2 and "--allow-pickle" in result.stderr
 
 
 def test_an_sdxl_single_file_loads_offline_exactly_and_trains(tmp_path, monkeypatch):
