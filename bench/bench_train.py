@@ -1,9 +1,11 @@
 """Benchmark: one lorakit training step against a minimal hand-written diffusers + peft loop doing
 the same work on the same model, side by side in one process (ratio), plus GPU configurations.
 
-    python bench/bench_train.py                        # tiny SD-1.x model on the CPU
+    python bench/bench_train.py                        # tiny SD-1.x model on the CPU (tiny-xl: SDXL-shaped)
     python bench/bench_train.py --size sd15 --device cuda --attention xformers,sdpa --precision fp16,bf16 \\
         --checkpointing off,on --resolution 512        # SD-1.5-sized random weights on a GPU
+    python bench/bench_train.py --size sdxl --device cuda --attention xformers,sdpa --precision fp16,bf16 \\
+        --checkpointing on --resolution 1024 --batch-size 1   # SDXL-sized (2.6 B UNet parameters)
 
 The same work: latents and text embeddings are computed once (lorakit: its latent and text caches;
 the hand loop: a list made before timing), then each step draws noise and timesteps, runs the UNet
@@ -41,13 +43,13 @@ def base_model(size: str, workdir: Path) -> Path:
     folder = workdir / f"base-{size}"
     if (folder / "model_index.json").is_file():
         return folder
-    if size == "tiny":
-        from lora_core.tiny_models import tiny_sd
+    if size in ("tiny", "tiny-xl"):
+        from lora_core.tiny_models import tiny_sd, tiny_sdxl
 
-        return tiny_sd(folder)
+        return (tiny_sd if size == "tiny" else tiny_sdxl)(folder)
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     from lora_core.architectures import write_config_folder
 
@@ -56,6 +58,9 @@ def base_model(size: str, workdir: Path) -> Path:
     UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet")).save_pretrained(folder / "unet")
     AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae")).save_pretrained(folder / "vae")
     CLIPTextModel(CLIPTextConfig.from_pretrained(folder / "text_encoder")).save_pretrained(folder / "text_encoder")
+    if (folder / "text_encoder_2").is_dir():
+        CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(folder / "text_encoder_2")).save_pretrained(
+            folder / "text_encoder_2")
     return folder
 
 
@@ -109,18 +114,24 @@ def hand_loop(base: Path, trainer, args: argparse.Namespace):
         unet.enable_xformers_memory_efficient_attention()
     optimizer = torch.optim.AdamW(params, lr=1e-4)
     scheduler = DDPMScheduler.from_pretrained(base, subfolder="scheduler")
-    inputs = [(trainer.encode_latents(b), trainer.encode_text([s.caption for s in b]).detach())
-              for b in trainer._my_batches(0)]
+    inputs = []
+    for batch in trainer._my_batches(0):
+        hidden, pooled = trainer.encode_text([sample.caption for sample in batch])
+        extra = {}
+        if pooled is not None:  # SDXL: the pooled text embedding and the size/crop ids
+            extra["added_cond_kwargs"] = {"text_embeds": pooled.detach().to(dtype),
+                                          "time_ids": trainer._time_ids(batch).to(device, dtype)}
+        inputs.append((trainer.encode_latents(batch), hidden.detach(), extra))
     cycle = itertools.cycle(inputs)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
     def step() -> float:
-        latents, hidden = next(cycle)
+        latents, hidden, extra = next(cycle)
         noise = torch.randn_like(latents)
         timesteps = torch.randint(0, 1000, (latents.shape[0],), device=latents.device)
         noisy = scheduler.add_noise(latents, noise, timesteps)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            prediction = unet(noisy, timesteps, hidden.to(dtype)).sample
+            prediction = unet(noisy, timesteps, hidden.to(dtype), **extra).sample
         loss = F.mse_loss(prediction.float(), noise.float())
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -153,7 +164,7 @@ def timed(step, count: int, cuda: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=["tiny", "sd15", "sd21"], default="tiny")
+    parser.add_argument("--size", choices=["tiny", "tiny-xl", "sd15", "sd21", "sdxl"], default="tiny")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=2)
