@@ -128,6 +128,15 @@ def write_config_folder(folder: Path, architecture: str) -> Path:
     return folder
 
 
+def spec_digest(architecture: str) -> str:
+    """A short hash of everything `write_config_folder` writes for `architecture`."""
+    import hashlib
+    from dataclasses import asdict
+
+    spec = json.dumps(asdict(ARCHITECTURES[architecture]), sort_keys=True)
+    return hashlib.sha256(spec.encode("utf-8")).hexdigest()[:12]
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -216,7 +225,7 @@ def known_architecture_folder(path: Path, keys: set[str]) -> Path:
                           "variant name a diffusers folder of its architecture (configs suffice): [train] "
                           "base-model-config, or --base-model-config")
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lorakit" / "architectures"
-    folder = cache / architecture
+    folder = cache / f"{architecture}-{spec_digest(architecture)}"  # a changed spec gets a fresh folder
     if not (folder / "model_index.json").is_file():
         _write_folder_atomically(folder, architecture)
     return folder

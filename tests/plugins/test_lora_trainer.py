@@ -473,7 +473,7 @@ def test_a_trusted_pickle_checkpoint_loads_with_the_weights_only_loader(tmp_path
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     with pytest.raises(PluginError, match="could not be loaded as a Stable Diffusion 1.x/2.x checkpoint"):
         load_base_model(str(ckpt), allow_pickle=True)  # detected as SD 1.x from the pickle's keys
-    assert (tmp_path / "cache" / "lorakit" / "architectures" / "sd15" / "model_index.json").is_file()
+    assert [p.name for p in (tmp_path / "cache" / "lorakit" / "architectures").iterdir()][0].startswith("sd15-")
     result = CliRunner().invoke(cli, ["generate", "x", "--base-model", str(ckpt), "--device", "cpu"])
     assert result.exit_code == 2 and "--allow-pickle" in result.stderr
 
@@ -531,9 +531,11 @@ def test_a_single_file_of_an_unexpected_architecture_is_one_line(tmp_path, monke
     result = run_train([str(data), "--tag", "x"], tmp_path)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"could not be loaded as {kind} checkpoint against" in result.stderr
+    from lora_core.architectures import spec_digest
+
     cached = tmp_path / "cache" / "lorakit" / "architectures"
-    assert (cached / architecture / "model_index.json").is_file()
-    assert [p.name for p in cached.iterdir()] == [architecture]  # no staging folder left behind
+    assert [p.name for p in cached.iterdir()] == [f"{architecture}-{spec_digest(architecture)}"]  # no staging left
+    assert (next(cached.iterdir()) / "model_index.json").is_file()
 
 
 def test_eight_bit_adamw(tiny_sd, tmp_path):
