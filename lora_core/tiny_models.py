@@ -380,6 +380,7 @@ def save_ldm_checkpoint(folder: Path, path: Path) -> Path:
     """Write a diffusers SD 1.x or SDXL folder (of that model's block layout: `tiny_sd_topology`,
     `tiny_sdxl_topology`) as one original-layout `.safetensors` checkpoint, the kind A1111 and
     ComfyUI users download (tests of single-file loading)."""
+    import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from safetensors.torch import save_file
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
@@ -400,10 +401,15 @@ def save_ldm_checkpoint(folder: Path, path: Path) -> Path:
     first = "conditioner.embedders.0.transformer." if sdxl else "cond_stage_model.transformer."
     for name, value in _text_model_state(text).items():
         tensors[first + name] = value
+    # What released checkpoints also carry and a loader must skip: CLIP's position-id buffer, the
+    # EMA bookkeeping of the training run, OpenCLIP's logit scale.
+    tensors[first + "text_model.embeddings.position_ids"] = torch.arange(text.config.max_position_embeddings)[None]
+    tensors["model_ema.decay"], tensors["model_ema.num_updates"] = torch.tensor(0.9999), torch.tensor(470_000)
     if sdxl:
         second = CLIPTextModelWithProjection.from_pretrained(folder, subfolder="text_encoder_2")
         for name, value in _open_clip_layout(second).items():
             tensors["conditioner.embedders.1.model." + name] = value
+        tensors["conditioner.embedders.1.model.logit_scale"] = torch.tensor(4.6052)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
     return path
 
