@@ -79,7 +79,6 @@ def caption_styles(captions: list[str]) -> list[str | None]:
 
 _ASCII_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 _KEY_SEPARATORS = re.compile(f"[{SEPARATORS}]")
-_OTHER_SEPARATORS = [c.encode() for c in SEPARATORS[1:]]
 # Articles, punctuation and underscores: what "differs only trivially" ignores.
 _TRIVIAL = re.compile(rf"(?:\b(?:a|an|the)\b|[^\w{SEPARATORS}]|_)+")
 _TRIVIAL_AND_SEPARATORS = re.compile(r"(?:\b(?:a|an|the)\b|\W|_)+")
@@ -134,6 +133,17 @@ def near_duplicate_key(caption: str) -> str:
     return " ".join(_KEY_SEPARATORS.sub(" ", cleaned).split())
 
 
+# The blanks normalise_tag folds (what `\\s` matches): the ASCII ones, then the wider ones.
+_ASCII_BLANKS = bytes(c for c in range(128) if chr(c).isspace())
+_WIDE_BLANK = re.compile(r"\s")
+_ASCII_SEPARATORS_TO_COMMA = bytes.maketrans(b";|", b",,")
+_WIDE_SEPARATOR = re.compile(f"[{SEPARATORS[3:]}]")
+
+
+def _not_ascii_bytes(data: bytes) -> bool:
+    return not data.isascii()
+
+
 def duplicate_tag_candidates(corpus) -> list[int]:
     """Indexes of captions that may repeat a tag (case- and spacing-insensitive); a superset,
     confirmed by the caller with tag_spans. Works on the casefolded corpus as UTF-8 bytes (several
@@ -141,10 +151,14 @@ def duplicate_tag_candidates(corpus) -> list[int]:
     can only merge tags that differ by spaces (more candidates, never fewer); one set() per
     caption, built by maps."""
     data, _ = corpus.folded_encoded()
-    for other in _OTHER_SEPARATORS:
-        if other in data:
-            data = data.replace(other, b",")
-    pieces = data.translate(None, b" \t").split(corpus.sep.encode("utf-8", "surrogateescape"))[1:-1]
+    sep = corpus.sep.encode("utf-8", "surrogateescape")
+    # One pass: `;` and `|` become `,`, ASCII blanks go.
+    pieces = data.translate(_ASCII_SEPARATORS_TO_COMMA, _ASCII_BLANKS.replace(sep, b"")).split(sep)[1:-1]
+    # Full-width separators, and no-break or ideographic spaces, must not hide a repeat either:
+    # handled in the few non-ASCII captions only.
+    for index in itertools.compress(itertools.count(), map(_not_ascii_bytes, pieces)):
+        text = _WIDE_BLANK.sub("", pieces[index].decode("utf-8", "surrogateescape"))
+        pieces[index] = _WIDE_SEPARATOR.sub(",", text).encode("utf-8", "surrogateescape")
     if len(pieces) != len(corpus.captions):  # pragma: no cover - the separator is never produced
         return list(range(len(corpus.captions)))
     comma = itertools.repeat(b",")

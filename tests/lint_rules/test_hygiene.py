@@ -69,6 +69,14 @@ def test_duplicate_tag_ignores_case_and_spacing(lint_rows):
     assert lint_rows([("a.png", CLEAN)], codes=["LK103"]) == []
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", "\t", "\u2009"])
+def test_duplicate_tag_hidden_by_an_odd_space(lint_rows, space):
+    """CLIP splits on every Unicode space: `neon<NBSP>city` is the same tag to the text encoder."""
+    (violation,) = lint_rows([("a.png", f"cybrpnk, neon city, rain, neon{space}city")], codes=["LK103"])
+    assert "appears twice" in violation.message
+    assert lint_rows([("a.png", "cybrpnk, neon city, neoncity")], codes=["LK103"]) == []  # not spacing only
+
+
 def test_duplicate_tag_with_full_width_comma(lint_rows):
     (violation,) = lint_rows([("a.png", "cybrpnk，rain，cybrpnk")], codes=["LK103"])
     assert "cybrpnk" in violation.message
