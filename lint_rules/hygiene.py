@@ -170,7 +170,7 @@ class DuplicateTag(Rule):
     summary = "The same tag twice in one caption"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    cost = 10
+    cost = 12
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
@@ -229,7 +229,7 @@ class EmptyTag(Rule):
     summary = "`,,` or a leading/trailing separator"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    cost = 4
+    cost = 6
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus

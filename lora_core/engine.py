@@ -152,21 +152,17 @@ def run_rules(
 ) -> tuple[list[Violation], list[RuleCrash]]:
     """Run every rule over a dataset. A crashing rule is recorded and the others keep going.
 
-    With jobs > 1 the rules are split, by their `cost` hint, between this process and forked
-    children that inherit the dataset (copy-on-write) and send back only their violations."""
+    With jobs > 1, forked children that inherit the dataset (copy-on-write) and this process take
+    the rules from one shared queue, heaviest first (by their `cost` hint), each taking the next
+    as soon as it is free: no process waits while another still has a queue of its own. Children
+    send back only their violations; results are merged in queue order, whoever ran what."""
     jobs = default_jobs(dataset) if jobs is None else jobs
-    groups = _partition(rules, jobs) if jobs > 1 and len(rules) > 1 else [list(rules)]
+    units = rule_units(rules)
     ctx = LintContext(dataset, config.sections, config.path, config.present)
-    if len(groups) > 1:
-        _ = ctx.corpus.folded  # built once here and inherited by the workers, not built in each
-    children = [_start_child(ctx, group) for group in groups[1:]]
-    found, crashes = _check(ctx, groups[0])
-    for group, child in zip(groups[1:], children):
-        result = _join_child(dataset, child)
-        if result is None:  # the child died (killed, out of memory): do its share here
-            result = _check(ctx, group)
-        found += result[0]
-        crashes += result[1]
+    parallel = jobs > 1 and len(units) > 1
+    results = _run_shared(ctx, units, jobs) if parallel else [_check(ctx, unit) for unit in units]
+    found = [v for violations, _ in results for v in violations]
+    crashes = [c for _, unit_crashes in results for c in unit_crashes]
     by_code = {rule.code: rule for rule in rules}
     violations = [v for v in _finalise(found, by_code, selection)]
     return violations, crashes
@@ -203,63 +199,98 @@ def _check(ctx: LintContext, rules: Sequence[Rule]) -> tuple[list[Violation], li
     return violations, crashes
 
 
-def _partition(rules: Sequence[Rule], jobs: int) -> list[list[Rule]]:
-    """Greedy balance by cost: the most expensive rule goes to the least loaded group."""
+def rule_units(rules: Sequence[Rule]) -> list[list[Rule]]:
+    """The rules as units of work, heaviest first: rules that share work (`shares`) form one unit."""
     units: dict[str, list[Rule]] = {}
-    for rule in rules:  # rules that share work stay together
+    for rule in rules:
         units.setdefault(rule.shares or f"\0{rule.code}", []).append(rule)
-    groups: list[list[Rule]] = [[] for _ in range(jobs)]
-    load = [0] * jobs
-    for unit in sorted(units.values(), key=lambda u: -sum(r.cost for r in u)):
-        lightest = load.index(min(load))
-        groups[lightest].extend(unit)
-        load[lightest] += sum(r.cost for r in unit)
-    return [g for g in groups if g]
+    return sorted(units.values(), key=lambda unit: -sum(r.cost for r in unit))
 
 
-def _start_child(ctx: LintContext, rules: list[Rule]):
+Results = dict[int, tuple[list[Violation], list[RuleCrash]]]
+
+
+def _run_shared(ctx: LintContext, units: list[list[Rule]], jobs: int) -> list[tuple[list[Violation], list[RuleCrash]]]:
     import multiprocessing
 
-    receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
-    process = multiprocessing.get_context("fork").Process(
-        target=_child_main, args=(ctx, rules, sender), daemon=True)
+    forking = multiprocessing.get_context("fork")
+    queue = forking.Value("i", 0)  # the index of the next unit to take, in shared memory
+    _ = ctx.corpus.folded  # built once here and inherited by the workers, not built in each
+    children = [_start_child(forking, ctx, units, queue) for _ in range(jobs - 1)]
+    try:
+        results = _take_units(ctx, units, queue)
+        for child in children:
+            got = _join_child(ctx.dataset, child)
+            if got is not None:
+                results.update(got)
+    finally:
+        for process, _ in children:
+            if process.is_alive():  # this process failed first: do not leave a worker behind
+                process.kill()
+    for index, unit in enumerate(units):
+        if index not in results:  # a worker died (killed, out of memory): do its share here
+            results[index] = _check(ctx, unit)
+    return [results[index] for index in range(len(units))]
+
+
+def _take_units(ctx: LintContext, units: list[list[Rule]], queue: Any) -> Results:
+    done: Results = {}
+    while True:
+        with queue.get_lock():
+            index = queue.value
+            queue.value = index + 1
+        if index >= len(units):
+            return done
+        done[index] = _check(ctx, units[index])
+
+
+def _start_child(forking: Any, ctx: LintContext, units: list[list[Rule]], queue: Any) -> tuple[Any, Any]:
+    receiver, sender = forking.Pipe(duplex=False)
+    process = forking.Process(target=_child_main, args=(ctx, units, queue, sender), daemon=True)
     process.start()
     sender.close()
     return process, receiver
 
 
-def _child_main(ctx: LintContext, rules: list[Rule], sender) -> None:
+def _child_main(ctx: LintContext, units: list[list[Rule]], queue: Any, sender: Any) -> None:
     try:
-        violations, crashes = _check(ctx, rules)
+        results = _take_units(ctx, units, queue)
     except LorakitError as exc:
         sender.send(("error", exc))
         sender.close()
         return
     # Records stay behind (the parent has them): send their index instead.
-    portable = [(replace(v, record=None), v.record.index if v.record is not None else -1) for v in violations]
-    sender.send((portable, crashes))
+    portable = {
+        index: ([(replace(v, record=None), v.record.index if v.record is not None else -1) for v in violations],
+                crashes)
+        for index, (violations, crashes) in results.items()
+    }
+    sender.send(("done", portable))
     sender.close()
 
 
-def _join_child(dataset: Dataset, child) -> tuple[list[Violation], list[RuleCrash]] | None:
+def _join_child(dataset: Dataset, child: tuple[Any, Any]) -> Results | None:
     process, receiver = child
     try:
-        portable, crashes = receiver.recv()
+        status, payload = receiver.recv()
     except EOFError:
-        portable = None
+        status, payload = "died", None
     process.join()
     receiver.close()
-    if portable is None:
+    if status == "error":
+        raise payload  # the child's LorakitError, raised here
+    if payload is None:
         return None
-    if isinstance(portable, str) and portable == "error":
-        raise crashes  # the child's LorakitError, raised here
     records = dataset.records
-    violations = []
-    for violation, index in portable:
-        if index >= 0:
-            violation.record = records[index]
-        violations.append(violation)
-    return violations, crashes
+    results: Results = {}
+    for index, (portable, crashes) in payload.items():
+        violations = []
+        for violation, record_index in portable:
+            if record_index >= 0:
+                violation.record = records[record_index]
+            violations.append(violation)
+        results[index] = (violations, crashes)
+    return results
 
 
 def _finalise(found: Iterable[Violation], rules: dict[str, Rule], selection: Selection) -> Iterable[Violation]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
+import types
 
 import lora_core
-from lora_core.engine import _partition
+from lora_core import Rule, Severity, hookimpl
+from lora_core.engine import rule_units
 from lora_core.reporters import Report, violation_json
-from lora_core.testing import make_csv_dataset
+from lora_core.testing import make_csv_dataset, registry_with
 
 
 def test_parallel_workers_match_serial(tmp_path, registry):
@@ -28,10 +33,50 @@ def test_parallel_workers_match_serial(tmp_path, registry):
     assert fixed.applied > 0 and not fixed.remaining.crashes
 
 
-def test_partition_balances_by_cost(registry):
-    groups = _partition(list(registry.rules.values()), 2)
-    loads = [sum(r.cost for r in g) for g in groups]
-    assert len(groups) == 2 and abs(loads[0] - loads[1]) <= max(r.cost for r in registry.rules.values())
+def test_units_are_heaviest_first_and_keep_shared_work_together(registry):
+    units = rule_units(list(registry.rules.values()))
+    costs = [sum(r.cost for r in unit) for unit in units]
+    assert costs == sorted(costs, reverse=True)
+    for unit in units:
+        assert len({r.shares for r in unit}) == 1 and (len(unit) == 1 or unit[0].shares)
+    assert any(len(unit) > 1 for unit in units)  # LK201/LK204 share their style scan, for one
+
+
+_PARENT = os.getpid()
+
+
+class DiesInAWorker(Rule):
+    """## What it does\nDies when a worker process runs it (a worker killed for memory, say)."""
+
+    code = "TS901"
+    name = "dies-in-a-worker"
+    summary = "test rule"
+    severity = Severity.WARNING
+    cost = 1000
+
+    def check_dataset(self, dataset, ctx):
+        if os.getpid() != _PARENT:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.3)  # long enough for the worker to start and take the other unit
+        yield self.at(dataset.location, f"{self.code} ran")
+
+
+class AlsoDiesInAWorker(DiesInAWorker):
+    code, name = "TS902", "also-dies-in-a-worker"
+
+
+def test_a_worker_that_dies_has_its_share_done_here(tmp_path):
+    """Whichever unit the worker took when it was killed is run again in this process."""
+
+    @hookimpl
+    def register_rules(register):
+        register(DiesInAWorker)
+        register(AlsoDiesInAWorker)
+
+    registry = registry_with(types.SimpleNamespace(register_rules=register_rules), names=["die"])
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, rain")])
+    result = lora_core.lint(path, registry=registry, isolated=True, jobs=2, select=["TS9"])
+    assert sorted(v.message for v in result) == ["TS901 ran", "TS902 ran"] and not result.crashes
 
 
 def test_default_jobs_only_for_big_datasets_without_threads():
@@ -55,12 +100,3 @@ def test_default_jobs_only_for_big_datasets_without_threads():
     finally:
         stop.set()
         worker.join()
-
-
-def test_the_two_workers_get_similar_shares_of_the_builtin_rules(registry):
-    # A regression seen in benchmark run I: a heavy cost hint on rules that usually do nothing (the
-    # opt-in CLIP rules) sent every caption rule to one worker.
-    groups = _partition(list(registry.rules.values()), 2)
-    caption_rules = [[r.code for r in g if r.code[:3] in ("LK1", "LK2", "LK3", "LK4", "LK5")] for g in groups]
-    counts = [len(c) for c in caption_rules]
-    assert min(counts) >= max(counts) / 3, caption_rules
