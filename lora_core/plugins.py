@@ -228,16 +228,22 @@ def load_plugins(
     candidates: list[tuple[str, Callable[[], object], PluginInfo]] = []
     if entry_points:
         seen: set[str] = set()
+        # Each entry point has its own Distribution object, and reading a name or version parses
+        # the METADATA file again: once per distribution is enough (lorakit alone has 15 plugins).
+        parsed: dict[str, tuple[str | None, str | None]] = {}
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else None
+            key = str(getattr(dist, "_path", id(dist)))
+            if key not in parsed:
+                fields = dist.metadata if dist is not None else None
+                parsed[key] = (fields["Name"], fields["Version"]) if fields is not None else (None, None)
+            dist_name, dist_version = parsed[key]
             if builtin_only and dist_name != BUILTIN_DISTRIBUTION:
                 continue
             if ep.name in seen:
                 continue  # the same distribution visible twice on sys.path
             seen.add(ep.name)
-            info = PluginInfo(ep.name, dist_name, dist.version if dist is not None else None,
-                              builtin=dist_name == BUILTIN_DISTRIBUTION)
+            info = PluginInfo(ep.name, dist_name, dist_version, builtin=dist_name == BUILTIN_DISTRIBUTION)
             candidates.append((ep.name, ep.load, info))
         if "core" not in seen:
             raise PluginError(
