@@ -254,7 +254,7 @@ class Rule:
     #: Rules that are off unless selected explicitly by code or prefix (never by the default).
     opt_in: ClassVar[bool] = False
     #: Relative cost of a run over the whole dataset, about 25 ms a unit for 100,000 captions on
-    #: the dev VM (bench/bench_lint.py); balances the parallel workers.
+    #: the dev VM (bench/bench_lint.py --per-rule): the parallel workers take the heaviest first.
     cost: ClassVar[int] = 1
     #: Rules with the same non-empty value share work through `ctx.memo` (or a loaded model) and
     #: run in the same worker process.
