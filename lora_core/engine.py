@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from lora_core.config import Config
@@ -259,12 +259,14 @@ def _child_main(ctx: LintContext, units: list[list[Rule]], queue: Any, sender: A
         sender.send(("error", exc))
         sender.close()
         return
-    # Records stay behind (the parent has them): send their index instead.
-    portable = {
-        index: ([(replace(v, record=None), v.record.index if v.record is not None else -1) for v in violations],
-                crashes)
-        for index, (violations, crashes) in results.items()
-    }
+    # Records stay behind (the parent has them): send their index instead. This process ends
+    # here, so its violations can lose their records in place rather than be copied.
+    portable = {}
+    for index, (violations, crashes) in results.items():
+        record_indexes = [v.record.index if v.record is not None else -1 for v in violations]
+        for violation in violations:
+            violation.record = None
+        portable[index] = (list(zip(violations, record_indexes)), crashes)
     sender.send(("done", portable))
     sender.close()
 
