@@ -150,7 +150,9 @@ class MixedSeparators(Rule):
 
 class DuplicateTag(Rule):
     """## What it does
-    Reports a tag that appears twice in one caption (ignoring case and spacing).
+    Reports a tag that appears twice in one caption, ignoring letter case and spacing (any
+    kind of space: `neon city` and `neon<NBSP>city` are the same tag to CLIP, which splits on
+    every Unicode space; LK105 reports the odd space itself).
 
     ## Why it matters
     A repeated tag doubles its weight in the text embedding and wastes CLIP's 75-token budget;
