@@ -167,7 +167,10 @@ def load_single_file(path: Path, config_folder: str | None = None, allow_pickle:
     refuse_pickle(path, allow_pickle)
     pickled = path.suffix.lower() in PICKLE_SUFFIXES
     keys = set(_pickle_state_dict(path)) if pickled else None  # memory-mapped: checks it reads, costs little
-    folder = Path(config_folder) if config_folder else known_architecture_folder(path, keys or checkpoint_keys(path))
+    if config_folder:
+        folder = Path(config_folder)
+    else:
+        folder = known_architecture_folder(path, keys if keys is not None else checkpoint_keys(path))
     sdxl = (folder / "text_encoder_2").is_dir()
     if not sdxl:
         options = {"safety_checker": None, "requires_safety_checker": False, **options}
