@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lora_core.errors import ConfigError, PluginError
+
 _VAE = {
     "_class_name": "AutoencoderKL", "act_fn": "silu", "block_out_channels": [128, 256, 512, 512],
     "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4, "in_channels": 3,
@@ -161,7 +163,6 @@ def load_single_file(path: Path, config_folder: str | None = None, allow_pickle:
     and then with torch's restricted (weights-only) unpickler, as diffusers reads it too."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    from lora_core.errors import PluginError
     from lora_core.hub import PICKLE_SUFFIXES, refuse_pickle
 
     refuse_pickle(path, allow_pickle)
@@ -188,8 +189,6 @@ def _pickle_state_dict(path: Path) -> dict[str, Any]:
 
     import torch
 
-    from lora_core.errors import PluginError
-
     try:
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
@@ -209,8 +208,6 @@ def checkpoint_keys(path: Path) -> set[str]:
     """The tensor names of a `.safetensors` checkpoint (read from its header)."""
     from safetensors import safe_open
 
-    from lora_core.errors import PluginError
-
     try:
         with safe_open(str(path), "pt") as fh:
             return set(fh.keys())
@@ -220,8 +217,6 @@ def checkpoint_keys(path: Path) -> set[str]:
 
 def known_architecture_folder(path: Path, keys: set[str]) -> Path:
     """The config folder lorakit writes itself for the family a checkpoint's keys show."""
-    from lora_core.errors import ConfigError
-
     architecture = detect(keys)
     if architecture is None:
         raise ConfigError(f"{path}: not a Stable Diffusion 1.x/2.x or SDXL checkpoint lorakit knows; for another "

@@ -23,8 +23,6 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 def refuse_pickle(path: object, allow_pickle: bool) -> None:
     """Raise the one message lorakit gives for a pickle checkpoint nobody said to trust."""
     if not allow_pickle and str(path).lower().endswith(PICKLE_SUFFIXES):
-        from lora_core.errors import PluginError
-
         raise PluginError(f"{path}: a pickle checkpoint can run arbitrary code when loaded; convert it to "
                           ".safetensors, or pass --allow-pickle if you trust its source")
 
