@@ -102,6 +102,8 @@ class Corpus:
             for index in itertools.compress(itertools.count(), map(_not_ascii, pieces)):
                 pieces[index] = self.captions[index].casefold()
             self._folded = pieces
+            if self.text.isascii():  # (a flag test, not a scan) the bytes are the folded corpus
+                self._folded_bytes = (data, self.starts)
         return self._folded
 
     def record_at(self, offset: int) -> tuple[Record, int]:
@@ -133,7 +135,8 @@ class Corpus:
     def _encoded(self) -> tuple[bytes, list[int]]:
         if self._bytes is None:
             data = self.text.encode("utf-8", "surrogateescape")
-            self._bytes = (data, _boundaries(data, self.sep))
+            # ASCII: byte offsets are character offsets. Otherwise find the separators again.
+            self._bytes = (data, self.starts if self.text.isascii() else _boundaries(data, self.sep))
         return self._bytes
 
     def with_substring(self, text: str) -> list[int]:

@@ -64,8 +64,32 @@ def cli() -> None:
     """
 
 
+_skip_teardown = False
+
+
+def skip_teardown() -> None:
+    """Let `main` end the process without tearing down the interpreter: called by a command
+    once everything it writes is written. Freeing a big lint's objects one by one takes longer
+    than some small lints take in all; the operating system reclaims the memory at once."""
+    global _skip_teardown
+    _skip_teardown = True
+
+
 def main() -> None:
-    cli(prog_name="lorakit")
+    global _skip_teardown
+    _skip_teardown = False  # set again by the command this call runs, if it wants
+    try:
+        cli(prog_name="lorakit")
+    except SystemExit as exc:
+        if not _skip_teardown:
+            raise
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away: nothing left to write
+            pass
+        os._exit(code)
 
 
 # Subcommands register themselves on `cli`; they import nothing heavy at module level.

@@ -12,7 +12,7 @@ import click
 
 from lora_core import api
 from lora_core.atomic import atomic_write_text
-from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli
+from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, skip_teardown
 from lora_core.cli.options import build_registry, plugin_options, split_codes
 from lora_core.reporters import Report, plural
 from lora_core.reporters.machine import render_github
@@ -121,6 +121,7 @@ def lint(
         render_github(report, sys.stdout)
     if output_format not in HUMAN_FORMATS or output_file is not None:
         _print_crashes(result)
+    skip_teardown()
     ctx.exit(result.exit_code(strict=strict, exit_zero=exit_zero))
 
 

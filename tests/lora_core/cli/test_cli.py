@@ -104,3 +104,30 @@ def test_version_and_help():
     assert run("--version").stdout.startswith("lorakit, version ")
     assert "lint" in run("--help").stdout
     assert "--unsafe-fixes" in run("lint", "--help").stdout
+
+
+def test_console_script_writes_everything_before_its_quick_exit(tmp_path, dataset):
+    """`lorakit lint` ends with os._exit (no interpreter teardown): the report must still be
+    complete, the exit code right, and a closed pipe must not turn into a traceback."""
+    import subprocess
+    import sys
+
+    entry = [sys.executable, "-c", "from lora_core.cli import main; main()"]
+    big = tmp_path / "big" / "metadata.csv"  # more report than a pipe buffer holds
+    big.parent.mkdir()
+    big.write_text("file_name,text\n" + "".join(f'{i}.png,"cybrpnk,  rain {i}"\n' for i in range(3000)))
+    done = subprocess.run([*entry, "lint", str(big), "--isolated", "--format", "json", "--strict"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and len(json.loads(done.stdout)) == 9000
+    report = tmp_path / "report.json"
+    done = subprocess.run([*entry, "lint", str(big), "--isolated", "--format", "json", "-o", str(report)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and len(json.loads(report.read_text())) == 9000
+    reader = subprocess.Popen([*entry, "lint", str(big), "--isolated", "--format", "concise"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stdout.readline()
+    reader.stdout.close()  # like `lorakit lint | head -1`
+    _, stderr = reader.communicate()
+    assert reader.returncode in (0, 1) and b"Traceback" not in stderr
+    # Other commands keep the normal exit.
+    assert subprocess.run([*entry, "--version"], capture_output=True, text=True).returncode == 0
