@@ -67,6 +67,7 @@ def lint(
     # A lint allocates many small objects and frees them all at exit: the cyclic collector's
     # full passes over them cost about 15% of the run time and reclaim nothing.
     gc.disable()
+    keep_freed_memory()
     registry = build_registry(plugin_flags, require_plugins)
     if output_format not in registry.formats:
         raise click.BadParameter(
@@ -123,6 +124,24 @@ def lint(
         _print_crashes(result)
     skip_teardown()
     ctx.exit(result.exit_code(strict=strict, exit_zero=exit_zero))
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse. By default it hands every large block (the
+    corpus-sized strings and lists each rule builds and drops) back to the system when freed,
+    and the next rule's block faults in again page by page: a quarter of a big lint's system
+    time. The memory is the process's own until it exits, which a lint does soon."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt): keep its defaults
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 256 << 20)  # blocks up to 256 MB come from the heap...
+    mallopt(m_trim_threshold, 1 << 30)  # ...which is not trimmed back below 1 GB
 
 
 def _print_crashes(result: api.LintResult) -> None:
