@@ -283,10 +283,12 @@ class TriggerMissing(Rule):
         if not trigger:
             return
         terms = Terms([trigger], case_sensitive=True)
-        having = ctx.corpus.having(terms)
-        for index, record in enumerate(ctx.corpus.records):
+        corpus = ctx.corpus
+        lacking = set(range(len(corpus.records))).difference(corpus.having(terms))
+        for index in sorted(lacking):
+            record = corpus.records[index]
             caption = record.caption or ""
-            if index in having or not caption.strip():
+            if not caption.strip():
                 continue
             why = terms.near_miss(caption)
             message = f"trigger `{trigger}` is missing" + (f": {why}" if why else "")

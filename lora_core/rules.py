@@ -177,7 +177,7 @@ class Corpus:
                 return {i for i, c in enumerate(self.captions) if terms.search(c)}
             candidates.update(self.with_substring(max(words, key=len)))
         ordered = sorted(candidates)
-        hits = map(terms.pattern.search, (self.captions[i] for i in ordered))
+        hits = map(terms.pattern.search, map(self.captions.__getitem__, ordered))
         return set(itertools.compress(ordered, hits))
 
     def term_matches(self, terms: Terms) -> Iterator[tuple[Record, int, int, re.Match[str]]]:

@@ -210,7 +210,9 @@ class CsvReader(MetadataFileReader):
                 )
                 continue
             caption = values[caption_idx]
-            image = normalise_image_name(values[image_idx])
+            image = values[image_idx]
+            if image and (image[0] == "." or "/." in image or "//" in image):  # normalise_image_name, inlined
+                image = normalise_image_name(image)
             record = Record(len(records), image, caption, source, None, None, False, None, False,
                             (extras, values), None, None, caption, line)
             if image in inventory and image not in links:  # the common case, inlined
