@@ -55,6 +55,9 @@ class ImageMissing(Rule):
     name = "image-missing"
     summary = "A row or caption sidecar names an image that does not exist"
     severity = Severity.ERROR
+    # LK001, LK002 and LK007 read the image folder, walked once on first use: one unit of work.
+    shares = "image-files"
+    cost = 4  # the walk of the folder
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         folded: dict[str, str] | None = None
@@ -95,6 +98,7 @@ class CaptionMissing(Rule):
     name = "caption-missing"
     summary = "An image in the dataset has no caption (no row, no sidecar)"
     severity = Severity.ERROR
+    shares = "image-files"
     cost = 2
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
@@ -293,6 +297,7 @@ class PathOutsideRoot(Rule):
     name = "path-outside-root"
     summary = "file_name is absolute or escapes the dataset root (never opened)"
     severity = Severity.ERROR
+    shares = "image-files"
 
     def check_record(self, record: Record, ctx: LintContext) -> Iterable[Violation]:
         if record.image_path is not None or not record.image:

@@ -15,10 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
+from lora_core.datasets.model import PENDING, Dataset, ReadProblem, Record, SourceFile
 from lora_core.datasets.reader import (
     DatasetSettings,
-    ImageResolver,
     MetadataFileReader,
     encode_source,
     normalise_image_name,
@@ -165,8 +164,8 @@ class CsvReader(MetadataFileReader):
     filename = "metadata.csv"
 
     def read(self, path: Path, settings: DatasetSettings) -> Dataset:
-        dataset, source, links = self.open(path, settings)
-        file, root, problems = dataset.path, dataset.root, dataset.problems
+        dataset, source, resolver = self.open(path, settings)
+        file, problems = dataset.path, dataset.problems
         rows = parse_csv(source, problems)
         if not rows:
             what = "is empty" if not source.text.strip() else "has no readable rows"
@@ -192,8 +191,6 @@ class CsvReader(MetadataFileReader):
                 ReadProblem("malformed", source.location(header_offset),
                             "the file has a header row but no data rows", source=source)
             )
-        resolver = ImageResolver(root, dataset.images_on_disk, links)
-        resolve, inventory, links, prefix = resolver.resolve, resolver.inventory, resolver.links, resolver.prefix
         width = len(columns)
         extras = [(i, columns[i]) for i in range(width) if i not in (image_idx, caption_idx)]
         records = dataset.records
@@ -213,13 +210,9 @@ class CsvReader(MetadataFileReader):
             image = values[image_idx]
             if image and (image[0] == "." or "/." in image or "//" in image):  # normalise_image_name, inlined
                 image = normalise_image_name(image)
-            record = Record(len(records), image, caption, source, None, None, False, None, False,
-                            (extras, values), None, None, caption, line)
-            if image in inventory and image not in links:  # the common case, inlined
-                record.image_path, record.image_exists = prefix + image, True
-            else:
-                resolve(record)
-            append(record)
+            append(Record(len(records), image, caption, source, None, None, False, PENDING, False,
+                          (extras, values), None, None, caption, line))
+        resolver.defer(source, records)
         return dataset
 
     @staticmethod

@@ -10,10 +10,9 @@ import json
 import re
 from pathlib import Path
 
-from lora_core.datasets.model import Dataset, ReadProblem, Record
+from lora_core.datasets.model import PENDING, Dataset, ReadProblem, Record
 from lora_core.datasets.reader import (
     DatasetSettings,
-    ImageResolver,
     MetadataFileReader,
     encode_source,
     normalise_image_name,
@@ -54,10 +53,9 @@ class JsonlReader(MetadataFileReader):
     filename = "metadata.jsonl"
 
     def read(self, path: Path, settings: DatasetSettings) -> Dataset:
-        dataset, source, links = self.open(path, settings)
+        dataset, source, resolver = self.open(path, settings)
         source.codec = JsonStringCodec()
         problems = dataset.problems
-        resolver = ImageResolver(dataset.root, dataset.images_on_disk, links)
         key_patterns = {
             key: re.compile(r'"' + re.escape(key) + r'"\s*:\s*' + _STRING_TOKEN)
             for key in (settings.image_column, settings.caption_column)
@@ -77,8 +75,8 @@ class JsonlReader(MetadataFileReader):
                 continue
             record = self._record(line, line_start, source, settings, key_patterns, problems, len(dataset.records))
             if record is not None:
-                resolver.resolve(record)
                 dataset.records.append(record)
+        resolver.defer(source, dataset.records)
         if not dataset.records and not problems:
             problems.append(
                 ReadProblem("malformed", source.location(0),
@@ -123,6 +121,7 @@ class JsonlReader(MetadataFileReader):
             image=normalise_image_name(obj[settings.image_column]),
             caption=caption,
             source=source,
+            image_path=PENDING,
             caption_span=spans[settings.caption_column],
             image_span=spans[settings.image_column],
             extras={k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()

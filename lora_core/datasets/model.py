@@ -11,9 +11,10 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lora_core.violations import Location
 
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from lora_core.datasets.reader import DatasetReader
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+#: A record's image_path before its source resolved it (see SourceFile.defer_image_resolution).
+PENDING: Any = type("Pending", (), {"__repr__": lambda self: "PENDING"})()
 
 
 class CaptionCodec(Protocol):
@@ -50,6 +55,19 @@ class SourceFile:
     invalid_utf8: bool = False  # some bytes were not UTF-8 (they are lone surrogates in `text`)
     codec: CaptionCodec = field(default_factory=IdentityCodec)
     _line_starts: list[int] | None = field(default=None, repr=False)
+    # Set by a reader that leaves its records' image paths to be resolved on first use.
+    _resolve_images: Callable[[], None] | None = field(default=None, repr=False)
+
+    def defer_image_resolution(self, resolve: Callable[[], None]) -> None:
+        """Resolve this file's records' images (`resolve` sets them all) only when a record's
+        `image_path` or `image_exists` is first read: linting captions alone never walks the
+        image folder, and a big lint walks it in a worker process instead of before the rules."""
+        self._resolve_images = resolve
+
+    def resolve_images(self) -> None:
+        resolve, self._resolve_images = self._resolve_images, None
+        if resolve is not None:
+            resolve()
 
     @property
     def line_starts(self) -> list[int]:
@@ -90,7 +108,7 @@ class Record:
 
     __slots__ = (
         "index", "image", "caption", "source", "_caption_span", "_image_span", "_quoted", "row_line",
-        "image_path", "image_exists", "_extras", "concept", "repeats", "original_caption",
+        "_image_path", "_image_exists", "_extras", "concept", "repeats", "original_caption",
     )
 
     def __init__(
@@ -118,8 +136,8 @@ class Record:
         self._image_span = image_span
         self._quoted = quoted  # CSV: the caption cell was quoted
         self.row_line = row_line  # 1-based line where the record starts, for lazy spans
-        self.image_path = image_path  # resolved absolute path; None when unsafe (outside the root)
-        self.image_exists = image_exists
+        self._image_path = image_path  # PENDING: the source resolves it on first use
+        self._image_exists = image_exists
         # A dict, or (column pairs, row values) turned into one on first use: most lints never
         # look at the extra columns, and 100,000 small dicts cost a tenth of the read time.
         self._extras = extras if extras is not None else {}
@@ -137,6 +155,28 @@ class Record:
 
     def __repr__(self) -> str:
         return f"Record({self.index}, image={self.image!r}, caption={self.caption!r})"
+
+    @property
+    def image_path(self) -> str | None:
+        """The image's resolved absolute path; None when the name is unsafe (outside the root)
+        or empty."""
+        if self._image_path is PENDING:
+            self.source.resolve_images()
+        return self._image_path  # type: ignore[return-value]
+
+    @image_path.setter
+    def image_path(self, value: str | None) -> None:
+        self._image_path = value
+
+    @property
+    def image_exists(self) -> bool:
+        if self._image_path is PENDING:
+            self.source.resolve_images()
+        return self._image_exists
+
+    @image_exists.setter
+    def image_exists(self, value: bool) -> None:
+        self._image_exists = value
 
     def _locate(self) -> None:
         if self._caption_span is None and self.row_line is not None:
@@ -161,6 +201,9 @@ class Record:
     def quoted(self) -> bool:
         self._locate()
         return self._quoted
+
+    def set_image(self, path: str | None, exists: bool) -> None:
+        self._image_path, self._image_exists = path, exists
 
     def set_spans(self, caption_span: tuple[int, int], image_span: tuple[int, int] | None, quoted: bool) -> None:
         self._caption_span, self._image_span, self._quoted = caption_span, image_span, quoted
@@ -212,10 +255,17 @@ class Dataset:
     records: list[Record]
     sources: list[SourceFile]
     problems: list[ReadProblem] = field(default_factory=list)
-    # Every image file found under root (dataset-relative posix paths), for "caption-missing".
-    images_on_disk: set[str] = field(default_factory=set)
     caption_column: str = "text"
     reader: DatasetReader | None = field(default=None, repr=False)
+    # Every image file found under root, or what finds them on first use (`images_on_disk`).
+    _images_on_disk: set[str] | Callable[[], set[str]] = field(default_factory=set, repr=False)
+
+    @property
+    def images_on_disk(self) -> set[str]:
+        """Every image file under root (dataset-relative posix paths), for "caption-missing"."""
+        if callable(self._images_on_disk):
+            self._images_on_disk = self._images_on_disk()
+        return self._images_on_disk
 
     @property
     def location(self) -> Location:

@@ -67,17 +67,18 @@ class MetadataFileReader(DatasetReader):
             return (path / self.filename).is_file()
         return path.suffix.lower() == Path(self.filename).suffix
 
-    def open(self, path: Path, settings: DatasetSettings) -> tuple[Dataset, SourceFile, set[str]]:
-        """Decode the metadata file and scan its folder: (dataset without records, source, symlinks)."""
+    def open(self, path: Path, settings: DatasetSettings) -> tuple[Dataset, SourceFile, ImageResolver]:
+        """Decode the metadata file: (dataset without records, source, a resolver for its image
+        names). The folder is walked when something first needs the images, not here."""
         file = path / self.filename if path.is_dir() else path
         problems: list[ReadProblem] = []
         source = decode_source(file, read_bytes(file), problems)
+        inventory = ImageInventory(file.parent)
         dataset = Dataset(
             root=file.parent, path=file, format=self.name, records=[], sources=[source], problems=problems,
-            caption_column=settings.caption_column, reader=self,
+            caption_column=settings.caption_column, reader=self, _images_on_disk=lambda: inventory.names,
         )
-        dataset.images_on_disk, links = image_inventory(file.parent)
-        return dataset, source, links
+        return dataset, source, ImageResolver(file.parent, inventory)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,6 +230,29 @@ def image_inventory(root: Path, skip_dirs: frozenset[str] = frozenset()) -> tupl
     return found, links
 
 
+class ImageInventory:
+    """The image files under a root (`image_inventory`), walked once, on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._walked: tuple[set[str], set[str]] | None = None
+
+    @property
+    def names(self) -> set[str]:
+        """Dataset-relative posix paths of every image file."""
+        return self._walk()[0]
+
+    @property
+    def links(self) -> set[str]:
+        """The names that are symbolic links (which may point out of the root)."""
+        return self._walk()[1]
+
+    def _walk(self) -> tuple[set[str], set[str]]:
+        if self._walked is None:
+            self._walked = image_inventory(self.root)
+        return self._walked
+
+
 class ImageResolver:
     """Resolves the image names a dataset mentions, without ever opening an unsafe path.
 
@@ -236,12 +260,26 @@ class ImageResolver:
     rows costs set lookups, not 100,000 stat calls; only names the walk did not see are stat-ed.
     """
 
-    def __init__(self, root: Path, inventory: set[str], links: set[str]) -> None:
+    def __init__(self, root: Path, inventory: ImageInventory) -> None:
         self.root = str(root)
         self.prefix = os.path.join(self.root, "")
         self.real_root = os.path.realpath(root)
         self.inventory = inventory
-        self.links = links
+
+    def defer(self, source: SourceFile, records: list[Record]) -> None:
+        """Resolve `records` (read from `source` with image_path=PENDING) on first use."""
+        source.defer_image_resolution(lambda: self.resolve_all(records))
+
+    def resolve_all(self, records: list[Record]) -> None:
+        """`resolve` for many records: one set lookup each in the common case."""
+        names, links, prefix = self.inventory.names, self.inventory.links, self.prefix
+        for record in records:
+            image = record.image
+            if image in names and image not in links:
+                record.set_image(prefix + image, True)
+            else:
+                record.set_image(None, False)
+                self.resolve(record)
 
     def resolve(self, record: Record) -> None:
         """Set record.image_path / image_exists; image_path stays None for an unsafe name."""
@@ -252,11 +290,11 @@ class ImageResolver:
             return  # absolute: LK007
         if name.startswith("..") and (len(name) == 2 or name[2] in "/\\"):
             return  # escapes the root: LK007
-        if name in self.inventory:
+        if name in self.inventory.names:
             # Found by walking the real tree (symlinked folders are not followed), so it is
             # inside the root unless the file itself is a symlink.
             candidate = self.prefix + name
-            if name in self.links and not self._inside(candidate):
+            if name in self.inventory.links and not self._inside(candidate):
                 return
             record.image_path = candidate
             record.image_exists = True
