@@ -8,17 +8,14 @@ dataset either crashes mid-run or silently trains on the wrong thing.
 from __future__ import annotations
 
 import bisect
-import itertools
-import operator
 import posixpath
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 from lora_core import Fix, RuleOption, Severity
 from lora_core.datasets.model import Dataset, ReadProblem, Record
 from lora_core.datasets.reader import describe_invalid_bytes, invalid_byte_spans
-from lora_core.rules import LintContext, Rule, RulePack, failing
+from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Applicability, Location, Violation
 
 
@@ -105,7 +102,7 @@ class CaptionMissing(Rule):
     cost = 2
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        listed = set(map(_IMAGE, dataset.records))
+        listed = {r.image for r in dataset.records}
         excused = {p.image for p in dataset.problems_of("extension-mismatch")}
         listed_folded = {name.lower() for name in listed if name}
         for image in sorted(dataset.images_on_disk - listed - excused):
@@ -122,7 +119,6 @@ class CaptionMissing(Rule):
             yield self.at(where, message, image=image)
 
 
-_IMAGE = operator.attrgetter("image")
 _BLANK = "\u200b\u200c\u200d\u2060\ufeff\u00a0 \t\r\n"
 
 
@@ -149,10 +145,11 @@ class CaptionEmpty(Rule):
     severity = Severity.ERROR
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        corpus = ctx.corpus
-        for index in failing(map(str.strip, corpus.captions, itertools.repeat(_BLANK))):
-            record = corpus.records[index]
-            yield self.at_caption(record, "caption is empty" if not record.caption else "caption holds only whitespace")
+        for record in ctx.captioned:
+            caption = record.caption
+            if caption and caption.strip(_BLANK):
+                continue
+            yield self.at_caption(record, "caption is empty" if not caption else "caption holds only whitespace")
 
 
 class InvalidEncoding(Rule):
@@ -264,13 +261,9 @@ class DuplicateEntry(Rule):
     severity = Severity.ERROR
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        images = list(map(_IMAGE, dataset.records))
-        repeated = {image for image, n in Counter(images).items() if n > 1}
-        if not repeated:
-            return  # the usual case, found in C
         first: dict[str, Record] = {}
         for record in dataset.records:
-            if not record.image or record.image not in repeated:
+            if not record.image:
                 continue
             seen = first.get(record.image)
             if seen is None:

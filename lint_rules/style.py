@@ -107,8 +107,8 @@ def missing_style(ctx: LintContext, required: Terms) -> list[Record]:
 
     def compute() -> list[Record]:
         corpus = ctx.corpus
-        lacking = set(range(len(corpus.captions))).difference(corpus.having(required), corpus.blank)
-        return [corpus.records[i] for i in sorted(lacking)]
+        having = corpus.having(required)
+        return [r for i, r in enumerate(corpus.records) if i not in having and corpus.captions[i].strip()]
 
     return ctx.memo(("missing-style", tuple(required.terms)), compute)
 
@@ -144,18 +144,18 @@ class StylePrefixInconsistent(Rule):
     cost = 2
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        corpus = ctx.corpus
+        records = [r for r in ctx.captioned if (r.caption or "").strip()]
         configured = _style(ctx).get("prefix", "")
         if configured:
-            for index in corpus.nonblank_failing(map(str.startswith, corpus.captions, itertools.repeat(configured))):
-                record = corpus.records[index]
+            for record in records:
                 caption = record.caption or ""
+                if caption.startswith(configured):
+                    continue
                 found = _PREFIX_LIKE.match(caption)
                 what = f"starts with `{found.group(1)}` instead of" if found else "does not start with"
                 fix = Fix.set_caption(f"start with `{configured}`", caption, _with_prefix(caption, configured))
                 yield self.at_caption(record, f"caption {what} the style prefix `{configured}`", fix=fix)
             return
-        records = [corpus.records[i] for i in range(len(corpus.records)) if i not in corpus.blank]
         prefixes = {id(r): (m.group(1) if (m := _PREFIX_LIKE.match(r.caption or "")) else None) for r in records}
         counts = Counter(prefixes.values())
         if len(counts) < 2 or not any(k is not None for k in counts):
@@ -245,7 +245,7 @@ class StyleCoverageLow(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         required = _required(ctx)
-        total = len(ctx.corpus.captions) - len(ctx.corpus.blank)
+        total = sum(1 for r in ctx.captioned if (r.caption or "").strip())
         if not required or not total:
             return
         missing = missing_style(ctx, required)

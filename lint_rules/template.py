@@ -167,10 +167,10 @@ class TemplateMismatch(Rule):
         template = _template(ctx)
         if template is None:
             return
-        corpus = ctx.corpus
-        for index in corpus.nonblank_failing(map(template.regex.match, corpus.captions)):
-            record, caption = corpus.records[index], corpus.captions[index]
-            yield self.at_caption(record, f"caption does not follow the template: {template.explain(caption)}")
+        for record in ctx.captioned:
+            caption = record.caption or ""
+            if caption.strip() and template.match(caption) is None:
+                yield self.at_caption(record, f"caption does not follow the template: {template.explain(caption)}")
 
 
 class SlotVocabulary(Rule):

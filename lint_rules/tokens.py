@@ -5,14 +5,13 @@ the concept weakly. Counts are exact (lora_core.clip_tokens); these rules read `
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
 from lora_core import RuleOption, Severity
 from lora_core.clip_tokens import COMMON_WORD_ID, ClipTokenizer, TokenizerUnavailable, load_tokenizer
 from lora_core.config import ConfigKey, ConfigSection, Int, Str, key_location
 from lora_core.datasets.model import Dataset
-from lora_core.rules import LintContext, Rule, RulePack, failing
+from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Violation
 
 TOKENS_SECTION = ConfigSection(
@@ -73,8 +72,7 @@ class ClipTokenOverflow(Rule):
             return
         corpus = ctx.corpus
         # An ASCII character is at most one token: shorter ASCII captions cannot overflow.
-        short = map(int.__ge__, itertools.repeat(limit), map(len, corpus.captions))
-        maybe = list(failing(map(min, short, map(str.isascii, corpus.captions))))
+        maybe = [i for i, c in enumerate(corpus.captions) if len(c) > limit or not c.isascii()]
         counts = tokenizer.counts([corpus.captions[i] for i in maybe])
         for i, tokens in zip(maybe, counts):
             if tokens <= limit:

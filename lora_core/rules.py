@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import inspect
 import itertools
-import operator
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -57,11 +56,6 @@ def _scan(data: bytes, starts: list[int], needles: Iterable[bytes]) -> set[int]:
     return found
 
 
-def failing(results: Iterable[object]) -> Iterator[int]:
-    """Positions of the falsy items of `results`, in C."""
-    return itertools.compress(itertools.count(), map(operator.not_, results))
-
-
 def _not_ascii(text: str) -> bool:
     return not text.isascii()
 
@@ -92,7 +86,6 @@ class Corpus:
         self.captions = captions
         self.starts = list(itertools.accumulate((len(c) + 1 for c in captions), initial=1))[:-1]
         self._folded: list[str] | None = None
-        self._blank: set[int] | None = None
         self._bytes: tuple[bytes, list[int]] | None = None
         self._folded_bytes: tuple[bytes, list[int]] | None = None
 
@@ -112,21 +105,6 @@ class Corpus:
             if self.text.isascii():  # (a flag test, not a scan) the bytes are the folded corpus
                 self._folded_bytes = (data, self.starts)
         return self._folded
-
-    @property
-    def blank(self) -> set[int]:
-        """Indexes of the captions that are empty or whitespace only (computed once)."""
-        if self._blank is None:
-            self._blank = set(failing(map(str.strip, self.captions)))
-        return self._blank
-
-    def nonblank_failing(self, results: Iterable[object]) -> list[int]:
-        """Indexes of the non-blank captions whose entry in `results` (one per caption, in
-        order, e.g. `map(pattern.match, corpus.captions)`) is falsy: the usual shape of a rule
-        that checks every caption in C and reports the few that fail."""
-        found = failing(results)
-        blank = self.blank
-        return [i for i in found if i not in blank] if blank else list(found)
 
     def record_at(self, offset: int) -> tuple[Record, int]:
         """The record whose caption holds corpus offset `offset`, and that caption's start."""
