@@ -206,8 +206,8 @@ def image_inventory(root: Path, skip_dirs: frozenset[str] = frozenset()) -> tupl
     """Dataset-relative posix paths of every image file under root (hidden folders skipped), and
     the subset of them that are symbolic links (which may point out of the root).
 
-    Written as comprehensions over each folder's entries: a flat folder of 100,000 images is the
-    common case, and a per-entry loop costs several times more."""
+    One pass over each folder's entries: a flat folder of 100,000 images is the common case, and
+    `DirEntry` answers `is_symlink` / `is_dir` from the listing itself, without a stat call."""
     found: set[str] = set()
     links: set[str] = set()
     stack = [(root, "")]
@@ -215,18 +215,18 @@ def image_inventory(root: Path, skip_dirs: frozenset[str] = frozenset()) -> tupl
         folder, prefix = stack.pop()
         try:
             with os.scandir(folder) as listing:
-                entries = [e for e in listing if e.name[0] != "."]
+                for entry in listing:
+                    name = entry.name
+                    if name[0] == ".":
+                        continue
+                    if name.lower().endswith(_IMAGE_SUFFIXES):
+                        found.add(prefix + name)
+                        if entry.is_symlink():
+                            links.add(prefix + name)
+                    elif name not in skip_dirs and entry.is_dir(follow_symlinks=False):
+                        stack.append((Path(entry.path), f"{prefix}{name}/"))
         except OSError:
             continue
-        images = [e for e in entries if e.name.lower().endswith(_IMAGE_SUFFIXES)]
-        found.update(prefix + e.name for e in images) if prefix else found.update(e.name for e in images)
-        links.update(prefix + e.name for e in images if e.is_symlink())
-        if len(images) < len(entries):
-            image_names = {e.name for e in images}
-            stack.extend(
-                (Path(e.path), f"{prefix}{e.name}/") for e in entries
-                if e.name not in image_names and e.name not in skip_dirs and e.is_dir(follow_symlinks=False)
-            )
     return found, links
 
 
