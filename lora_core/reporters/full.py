@@ -17,7 +17,7 @@ from typing import TextIO
 from rich.cells import cell_len
 
 from lora_core.reporters import Report, statistics_rows, summary_lines
-from lora_core.violations import Severity, Violation
+from lora_core.violations import Applicability, Severity, Violation
 
 SNIPPET_WIDTH = 100
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -95,13 +95,29 @@ def use_color(report: Report, stream: TextIO) -> bool:
     return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
 
 
+class _Columns:
+    """The styled pieces that repeat from violation to violation, each styled once: a big
+    report repeats a few codes and severities thousands of times."""
+
+    def __init__(self, style: _Styler) -> None:
+        self.style = style
+        self.severity = {s: style(f"{s.value:<8}", _STYLE[s]) for s in Severity}
+        self.code: dict[str, str] = {}
+        self.name: dict[str, str] = {}
+        self.bar = style("      │ ", "blue")
+        self.fix = style("      = fix: ", "blue")
+        self.safe = style("  [*]", "green")  # as in ruff: [*] marks what plain --fix repairs
+        self.unsafe = style(" (unsafe: needs --unsafe-fixes)", "dim")
+
+
 def render_full(report: Report, stream: TextIO) -> None:
     style = _Styler(use_color(report, stream))
+    columns = _Columns(style)
     violations = report.result.violations
     write = stream.write
     for path, group in groupby(violations, key=report.path_of):
         write(style(path or "<dataset>", "bold underline") + "\n")
-        write("".join(_violation_text(v, style) for v in group))
+        write("".join(_violation_text(v, columns) for v in group))
         write("\n")
     if report.statistics and violations:
         for count, code, name, fixable in statistics_rows(violations):
@@ -112,26 +128,28 @@ def render_full(report: Report, stream: TextIO) -> None:
         write(style(line, tone) + "\n")
 
 
-def _violation_text(violation: Violation, style: _Styler) -> str:
+def _violation_text(violation: Violation, columns: _Columns) -> str:
+    style = columns.style
     loc = violation.location
     position = f"{loc.line}:{loc.column}" if loc else ""
-    tone = _STYLE[violation.severity]
-    parts = [
-        "  ", style(f"{position:<8}", "dim"), style(f"{violation.severity.value:<8}", tone),
-        style(f"{violation.code:<7}", "bold"), violation.message,
-    ]
-    if violation.fix and violation.fix.applicability.value == "safe":
-        parts.append(style("  [*]", "green"))  # as in ruff: [*] marks what plain --fix repairs
-    parts.append(style(f"  {violation.name}", "dim"))
+    code = columns.code.get(violation.code) or columns.code.setdefault(
+        violation.code, style(f"{violation.code:<7}", "bold"))
+    name = columns.name.get(violation.name) or columns.name.setdefault(
+        violation.name, style(f"  {violation.name}", "dim"))
+    parts = ["  ", style(f"{position:<8}", "dim"), columns.severity[violation.severity], code, violation.message]
+    fix = violation.fix
+    if fix is not None and fix.applicability is Applicability.SAFE:
+        parts.append(columns.safe)
+    parts.append(name)
     shown = snippet(violation)
     if shown is not None:
         line, caret_at, caret_width = shown
-        parts += ["\n", style("      │ ", "blue"), line]
+        parts += ["\n", columns.bar, line]
         if caret_width:
-            parts += ["\n", style("      │ ", "blue"), " " * caret_at, style("^" * caret_width, tone)]
-    if violation.fix:
-        parts += ["\n", style("      = fix: ", "blue"), violation.fix.description]
-        if violation.fix.applicability.value == "unsafe":
-            parts.append(style(" (unsafe: needs --unsafe-fixes)", "dim"))
+            parts += ["\n", columns.bar, " " * caret_at, style("^" * caret_width, _STYLE[violation.severity])]
+    if fix is not None:
+        parts += ["\n", columns.fix, fix.description]
+        if fix.applicability is Applicability.UNSAFE:
+            parts.append(columns.unsafe)
     parts.append("\n")
     return "".join(parts)
