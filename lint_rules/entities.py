@@ -8,7 +8,6 @@ These rules read the `[entities]` section.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -351,28 +350,24 @@ class TriggerPosition(Rule):
 
 
 def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):
-    """Trigger matches in captions where the trigger may sit beyond the first `keep` tags: the
-    first occurrence and the separators before it are counted with C-level maps, so captions
-    that start with the trigger (the usual case) cost no Python work."""
+    """Trigger matches in captions where the trigger may sit beyond the first `keep` tags: its
+    first occurrence has `keep` separators before it, or is only part of a longer word (then a
+    later, whole-word occurrence may be the trigger). Captions that start with the trigger, the
+    usual case, cost one find and two one-character slices."""
     captions = corpus.captions
-    repeat = itertools.repeat
-    positions = list(map(str.find, captions, repeat(trigger)))
     separators = [s for s in SEPARATORS if s in corpus.text]
-    counted = [map(str.count, captions, repeat(s), repeat(0), positions) for s in separators]
-    before = map(sum, zip(*counted)) if counted else repeat(0)
     size = len(trigger)
-    # Captions whose first occurrence lies beyond the kept tags, or is only part of a longer word
-    # (then a later, whole-word occurrence may be the trigger): the rest start correctly.
-    after = map(str.__getitem__, captions, (slice(p + size, p + size + 1) for p in positions))
-    ahead = map(str.__getitem__, captions, (slice(max(p - 1, 0), max(p, 0)) for p in positions))
-    suspects = [
-        i for i, (position, tags_before, next_char, previous) in enumerate(zip(positions, before, after, ahead))
-        if position >= 0 and (tags_before >= keep or next_char.isalnum() or next_char == "_"
-                              or previous.isalnum() or previous == "_")
-    ]
-    for i in suspects:
+    for i, caption in enumerate(captions):
+        position = caption.find(trigger)
+        if position < 0:
+            continue
+        before = caption[position - 1:position] if position else ""
+        after = caption[position + size:position + size + 1]
+        if not (before.isalnum() or before == "_" or after.isalnum() or after == "_"
+                or sum([caption.count(s, 0, position) for s in separators]) >= keep):
+            continue
         record = corpus.records[i]
-        for m in terms.pattern.finditer(captions[i]):
+        for m in terms.pattern.finditer(caption):
             yield record, m.start(), m.end(), m
 
 

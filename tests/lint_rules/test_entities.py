@@ -63,9 +63,12 @@ def test_trigger_missing_fix_inserts_in_front(lint_with_config):
 
 def test_trigger_position_and_fix(lint_with_config):
     rows = [("a.png", "neon city, rain, cybrpnk, night"), ("b.png", "cybrpnk, neon city, rain"),
-            ("c.png", "neon city\uff0ccybrpnk, rain")]
+            ("c.png", "neon city\uff0ccybrpnk, rain"),
+            # The first occurrence is part of a longer word; the trigger itself comes later.
+            ("d.png", "cybrpnkish glow, rain, cybrpnk"), ("e.png", "my_cybrpnk, cybrpnk, rain")]
     result, _ = lint_with_config(rows, TRIGGER, select=["LK306"])
-    assert [v.image for v in result] == ["a.png", "c.png"]
+    assert [v.image for v in result] == ["a.png", "c.png", "d.png", "e.png"]
+    assert "is tag 3" in result[2].message and "is tag 2" in result[3].message
     assert "trigger `cybrpnk` is tag 3; keep-tokens is 1" in result[0].message
     fixed, _ = lint_with_config(rows[:2], TRIGGER, select=["LK306"], fix=True)
     assert captions_of(fixed) == ["cybrpnk, neon city, rain, night", "cybrpnk, neon city, rain"]
