@@ -124,11 +124,14 @@ class Corpus:
 
         `sep` in a literal stands for a caption boundary (`sep + " "`: a caption starting with a
         space). `transform` may rewrite the bytes first (e.g. remove blanks) as long as it keeps
-        every separator; caption boundaries are then found again in the result."""
+        every separator; caption boundaries are then found again in the result, unless it kept
+        the length, which it must then do by keeping every byte in place (a translate table)."""
         data, starts = self._encoded()
         if transform is not None:
+            size = len(data)
             data = transform(data)
-            starts = _boundaries(data, self.sep)
+            if len(data) != size:
+                starts = _boundaries(data, self.sep)
         found = _scan(data, starts, (literal.encode("utf-8", "surrogateescape") for literal in literals))
         return [self.records[i] for i in sorted(found)]
 
