@@ -100,7 +100,8 @@ def compile_bytecode() -> None:
     import compileall
     import importlib.util
 
-    for package in ("lora_core", "lorakit_rules"):
+    for package in ("lora_core", "lorakit_rules", "lorakit_manual", "lorakit_blip", "lorakit_blip2",
+                    "lorakit_coca", "lorakit_lora"):  # every package lorakit installs (pyproject.toml)
         spec = importlib.util.find_spec(package)
         for folder in (spec.submodule_search_locations or []) if spec else []:
             compileall.compile_dir(folder, quiet=1)
