@@ -54,6 +54,11 @@ def snippet(violation: Violation) -> tuple[str, int, int] | None:
     right = min(line_end, left + SNIPPET_WIDTH)
     prefix = "…" if left > line_start else ""
     suffix = "…" if right < line_end else ""
+    if caption.isascii() and caption.isprintable():  # the common case: one cell per character
+        shown = prefix + caption[left:max(right, end)] + suffix  # the marked span is never cut
+        if violation.span is None:
+            return shown, 0, 0
+        return shown, len(prefix) + start - left, max(1, end - start)
     before = visible(caption[left:start])
     marked = visible(caption[start:end]) if end > start else ""
     shown = prefix + before + marked + visible(caption[end:right]) + suffix

@@ -117,3 +117,21 @@ def test_multiline_span_has_no_columns(tmp_path, registry):
     result = lora_core.lint(tmp_path, registry=registry, isolated=True, select=["LK1"])
     (line,) = [ln for ln in render(render_github, result, Path(tmp_path)).splitlines() if "LK101" in ln]
     assert "col=" not in line and "line=2" in line and "endLine=3" in line
+
+
+def test_snippet_of_a_long_caption_is_the_same_on_the_ascii_fast_path():
+    from lora_core.datasets.model import Record, SourceFile
+    from lora_core.reporters.full import snippet
+    from lora_core.violations import Severity, Violation
+
+    def shown(caption: str, span: tuple[int, int]):
+        record = Record(0, "a.png", caption, SourceFile(Path("metadata.csv"), caption))
+        return snippet(Violation("LK999", "x", Severity.INFO, "m", None, record=record, span=span))
+
+    caption = ", ".join(f"tag {i}" for i in range(60))
+    twin = caption.replace("tag 0", "tag\u00a00")  # a no-break space far left: the general path
+    for span in [(300, 380), (10, 12), (395, 398), (200, 200)]:
+        line, caret_at, width = shown(twin, span)
+        assert shown(caption, span) == (line.replace("·", " "), caret_at, width)
+    line, caret_at, width = shown(caption, (300, 380))
+    assert line == "…" + caption[250:380] + "…" and (caret_at, width) == (51, 80)
