@@ -8,8 +8,10 @@ import signal
 import time
 import types
 
+import pytest
+
 import lora_core
-from lora_core import Rule, Severity, hookimpl
+from lora_core import ConfigError, Rule, Severity, hookimpl
 from lora_core.engine import rule_units
 from lora_core.reporters import Report, violation_json
 from lora_core.testing import make_csv_dataset, registry_with
@@ -77,6 +79,36 @@ def test_a_worker_that_dies_has_its_share_done_here(tmp_path):
     path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, rain")])
     result = lora_core.lint(path, registry=registry, isolated=True, jobs=2, select=["TS9"])
     assert sorted(v.message for v in result) == ["TS901 ran", "TS902 ran"] and not result.crashes
+
+
+class FailsInAWorker(DiesInAWorker):
+    """## What it does\nMeets a user-facing problem (a missing model, say) in the worker only."""
+
+    code, name = "TS903", "fails-in-a-worker"
+
+    def check_dataset(self, dataset, ctx):
+        if os.getpid() != _PARENT:
+            raise ConfigError("TS903: the model folder does not exist")
+        time.sleep(0.3)  # long enough for the worker to start and take the other unit
+        yield self.at(dataset.location, f"{self.code} ran")
+
+
+class FailsInAWorkerToo(FailsInAWorker):
+    code, name = "TS904", "fails-in-a-worker-too"
+
+
+def test_a_user_facing_error_in_a_worker_is_raised_here(tmp_path):
+    """A LorakitError in the worker is the same one clean error as in this process."""
+
+    @hookimpl
+    def register_rules(register):
+        register(FailsInAWorker)
+        register(FailsInAWorkerToo)
+
+    registry = registry_with(types.SimpleNamespace(register_rules=register_rules), names=["fail"])
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, rain")])
+    with pytest.raises(ConfigError, match="TS903: the model folder does not exist"):
+        lora_core.lint(path, registry=registry, isolated=True, jobs=2, select=["TS9"])
 
 
 def test_default_jobs_only_for_big_datasets_without_threads():
