@@ -168,8 +168,6 @@ def duplicate_tag_candidates(corpus) -> list[int]:
         pieces[index] = _WIDE_SEPARATOR.sub(",", text).encode("utf-8", "surrogateescape")
     if len(pieces) != len(corpus.captions):  # pragma: no cover - the separator is never produced
         return list(range(len(corpus.captions)))
-    comma = itertools.repeat(b",")
-    distinct = map(len, map(set, map(bytes.split, pieces, comma)))  # lazily: one caption's tags at a time
-    separators = map(bytes.count, pieces, comma)
-    # n separators make n + 1 tags; fewer distinct ones means a repeat (or empty tags: LK104).
-    return list(itertools.compress(itertools.count(), map(int.__le__, distinct, separators)))
+    # Fewer distinct tags than tags means a repeat (or empty tags: LK104). One caption's tags at a
+    # time: keeping every caption's tag list alive costs 40 MB at 100,000 captions.
+    return [i for i, piece in enumerate(pieces) if len(set(tags := piece.split(b","))) < len(tags)]
