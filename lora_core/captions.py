@@ -115,12 +115,13 @@ def word_bags(corpus) -> list[tuple[int, int, int]]:
     data = data.translate(None, _BLANKS)
     first = data.translate(_SCRAMBLE_1).split(boundary)
     second = data.translate(_SCRAMBLE_2).split(boundary)
-    return list(zip(map(len, first), map(_byte_sum, first), map(_byte_sum, second)))
+    adler32 = zlib.adler32
+    return [(len(a), adler32(a) & 0xFFFF, adler32(b) & 0xFFFF) for a, b in zip(first, second)]
 
 
 def _byte_sum(data: bytes) -> int:
     """The sum of the bytes modulo 65521, in C: Adler-32's low half is 1 + that sum, and does not
-    depend on the order of the bytes (about 2.5 times faster than sum())."""
+    depend on the order of the bytes (about 2.5 times faster than sum()). `word_bags` inlines it."""
     return zlib.adler32(data) & 0xFFFF
 
 
