@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import html
 import importlib.util
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -66,6 +67,15 @@ class ClipTokenizer:
         # Tokens never span whitespace, so a whitespace-separated chunk ("rain-soaked,") has a
         # fixed count: cache those, and a caption costs one split() and dictionary lookups.
         self._chunks = _CountCache(lambda chunk: sum(map(self._counts.__getitem__, PRETOKEN.findall(chunk))))
+        # Tag lists repeat whole tags: a tag followed by ", " also has a fixed count, its comma
+        # included (the space after it ends the comma's pre-token). The last tag has no comma
+        # after it: `_last_tag` holds what to take back for it (1, unless the tag ends in
+        # punctuation that the comma would have joined).
+        self._tags = _CountCache(lambda tag: self._plain(tag + ","))
+        self._last_tag = _CountCache(lambda tag: self._tags[tag] - self._plain(tag))
+
+    def _plain(self, text: str) -> int:
+        return sum(map(self._chunks.__getitem__, text.split()))
 
     def encode(self, text: str) -> list[int]:
         """Content token ids (without the start and end tokens)."""
@@ -76,10 +86,16 @@ class ClipTokenizer:
 
     def counts(self, captions: Iterable[str]) -> list[int]:
         """Token counts of many captions: per-word counts are cached, and the per-caption work is
-        C-level maps (lower-case, pre-tokenise, look up, sum)."""
+        C-level maps (lower-case, split, look up, sum). Tag lists are split into tags (half the
+        pieces of splitting into words), other captions into words."""
         captions = [html.unescape(html.unescape(c)) if "&" in c else c for c in captions]
+        lowered = map(str.lower, captions)
+        sample = captions[:1000]
+        if sum(map(str.count, sample, itertools.repeat(", "))) >= 2 * len(sample):  # tag lists
+            tag, last = self._tags.__getitem__, self._last_tag.__getitem__
+            return [sum(map(tag, tags)) - last(tags[-1]) for tags in map(str.split, lowered, itertools.repeat(", "))]
         get = self._chunks.__getitem__
-        return [sum(map(get, chunks)) for chunks in map(str.split, map(str.lower, captions))]
+        return [sum(map(get, chunks)) for chunks in map(str.split, lowered)]
 
     def pieces(self, text: str) -> list[str]:
         """The text of each token (for messages: `cybrpnk` -> cy|br|pn|k)."""

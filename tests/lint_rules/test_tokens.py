@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -15,6 +16,20 @@ def test_exact_clip_ids():
         49406, 320, 1125, 539, 320, 2368, 49407]
     assert tokenizer.count("A  photo of a CAT") == 5
     assert tokenizer.pieces("cybrpnk") == ["cy", "br", "pn", "k"]
+
+
+def test_counts_of_tag_lists_and_sentences_are_exact():
+    """`counts` splits tag lists into cached tags (the comma after each counted with it) and other
+    captions into words: both must give what encoding the caption gives."""
+    tokenizer = load_tokenizer()
+    atoms = ["neon", "city", "rain!", "(masterpiece)", "a,b", "x_y", "", " ", ",", "!!", "Café", "&amp;",
+             "ß", "l'eau", "1girl", "hello-world", "…", "\t", "OK?"]
+    rng = random.Random(7)
+    tag_lists = ["".join(rng.choice(atoms) + rng.choice([", ", ",", " , ", ", , "]) for _ in range(rng.randint(1, 8)))
+                 + rng.choice(atoms) for _ in range(600)]
+    sentences = [" ".join(rng.choice(atoms) for _ in range(rng.randint(1, 12))) for _ in range(300)]
+    for captions in (tag_lists, sentences):
+        assert tokenizer.counts(captions) == [len(tokenizer.encode(c)) for c in captions]
 
 
 def test_token_overflow_quotes_what_is_cut(lint_with_config):
