@@ -56,6 +56,25 @@ def _scan(data: bytes, starts: list[int], needles: Iterable[bytes]) -> set[int]:
     return found
 
 
+def _scan_counting(data: bytes, sep: bytes, needles: Iterable[bytes]) -> set[int]:
+    """`_scan` for a joined corpus whose caption offsets are not known: the hits, in order, are
+    mapped to captions by counting the separators between one hit and the next (one pass over
+    the data, in C, instead of first finding every caption's start)."""
+    ends = []
+    for needle in needles:
+        at = data.find(needle)
+        while at != -1:
+            ends.append(at + len(needle) - 1)
+            at = data.find(needle, at + 1)
+    found: set[int] = set()
+    index, counted = -1, 0
+    for end in sorted(ends):  # a hit ending on a separator belongs to the caption before it
+        index += data.count(sep, counted, end)
+        counted = end
+        found.add(index)
+    return found
+
+
 def _not_ascii(text: str) -> bool:
     return not text.isascii()
 
@@ -124,15 +143,17 @@ class Corpus:
 
         `sep` in a literal stands for a caption boundary (`sep + " "`: a caption starting with a
         space). `transform` may rewrite the bytes first (e.g. remove blanks) as long as it keeps
-        every separator; caption boundaries are then found again in the result, unless it kept
-        the length, which it must then do by keeping every byte in place (a translate table)."""
+        every separator, and keep every byte in place if it keeps the length (a translate table
+        does); hits are mapped to captions by counting separators in the result otherwise."""
         data, starts = self._encoded()
+        needles = [literal.encode("utf-8", "surrogateescape") for literal in literals]
         if transform is not None:
             size = len(data)
             data = transform(data)
             if len(data) != size:
-                starts = _boundaries(data, self.sep)
-        found = _scan(data, starts, (literal.encode("utf-8", "surrogateescape") for literal in literals))
+                found = _scan_counting(data, self.sep.encode("utf-8", "surrogateescape"), needles)
+                return [self.records[i] for i in sorted(found)]
+        found = _scan(data, starts, needles)
         return [self.records[i] for i in sorted(found)]
 
     def _encoded(self) -> tuple[bytes, list[int]]:
