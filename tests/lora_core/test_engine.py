@@ -56,9 +56,12 @@ class DiesInAWorker(Rule):
     severity = Severity.WARNING
     cost = 1000
 
+    def in_worker(self) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
     def check_dataset(self, dataset, ctx):
         if os.getpid() != _PARENT:
-            os.kill(os.getpid(), signal.SIGKILL)
+            self.in_worker()
         time.sleep(0.3)  # long enough for the worker to start and take the other unit
         yield self.at(dataset.location, f"{self.code} ran")
 
@@ -67,48 +70,40 @@ class AlsoDiesInAWorker(DiesInAWorker):
     code, name = "TS902", "also-dies-in-a-worker"
 
 
-def test_a_worker_that_dies_has_its_share_done_here(tmp_path):
-    """Whichever unit the worker took when it was killed is run again in this process."""
-
-    @hookimpl
-    def register_rules(register):
-        register(DiesInAWorker)
-        register(AlsoDiesInAWorker)
-
-    registry = registry_with(types.SimpleNamespace(register_rules=register_rules), names=["die"])
-    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, rain")])
-    result = lora_core.lint(path, registry=registry, isolated=True, jobs=2, select=["TS9"])
-    assert sorted(v.message for v in result) == ["TS901 ran", "TS902 ran"] and not result.crashes
-
-
 class FailsInAWorker(DiesInAWorker):
     """## What it does\nMeets a user-facing problem (a missing model, say) in the worker only."""
 
     code, name = "TS903", "fails-in-a-worker"
 
-    def check_dataset(self, dataset, ctx):
-        if os.getpid() != _PARENT:
-            raise ConfigError("TS903: the model folder does not exist")
-        time.sleep(0.3)  # long enough for the worker to start and take the other unit
-        yield self.at(dataset.location, f"{self.code} ran")
+    def in_worker(self) -> None:
+        raise ConfigError("TS903: the model folder does not exist")
 
 
-class FailsInAWorkerToo(FailsInAWorker):
-    code, name = "TS904", "fails-in-a-worker-too"
+class AlsoFailsInAWorker(FailsInAWorker):
+    code, name = "TS904", "also-fails-in-a-worker"
+
+
+def lint_in_two_processes(tmp_path, *rules: type[Rule]):
+    @hookimpl
+    def register_rules(register):
+        for rule in rules:
+            register(rule)
+
+    registry = registry_with(types.SimpleNamespace(register_rules=register_rules), names=["workers"])
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, rain")])
+    return lora_core.lint(path, registry=registry, isolated=True, jobs=2, select=["TS9"])
+
+
+def test_a_worker_that_dies_has_its_share_done_here(tmp_path):
+    """Whichever unit the worker took when it was killed is run again in this process."""
+    result = lint_in_two_processes(tmp_path, DiesInAWorker, AlsoDiesInAWorker)
+    assert sorted(v.message for v in result) == ["TS901 ran", "TS902 ran"] and not result.crashes
 
 
 def test_a_user_facing_error_in_a_worker_is_raised_here(tmp_path):
     """A LorakitError in the worker is the same one clean error as in this process."""
-
-    @hookimpl
-    def register_rules(register):
-        register(FailsInAWorker)
-        register(FailsInAWorkerToo)
-
-    registry = registry_with(types.SimpleNamespace(register_rules=register_rules), names=["fail"])
-    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, rain")])
     with pytest.raises(ConfigError, match="TS903: the model folder does not exist"):
-        lora_core.lint(path, registry=registry, isolated=True, jobs=2, select=["TS9"])
+        lint_in_two_processes(tmp_path, FailsInAWorker, AlsoFailsInAWorker)
 
 
 def test_default_jobs_only_for_big_datasets_without_threads():
