@@ -45,30 +45,27 @@ def _boundaries(data: bytes, sep: str) -> list[int]:
     return [m.end() for m in re.finditer(re.escape(sep.encode("utf-8", "surrogateescape")), data)][:-1]
 
 
-def _scan(data: bytes, starts: list[int], needles: Iterable[bytes]) -> set[int]:
-    """Indexes of the captions holding any needle (by the offset of the needle's last byte)."""
-    found: set[int] = set()
+def _hit_ends(data: bytes, needles: Iterable[bytes]) -> Iterator[int]:
+    """The offset of the last byte of every occurrence of every needle."""
     for needle in needles:
         at = data.find(needle)
         while at != -1:
-            found.add(bisect.bisect_right(starts, at + len(needle) - 1) - 1)
+            yield at + len(needle) - 1
             at = data.find(needle, at + 1)
-    return found
+
+
+def _scan(data: bytes, starts: list[int], needles: Iterable[bytes]) -> set[int]:
+    """Indexes of the captions holding any needle (by the offset of the needle's last byte)."""
+    return {bisect.bisect_right(starts, end) - 1 for end in _hit_ends(data, needles)}
 
 
 def _scan_counting(data: bytes, sep: bytes, needles: Iterable[bytes]) -> set[int]:
     """`_scan` for a joined corpus whose caption offsets are not known: the hits, in order, are
     mapped to captions by counting the separators between one hit and the next (one pass over
     the data, in C, instead of first finding every caption's start)."""
-    ends = []
-    for needle in needles:
-        at = data.find(needle)
-        while at != -1:
-            ends.append(at + len(needle) - 1)
-            at = data.find(needle, at + 1)
     found: set[int] = set()
     index, counted = -1, 0
-    for end in sorted(ends):  # a hit ending on a separator belongs to the caption before it
+    for end in sorted(_hit_ends(data, needles)):  # a hit ending on a separator belongs to the caption before it
         index += data.count(sep, counted, end)
         counted = end
         found.add(index)

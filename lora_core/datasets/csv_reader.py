@@ -207,9 +207,7 @@ class CsvReader(MetadataFileReader):
                 )
                 continue
             caption = values[caption_idx]
-            image = values[image_idx]
-            if image and (image[0] == "." or "/." in image or "//" in image):  # normalise_image_name, inlined
-                image = normalise_image_name(image)
+            image = normalise_image_name(values[image_idx])
             append(Record(len(records), image, caption, source, None, None, False, PENDING, False,
                           (extras, values), None, None, caption, line))
         resolver.defer(source, records)
