@@ -144,13 +144,11 @@ class Corpus:
         does); hits are mapped to captions by counting separators in the result otherwise."""
         data, starts = self._encoded()
         needles = [literal.encode("utf-8", "surrogateescape") for literal in literals]
-        if transform is not None:
-            size = len(data)
-            data = transform(data)
-            if len(data) != size:
-                found = _scan_counting(data, self.sep.encode("utf-8", "surrogateescape"), needles)
-                return [self.records[i] for i in sorted(found)]
-        found = _scan(data, starts, needles)
+        transformed = data if transform is None else transform(data)
+        if len(transformed) == len(data):
+            found = _scan(transformed, starts, needles)
+        else:
+            found = _scan_counting(transformed, self.sep.encode("utf-8", "surrogateescape"), needles)
         return [self.records[i] for i in sorted(found)]
 
     def _encoded(self) -> tuple[bytes, list[int]]:

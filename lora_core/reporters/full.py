@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import unicodedata
 from itertools import groupby
@@ -107,8 +108,8 @@ class _Columns:
     def __init__(self, style: _Styler) -> None:
         self.style = style
         self.severity = {s: style(f"{s.value:<8}", _STYLE[s]) for s in Severity}
-        self.code: dict[str, str] = {}
-        self.name: dict[str, str] = {}
+        self.code = functools.cache(lambda code: style(f"{code:<7}", "bold"))
+        self.name = functools.cache(lambda name: style(f"  {name}", "dim"))
         self.bar = style("      │ ", "blue")
         self.fix = style("      = fix: ", "blue")
         self.safe = style("  [*]", "green")  # as in ruff: [*] marks what plain --fix repairs
@@ -137,15 +138,12 @@ def _violation_text(violation: Violation, columns: _Columns) -> str:
     style = columns.style
     loc = violation.location
     position = f"{loc.line}:{loc.column}" if loc else ""
-    code = columns.code.get(violation.code) or columns.code.setdefault(
-        violation.code, style(f"{violation.code:<7}", "bold"))
-    name = columns.name.get(violation.name) or columns.name.setdefault(
-        violation.name, style(f"  {violation.name}", "dim"))
-    parts = ["  ", style(f"{position:<8}", "dim"), columns.severity[violation.severity], code, violation.message]
+    parts = ["  ", style(f"{position:<8}", "dim"), columns.severity[violation.severity], columns.code(violation.code),
+             violation.message]
     fix = violation.fix
     if fix is not None and fix.applicability is Applicability.SAFE:
         parts.append(columns.safe)
-    parts.append(name)
+    parts.append(columns.name(violation.name))
     shown = snippet(violation)
     if shown is not None:
         line, caret_at, caret_width = shown
