@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from lora_core import Fix, RuleOption, Severity
-from lora_core.captions import SEPARATORS, after_prefix, tag_spans
-from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, Str
+from lora_core.captions import SEPARATORS, STYLE_PREFIX, after_prefix, tag_spans
+from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf, Str
+from lora_core.conventions import (
+    ConceptToken,
+    Conventions,
+    configured,
+    find_variant,
+    of_context,
+    token_pattern,
+)
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.terms import Terms
@@ -44,6 +53,9 @@ ENTITIES_SECTION = ConfigSection(
                   "Words that show a person is depicted (need an identity token when identities are declared)."),
         ConfigKey("max-identity-share", Float(0.0, 1.0), 0.6,
                   "No identity may appear in more than this share of the captions that name an identity."),
+        ConfigKey("concept-triggers", MapOf(Str()), {},
+                  'Per kohya concept folder (its name without the repeats): the trigger its captions carry, '
+                  'e.g. `{ "person_A" = "person_A", "cyberpunk_style" = "cybrpnk" }`.'),
     ],
 )
 
@@ -86,7 +98,12 @@ class UnboundPerson(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         identities = _identities(ctx)
         persons = Terms(_entities(ctx).get("person-terms", DEFAULT_PERSON_TERMS))
-        if not identities or not persons:
+        if not persons:
+            return
+        if not configured(ctx, "entities", "identities"):
+            yield from self._identity_folders(ctx, persons)
+            return
+        if not identities:
             return
         flagged: set[int] = set()
         for record, start, end, match in ctx.corpus.term_matches(persons):
@@ -95,6 +112,33 @@ class UnboundPerson(Rule):
             flagged.add(id(record))
             names = " / ".join(identities.terms)
             yield self.at_caption(record, f"`{match.group()}` without an identity token ({names})", (start, end))
+
+    def _identity_folders(self, ctx: LintContext, persons: Terms) -> Iterable[Violation]:
+        """Inferred: in a kohya folder named like an identity (`10_person_A/`), a person word
+        without that identity token."""
+        corpus = ctx.corpus
+        conventions = of_context(ctx)
+        tokens = [t for t in conventions.concepts.values() if t.person]
+        if not tokens:
+            return
+        others = Terms(list(conventions.concepts), case_sensitive=True)
+        by_concept = {t.concept: t for t in tokens}
+        for scope in conventions.scopes:
+            token = by_concept.get(scope.concept or "")
+            if token is None:
+                continue
+            pattern = token_pattern(token.concept)
+            for index in scope.indexes:
+                caption = corpus.captions[index]
+                if token.concept in caption and pattern.search(caption):
+                    continue
+                if others.search(caption):
+                    continue  # LK308: another identity's token
+                match = persons.search(caption)
+                if match is None:
+                    continue
+                yield self.at_caption(corpus.records[index], f"`{match.group()}` without the identity token "
+                                      f"`{token.concept}` ({_concept_evidence(token)})", match.span(), inferred=True)
 
 
 class UnknownIdentity(Rule):
@@ -190,6 +234,8 @@ class MultipleIdentities(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         identities = _identities(ctx)
+        if not configured(ctx, "entities", "identities"):
+            identities = _folder_identities(ctx)
         if not identities:
             return
         for record, names in identity_mentions(ctx, identities).items():
@@ -228,6 +274,9 @@ class IdentityImbalance(Rule):
     cost = 1
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        if not configured(ctx, "entities", "identities"):
+            yield from self._folders(dataset, ctx)
+            return
         identities = _identities(ctx)
         if len(identities.terms) < 2:
             return
@@ -246,11 +295,98 @@ class IdentityImbalance(Rule):
                               f"(limit {limit:.0%}): {summary}", share=round(share, 4), count=count, total=total)
 
 
+    def _folders(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        """Inferred: identity folders (kohya concept folders named by a token) compared by what
+        each contributes to an epoch, images x repeats."""
+        tokens = list(of_context(ctx).concepts.values())
+        if len(tokens) < 2:
+            return
+        samples = {t.concept: t.images * t.repeats for t in tokens}
+        total = sum(samples.values())
+        limit = _entities(ctx).get("max-identity-share", 0.6)
+        summary = ", ".join(f"`{t.folder}` {t.images} images x {t.repeats} = {samples[t.concept]}" for t in tokens)
+        for token in sorted(tokens, key=lambda t: -samples[t.concept]):
+            share = samples[token.concept] / total
+            if share > limit + 1e-12:
+                yield self.at(dataset.location, f"`{token.concept}` is {share:.0%} of the identity folders' "
+                              f"samples per epoch (limit {limit:.0%}): {summary}; balance the images or the "
+                              "repeats (inferred from the kohya folders; declare [entities] identities to "
+                              "count captions instead)", share=round(share, 4), count=samples[token.concept],
+                              total=total, inferred=True)
+
+
+class IdentityFolderMismatch(Rule):
+    """## What it does
+    In a kohya dataset with one folder per identity or concept (`10_person_A/`, `3_person_B/`,
+    folders named by a token the captions use), reports a caption that names another folder's
+    token and not its own.
+
+    ## Why it matters
+    An image of person_B captioned person_A trains person_B's face into person_A's token: the
+    two identities bleed into each other. Either the caption or the folder is wrong.
+
+    ## Example
+    In `3_person_B/`:
+    ```text
+    person_A, portrait, front view, smiling
+    ```
+
+    ## Fix
+    Correct the token, or move the image (with its caption) to the right folder.
+    """
+
+    code = "LK308"
+    name = "identity-folder-mismatch"
+    summary = "A caption names another concept folder's identity token, not its own"
+    severity = Severity.ERROR
+    options = (RuleOption("entities.identity-pattern", "what an identity token looks like"),)
+    cost = 1
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        if configured(ctx, "entities", "identities"):
+            return
+        corpus = ctx.corpus
+        conventions = of_context(ctx)
+        tokens = conventions.concepts
+        if len(tokens) < 2:
+            return
+        for scope in conventions.scopes:
+            own = tokens.get(scope.concept or "")
+            if own is None:
+                continue
+            pattern = token_pattern(own.concept)
+            others = Terms([t for t in tokens if t != own.concept], case_sensitive=True)
+            for index in scope.indexes:
+                caption = corpus.captions[index]
+                if own.concept in caption and pattern.search(caption):
+                    continue
+                match = others.search(caption)
+                if match is None:
+                    continue
+                other = tokens[match.group()]
+                yield self.at_caption(corpus.records[index], f"caption names `{other.concept}` (the token of "
+                                      f"`{other.folder}`) but the image is in `{own.folder}`, whose token is "
+                                      f"`{own.concept}`", match.span(), inferred=True)
+
+
+def _folder_identities(ctx: LintContext) -> Terms:
+    tokens = of_context(ctx).concepts
+    return Terms(list(tokens), case_sensitive=True) if len(tokens) >= 2 else Terms([])
+
+
 class TriggerMissing(Rule):
     """## What it does
-    Reports a caption without the trigger (`entities.trigger`), matched exactly: letter case
-    counts, and a zero-width character or odd space inside the word means it is *not* there (the
-    message says when that is the case).
+    Reports a caption without the trigger, matched exactly: letter case counts, and a zero-width
+    character or odd space inside the word means it is *not* there (the message says when that
+    is the case). A caption that has the trigger written another way is LK307's.
+
+    The trigger is `entities.trigger` when configured. Otherwise lorakit infers it from the
+    dataset (`[infer]`): a rare token (not a common word of CLIP's vocabulary, a style word or a
+    general booru tag) in at least `infer.trigger-share` of the captions. Each kohya concept
+    folder of a multi-concept dataset gets its own. A kohya folder named like an identity
+    (`10_person_A/`) or with a name its captions use as a token (`5_sks_dog/`) makes that token
+    expected in every caption of the folder too. The message says what was inferred and from how
+    many captions, so one line of config can confirm it.
 
     ## Why it matters
     The trigger is what you will type at generation time. Captions without it teach the concept
@@ -258,7 +394,7 @@ class TriggerMissing(Rule):
     tokens to CLIP, so those images do not train the trigger either.
 
     ## Example
-    With `trigger = "cybrpnk"`:
+    With `trigger = "cybrpnk"` (or `cybrpnk` in most captions):
     ```text
     neon city, rain, night
     cybr<U+200D>pnk, neon city
@@ -266,35 +402,185 @@ class TriggerMissing(Rule):
 
     ## Fix
     Unsafe fix: insert the trigger at the front (LK105 removes invisible characters; check that
-    the image belongs to the concept, e.g. not a regularisation image).
+    the image belongs to the concept, e.g. not a regularisation image). In a multi-concept
+    dataset the fix only ever inserts the caption's own concept's trigger: a configured trigger
+    that no caption of a concept folder has is reported there without a fix.
     """
 
     code = "LK305"
     name = "trigger-missing"
-    summary = "The trigger token is absent (exact match)"
+    summary = "The trigger token (configured or inferred) is absent (exact match)"
     severity = Severity.ERROR
     fix = Applicability.UNSAFE
-    options = (RuleOption("entities.trigger", "the trigger token"),)
+    options = (RuleOption("entities.trigger", "the trigger token"),
+               RuleOption("infer.trigger-share", "the share of captions an inferred trigger needs"))
     cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        trigger = _entities(ctx).get("trigger", "")
-        if not trigger:
-            return
-        terms = Terms([trigger], case_sensitive=True)
         corpus = ctx.corpus
-        lacking = set(range(len(corpus.records))).difference(corpus.having(terms))
-        for index in sorted(lacking):
-            record = corpus.records[index]
-            caption = record.caption or ""
-            if not caption.strip():
-                continue
-            why = terms.near_miss(caption)
-            message = f"trigger `{trigger}` is missing" + (f": {why}" if why else "")
-            at = after_prefix(caption)  # after a `[style: ...]` prefix: together they are the first tag
-            fix = None if why else Fix.replace(f"insert `{trigger}` at the front", at, at, trigger + ", ",
-                                                Applicability.UNSAFE)
-            yield self.at_caption(record, message, fix=fix)
+        conventions = of_context(ctx)
+        protected = _protected_tokens(ctx, conventions)
+        persons = Terms(_entities(ctx).get("person-terms", DEFAULT_PERSON_TERMS))
+        others = Terms(list(conventions.concepts), case_sensitive=True)
+        for expected in expected_tokens(ctx, conventions):
+            token = expected.token
+            terms = Terms([token], case_sensitive=True)
+            pattern = token_pattern(token)
+            for index in expected.indexes:
+                caption = corpus.captions[index]
+                if not caption.strip() or (token in caption and pattern.search(caption)):
+                    continue
+                why = terms.near_miss(caption)
+                if not why and find_variant(caption, token, protected):
+                    continue  # LK307
+                if expected.concept is not None:
+                    if others.search(caption):
+                        continue  # LK308: it names another concept's token
+                    if expected.concept.person and persons.search(caption):
+                        continue  # LK301: a person without the folder's identity
+                record = corpus.records[index]
+                if not expected.fixable:
+                    yield self.at_caption(record, f"trigger `{token}` is missing, and no caption of "
+                                          f"{conventions.scope(index).label} has it (no fix: set the folder's own "
+                                          "trigger in [entities] concept-triggers)")
+                    continue
+                message = f"trigger `{token}` is missing" + (f": {why}" if why else "")
+                if expected.evidence:
+                    message += f" ({expected.evidence})"
+                at = after_prefix(caption)  # after a `[style: ...]` prefix: together they are the first tag
+                fix = None if why else Fix.replace(f"insert `{token}` at the front", at, at, token + ", ",
+                                                    Applicability.UNSAFE)
+                yield self.at_caption(record, message, fix=fix, inferred=bool(expected.evidence))
+
+
+@dataclass(frozen=True)
+class ExpectedToken:
+    """A token every caption of `indexes` must carry: a trigger or a concept folder's token."""
+
+    token: str
+    indexes: Sequence[int]
+    evidence: str = ""  # why it is expected, when inferred ("" when configured)
+    fixable: bool = True  # False: configured for the dataset, but foreign to this concept folder
+    concept: ConceptToken | None = None  # set for a concept folder's token
+
+
+def expected_tokens(ctx: LintContext, conventions: Conventions) -> list[ExpectedToken]:
+    """What LK305-LK307 expect in each caption. Configured values win over inferred ones:
+    `concept-triggers` for its folders, then `trigger` for the dataset, then the inferred trigger
+    of each scope; concept folder tokens unless `identities` is configured."""
+
+    def compute() -> list[ExpectedToken]:
+        settings = _entities(ctx)
+        everything = range(len(ctx.corpus.records))
+        scopes = conventions.scopes or []
+        per_concept: dict[str, str] = settings.get("concept-triggers", {})
+        out: list[ExpectedToken] = []
+        covered: set[int] = set()
+        for scope in scopes:
+            if scope.concept is not None and per_concept.get(scope.concept):
+                out.append(ExpectedToken(per_concept[scope.concept], scope.indexes))
+                covered.update(scope.indexes)
+        if configured(ctx, "entities", "trigger"):
+            trigger = settings.get("trigger", "")
+            if trigger:
+                having = ctx.corpus.having(Terms([trigger], case_sensitive=True))
+                if len(scopes) > 1:
+                    for scope in scopes:
+                        indexes = [i for i in scope.indexes if i not in covered]
+                        foreign = scope.concept is not None and not having.intersection(scope.indexes)
+                        out.append(ExpectedToken(trigger, indexes, fixable=not foreign))
+                else:
+                    out.append(ExpectedToken(trigger, [i for i in everything if i not in covered]))
+        else:
+            for position, inferred in conventions.triggers.items():
+                if scopes[position].concept in per_concept:
+                    continue
+                out.append(ExpectedToken(inferred.token, inferred.scope.indexes, inferred.evidence))
+        if not configured(ctx, "entities", "identities"):
+            for position, scope in enumerate(scopes):
+                token = conventions.concepts.get(scope.concept or "")
+                if token is None or any(e.token == token.concept and e.indexes is scope.indexes for e in out):
+                    continue
+                trigger = conventions.triggers.get(position)
+                if trigger is not None and trigger.token == token.concept:
+                    continue
+                if (trigger is not None or scope.concept in per_concept) and not token.used:
+                    continue  # the folder's captions use another trigger, never the folder's name
+                out.append(ExpectedToken(token.concept, scope.indexes, _concept_evidence(token), concept=token))
+        return out
+
+    return ctx.memo("expected-tokens", compute)
+
+
+def _concept_evidence(token: ConceptToken) -> str:
+    used = f"{token.used} of its {token.images} captions have it" if token.used else "no caption has it yet"
+    return (f"`{token.concept}` is the token of concept folder `{token.folder}`: {used}; "
+            "pin it with [entities] identities")
+
+
+def _protected_tokens(ctx: LintContext, conventions: Conventions) -> set[str]:
+    """Tokens that are never a typo of another: triggers, concept tokens, declared identities."""
+    settings = _entities(ctx)
+    return {*conventions.all_triggers, *conventions.concepts, *settings.get("identities", []),
+            *([settings["trigger"]] if settings.get("trigger") else []),
+            *settings.get("concept-triggers", {}).values()}
+
+
+class TriggerVariant(Rule):
+    """## What it does
+    Reports the trigger (configured, or inferred as for LK305) or a concept folder's token
+    written another way in a caption that lacks the exact form: other letter case (`Cybrpnk`),
+    other separators (`cybrpnk style` for `cybrpnk_style`), or a typo within a small edit
+    distance (one edit for tokens of up to 6 letters, two beyond; `cybrpnk_styel`). Other
+    triggers, identity tokens and common words are never taken for typos.
+
+    ## Why it matters
+    CLIP splits `cybrpnk_styel` and `cybrpnk style` into other tokens than `cybrpnk_style`: the
+    images captioned with the variant do not train the trigger, and teach a second, weaker one.
+
+    ## Example
+    With `cybrpnk_style` in 35 of 40 captions:
+    ```text
+    cybrpnk_styel, 1girl, neon lights
+    cybrpnk style, city street, rain
+    ```
+
+    ## Fix
+    Safe fix: the variant is replaced with the trigger's exact form.
+    """
+
+    code = "LK307"
+    name = "trigger-variant"
+    summary = "The trigger written another way (case, separators, a typo)"
+    severity = Severity.ERROR
+    fix = Applicability.SAFE
+    options = (RuleOption("entities.trigger", "the trigger token"),
+               RuleOption("infer.trigger-share", "the share of captions an inferred trigger needs"))
+    cost = 3
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        corpus = ctx.corpus
+        conventions = of_context(ctx)
+        protected = _protected_tokens(ctx, conventions)
+        expected: dict[int, list[tuple[str, str]]] = {}  # caption index -> (token, evidence)
+        for item in expected_tokens(ctx, conventions):
+            for index in item.indexes:
+                expected.setdefault(index, []).append((item.token, item.evidence))
+        for index, tokens in sorted(expected.items()):
+            caption = corpus.captions[index]
+            for token, evidence in tokens:
+                if token in caption and token_pattern(token).search(caption):
+                    continue
+                variant = find_variant(caption, token, protected)
+                if variant is None:
+                    continue
+                what = {"case": "letter case", "form": "separators", "typo": "a typo"}[variant.kind]
+                message = f"`{variant.text}` is the trigger `{token}` written another way ({what})"
+                if evidence:
+                    message += f"; {evidence}"
+                fix = Fix.replace(f"write `{token}`", variant.start, variant.end, token, Applicability.SAFE)
+                yield self.at_caption(corpus.records[index], message, (variant.start, variant.end), fix,
+                                      inferred=bool(evidence))
 
 
 class TriggerPosition(Rule):
@@ -327,6 +613,9 @@ class TriggerPosition(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         settings = _entities(ctx)
         trigger, keep = settings.get("trigger", ""), settings.get("keep-tokens", 1)
+        if not configured(ctx, "entities", "trigger"):
+            yield from self._inferred(ctx)
+            return
         if not trigger or keep < 1:
             return
         corpus = ctx.corpus
@@ -340,13 +629,42 @@ class TriggerPosition(Rule):
             position = next((i for i, (a, b) in enumerate(spans) if a <= start < b), 0)
             if position < keep:
                 continue
-            tag_start, tag_end = spans[position]
-            before = spans[position - 1][1]  # cut from the end of the previous tag: ", trigger"
-            rest = caption[:before] + caption[tag_end:]
-            moved = caption[tag_start:tag_end] + ", " + rest
-            fix = Fix.set_caption("move the trigger to the front", caption, moved)
+            fix = Fix.set_caption("move the trigger to the front", caption, _moved_to_front(caption, spans, position))
             yield self.at_caption(record, f"trigger `{trigger}` is tag {position + 1}; keep-tokens is {keep}, so "
                                   "tag shuffling moves it", (start, end), fix)
+
+    def _inferred(self, ctx: LintContext) -> Iterable[Violation]:
+        """An inferred trigger that is the first tag of (nearly) all its captions must be first in
+        all of them: that is where kohya's keep_tokens = 1 keeps it."""
+        corpus = ctx.corpus
+        conventions = of_context(ctx)
+        forms = conventions.forms
+        for position, trigger in conventions.triggers.items():
+            if trigger.first_share < 0.9 or forms.get(position, ("",))[0] != "tags":
+                continue
+            pattern = token_pattern(trigger.token)
+            for index in trigger.scope.indexes:
+                caption = corpus.captions[index]
+                found = pattern.search(caption) if trigger.token in caption else None
+                if found is None:
+                    continue
+                spans = tag_spans(caption)
+                at = next((i for i, (a, b) in enumerate(spans) if a <= found.start() < b), 0)
+                if at == 0 or (STYLE_PREFIX.match(caption) and at == 1 and spans[0][1] <= found.start()
+                               and caption[spans[0][0]:spans[0][1]].startswith("[")):
+                    continue
+                fix = Fix.set_caption("move the trigger to the front", caption, _moved_to_front(caption, spans, at))
+                yield self.at_caption(
+                    corpus.records[index], f"trigger `{trigger.token}` is tag {at + 1}, but it is the first tag of "
+                    f"{trigger.first_share:.0%} of its captions; tag shuffling (keep_tokens = 1) moves it "
+                    f"({trigger.evidence})", (found.start(), found.end()), fix, inferred=True)
+
+
+def _moved_to_front(caption: str, spans: list[tuple[int, int]], position: int) -> str:
+    tag_start, tag_end = spans[position]
+    before = spans[position - 1][1]  # cut from the end of the previous tag: ", trigger"
+    rest = caption[:before] + caption[tag_end:]
+    return caption[tag_start:tag_end] + ", " + rest
 
 
 def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):
@@ -371,6 +689,7 @@ def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):
             yield record, m.start(), m.end(), m
 
 
-RULES = (UnboundPerson, UnknownIdentity, MultipleIdentities, IdentityImbalance, TriggerMissing, TriggerPosition)
+RULES = (UnboundPerson, UnknownIdentity, MultipleIdentities, IdentityImbalance, TriggerMissing, TriggerPosition,
+         TriggerVariant, IdentityFolderMismatch)
 
 plugin = RulePack(RULES, config=[ENTITIES_SECTION])

@@ -14,7 +14,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
-from lora_core import Fix, Severity
+from lora_core import Fix, RuleOption, Severity
 from lora_core.captions import (
     SEPARATORS,
     caption_styles,
@@ -24,6 +24,7 @@ from lora_core.captions import (
     tag_spans,
     word_bags,
 )
+from lora_core.conventions import of_context
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Applicability, Edit, Violation
@@ -475,10 +476,21 @@ class MixedCaptionStyle(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
+        forms = caption_styles(corpus.captions)
+        # Each kohya concept folder may have its own form (a tagged character, a described style).
+        conventions = of_context(ctx)
+        groups = [s.indexes for s in conventions.scopes] if len(conventions.scopes) > 1 else [range(len(forms))]
+        for indexes in groups:
+            yield from self._check_group(corpus.records, forms, indexes,
+                                         conventions.scope(indexes[0]).where if len(groups) > 1 else "")
+
+    def _check_group(self, records: list[Record], forms: list[str | None], indexes: Iterable[int],
+                     where: str) -> Iterable[Violation]:
         styles: dict[str, list[Record]] = {"tags": [], "sentence": []}
-        for record, style in zip(corpus.records, caption_styles(corpus.captions)):
+        for index in indexes:
+            style = forms[index]
             if style is not None:
-                styles[style].append(record)
+                styles[style].append(records[index])
         tags, sentences = len(styles["tags"]), len(styles["sentence"])
         if not tags or not sentences:
             return
@@ -488,12 +500,100 @@ class MixedCaptionStyle(Rule):
         total = tags + sentences
         for record in styles[minority]:
             yield self.at_caption(
-                record, f"caption is {label[minority]}, but {len(styles[majority])} of {total} captions are "
+                record, f"caption is {label[minority]}, but {len(styles[majority])} of {total} captions{where} are "
                 f"{plural_label[majority]}", tags=tags, sentences=sentences)
+
+
+class TagSpelling(Rule):
+    """## What it does
+    In tag-list captions, reports a tag written another way than the rest of the set writes it:
+    `long hair` where the set says `long_hair`, `1 girl` for `1girl`, `t-shirt` for `t shirt`
+    (spaces, underscores and hyphens differ; letter case alone is not reported: CLIP lower-cases
+    every caption). Reported only when one spelling is clearly the set's (more captions use it
+    than every other spelling together).
+
+    ## Why it matters
+    `long_hair` and `long hair` are different CLIP tokens: the concept is split across two
+    spellings, each learned from half the images, and the prompt you type matches only one.
+
+    ## Example
+    `long_hair` in 120 captions:
+    ```text
+    1girl, long hair, smile
+    ```
+
+    ## Fix
+    Safe fix: the tag is rewritten in the set's dominant spelling.
+    """
+
+    code = "LK110"
+    name = "tag-spelling"
+    summary = "A tag written another way than the set's dominant spelling (long hair / long_hair)"
+    severity = Severity.WARNING
+    fix = Applicability.SAFE
+    options = (RuleOption("infer.enabled", "the dominant spelling is inferred from the set"),)
+    cost = 4
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        conventions = of_context(ctx)
+        if not conventions.enabled:
+            return
+        corpus = ctx.corpus
+        forms = caption_styles(corpus.captions)
+        tagged = [i for i, form in enumerate(forms) if form == "tags"]
+        if len(tagged) < ctx.section("infer").get("min-captions", 5):
+            return
+        counts: Counter[str] = Counter()
+        for index in tagged:
+            caption = corpus.captions[index]
+            counts.update({caption[a:b] for a, b in tag_spans(caption)})
+        spellings: dict[str, list[str]] = {}
+        for tag in counts:
+            key = _SPELLING_KEY.sub("", tag).casefold()
+            if key:
+                spellings.setdefault(key, []).append(tag)
+        protected = {_SPELLING_KEY.sub("", t).casefold() for t in (*conventions.all_triggers, *conventions.concepts)}
+        minimum = ctx.section("infer").get("min-evidence", 3)
+        wrong: dict[str, str] = {}
+        for key, tags in spellings.items():
+            if len(tags) < 2 or key in protected:
+                continue
+            by_form: Counter[str] = Counter()
+            for tag in tags:
+                by_form[_form(tag)] += counts[tag]
+            if len(by_form) < 2:
+                continue
+            best, best_count = by_form.most_common(1)[0]
+            if best_count <= sum(by_form.values()) - best_count or best_count < minimum:
+                continue
+            dominant = max((t for t in tags if _form(t) == best), key=lambda t: counts[t])
+            for tag in tags:
+                if _form(tag) != best:
+                    wrong[tag] = dominant
+        if not wrong:
+            return
+        for index in tagged:
+            caption = corpus.captions[index]
+            for a, b in tag_spans(caption):
+                better = wrong.get(caption[a:b])
+                if better is None:
+                    continue
+                fix = Fix.replace(f"write `{better}`", a, b, better, Applicability.SAFE)
+                yield self.at_caption(corpus.records[index], f"tag `{caption[a:b]}` is written `{better}` in "
+                                      f"{counts[better]} captions of this set", (a, b), fix, inferred=True)
+
+
+_SPELLING_KEY = re.compile(r"[\s_\-]+")
+
+
+def _form(tag: str) -> str:
+    """A tag's spelling as CLIP sees it: letter case and runs of spaces do not count."""
+    return " ".join(tag.split()).casefold()
+
 
 RULES = (
     Whitespace, MixedSeparators, DuplicateTag, EmptyTag, InvisibleCharacter, TypographicCharacters,
-    DuplicateCaption, NearDuplicateCaption, MixedCaptionStyle,
+    DuplicateCaption, NearDuplicateCaption, MixedCaptionStyle, TagSpelling,
 )
 
 plugin = RulePack(RULES)

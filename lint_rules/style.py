@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from lora_core import Fix, RuleOption, Severity
 from lora_core.captions import STYLE_PREFIX, caption_style, tag_spans
 from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf, Str
+from lora_core.conventions import StyleGroup, compatible, configured, of_context, style_groups, subject_mentions
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.terms import Terms
@@ -87,6 +88,9 @@ class StyleTermMissing(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         required = _required(ctx)
+        if not configured(ctx, "style", "required"):
+            yield from self._inferred(ctx)
+            return
         if not required:
             return
         prefix = _style(ctx).get("prefix", "")
@@ -100,6 +104,27 @@ class StyleTermMissing(Rule):
             if prefix_names_style:
                 fix = Fix.set_caption(f"add the prefix `{prefix}`", caption, _with_prefix(caption, prefix))
             yield self.at_caption(record, message, fix=fix)
+
+
+    def _inferred(self, ctx: LintContext) -> Iterable[Violation]:
+        """Without `style.required`: the set's inferred style (named by most captions, or by the
+        dataset's or concept folder's name when no trigger carries the concept) is expected in
+        every caption of its scope. A warning: the set may mean the style to be implicit."""
+        corpus = ctx.corpus
+        conventions = of_context(ctx)
+        for style in conventions.styles.values():
+            if not style.required:
+                continue
+            terms = Terms(style.group.terms)
+            having = corpus.having(terms)
+            wanted = " / ".join(f"`{t}`" for t in style.matched[:3])
+            for index in style.scope.indexes:
+                if index in having or not corpus.captions[index].strip():
+                    continue
+                violation = self.at_caption(corpus.records[index], f"caption does not name the set's style "
+                                            f"{wanted} ({style.evidence})", inferred=True)
+                violation.severity = Severity.WARNING
+                yield violation
 
 
 def missing_style(ctx: LintContext, required: Terms) -> list[Record]:
@@ -207,6 +232,9 @@ class VagueTerm(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         vague: dict[str, str] = _style(ctx).get("vague", {})
+        if not configured(ctx, "style", "vague"):
+            yield from self._inferred(ctx)
+            return
         terms = Terms(vague)
         if not terms:
             return
@@ -216,6 +244,31 @@ class VagueTerm(Rule):
             better = replacements[term.casefold()]
             fix = Fix.replace(f"replace with `{better}`", start, end, better, Applicability.UNSAFE)
             yield self.at_caption(record, f"vague term `{match.group()}`: say `{better}`", (start, end), fix)
+
+    def _inferred(self, ctx: LintContext) -> Iterable[Violation]:
+        """Without `style.vague`: a generic word (from the built-in lexicon) where the rest of the
+        set uses one specific phrasing for the same kind of subject; the suggestion is that phrasing."""
+        corpus = ctx.corpus
+        conventions = of_context(ctx)
+        excluded = frozenset(t.lower() for t in (*conventions.all_triggers, *conventions.concepts))
+        for hints in conventions.subjects.values():
+            for hint in hints:
+                generic = tuple(hint.kind.generic)
+                phrase = hint.phrase
+                for index in hint.scope.indexes:
+                    folded = corpus.captions[index].lower()
+                    if phrase in folded or not any(g in folded for g in generic):
+                        continue
+                    caption = corpus.captions[index]
+                    for mention in subject_mentions(caption, excluded):
+                        if mention.kind is not hint.kind or mention.phrase is not None:
+                            continue
+                        word = caption[mention.start:mention.end]
+                        fix = Fix.replace(f"replace with `{phrase}`", mention.start, mention.end, phrase,
+                                          Applicability.UNSAFE)
+                        yield self.at_caption(corpus.records[index], f"vague term `{word}`: say `{phrase}` "
+                                              f"({hint.evidence})", (mention.start, mention.end), fix, inferred=True)
+                        break
 
 
 class StyleCoverageLow(Rule):
@@ -287,11 +340,57 @@ class ConflictingStyleTerm(Rule):
     cost = 1
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        if not configured(ctx, "style", "conflicting"):
+            yield from self._inferred(ctx)
+            return
         terms = Terms(_style(ctx).get("conflicting", []))
         if not terms:
             return
         for record, start, end, match in ctx.corpus.term_matches(terms):
             yield self.at_caption(record, f"`{match.group()}` contradicts the style", (start, end))
+
+    def _inferred(self, ctx: LintContext) -> Iterable[Violation]:
+        """Without `style.conflicting`: terms of a style group that conflicts with the set's style
+        (configured in `style.required`, else inferred) in a minority of its captions."""
+        corpus = ctx.corpus
+        conventions = of_context(ctx)
+        settings = ctx.section("infer")
+        groups = style_groups(settings.get("styles"))
+        configured_group = _configured_group(ctx, groups)
+        scopes: list[tuple[StyleGroup, str, tuple[int, ...]]] = []
+        if configured_group is not None:
+            scopes.append((configured_group, f"the configured style `{configured_group.name}`",
+                           tuple(range(len(corpus.records)))))
+        elif conventions.enabled:
+            for style in conventions.styles.values():
+                if style.dominant:
+                    scopes.append((style.group, f"the set's style `{style.group.name}` ({style.evidence})",
+                                   style.scope.indexes))
+        share = settings.get("deviation-share", 0.2)
+        for dominant, why, indexes in scopes:
+            members = set(indexes)
+            for group in groups:
+                if compatible(dominant, group):
+                    continue
+                terms = Terms(group.terms)
+                hits = sorted(corpus.having(terms) & members)
+                if not hits or len(hits) > max(share * len(indexes), 1.0):
+                    continue  # a large share is a second style of the set, not a slip
+                for index in hits:
+                    record = corpus.records[index]
+                    match = terms.search(corpus.captions[index])
+                    assert match is not None
+                    yield self.at_caption(record, f"`{match.group()}` ({group.name}) conflicts with {why}",
+                                          match.span(), inferred=configured_group is None)
+
+
+def _configured_group(ctx: LintContext, groups: Iterable[StyleGroup]) -> StyleGroup | None:
+    """The lexicon group of a configured `style.required` term, if any."""
+    required = {t.casefold() for t in _style(ctx).get("required", [])}
+    for group in groups:
+        if required.intersection(t.casefold() for t in group.terms):
+            return group
+    return None
 
 
 class CaptionTooShort(Rule):

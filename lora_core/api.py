@@ -48,6 +48,7 @@ class LintOptions:
     jobs: int | None = None  # worker processes for the rules; None: 2 for big datasets on Linux
     semantic: bool = False  # run the CLIP agreement rules (sets [semantic] enabled)
     clip_model: str | None = None  # overrides [semantic] clip-model
+    infer: bool = True  # False: infer nothing from the dataset (sets [infer] enabled = false)
 
 
 @dataclass
@@ -278,6 +279,8 @@ def load_config(target: Path, options: LintOptions, registry: Registry) -> Confi
         raise ConfigError(f"{path}: config file not found")
     else:
         config = resolve_config(read_config_table(path), sections, path)
+    if not options.infer and "infer" in config.sections:
+        config.sections["infer"] = dict(config.sections["infer"], enabled=False)
     if "semantic" in config.sections and (options.semantic or options.clip_model):
         config.sections["semantic"] = dict(config.sections["semantic"], enabled=True)
         if options.clip_model:

@@ -1,4 +1,4 @@
-"""The core plugin: built-in dataset readers, output formats and the [lint] / [dataset] config.
+"""The core plugin: built-in dataset readers, output formats and the [lint] / [dataset] / [infer] config.
 
 Registered through the "lorakit" entry-point group like every other plugin (see pyproject.toml).
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lora_core.config import DATASET_SECTION, LINT_SECTION
+from lora_core.config import DATASET_SECTION, INFER_SECTION, LINT_SECTION
 from lora_core.datasets.csv_reader import CsvReader
 from lora_core.datasets.jsonl_reader import JsonlReader
 from lora_core.datasets.sidecar_reader import SidecarReader
@@ -18,6 +18,7 @@ from lora_core.hookspecs import hookimpl
 def register_config(register: Callable) -> None:
     register(LINT_SECTION)
     register(DATASET_SECTION)
+    register(INFER_SECTION)
 
 
 @hookimpl

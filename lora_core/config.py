@@ -161,7 +161,7 @@ class Config:
     path: Path | None  # the file it came from; None for defaults only
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     top: dict[str, Any] = field(default_factory=dict)
-    present: set[str] = field(default_factory=set)  # sections the file actually has
+    present: set[str] = field(default_factory=set)  # sections ("style") and keys ("style.prefix") the file sets
 
     def section(self, name: str) -> dict[str, Any]:
         return self.sections.get(name, {})
@@ -247,8 +247,10 @@ def resolve_config(
                     f"{where}: unknown section [{prefix}{key}]{_suggest(key, sections)}"
                     " (is the plugin that provides it installed? see `lorakit plugins`)"
                 )
-            config.sections[key].update(_check_section(value, section, where, prefix))
+            checked = _check_section(value, section, where, prefix)
+            config.sections[key].update(checked)
             config.present.add(key)
+            config.present.update(f"{key}.{name}" for name in checked)  # keys set explicitly
         elif key in TOP_LEVEL_KEYS:
             try:
                 config.top[key] = ListOf(Str()).check(value)
@@ -320,5 +322,34 @@ DATASET_SECTION = ConfigSection(
         ConfigKey("caption-column", Str(), "text", "CSV column / JSONL key holding the caption."),
         ConfigKey("image-column", Str(), "file_name", "CSV column / JSONL key holding the image path."),
         ConfigKey("caption-extension", Str(), ".txt", "Extension of caption sidecar files."),
+    ],
+)
+
+# The thresholds are explained in lora_core/conventions.py and docs/configuration.md.
+
+INFER_SECTION = ConfigSection(
+    "infer",
+    "What lorakit infers from the dataset when the config does not say (trigger, style, concepts, wording).",
+    [
+        ConfigKey("enabled", Bool(), True,
+                  "Infer the dataset's conventions (`--no-infer` turns it off for one run). Configured "
+                  "values always win over inferred ones."),
+        ConfigKey("trigger-share", Float(0.0, 1.0), 0.6,
+                  "A rare token is the trigger when at least this share of a scope's captions has it "
+                  "(a scope is the dataset, or one kohya concept folder)."),
+        ConfigKey("style-share", Float(0.0, 1.0), 0.5,
+                  "A style group is the set's style when at least this share of captions names it "
+                  "(LK205 then reports conflicting styles)."),
+        ConfigKey("style-required-share", Float(0.0, 1.0), 0.75,
+                  "When at least this share of captions names the set's style, the others must name it too (LK201)."),
+        ConfigKey("deviation-share", Float(0.0, 1.0), 0.2,
+                  "A deviation (conflicting style, vague word, other spelling) is reported only while it is "
+                  "at most this share of the scope: beyond it, it is a convention of its own."),
+        ConfigKey("min-captions", Int(1), 5,
+                  "Scopes with fewer captions infer nothing (too little evidence)."),
+        ConfigKey("min-evidence", Int(1), 3,
+                  "The fewest captions a convention must be seen in (a trigger, a specific phrasing)."),
+        ConfigKey("styles", MapOf(ListOf(Str())), {},
+                  'More style groups, or more terms for a built-in one: `{ "gothic" = ["gothic", "dark gothic"] }`.'),
     ],
 )

@@ -249,6 +249,11 @@ class LintContext:
         """True when the config file sets `[name]` (not just its defaults)."""
         return name in self.present
 
+    def has_key(self, section: str, key: str) -> bool:
+        """True when the config file sets `key` in `[section]` explicitly (even to an empty value:
+        `trigger = ""` says "no trigger", and nothing is inferred in its place)."""
+        return f"{section}.{key}" in self.present
+
     @property
     def captioned(self) -> list[Record]:
         """Records that have caption text."""

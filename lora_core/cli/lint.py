@@ -38,7 +38,9 @@ HUMAN_FORMATS = ("full", "concise")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when violations are found.")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
               help="Use this lorakit.toml / pyproject.toml instead of searching upwards from the dataset.")
-@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
+@click.option("--isolated", is_flag=True, help="Ignore all configuration files (conventions are still inferred).")
+@click.option("--no-infer", is_flag=True,
+              help="Infer nothing from the dataset (trigger, style, concepts): check only what the config says.")
 @click.option("--caption-column", metavar="NAME", help="CSV column / JSONL key with captions (default: text).")
 @click.option("--caption-extension", metavar="EXT", help="Extension of caption sidecars (default: .txt).")
 @click.option("--color/--no-color", default=None, help="Force or disable colour (default: only on a terminal).")
@@ -52,7 +54,7 @@ HUMAN_FORMATS = ("full", "concise")
 def lint(
     paths: tuple[Path, ...], output_format: str, output_file: Path | None, apply_fix: bool, unsafe_fixes: bool,
     diff: bool, select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
-    statistics: bool, strict: bool, exit_zero: bool, config: Path | None, isolated: bool,
+    statistics: bool, strict: bool, exit_zero: bool, config: Path | None, isolated: bool, no_infer: bool,
     caption_column: str | None, caption_extension: str | None, color: bool | None, jobs: int | None,
     semantic: bool, clip_model: str | None, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...],
 ) -> None:
@@ -78,6 +80,7 @@ def lint(
         select=split_codes(select) or None, extend_select=split_codes(extend_select), ignore=split_codes(ignore),
         config=config, isolated=isolated, caption_column=caption_column, caption_extension=caption_extension,
         require_plugins=list(require_plugins), jobs=jobs, semantic=semantic, clip_model=clip_model,
+        infer=not no_infer,
     )
     targets = list(paths) or [Path(".")]
     ctx = click.get_current_context()

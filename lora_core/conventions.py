@@ -1,0 +1,752 @@
+"""Dataset conventions: what a dataset's own captions say its trigger, style and wording are.
+
+A linter that only checks what it is told misses the mistakes nobody wrote down. This module
+reads a dataset the way a careful reviewer would and infers, each with its evidence:
+
+- the **trigger**: a rare token (never a common word of CLIP's vocabulary, a style word or a
+  booru tag) present in most captions, where it usually sits, and so which captions lack it or
+  write it another way (`Cybrpnk`, `cybrpnk style`, `cybrpnk_styel`);
+- the **style**: the art style / medium group most captions name (from the lexicon below), or
+  the one the dataset or kohya concept folder is named for (`10_cyberpunk_style/`);
+- **concept tokens**: kohya `N_name` folders whose name the captions use as a token
+  (`10_person_A/`, `5_sks_dog/`), or that look like an identity token, so each caption in that
+  folder is expected to carry it;
+- the **subject vocabulary**: for generic words (machine, landscape, creature, ...), the
+  specific phrasing the set itself uses for the same kind of subject (`steampunk gear device`).
+
+Inference runs per *scope*: the whole dataset, or each kohya concept folder when there are
+several (each concept has its own trigger and style). Every inference has a threshold
+(`[infer]` config section, documented in docs/configuration.md); below it nothing is inferred and
+the rules that depend on it stay silent. Configured values always win (the rules decide that).
+
+Everything here is pure Python over caption strings: no model, no tokenizer. The common-word
+test uses `lora_core/data/clip_words.txt.gz`, the whole-word tokens of CLIP's vocabulary
+(regenerate with scripts/make_clip_words.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from lora_core.captions import SEPARATORS, STYLE_PREFIX, caption_styles
+from lora_core.terms import Terms
+
+# ---------------------------------------------------------------------------------------------
+# Lexicons
+
+
+@dataclass(frozen=True)
+class StyleGroup:
+    """Art styles, mediums or rendering terms that describe one look. Two groups conflict unless
+    one lists the other as compatible (compatibility is symmetric)."""
+
+    name: str
+    terms: tuple[str, ...]
+    compatible: frozenset[str] = frozenset()
+
+
+def _group(name: str, terms: Iterable[str], compatible: Iterable[str] = ()) -> StyleGroup:
+    return StyleGroup(name, tuple(terms), frozenset(compatible))
+
+
+#: The built-in style lexicon. Terms are matched as whole words/phrases, case-insensitively.
+STYLE_GROUPS: tuple[StyleGroup, ...] = (
+    _group("watercolor", ["watercolor", "watercolour", "watercolors", "watercolours", "aquarelle",
+                          "watercolor painting", "watercolour painting"],
+           ["ink wash", "sketch", "traditional media", "line art"]),
+    _group("ink wash", ["ink wash", "ink-wash", "sumi-e", "sumie", "ink painting", "ink brush painting",
+                        "chinese ink painting", "shuimo"],
+           ["watercolor", "sketch", "traditional media", "line art"]),
+    _group("oil painting", ["oil painting", "oil on canvas", "impasto", "oil paint"],
+           ["traditional media", "sketch", "impressionism"]),
+    _group("traditional media", ["gouache", "acrylic painting", "pastel drawing", "charcoal drawing", "tempera",
+                                 "colored pencil", "coloured pencil", "crayon drawing"],
+           ["watercolor", "ink wash", "oil painting", "sketch", "line art", "impressionism"]),
+    _group("impressionism", ["impressionism", "impressionist", "impressionist painting"],
+           ["oil painting", "traditional media", "watercolor"]),
+    _group("sketch", ["pencil sketch", "pencil drawing", "graphite drawing", "charcoal sketch", "sketch",
+                      "rough sketch"],
+           ["watercolor", "ink wash", "oil painting", "traditional media", "line art", "anime", "cartoon",
+            "comic"]),
+    _group("anime", ["anime", "anime style", "manga", "manga style", "cel shading", "cel-shaded", "cel shaded",
+                     "chibi", "anime screencap", "anime coloring"],
+           ["cartoon", "comic", "line art", "flat vector", "sketch"]),
+    _group("cartoon", ["cartoon", "cartoon style", "cartoonish", "western cartoon", "cartoon illustration"],
+           ["anime", "comic", "line art", "flat vector", "sketch"]),
+    _group("comic", ["comic book", "comic style", "comic art", "comic book style", "graphic novel"],
+           ["anime", "cartoon", "line art", "flat vector", "sketch"]),
+    _group("pixel art", ["pixel art", "pixelated", "8-bit", "16-bit", "pixel sprite", "sprite art", "pixelart"],
+           ["isometric"]),
+    _group("low poly", ["low poly", "low-poly", "lowpoly", "polygonal art", "low polygon"],
+           ["3d render", "isometric", "voxel"]),
+    _group("3d render", ["3d render", "3d rendering", "3d model", "cgi", "octane render", "blender render",
+                         "unreal engine", "3d animation", "3d illustration", "ray tracing"],
+           ["low poly", "voxel", "isometric", "claymation"]),
+    _group("voxel", ["voxel art", "voxel", "voxels"], ["3d render", "low poly", "isometric", "pixel art"]),
+    _group("claymation", ["claymation", "clay render", "plasticine", "clay animation", "stop motion"],
+           ["3d render"]),
+    _group("photo", ["photorealistic", "photorealism", "photo-realistic", "hyperrealistic", "hyperrealism",
+                     "photograph", "photography", "dslr", "raw photo", "film photo", "35mm photo",
+                     "realistic photo", "photo realistic", "analog photo"],
+           []),
+    _group("flat vector", ["vector art", "vector illustration", "flat design", "flat illustration",
+                           "flat vector", "flat colors", "flat colours"],
+           ["cartoon", "anime", "comic", "line art", "isometric"]),
+    _group("line art", ["line art", "lineart", "line drawing", "ink outline"],
+           ["anime", "cartoon", "comic", "sketch", "ink wash", "watercolor", "flat vector", "traditional media"]),
+    _group("isometric", ["isometric", "isometric view", "isometric art"],
+           ["pixel art", "low poly", "3d render", "voxel", "flat vector"]),
+    _group("cyberpunk", ["cyberpunk", "cyber punk", "cyber-punk"], ["*"]),
+    _group("steampunk", ["steampunk", "steam punk", "steam-punk"], ["*"]),
+    _group("vaporwave", ["vaporwave", "synthwave", "outrun"], ["*"]),
+    _group("art nouveau", ["art nouveau"], ["*"]),
+    _group("art deco", ["art deco"], ["*"]),
+    _group("ukiyo-e", ["ukiyo-e", "ukiyoe", "woodblock print"], ["ink wash", "line art", "traditional media"]),
+)
+"""Genre groups (cyberpunk, steampunk, ...) are compatible with everything (`*`): a cyberpunk set
+may be painted, rendered or photographed. They still name the style a set is about (LK201)."""
+
+
+def compatible(a: StyleGroup, b: StyleGroup) -> bool:
+    return (a.name == b.name or "*" in a.compatible or "*" in b.compatible
+            or b.name in a.compatible or a.name in b.compatible)
+
+
+def style_groups(extra: dict[str, Sequence[str]] | None = None) -> tuple[StyleGroup, ...]:
+    """The built-in groups plus groups from config/plugins (`{name: [terms]}`, compatible with
+    nothing but themselves unless they extend a built-in group of the same name)."""
+    if not extra:
+        return STYLE_GROUPS
+    groups = {g.name: g for g in STYLE_GROUPS}
+    for name, terms in extra.items():
+        old = groups.get(name)
+        if old is not None:
+            groups[name] = StyleGroup(name, tuple(dict.fromkeys((*old.terms, *terms))), old.compatible)
+        else:
+            groups[name] = StyleGroup(name, tuple(terms))
+    return tuple(groups.values())
+
+
+@dataclass(frozen=True)
+class SubjectKind:
+    """A kind of subject: the generic words for it and the head nouns a specific phrasing of it
+    ends with (`steampunk gear device` is a specific phrasing of the kind "machine")."""
+
+    name: str
+    generic: tuple[str, ...]
+    heads: tuple[str, ...]
+
+
+#: The built-in vague-word lexicon (LK203 without `[style] vague`).
+SUBJECT_KINDS: tuple[SubjectKind, ...] = (
+    SubjectKind("machine", ("machine", "device", "thing", "object", "contraption", "gadget", "mechanism",
+                            "apparatus", "item"),
+                ("machine", "device", "contraption", "gadget", "mechanism", "apparatus", "engine", "automaton")),
+    SubjectKind("building", ("building", "structure", "construction"),
+                ("building", "structure", "tower", "temple", "castle", "cathedral", "skyscraper", "pagoda",
+                 "shrine", "church", "palace", "house", "cottage", "mansion")),
+    SubjectKind("landscape", ("landscape painting", "landscape", "scenery", "scene", "nature scene"),
+                ("landscape", "scenery", "vista", "seascape", "cityscape")),
+    SubjectKind("creature", ("creature", "animal", "beast", "monster", "critter"),
+                ("creature", "animal", "beast", "monster", "dragon", "fox", "wolf", "cat", "dog", "bird", "owl",
+                 "deer", "horse", "bear", "rabbit", "fish", "serpent")),
+    SubjectKind("vehicle", ("vehicle", "car", "transport"),
+                ("vehicle", "car", "truck", "motorcycle", "ship", "airship", "train", "tank", "spaceship",
+                 "van", "bus")),
+    SubjectKind("person", ("person", "woman", "man", "people", "figure", "human", "girl", "boy"),
+                ("person", "woman", "man", "figure", "girl", "boy", "warrior", "knight", "samurai", "soldier")),
+)
+
+#: Words that are never a modifier making a phrase specific (articles, numbers, size and quality
+#: words that do not change what the subject is).
+_NOT_MODIFIERS = frozenset("""
+a an the this that these those some any one two three four five several many few of in on at with and
+or for to by from its his her their our my your is are was were be big small large little tiny huge giant
+old new young beautiful pretty cute nice good great simple strange weird odd single lone other another
+same whole full close distant detailed highly very
+""".split())
+
+#: Booru tags that are in most captions of an anime dataset without being its trigger.
+BOORU_GENERAL = frozenset("""
+1girl 1boy 2girls 2boys 3girls multiple_girls multiple_boys solo solo_focus highres absurdres lowres
+commentary commentary_request translated english_text simple_background white_background looking_at_viewer
+smile open_mouth blush long_hair short_hair upper_body full_body masterpiece best_quality high_quality
+ultra_detailed official_art game_cg monochrome greyscale comic 4koma no_humans
+""".split())
+
+#: What an identity token looks like by default (`[entities] identity-pattern` overrides it).
+IDENTITY_PATTERN = r"person_[A-Za-z]\w*"
+
+_TOKEN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_\-]*[A-Za-z0-9])?")
+_PARTS = re.compile(r"[A-Za-z]+|\d+")
+_SUFFIXES = ("s", "es", "ed", "d", "ing", "er", "ers", "ly", "y", "ish", "ness")
+
+
+@functools.cache
+def common_words() -> frozenset[str]:
+    """Whole-word tokens of CLIP's vocabulary (lowercase letters only)."""
+    data = resources.files("lora_core").joinpath("data/clip_words.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(data).decode("ascii").split())
+
+
+@functools.cache
+def is_common_word(word: str) -> bool:
+    """True for a word CLIP knows as a common word, an inflection of one, or two of them glued
+    together (`photorealistic`, `lowpoly`): never a trigger."""
+    word = word.lower()
+    words = common_words()
+    if len(word) <= 2 or word in words:
+        return True
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and word[: -len(suffix)] in words and len(word) - len(suffix) >= 3:
+            return True
+    # Glued words: both halves of four letters or more (`photorealistic`), so that names such as
+    # `misaki` (mis + aki) stay rare.
+    return any(word[:i] in words and word[i:] in words for i in range(4, len(word) - 3))
+
+
+def _lexicon_words() -> frozenset[str]:
+    terms = [t for g in STYLE_GROUPS for t in g.terms]
+    terms += [t for k in SUBJECT_KINDS for t in (*k.generic, *k.heads)]
+    return frozenset(t.lower().replace(" ", "_") for t in terms)
+
+
+_LEXICON_WORDS = _lexicon_words()
+
+
+@functools.cache
+def is_rare_token(token: str) -> bool:
+    """True for a token that can be a trigger: some part of it (split at `_`, `-` and digits) is
+    not a common word (`cybrpnk`, `sks_dog`, `ohwx`, `misaki`), and it is not a style word or a
+    general booru tag (`1girl`, `long_hair`, `absurdres`)."""
+    lowered = token.lower()
+    if lowered in BOORU_GENERAL or lowered.replace("-", "_") in _LEXICON_WORDS:
+        return False
+    letters = [p for p in _PARTS.findall(token) if p.isalpha()]
+    return any(not is_common_word(p) for p in letters)
+
+
+# ---------------------------------------------------------------------------------------------
+# What is inferred
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Captions that share conventions: the whole dataset, or one kohya concept folder."""
+
+    concept: str | None  # the concept folder's name part, None for the whole dataset
+    label: str  # for messages: "the dataset", "concept folder `10_person_A`"
+    indexes: tuple[int, ...]  # positions in the caption list inference ran on
+
+    @property
+    def where(self) -> str:
+        return "" if self.concept is None else f" in {self.label}"
+
+
+@dataclass(frozen=True)
+class InferredTrigger:
+    token: str
+    count: int  # captions of the scope that have it, exactly
+    total: int  # captions of the scope
+    scope: Scope
+    first_share: float  # share of its captions in which it is the first tag (after a `[...]` prefix)
+    keep_tokens: int  # leading tags that hold it in (nearly) all of its captions
+
+    @property
+    def evidence(self) -> str:
+        return (f"trigger `{self.token}` inferred from {self.count} of {self.total} captions{self.scope.where}; "
+                "pin it with [entities] trigger")
+
+
+@dataclass(frozen=True)
+class InferredStyle:
+    group: StyleGroup
+    count: int  # captions of the scope naming a term of the group
+    total: int
+    scope: Scope
+    named_by: str | None  # "folder `10_cyberpunk_style`": the scope's name says the style
+    dominant: bool  # conflicting styles are reported (LK205)
+    required: bool  # captions without it are reported (LK201)
+    matched: tuple[str, ...]  # the group's terms as the captions write them, most used first
+
+    @property
+    def evidence(self) -> str:
+        said = f"{self.count} of {self.total} captions{self.scope.where} name it"
+        if self.named_by and self.count < self.total / 2:
+            return (f"style `{self.group.name}` inferred from the name of {self.named_by} ({said}); "
+                    "pin it with [style] required")
+        return f"style `{self.group.name}` inferred: {said}; pin it with [style] required"
+
+
+@dataclass(frozen=True)
+class SubjectHint:
+    """The specific phrasing a scope uses for a kind of subject, and its generic words."""
+
+    kind: SubjectKind
+    phrase: str
+    count: int  # captions using the phrase
+    mentions: int  # captions mentioning the kind at all
+    scope: Scope
+
+    @property
+    def evidence(self) -> str:
+        return (f"{self.count} of {self.mentions} captions{self.scope.where} that show a {self.kind.name} say "
+                f"`{self.phrase}`; pin it with [style] vague")
+
+
+@dataclass(frozen=True)
+class ConceptToken:
+    """A kohya concept folder whose name is a token its captions are expected to carry."""
+
+    concept: str  # the folder's name part (`person_A`)
+    folder: str  # the folder's name (`10_person_A`)
+    person: bool  # looks like a person's identity token (`[entities] identity-pattern`)
+    used: int  # captions of the folder that carry it
+    images: int  # captions in the folder
+    repeats: int  # kohya repeats (the folder's number)
+
+
+@dataclass
+class Conventions:
+    """Everything inferred from one dataset. Indexes are positions in the caption list."""
+
+    scopes: list[Scope]
+    scope_of: list[int]
+    triggers: dict[int, InferredTrigger] = field(default_factory=dict)
+    styles: dict[int, InferredStyle] = field(default_factory=dict)
+    subjects: dict[int, list[SubjectHint]] = field(default_factory=dict)
+    concepts: dict[str, ConceptToken] = field(default_factory=dict)
+    forms: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # form, count, classified
+    enabled: bool = True
+
+    def scope(self, index: int) -> Scope:
+        return self.scopes[self.scope_of[index]]
+
+    def trigger(self, index: int) -> InferredTrigger | None:
+        return self.triggers.get(self.scope_of[index])
+
+    def style(self, index: int) -> InferredStyle | None:
+        return self.styles.get(self.scope_of[index])
+
+    @property
+    def all_triggers(self) -> set[str]:
+        return {t.token for t in self.triggers.values()}
+
+
+def disabled() -> Conventions:
+    return Conventions([], [], enabled=False)
+
+
+def token_pattern(token: str, case_sensitive: bool = True) -> re.Pattern[str]:
+    """`token` as a whole token: not part of a longer word, `_`-compound or `-`-compound."""
+    return re.compile(r"(?<![\w\-])" + re.escape(token) + r"(?![\w\-])", 0 if case_sensitive else re.IGNORECASE)
+
+
+def tag_index(caption: str, offset: int) -> int:
+    """Which tag (0-based) holds `offset`: separators before it, a `[...]` prefix not counted."""
+    prefix = STYLE_PREFIX.match(caption)
+    start = prefix.end() if prefix else 0
+    head = caption[start:offset]
+    return sum(head.count(s) for s in SEPARATORS)
+
+
+def _scopes(concepts: Sequence[str | None], folders: Sequence[str | None]) -> tuple[list[Scope], list[int]]:
+    distinct = list(dict.fromkeys(c for c in concepts if c is not None))
+    if len(distinct) < 2:
+        return [Scope(None, "the dataset", tuple(range(len(concepts))))], [0] * len(concepts)
+    keys = list(dict.fromkeys(concepts))
+    position = {key: i for i, key in enumerate(keys)}
+    members: list[list[int]] = [[] for _ in keys]
+    for index, concept in enumerate(concepts):
+        members[position[concept]].append(index)
+    scopes = []
+    for key, indexes in zip(keys, members):
+        folder = folders[indexes[0]] if key is not None else None
+        label = f"concept folder `{folder}`" if folder else "the dataset's top folder"
+        scopes.append(Scope(key, label, tuple(indexes)))
+    return scopes, [position[c] for c in concepts]
+
+
+def _sample(indexes: Sequence[int], limit: int = 4000) -> Sequence[int]:
+    if len(indexes) <= limit:
+        return indexes
+    step = len(indexes) / limit
+    return [indexes[int(i * step)] for i in range(limit)]
+
+
+def _allowed(n: int, share: float) -> float:
+    """How many deviating captions of n a convention tolerates: `share` of them, at least one."""
+    return max(share * n, 1.0)
+
+
+def _infer_trigger(captions: Sequence[str], scope: Scope, settings: dict[str, Any],
+                   excluded: set[str]) -> InferredTrigger | None:
+    indexes = scope.indexes
+    total = len(indexes)
+    share = settings.get("trigger-share", 0.6)
+    if total < settings.get("min-captions", 5):
+        return None
+    sample = _sample(indexes)
+    frequency: Counter[str] = Counter()
+    for i in sample:
+        frequency.update(set(_TOKEN.findall(captions[i])))
+    need = share * len(sample) * 0.9  # the exact count below decides; the sample only proposes
+    candidates = [t for t, n in frequency.items() if n >= need and t not in excluded and is_rare_token(t)]
+    best: tuple[tuple[Any, ...], InferredTrigger] | None = None
+    for token in candidates:
+        pattern = token_pattern(token)
+        hits = [i for i in indexes if token in captions[i] and pattern.search(captions[i])]
+        count = len(hits)
+        if count < share * total or count < settings.get("min-evidence", 3):
+            continue
+        positions = []
+        for i in _sample(hits, 2000):
+            found = pattern.search(captions[i])
+            assert found is not None
+            positions.append(tag_index(captions[i], found.start()))
+        first = sum(1 for p in positions if p == 0) / len(positions)
+        ordered = sorted(positions)
+        keep = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] + 1
+        trigger = InferredTrigger(token, count, total, scope, first, keep)
+        key = (count, first, -len(token), token)
+        if best is None or key > best[0]:
+            best = (key, trigger)
+    return best[1] if best else None
+
+
+def _name_text(name: str) -> str:
+    return re.sub(r"[_\-]+", " ", name)
+
+
+def _infer_style(corpus_having: Any, scope: Scope, names: Sequence[tuple[str, str, bool]],
+                 groups: Sequence[StyleGroup], settings: dict[str, Any], has_trigger: bool, captions: Sequence[str],
+                 tag_form: bool) -> InferredStyle | None:
+    total = len(scope.indexes)
+    if total < settings.get("min-captions", 5):
+        return None
+    members = set(scope.indexes)
+    counts: list[tuple[int, StyleGroup]] = []
+    for group in groups:
+        hits = corpus_having(Terms(group.terms)) & members
+        counts.append((len(hits), group))
+    named: tuple[StyleGroup, str] | None = None
+    for label, name, weak in names:
+        if weak and tag_form:
+            # A booru-tagged set is named for its look (`anime_tags/`) without tagging it: only an
+            # explicit name (a kohya concept folder, [train] name) makes the style expected there.
+            continue
+        text = _name_text(name)
+        for group in groups:
+            if Terms(group.terms).search(text):
+                named = (group, label)
+                break
+        if named:
+            break
+    count, group = max(counts, key=lambda cg: cg[0])
+    named_by = None
+    if named is not None and (count == 0 or named[0].name == group.name
+                              or count < settings.get("style-share", 0.5) * total):
+        group, named_by = named[0], named[1]
+        count = next(n for n, g in counts if g.name == group.name)
+    share = count / total
+    dominant = share >= settings.get("style-share", 0.5) or named_by is not None
+    if not dominant:
+        return None
+    required = share >= settings.get("style-required-share", 0.75) or (named_by is not None and not has_trigger)
+    terms = Terms(group.terms)
+    used: Counter[str] = Counter()
+    for i in _sample(scope.indexes, 500):
+        for m in terms.finditer(captions[i]):
+            used[m.group().lower()] += 1
+    matched = tuple(t for t, _ in used.most_common()) or (group.terms[0],)
+    return InferredStyle(group, count, total, scope, named_by, dominant, required, matched)
+
+
+_WORD_IN_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_'\-]*")
+
+
+@functools.cache
+def _subject_index() -> tuple[dict[str, list[SubjectKind]], dict[tuple[str, str], SubjectKind]]:
+    heads: dict[str, list[SubjectKind]] = {}
+    phrases: dict[tuple[str, str], SubjectKind] = {}
+    for kind in SUBJECT_KINDS:
+        for word in (*kind.heads, *kind.generic):
+            parts = word.split()
+            if len(parts) == 1:
+                if kind not in heads.setdefault(word, []):
+                    heads[word].append(kind)
+            else:
+                phrases[(parts[0], parts[1])] = kind
+    return heads, phrases
+
+
+@dataclass(frozen=True)
+class SubjectMention:
+    kind: SubjectKind
+    start: int
+    end: int
+    phrase: str | None  # the specific phrasing, or None for a bare generic word
+
+
+def subject_mentions(caption: str, excluded_modifiers: frozenset[str] = frozenset()) -> list[SubjectMention]:
+    """Mentions of the lexicon's kinds of subject in a caption: a specific phrasing (modifiers
+    + head noun: `steampunk gear device`) or a bare generic word (`a machine`, `landscape painting`)."""
+    heads, generic_phrases = _subject_index()
+    lowered = caption.lower()
+    found: list[SubjectMention] = []
+    for tag in re.finditer(f"[^{SEPARATORS}]+", lowered):
+        base = tag.start()
+        words = [(m.group(), m.start() + base, m.end() + base) for m in _WORD_IN_TAG.finditer(tag.group())]
+        skip = -1
+        for j, (word, start, end) in enumerate(words):
+            if j <= skip:
+                continue
+            if j + 1 < len(words) and (word, words[j + 1][0]) in generic_phrases:
+                kind = generic_phrases[(word, words[j + 1][0])]
+                modifiers = _modifiers(words, j, excluded_modifiers)
+                if not modifiers:
+                    found.append(SubjectMention(kind, start, words[j + 1][2], None))
+                skip = j + 1
+                continue
+            kinds = heads.get(word)
+            if not kinds:
+                continue
+            modifiers = _modifiers(words, j, excluded_modifiers)
+            for kind in kinds:
+                if modifiers:
+                    phrase = " ".join([*modifiers, word])
+                    found.append(SubjectMention(kind, words[j - len(modifiers)][1], end, phrase))
+                elif word in kind.generic and _ends_noun_phrase(words, j):
+                    found.append(SubjectMention(kind, start, end, None))
+    return found
+
+
+_PHRASE_ENDS = frozenset("""
+of in on at with and or near under over by from against behind beside between inside outside above below
+into onto through across along among around before after during without is are was were that which who
+while standing sitting floating covered made
+""".split())
+
+
+def _ends_noun_phrase(words: list[tuple[str, int, int]], j: int) -> bool:
+    """True when words[j] ends its noun phrase (`a machine on a table`, a tag `machine`), not
+    when it modifies the next word (`machine parts`)."""
+    return j + 1 >= len(words) or words[j + 1][0] in _PHRASE_ENDS
+
+
+def _modifiers(words: list[tuple[str, int, int]], j: int, excluded: frozenset[str]) -> list[str]:
+    """Up to two words right before words[j] that make it specific (not articles, sizes, the
+    trigger or a subject noun of the lexicon)."""
+    heads, _ = _subject_index()
+    out: list[str] = []
+    k = j - 1
+    while k >= 0 and len(out) < 2:
+        word = words[k][0]
+        if (word in _NOT_MODIFIERS or word in excluded or word in heads
+                or any(c.isdigit() for c in word)):
+            break
+        out.insert(0, word)
+        k -= 1
+    return out
+
+
+def _infer_subjects(captions: Sequence[str], scope: Scope, settings: dict[str, Any],
+                    excluded: frozenset[str]) -> list[SubjectHint]:
+    if len(scope.indexes) < settings.get("min-captions", 5):
+        return []
+    mentions: Counter[str] = Counter()
+    generic: Counter[str] = Counter()
+    phrases: dict[str, Counter[str]] = {}
+    candidates = _sample(scope.indexes, 5000)
+    for i in candidates:
+        found = subject_mentions(captions[i], excluded)
+        kinds = {m.kind.name for m in found}
+        mentions.update(kinds)
+        specific = {(m.kind.name, m.phrase) for m in found if m.phrase}
+        for kind, phrase in specific:
+            phrases.setdefault(kind, Counter())[phrase] += 1
+        with_phrase = {k for k, _ in specific}
+        generic.update({m.kind.name for m in found if m.phrase is None and m.kind.name not in with_phrase})
+    hints = []
+    by_name = {k.name: k for k in SUBJECT_KINDS}
+    for name, counted in phrases.items():
+        phrase, count = counted.most_common(1)[0]
+        n = mentions[name]
+        if (count >= settings.get("min-evidence", 3) and count >= 0.5 * n and generic[name]
+                and generic[name] <= _allowed(n, settings.get("deviation-share", 0.2))):
+            hints.append(SubjectHint(by_name[name], phrase, count, n, scope))
+    return hints
+
+
+def _concept_tokens(captions: Sequence[str], scopes: Sequence[Scope], folders: Sequence[str | None],
+                    repeats: Sequence[int | None], identity: re.Pattern[str]) -> dict[str, ConceptToken]:
+    found = {}
+    for scope in scopes:
+        concept = scope.concept
+        if concept is None or " " in concept or not _TOKEN.fullmatch(concept):
+            continue
+        pattern = token_pattern(concept)
+        used = sum(1 for i in scope.indexes if concept in captions[i] and pattern.search(captions[i]))
+        person = identity.fullmatch(concept) is not None
+        if not person and not (used and is_rare_token(concept)):
+            continue
+        first = scope.indexes[0]
+        found[concept] = ConceptToken(concept, folders[first] or concept, person, used, len(scope.indexes),
+                                      repeats[first] or 1)
+    return found
+
+
+def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | None],
+          repeats: Sequence[int | None], names: Sequence[tuple[str, str, bool]], settings: dict[str, Any],
+          identity_pattern: str = IDENTITY_PATTERN) -> Conventions:
+    """Infer a dataset's conventions. `corpus` has `captions` and `having(Terms) -> set[int]`
+    (lora_core.rules.Corpus); `concepts`, `folders`, `repeats` are per caption (kohya folder
+    name part, folder name, repeats, or None); `names` are (label, name, weak) for what the
+    dataset is named by (its folder: weak; `[train] name`: not), for the style a set is named for."""
+    if not settings.get("enabled", True):
+        return disabled()
+    captions = corpus.captions
+    scopes, scope_of = _scopes(concepts, folders)
+    conventions = Conventions(scopes, scope_of)
+    try:
+        identity = re.compile(identity_pattern)
+    except re.error:
+        identity = re.compile(IDENTITY_PATTERN)
+    conventions.concepts = _concept_tokens(captions, scopes, folders, repeats, identity)
+    groups = style_groups(settings.get("styles"))
+    concept_names = set(conventions.concepts)
+    for position, scope in enumerate(scopes):
+        trigger = _infer_trigger(captions, scope, settings, concept_names - {scope.concept or ""})
+        if trigger is not None:
+            conventions.triggers[position] = trigger
+        forms = Counter(f for f in caption_styles([captions[i] for i in _sample(scope.indexes)]) if f)
+        if forms:
+            form, count = forms.most_common(1)[0]
+            conventions.forms[position] = (form, count, sum(forms.values()))
+        own = [(f"concept folder `{folders[scope.indexes[0]]}`", scope.concept, False)] if scope.concept else []
+        style = _infer_style(corpus.having, scope, [*own, *names] if len(scopes) == 1 else own or names,
+                             groups, settings, trigger is not None or scope.concept in conventions.concepts,
+                             captions, conventions.forms.get(position, ("",))[0] == "tags")
+        if style is not None:
+            conventions.styles[position] = style
+        excluded = frozenset(c.lower() for c in concept_names) | {trigger.token.lower()} if trigger else frozenset(
+            c.lower() for c in concept_names)
+        hints = _infer_subjects(captions, scope, settings, excluded)
+        if hints:
+            conventions.subjects[position] = hints
+    return conventions
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants of a token
+
+
+def osa_distance(a: str, b: str, limit: int) -> int:
+    """Optimal string alignment distance (edits: insert, delete, substitute, swap two neighbours),
+    or limit + 1 once it is certainly larger than limit."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                value = min(value, previous2[j - 2] + 1)
+            current[j] = value
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\s_\-]+", "", text).casefold()
+
+
+@dataclass(frozen=True)
+class Variant:
+    start: int
+    end: int
+    text: str
+    kind: str  # "case", "form" (separators) or "typo"
+
+
+def find_variant(caption: str, token: str, protected: Iterable[str] = ()) -> Variant | None:
+    """A spelling of `token` in a caption that lacks it exactly: other letter case (`Cybrpnk`),
+    other separators (`cybrpnk style` for `cybrpnk_style`), or a typo within a small edit
+    distance (`cybrpnk_styel`). Tokens in `protected` (other triggers, identity tokens) and
+    common words are never taken for typos."""
+    parts = [p for p in re.split(r"[\s_\-]+", token) if p]
+    if not parts:
+        return None
+    loose = re.compile(r"(?<![\w\-])" + r"[\s_\-]*".join(re.escape(p) for p in parts) + r"(?![\w\-])",
+                       re.IGNORECASE)
+    for m in loose.finditer(caption):
+        if m.group() != token:
+            kind = "case" if m.group().casefold() == token.casefold() else "form"
+            return Variant(m.start(), m.end(), m.group(), kind)
+    target = _squash(token)
+    limit = 1 if len(target) <= 6 else 2
+    if len(target) < 4:
+        return None  # a 3-letter token is one edit away from too many words
+    guarded = {_squash(p) for p in protected} - {target}
+    words = list(_TOKEN.finditer(caption))
+    spans = [(w.start(), w.end()) for w in words]
+    spans += [(a.start(), b.end()) for a, b in zip(words, words[1:]) if caption[a.end():b.start()].strip() == ""]
+    best: tuple[int, int, int] | None = None
+    for start, end in spans:
+        text = caption[start:end]
+        squashed = _squash(text)
+        if squashed in guarded or abs(len(squashed) - len(target)) > limit:
+            continue
+        if " " not in text and not is_rare_token(text):
+            continue
+        distance = osa_distance(squashed, target, limit)
+        if 0 < distance <= limit and (best is None or distance < best[0]):
+            best = (distance, start, end)
+    if best is None:
+        return None
+    return Variant(best[1], best[2], caption[best[1]:best[2]], "typo")
+
+
+# ---------------------------------------------------------------------------------------------
+# For rules
+
+
+def of_context(ctx: Any) -> Conventions:
+    """The conventions of the dataset a lint context holds, inferred once per run (`ctx.memo`).
+    Indexes are positions in `ctx.corpus.records`."""
+
+    def compute() -> Conventions:
+        settings = ctx.section("infer")
+        if not settings or not settings.get("enabled", True):
+            return disabled()
+        corpus = ctx.corpus
+        records = corpus.records
+        concepts = [r.concept for r in records]
+        folders = [f"{r.repeats}_{r.concept}" if r.concept is not None else None for r in records]
+        repeats = [r.repeats for r in records]
+        root = ctx.dataset.root.name
+        names = [(f"dataset folder `{root}`", root, True)] if root else []
+        train_name = ctx.section("train").get("name") if ctx.has_section("train") else ""
+        if train_name:
+            names.append((f"[train] name `{train_name}`", train_name, False))
+        pattern = ctx.section("entities").get("identity-pattern", IDENTITY_PATTERN)
+        return infer(corpus, concepts, folders, repeats, names, settings, pattern)
+
+    return ctx.memo("conventions", compute)
+
+
+def configured(ctx: Any, section: str, key: str) -> bool:
+    """True when the user configured `[section] key`: a non-empty value, or the key set at all."""
+    return bool(ctx.section(section).get(key)) or ctx.has_key(section, key)

@@ -1,0 +1,295 @@
+"""Realistic caption datasets for the dataset-aware rules, clean and with planted failures.
+
+Each dataset reads like one a user would bring: BLIP-style sentences, WD-tagger booru tags,
+kohya `N_name` identity and multi-concept folders, a DreamBooth `sks dog` set, watercolor,
+ink-wash, low-poly, steampunk and cyberpunk style sets. Captions are composed from phrase pools
+with a fixed seed (so every caption is distinct, as in a real set) and written in the format such
+a set comes in (metadata.csv, metadata.jsonl or sidecars).
+
+`build(name, folder, planted=...)` writes one and returns the path to lint and, for the planted
+version, which images carry which failure (the brief's failure classes). The images are tiny
+PNGs: the image rules (LK6xx) are judged on real photographs elsewhere, so the tests here
+ignore them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lora_core.testing import png_bytes
+
+
+@dataclass
+class Built:
+    path: Path  # what to lint
+    planted: dict[str, str] = field(default_factory=dict)  # image (dataset-relative) -> failure class
+    dataset_level: list[str] = field(default_factory=list)  # failures with no row (identity balance)
+
+
+def _combos(seed: int, *pools: list[str]) -> Iterator[tuple[str, ...]]:
+    """Distinct combinations of one item per pool, in a shuffled but fixed order."""
+    combos = list(itertools.product(*pools))
+    random.Random(seed).shuffle(combos)
+    return iter(combos)
+
+
+def _write_csv(folder: Path, rows: list[tuple[str, str]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["file_name,text"]
+    for image, caption in rows:
+        (folder / image).write_bytes(png_bytes(8, 8))
+        lines.append(f'{image},"{caption}"' if ("," in caption or '"' in caption) else f"{image},{caption}")
+    (folder / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder / "metadata.csv"
+
+
+def _write_jsonl(folder: Path, rows: list[tuple[str, str]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "metadata.jsonl").open("w", encoding="utf-8") as fh:
+        for image, caption in rows:
+            (folder / image).write_bytes(png_bytes(8, 8))
+            fh.write(json.dumps({"file_name": image, "text": caption}) + "\n")
+    return folder / "metadata.jsonl"
+
+
+def _write_sidecars(folder: Path, rows: list[tuple[str, str]]) -> Path:
+    for image, caption in rows:
+        target = folder / image
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(png_bytes(8, 8))
+        target.with_suffix(".txt").write_text(caption + "\n", encoding="utf-8")
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# The datasets
+
+
+def watercolor_foxes(folder: Path, planted: bool) -> Built:
+    subjects = ["a red fox curled up asleep", "a red fox leaping through tall grass", "a red fox sitting by a birch",
+                "a fox cub peeking out of its den", "a red fox trotting along a riverbank",
+                "two red foxes playing in the snow", "a red fox looking over its shoulder"]
+    places = ["in a snowy forest", "at dusk", "among autumn leaves", "under a pale winter sky",
+              "in a meadow of wildflowers", "beside a frozen pond"]
+    finish = ["soft wet-on-wet washes", "loose brushstrokes and granulating pigment", "visible paper texture",
+              "muted earthy palette", "bleeding edges and soft blooms"]
+    openers = ["watercolor painting of", "a watercolor of", "loose watercolor illustration of"]
+    rows = []
+    for i, (opener, subject, place, look) in enumerate(itertools.islice(_combos(1, openers, subjects, places, finish),
+                                                                        40)):
+        rows.append((f"fox_{i:03d}.png", f"{opener} {subject} {place}, {look}, white paper background"))
+    built = Built(folder / "metadata.csv")
+    if planted:
+        rows[5] = (rows[5][0], "photorealistic photo of a red fox standing in fresh snow, sharp focus, shallow depth "
+                               "of field")
+        rows[17] = (rows[17][0], "a watercolor of a red fox napping under a pine at dusk, 3d render, soft lighting")
+        rows[29] = (rows[29][0], "watercolor painting of a red fox on a fallen log, photorealistic fur detail, white "
+                                 "paper background")
+        built.planted = {rows[5][0]: "style-drift", rows[17][0]: "style-drift", rows[29][0]: "style-drift"}
+    _write_csv(folder, rows)
+    return built
+
+
+def inkwash_mountains(folder: Path, planted: bool) -> Built:
+    views = ["an ink-wash landscape of misty mountains", "an ink-wash landscape of a lone pavilion on a cliff",
+             "an ink-wash landscape of a fisherman's boat on a still lake", "an ink-wash landscape of bamboo groves",
+             "an ink-wash landscape of a waterfall between peaks"]
+    details = ["above a winding river", "with pine trees clinging to rocks", "under drifting clouds",
+               "beside a stone bridge", "with distant geese in flight", "at first light"]
+    ink = ["sumi-e brushwork", "graded ink tones on rice paper", "sparse composition with empty space"]
+    rows = [(f"ink_{i:02d}.png", f"{v} {d}, {k}") for i, (v, d, k) in
+            enumerate(itertools.islice(_combos(2, views, details, ink), 30))]
+    built = Built(folder / "metadata.jsonl")
+    if planted:
+        rows[4] = (rows[4][0], "a landscape painting of mountains and pine trees above a river, graded ink tones on "
+                               "rice paper")
+        rows[21] = (rows[21][0], "a landscape painting with a small hut under drifting clouds, sumi-e brushwork")
+        built.planted = {rows[4][0]: "vague", rows[21][0]: "vague"}
+    _write_jsonl(folder, rows)
+    return built
+
+
+def lowpoly_islands(folder: Path, planted: bool) -> Built:
+    subjects = ["floating island", "lighthouse on a cliff", "windmill on a hill", "mountain village", "desert oasis",
+                "snowy cabin"]
+    features = ["pine trees", "waterfall", "winding path", "small pond", "wooden bridge"]
+    palette = ["pastel colors", "warm sunset palette", "cool blue palette"]
+    rows = []
+    for i, (s, f, p) in enumerate(itertools.islice(_combos(3, subjects, features, palette), 30)):
+        rows.append((f"island_{i:02d}.png", f"low poly, {s}, {f}, {p}, isometric view, soft shadows"))
+    built = Built(folder)
+    if planted:
+        rows[3] = (rows[3][0], rows[3][1].replace("low poly", "low poly, cartoon style"))
+        rows[19] = (rows[19][0], rows[19][1].replace("isometric view", "cartoon style"))
+        built.planted = {rows[3][0]: "style-drift", rows[19][0]: "style-drift"}
+    _write_sidecars(folder, rows)
+    return built
+
+
+def cyberpunk_booru(folder: Path, planted: bool) -> Built:
+    people = ["1girl, solo", "1girl, solo, smile", "1boy, solo", "1girl, solo, upper_body"]
+    hair = ["short_hair, black_hair", "long_hair, pink_hair", "long_hair, white_hair", "short_hair, blue_hair"]
+    wear = ["techwear, hooded_jacket", "leather_jacket, choker", "bodysuit, glowing_tattoo", "trench_coat, visor"]
+    scene = ["neon_lights, city, night, rain", "holographic_display, alley, night", "rooftop, skyline, neon_sign",
+             "street_market, crowd, night"]
+    rows = []
+    for i, combo in enumerate(itertools.islice(_combos(4, people, hair, wear, scene), 40)):
+        rows.append((f"cp_{i:02d}.png", "cybrpnk_style, " + ", ".join(combo) + ", looking_at_viewer"))
+    built = Built(folder)
+    if planted:
+        rows[7] = (rows[7][0], rows[7][1].replace("cybrpnk_style", "cybrpnk_styel"))
+        rows[12] = (rows[12][0], rows[12][1].replace("cybrpnk_style", "cybrpnk style"))
+        for n in (20, 26, 33):
+            rows[n] = (rows[n][0], rows[n][1].replace("cybrpnk_style, ", ""))
+        long_hair = [n for n, (_, c) in enumerate(rows) if "long_hair" in c][-2:]
+        for n in long_hair:
+            rows[n] = (rows[n][0], rows[n][1].replace("long_hair", "long hair"))
+        built.planted = {rows[7][0]: "trigger-typo", rows[12][0]: "trigger-form",
+                         **{rows[n][0]: "trigger-missing" for n in (20, 26, 33)},
+                         **{rows[n][0]: "tag-spelling" for n in long_hair}}
+    _write_sidecars(folder, rows)
+    return built
+
+
+def steampunk_workshop(folder: Path, planted: bool) -> Built:
+    things = ["steampunk gear device", "steampunk gear device on a workbench", "brass automaton",
+              "steampunk gear device, glowing core"]
+    parts = ["brass, copper pipes", "pressure gauges, rivets", "exposed cogs, valves", "leather straps, brass"]
+    places = ["cluttered workshop", "airship deck", "victorian laboratory", "clock tower interior"]
+    light = ["warm lamplight", "steam haze", "golden hour light"]
+    rows = []
+    for i, combo in enumerate(itertools.islice(_combos(5, things, parts, places, light), 30)):
+        rows.append((f"gear_{i:02d}.png", "stmpnk, " + ", ".join(combo)))
+    built = Built(folder / "metadata.csv")
+    if planted:
+        device = [n for n, (_, c) in enumerate(rows) if "gear device" in c]
+        for n in device[3:5]:
+            rows[n] = (rows[n][0], rows[n][1].replace("steampunk gear device", "machine"))
+        built.planted = {rows[n][0]: "vague" for n in device[3:5]}
+    _write_csv(folder, rows)
+    return built
+
+
+def kohya_identities(folder: Path, planted: bool) -> Built:
+    looks = {"person_A": ["short black hair", "round glasses", "navy sweater"],
+             "person_B": ["long red hair", "freckles", "green scarf"]}
+    views = ["front view", "three-quarter view", "side profile", "looking up", "looking away"]
+    moods = ["smiling", "neutral expression", "laughing"]
+    light = ["studio lighting, grey background", "window light, white wall", "outdoor shade, blurred park"]
+    rows = []
+    counts = {"person_A": 14, "person_B": 4 if planted else 14}
+    repeats = {"person_A": 10, "person_B": 3 if planted else 10}
+    for person, count in counts.items():
+        for i, (v, m, lt) in enumerate(itertools.islice(_combos(6 + len(person), views, moods, light), count)):
+            look = ", ".join(looks[person])
+            rows.append((f"{repeats[person]}_{person}/{person}_{i:02d}.png", f"{person}, portrait, {look}, {v}, {m}, {lt}"))
+    built = Built(folder)
+    if planted:
+        a = [n for n, (img, _) in enumerate(rows) if img.startswith("10_person_A")]
+        b = [n for n, (img, _) in enumerate(rows) if "person_B" in img]
+        rows[a[2]] = (rows[a[2]][0], "portrait, front view, smiling, studio lighting, grey background")
+        rows[a[9]] = (rows[a[9]][0], "portrait, woman, side profile, window light, white wall")
+        rows[b[1]] = (rows[b[1]][0], rows[b[1]][1].replace("person_B", "person_A"))
+        built.planted = {rows[a[2]][0]: "identity-unbound", rows[a[9]][0]: "identity-unbound",
+                         rows[b[1]][0]: "identity-swap"}
+        built.dataset_level = ["identity-balance"]
+    _write_sidecars(folder, rows)
+    return built
+
+
+def multi_concept(folder: Path, planted: bool) -> Built:
+    city = ["neon city street", "rainy alley", "elevated train", "night market", "rooftop bar"]
+    city_more = ["holographic billboards", "wet asphalt reflections", "crowds with umbrellas", "steam from vents"]
+    fox = ["red fox in the snow", "fox cub in ferns", "fox on a mossy log", "sleeping fox", "fox by a stream"]
+    fox_more = ["soft washes", "paper texture", "loose brushwork", "muted palette"]
+    rows = []
+    for i, (a, b) in enumerate(itertools.islice(_combos(8, city, city_more), 18)):
+        rows.append((f"10_cybrpnk_city/city_{i:02d}.png", f"cybrpnk, {a}, {b}, night"))
+    for i, (a, b) in enumerate(itertools.islice(_combos(9, fox, fox_more), 18)):
+        rows.append((f"10_wtrclr_fox/fox_{i:02d}.png", f"wtrclr, {a}, {b}, white background"))
+    built = Built(folder)
+    if planted:
+        for n in (4, 11, 22, 30):
+            rows[n] = (rows[n][0], rows[n][1].split(", ", 1)[1])
+        built.planted = {rows[n][0]: "trigger-missing" for n in (4, 11, 22, 30)}
+    _write_sidecars(folder, rows)
+    return built
+
+
+def sks_dog(folder: Path, planted: bool) -> Built:
+    poses = ["lying on a wooden floor", "sitting on green grass", "running on a sandy beach", "sleeping on a sofa",
+             "standing in the snow", "looking out of a car window", "chewing a red ball"]
+    extra = ["", " with a blue collar", " in the afternoon sun", " next to a potted plant"]
+    rows = [(f"dog{i:02d}.jpg", f"a photo of sks dog {p}{e}") for i, (p, e) in
+            enumerate(itertools.islice(_combos(10, poses, extra), 25))]
+    built = Built(folder / "metadata.csv")
+    if planted:
+        rows[6] = (rows[6][0], rows[6][1].replace("sks dog", "a dog"))
+        rows[18] = (rows[18][0], rows[18][1].replace("sks dog", "dog"))
+        built.planted = {rows[6][0]: "trigger-missing", rows[18][0]: "trigger-missing"}
+    _write_csv(folder, rows)
+    return built
+
+
+def anime_tags(folder: Path, planted: bool) -> Built:
+    """WD-tagger output with no trigger: 1girl/solo in every caption must not become one."""
+    hair = ["long_hair, blue_eyes", "short_hair, brown_eyes", "twintails, red_eyes", "ponytail, green_eyes"]
+    clothes = ["school_uniform, pleated_skirt", "hoodie, shorts", "kimono, obi", "sailor_collar, neckerchief"]
+    scene = ["cherry_blossoms, outdoors", "classroom, indoors", "beach, ocean, sky", "night, city_lights"]
+    rows = [(f"{i:03d}.png", "1girl, solo, " + ", ".join(c) + ", smile") for i, c in
+            enumerate(itertools.islice(_combos(11, hair, clothes, scene), 40))]
+    _write_sidecars(folder, rows)
+    return Built(folder)
+
+
+def blip_sentences(folder: Path, planted: bool) -> Built:
+    """Auto-captioner sentences: people, streets, food; no trigger, no style."""
+    who = ["a woman", "a man", "a young woman", "an old man", "two people", "a little girl"]
+    doing = ["sitting on a bench", "riding a bicycle", "walking a dog", "reading a book", "eating a sandwich"]
+    where = ["in a park", "down a busy street", "next to a fountain", "on a sunny day"]
+    rows = [(f"img_{i:03d}.jpg", f"{w} {d} {p}") for i, (w, d, p) in
+            enumerate(itertools.islice(_combos(12, who, doing, where), 36))]
+    _write_csv(folder, rows)
+    return Built(folder / "metadata.csv")
+
+
+def cyberpunk_folder(folder: Path, planted: bool) -> Built:
+    """The brief's canonical failure: `10_cyberpunk_style/` captioned "city at night with lights"."""
+    scenes = ["cyberpunk city street at night", "cyberpunk alley with neon signs", "cyberpunk skyline in the rain",
+              "cyberpunk market under holograms", "cyberpunk rooftop with antennas"]
+    extra = ["glowing kanji billboards", "flying cars overhead", "pink and teal neon", "puddles reflecting lights"]
+    rows = [(f"10_cyberpunk_style/{i:02d}.png", f"{s}, {e}") for i, (s, e) in
+            enumerate(itertools.islice(_combos(13, scenes, extra), 20))]
+    built = Built(folder)
+    if planted:
+        plain = ["city at night with lights", "street at night with lights, cars", "buildings at night with lights, rain",
+                 "a street with lights at night, people", "tall buildings with lights at night"]
+        for n, caption in zip((2, 7, 11, 14, 18), plain):
+            rows[n] = (rows[n][0], caption)
+        built.planted = {rows[n][0]: "style-missing" for n in (2, 7, 11, 14, 18)}
+    _write_sidecars(folder, rows)
+    return built
+
+
+DATASETS: dict[str, Callable[[Path, bool], Built]] = {
+    "watercolor_foxes": watercolor_foxes,
+    "inkwash_mountains": inkwash_mountains,
+    "lowpoly_islands": lowpoly_islands,
+    "cyberpunk_booru": cyberpunk_booru,
+    "steampunk_workshop": steampunk_workshop,
+    "kohya_identities": kohya_identities,
+    "multi_concept": multi_concept,
+    "sks_dog": sks_dog,
+    "anime_tags": anime_tags,
+    "blip_sentences": blip_sentences,
+    "cyberpunk_folder": cyberpunk_folder,
+}
+
+
+def build(name: str, folder: Path, planted: bool = False) -> Built:
+    return DATASETS[name](folder / name, planted)
