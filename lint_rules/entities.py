@@ -343,8 +343,6 @@ class IdentityFolderMismatch(Rule):
     cost = 1
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        if configured(ctx, "entities", "identities"):
-            return
         corpus = ctx.corpus
         conventions = of_context(ctx)
         tokens = conventions.concepts
@@ -430,9 +428,9 @@ class TriggerMissing(Rule):
                 caption = corpus.captions[index]
                 if not caption.strip() or (token in caption and pattern.search(caption)):
                     continue
+                if find_variant(caption, token, protected):
+                    continue  # LK307: written another way
                 why = terms.near_miss(caption)
-                if not why and find_variant(caption, token, protected):
-                    continue  # LK307
                 if expected.concept is not None:
                     if others.search(caption):
                         continue  # LK308: it names another concept's token
@@ -467,7 +465,7 @@ class ExpectedToken:
 def expected_tokens(ctx: LintContext, conventions: Conventions) -> list[ExpectedToken]:
     """What LK305-LK307 expect in each caption. Configured values win over inferred ones:
     `concept-triggers` for its folders, then `trigger` for the dataset, then the inferred trigger
-    of each scope; concept folder tokens unless `identities` is configured."""
+    of each scope; then each concept folder's own token."""
 
     def compute() -> list[ExpectedToken]:
         settings = _entities(ctx)
@@ -496,7 +494,7 @@ def expected_tokens(ctx: LintContext, conventions: Conventions) -> list[Expected
                 if scopes[position].concept in per_concept:
                     continue
                 out.append(ExpectedToken(inferred.token, inferred.scope.indexes, inferred.evidence))
-        if not configured(ctx, "entities", "identities"):
+        if conventions.concepts:  # folder tokens come from the folders, whatever `identities` declares
             for position, scope in enumerate(scopes):
                 token = conventions.concepts.get(scope.concept or "")
                 if token is None or any(e.token == token.concept and e.indexes is scope.indexes for e in out):

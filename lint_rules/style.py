@@ -242,6 +242,8 @@ class VagueTerm(Rule):
         for record, start, end, match in ctx.corpus.term_matches(terms):
             term = terms.canonical(match.group())
             better = replacements[term.casefold()]
+            if _inside(record.caption or "", start, end, better):
+                continue  # `landscape` inside `ink-wash landscape`: already the specific wording
             fix = Fix.replace(f"replace with `{better}`", start, end, better, Applicability.UNSAFE)
             yield self.at_caption(record, f"vague term `{match.group()}`: say `{better}`", (start, end), fix)
 
@@ -269,6 +271,17 @@ class VagueTerm(Rule):
                         yield self.at_caption(corpus.records[index], f"vague term `{word}`: say `{phrase}` "
                                               f"({hint.evidence})", (mention.start, mention.end), fix, inferred=True)
                         break
+
+
+def _inside(caption: str, start: int, end: int, phrase: str) -> bool:
+    """True when caption[start:end] lies inside an occurrence of `phrase` (case-insensitive)."""
+    folded, wanted = caption.casefold(), phrase.casefold()
+    at = folded.find(wanted, max(0, end - len(wanted)))
+    while at != -1 and at <= start:
+        if at + len(wanted) >= end:
+            return True
+        at = folded.find(wanted, at + 1)
+    return False
 
 
 class StyleCoverageLow(Rule):

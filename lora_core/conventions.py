@@ -166,20 +166,23 @@ SUBJECT_KINDS: tuple[SubjectKind, ...] = (
 
 #: Words that are never a modifier making a phrase specific (articles, numbers, size and quality
 #: words that do not change what the subject is).
-_NOT_MODIFIERS = frozenset("""
-a an the this that these those some any one two three four five several many few of in on at with and
-or for to by from its his her their our my your is are was were be big small large little tiny huge giant
-old new young beautiful pretty cute nice good great simple strange weird odd single lone other another
-same whole full close distant detailed highly very
-""".split())
+_NOT_MODIFIERS = frozenset((
+    "a", "an", "the", "this", "that", "these", "those", "some", "any", "one", "two", "three", "four", "five",
+    "several", "many", "few", "of", "in", "on", "at", "with", "and", "or", "for", "to", "by", "from", "its", "his",
+    "her", "their", "our", "my", "your", "is", "are", "was", "were", "be", "big", "small", "large", "little", "tiny",
+    "huge", "giant", "old", "new", "young", "beautiful", "pretty", "cute", "nice", "good", "great", "simple",
+    "strange", "weird", "odd", "single", "lone", "other", "another", "same", "whole", "full", "close", "distant",
+    "detailed", "highly", "very",
+))
 
 #: Booru tags that are in most captions of an anime dataset without being its trigger.
-BOORU_GENERAL = frozenset("""
-1girl 1boy 2girls 2boys 3girls multiple_girls multiple_boys solo solo_focus highres absurdres lowres
-commentary commentary_request translated english_text simple_background white_background looking_at_viewer
-smile open_mouth blush long_hair short_hair upper_body full_body masterpiece best_quality high_quality
-ultra_detailed official_art game_cg monochrome greyscale comic 4koma no_humans
-""".split())
+BOORU_GENERAL = frozenset((
+    "1girl", "1boy", "2girls", "2boys", "3girls", "multiple_girls", "multiple_boys", "solo", "solo_focus", "highres",
+    "absurdres", "lowres", "commentary", "commentary_request", "translated", "english_text", "simple_background",
+    "white_background", "looking_at_viewer", "smile", "open_mouth", "blush", "long_hair", "short_hair", "upper_body",
+    "full_body", "masterpiece", "best_quality", "high_quality", "ultra_detailed", "official_art", "game_cg",
+    "monochrome", "greyscale", "comic", "4koma", "no_humans",
+))
 
 #: What an identity token looks like by default (`[entities] identity-pattern` overrides it).
 IDENTITY_PATTERN = r"person_[A-Za-z]\w*"
@@ -359,6 +362,9 @@ def tag_index(caption: str, offset: int) -> int:
 
 def _scopes(concepts: Sequence[str | None], folders: Sequence[str | None]) -> tuple[list[Scope], list[int]]:
     distinct = list(dict.fromkeys(c for c in concepts if c is not None))
+    if len(distinct) == 1 and None not in concepts:  # one kohya folder: the concept is the dataset's
+        label = f"concept folder `{folders[0]}`"
+        return [Scope(distinct[0], label, tuple(range(len(concepts))))], [0] * len(concepts)
     if len(distinct) < 2:
         return [Scope(None, "the dataset", tuple(range(len(concepts))))], [0] * len(concepts)
     keys = list(dict.fromkeys(concepts))
@@ -528,11 +534,12 @@ def subject_mentions(caption: str, excluded_modifiers: frozenset[str] = frozense
     return found
 
 
-_PHRASE_ENDS = frozenset("""
-of in on at with and or near under over by from against behind beside between inside outside above below
-into onto through across along among around before after during without is are was were that which who
-while standing sitting floating covered made
-""".split())
+_PHRASE_ENDS = frozenset((
+    "of", "in", "on", "at", "with", "and", "or", "near", "under", "over", "by", "from", "against", "behind",
+    "beside", "between", "inside", "outside", "above", "below", "into", "onto", "through", "across", "along",
+    "among", "around", "before", "after", "during", "without", "is", "are", "was", "were", "that", "which", "who",
+    "while", "standing", "sitting", "floating", "covered", "made",
+))
 
 
 def _ends_noun_phrase(words: list[tuple[str, int, int]], j: int) -> bool:

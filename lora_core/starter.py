@@ -1,9 +1,13 @@
-"""`lorakit init`: a starter lorakit.toml inferred from a dataset's captions.
+"""`lorakit init`: a starter lorakit.toml written from what inference is confident about.
 
-It proposes, with a comment on each key saying what was measured: a trigger (a rare token found
-in most captions), style terms (known style words the captions use, most frequent first), the
-identity tokens already in use, and the separator and caption style the dataset follows. The
-user edits the proposal; nothing here is applied silently.
+The proposal is lora_core.conventions' inference, pinned: the trigger (per kohya concept folder
+in a multi-concept set), where it sits (`keep-tokens`), the set's style when most captions name
+it, the style groups that conflict with it, the specific wording the set uses for generic words,
+identity tokens, the prefix most captions start with. Each value comes with the evidence as a
+comment. What inference is not confident about is left out (a commented example instead), never
+guessed: a common word is never the trigger, a style word carried by a minority of captions is
+never required. Contract (tested on the realistic corpora): on a clean dataset, `lorakit init`
+followed by `lorakit lint` reports no warning and no error.
 """
 
 from __future__ import annotations
@@ -11,126 +15,81 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
-from lora_core.captions import STYLE_PREFIX, caption_styles, tag_spans
+from lora_core.captions import STYLE_PREFIX
+from lora_core.config import INFER_SECTION
+from lora_core.conventions import IDENTITY_PATTERN, Conventions, compatible, infer, style_groups
 from lora_core.datasets.model import Dataset
 
-#: Style words people train LoRAs on; the captions' own frequent terms are proposed from this list.
-STYLE_VOCABULARY = (
-    "cyberpunk", "steampunk", "dieselpunk", "solarpunk", "vaporwave", "synthwave", "watercolor", "watercolour",
-    "oil painting", "ink wash", "ink-wash", "gouache", "pastel", "charcoal", "pencil sketch", "sketch", "line art",
-    "lineart", "anime", "manga", "comic", "cartoon", "chibi", "cel shading", "pixel art", "low poly", "voxel",
-    "3d render", "isometric", "photorealistic", "photograph", "cinematic", "film noir", "noir", "gothic",
-    "art deco", "art nouveau", "baroque", "impressionist", "impressionism", "expressionism", "surrealism",
-    "ukiyo-e", "concept art", "digital painting", "matte painting", "fantasy", "sci-fi", "retro", "vintage",
-    "minimalist", "flat design", "vector art", "claymation", "stained glass", "mosaic", "graffiti",
-)
-#: Frequent English words that are never a good trigger.
-COMMON = frozenset({
-    "a", "an", "the", "of", "in", "on", "at", "with", "and", "or", "for", "to", "by", "from", "is", "are",
-    "this", "that", "its", "it", "his", "her", "their", "photo", "image", "picture", "style", "art",
-    "background", "light", "lighting", "city", "night", "day", "man", "woman", "girl", "boy", "person",
-    "portrait", "view", "close", "up",
-})
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
-_PREFIX = STYLE_PREFIX
-_IDENTITY = re.compile(r"(?<!\w)person_[A-Za-z]\w*(?!\w)")
+_IDENTITY = re.compile(r"(?<!\w)" + IDENTITY_PATTERN + r"(?!\w)")
 
 
 @dataclass
 class Proposal:
     captions: int
+    conventions: Conventions | None = None
     separator: str = ","
-    style: str | None = None
-    style_counts: dict[str, int] = field(default_factory=dict)
-    trigger: str | None = None
-    trigger_share: float = 0.0
     prefix: str | None = None
     prefix_count: int = 0
-    style_terms: list[tuple[str, int]] = field(default_factory=list)
-    frequent_tags: list[tuple[str, int]] = field(default_factory=list)
     identities: list[tuple[str, int]] = field(default_factory=list)
+    frequent_tags: list[tuple[str, int]] = field(default_factory=list)
 
 
-def propose(dataset: Dataset) -> Proposal:
-    captions = [r.caption for r in dataset.records if r.caption and r.caption.strip()]
-    proposal = Proposal(captions=len(captions))
-    if not captions:
+def propose(dataset: Dataset, settings: dict[str, Any] | None = None) -> Proposal:
+    from lora_core.rules import Corpus
+
+    records = dataset.captioned
+    captions = [r.caption or "" for r in records]
+    nonblank = [c for c in captions if c.strip()]
+    proposal = Proposal(captions=len(nonblank))
+    if not nonblank:
         return proposal
-    usage = {sep: sum(1 for c in captions if sep in c) for sep in ",;|"}
+    usage = {sep: sum(1 for c in nonblank if sep in c) for sep in ",;|"}
     proposal.separator = max(",;|", key=lambda s: (usage[s], s == ","))
-    styles = Counter(s for s in caption_styles(captions) if s)
-    proposal.style_counts = dict(styles)
-    proposal.style = styles.most_common(1)[0][0] if styles else None
-
-    prefixes = Counter(m.group(1) for c in captions if (m := _PREFIX.match(c)))
+    prefixes = Counter(m.group(1) for c in nonblank if (m := STYLE_PREFIX.match(c)))
     if prefixes:
         proposal.prefix, proposal.prefix_count = prefixes.most_common(1)[0]
-
-    words = Counter()
-    for caption in captions:
-        words.update({w for w in _WORD.findall(caption)})  # once per caption: coverage, not frequency
-    rare = [(w, n) for w, n in words.most_common() if w.lower() not in COMMON and w.lower() not in STYLE_VOCABULARY
-            and not _IDENTITY.fullmatch(w)]
-    # A trigger is a rare token: a kohya concept folder name (`10_ohwx`) first, then words CLIP
-    # does not know as one common token; coverage decides among those.
-    concepts = {r.concept.lower() for r in dataset.records if r.concept}
-    common_to_clip = _clip_common_words([w for w, n in rare if n / len(captions) >= 0.5])
-    candidates = [(w.lower() in concepts, w.lower() not in common_to_clip, n, _rarity(w), w)
-                  for w, n in rare if n / len(captions) >= 0.5]
-    if candidates:
-        *_, count, _, word = max(candidates)
-        proposal.trigger, proposal.trigger_share = word, count / len(captions)
-
-    lowered = [c.lower() for c in captions]
-    found = []
-    for term in STYLE_VOCABULARY:
-        pattern = re.compile(r"(?<!\w)" + re.escape(term) + r"(?!\w)")
-        count = sum(1 for c in lowered if pattern.search(c))
-        if count:
-            found.append((term, count))
-    proposal.style_terms = sorted(found, key=lambda t: -t[1])[:5]
-
-    tags = Counter()
-    for caption in captions:
-        tags.update({caption[a:b].strip().lower() for a, b in tag_spans(caption)})
-    proposal.frequent_tags = [(t, n) for t, n in tags.most_common(8) if t and t != (proposal.trigger or "").lower()][:6]
-    identities = Counter(m.group() for c in captions for m in _IDENTITY.finditer(c))
+    infer_settings = dict(INFER_SECTION.defaults(), **(settings or {}), enabled=True)
+    corpus = Corpus(records)
+    concepts = [r.concept for r in records]
+    folders = [f"{r.repeats}_{r.concept}" if r.concept is not None else None for r in records]
+    names = [(f"dataset folder `{dataset.root.name}`", dataset.root.name, True)]
+    proposal.conventions = infer(corpus, concepts, folders, [r.repeats for r in records], names, infer_settings)
+    identities = Counter(m.group() for c in nonblank for m in _IDENTITY.finditer(c))
+    for token in proposal.conventions.concepts.values():
+        if token.person and token.concept not in identities:
+            identities[token.concept] = 0
     proposal.identities = identities.most_common()
     return proposal
 
 
-def _clip_common_words(words: list[str]) -> set[str]:
-    """The words CLIP encodes as one frequent token (LK502's test); empty without a vocabulary."""
-    from lora_core.clip_tokens import COMMON_WORD_ID, TokenizerUnavailable, load_tokenizer
-
-    try:
-        tokenizer = load_tokenizer()
-    except TokenizerUnavailable:
-        return set()
-    common = set()
-    for word in words:
-        ids = tokenizer.encode(word)
-        if len(ids) == 1 and ids[0] < COMMON_WORD_ID:
-            common.add(word.lower())
-    return common
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _rarity(word: str) -> int:
-    """Higher for words that look made-up (digits, few vowels): better triggers."""
-    vowels = sum(c in "aeiou" for c in word.lower())
-    return (any(c.isdigit() for c in word)) + (vowels <= len(word) // 4)
-
-
-def _toml_list(items: list[str]) -> str:
-    return "[" + ", ".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items) + "]"
+def _toml_list(items: list[str], indent: str = "") -> str:
+    parts = [_toml_string(i) for i in items]
+    line = "[" + ", ".join(parts) + "]"
+    if len(line) < 100:
+        return line
+    lines, current = [], indent + "   "
+    for part in parts:
+        if len(current) + len(part) > 100:
+            lines.append(current.rstrip())
+            current = indent + "   "
+        current += " " + part + ","
+    lines.append(current.rstrip())
+    return "[\n" + "\n".join(lines) + "\n]"
 
 
 def render(proposal: Proposal, dataset_name: str) -> str:
-    share = lambda n: f"{n / proposal.captions:.0%}" if proposal.captions else "0%"  # noqa: E731
+    conventions = proposal.conventions
+    total = proposal.captions
     lines = [
-        f"# lorakit configuration for {dataset_name}, proposed by `lorakit init` from {proposal.captions} captions.",
-        "# Review every value: these are guesses from the captions, not decisions. Reference: docs/configuration.md",
+        f"# lorakit configuration for {dataset_name}, written by `lorakit init` from {total} captions.",
+        "# Every value below was inferred from the captions, with the evidence in a comment; what could not",
+        "# be inferred with confidence is left commented out. Reference: docs/configuration.md",
         "",
         "[lint]",
         '# Rule codes, prefixes ("LK2") or names to run; "ALL" is every installed rule that is not opt-in.',
@@ -138,64 +97,102 @@ def render(proposal: Proposal, dataset_name: str) -> str:
         "ignore = []",
         "",
         "[dataset]",
-        '# Column of metadata.csv (key of metadata.jsonl) holding the caption, and the sidecar extension.',
+        "# Column of metadata.csv (key of metadata.jsonl) holding the caption, and the sidecar extension.",
         'caption-column = "text"',
         'caption-extension = ".txt"',
         "",
+        "[infer]",
+        "# lorakit keeps inferring what this file does not pin (`lorakit lint --no-infer` turns it off).",
+        "enabled = true",
+        "",
         "[style]",
     ]
-    if proposal.style_terms:
-        terms = ", ".join(f"{t} ({share(n)})" for t, n in proposal.style_terms)
-        lines.append(f"# Style words found in the captions: {terms}.")
-        lines.append("# Every caption must contain at least one required term (LK201/LK204).")
-        lines.append(f"required = {_toml_list([proposal.style_terms[0][0]])}")
+    styles = list(conventions.styles.values()) if conventions else []
+    required = [s for s in styles if s.required and s.count >= 0.75 * s.total]
+    single = conventions is not None and len(conventions.scopes) == 1
+    if single and required:
+        style = required[0]
+        lines.append(f"# {style.count} of {style.total} captions name the style `{style.group.name}` "
+                     "(lexicon group: any of its terms counts). Every caption must (LK201/LK204).")
+        lines.append(f"required = {_toml_list(list(style.group.terms))}")
+        lines.append("min-coverage = 1.0")
     else:
-        lines.append("# No known style word was found in the captions: name the style this LoRA learns, e.g.")
-        lines.append('# required = ["cyberpunk"]')
-        lines.append("required = []")
-    if proposal.prefix:
-        lines.append(f"# `{proposal.prefix}` starts {proposal.prefix_count} of {proposal.captions} captions: "
-                     "make it every caption's prefix (LK202), or set \"\" to stop checking.")
-        lines.append(f"prefix = {_toml_list([proposal.prefix])[1:-1]}")
+        why = ("no style is named by most captions" if not styles else
+               "each concept folder has its own style" if not single else
+               "the style is named by too few captions to require it")
+        lines.append(f"# Not pinned: {why}; lorakit infers it on every lint. To require one:")
+        lines.append('# required = ["watercolor"]')
+    if proposal.prefix and proposal.prefix_count >= 0.75 * total:
+        lines.append(f"# `{proposal.prefix}` starts {proposal.prefix_count} of {total} captions (LK202).")
+        lines.append(f"prefix = {_toml_string(proposal.prefix)}")
     else:
         lines.append('# Optional exact prefix for every caption (LK202), e.g. "[style: cyberpunk]".')
-        lines.append('prefix = ""')
-    lines += [
-        '# Vague words and what to say instead (LK203), e.g. { "machine" = "steampunk gear device" }.',
-        "vague = {}",
-        '# Words that contradict the style (LK205), e.g. ["photorealistic", "photo"].',
-        "conflicting = []",
-        "min-coverage = 1.0",
-        "min-words = 3",
-        "",
-        "[entities]",
-    ]
-    if proposal.trigger:
-        lines.append(f"# `{proposal.trigger}` is in {proposal.trigger_share:.0%} of captions and is not a common word.")
-        lines.append(f'trigger = "{proposal.trigger}"')
+        lines.append('# prefix = ""')
+    hints = [h for hs in (conventions.subjects.values() if conventions else []) for h in hs]
+    if hints:
+        vague = {}
+        for hint in hints:
+            for word in hint.kind.generic:
+                vague.setdefault(word, hint.phrase)
+        lines.append("# Generic words, and the specific wording this set uses instead (LK203): "
+                     + "; ".join(h.evidence.split("; pin")[0] for h in hints) + ".")
+        lines.append("vague = { " + ", ".join(f"{_toml_string(k)} = {_toml_string(v)}" for k, v in vague.items())
+                     + " }")
     else:
-        lines.append("# No rare word is in at least half of the captions: choose a trigger and add it to every "
-                     "caption.")
-        lines.append('trigger = ""')
-    separator_name = {",": "commas", ";": "semicolons", "|": "pipes"}[proposal.separator]
-    lines.append(f"# Captions separate tags with {separator_name}; the trigger must be within the first N tags.")
-    lines.append("keep-tokens = 1")
+        lines.append('# Vague words and what to say instead (LK203); lorakit infers them from the set when unset:')
+        lines.append('# vague = { "machine" = "steampunk gear device" }')
+    dominant = [s for s in styles if s.dominant]
+    if single and dominant:
+        style = dominant[0]
+        conflicting = [t for g in style_groups() if not compatible(style.group, g) for t in g.terms]
+        if conflicting:
+            lines.append(f"# Style terms that conflict with `{style.group.name}` (lexicon groups), LK205.")
+            lines.append(f"conflicting = {_toml_list(conflicting)}")
+    else:
+        lines.append('# Words that contradict the style (LK205); inferred from the lexicon when unset:')
+        lines.append('# conflicting = ["photorealistic", "3d render"]')
+    lines += ["min-words = 3", "", "[entities]"]
+    triggers = conventions.triggers if conventions else {}
+    if single and triggers:
+        trigger = next(iter(triggers.values()))
+        lines.append(f"# `{trigger.token}` is in {trigger.count} of {trigger.total} captions and is not a common "
+                     f"word; it is the first tag of {trigger.first_share:.0%} of them.")
+        lines.append(f"trigger = {_toml_string(trigger.token)}")
+        lines.append("# kohya keep_tokens: the trigger sits within the first N tags of every caption (LK306).")
+        lines.append(f"keep-tokens = {max(1, trigger.keep_tokens)}")
+    elif triggers:
+        lines.append("# Each kohya concept folder has its own trigger (LK305 inserts only a folder's own):")
+        for trigger in triggers.values():
+            lines.append(f"#   `{trigger.token}`: {trigger.count} of {trigger.total} captions of {trigger.scope.label}")
+        pairs = ", ".join(f"{_toml_string(t.scope.concept or '')} = {_toml_string(t.token)}"
+                          for t in triggers.values() if t.scope.concept)
+        lines.append(f"concept-triggers = {{ {pairs} }}")
+        keep = max(t.keep_tokens for t in triggers.values())
+        lines.append(f"keep-tokens = {max(1, keep)}")
+    else:
+        lines.append("# No rare token is in most captions: no trigger inferred. Choose one and add it to every "
+                     "caption, e.g.")
+        lines.append('# trigger = "ohwx"')
     if proposal.identities:
-        found = ", ".join(f"{name} ({n})" for name, n in proposal.identities)
-        lines.append(f"# Identity tokens found: {found}. Declare every person shown (LK301-LK304).")
+        found = ", ".join(f"{name} ({n} captions)" for name, n in proposal.identities)
+        lines.append(f"# Identity tokens found (captions, kohya folders): {found}. Declare every person shown "
+                     "(LK301-LK304).")
         lines.append(f"identities = {_toml_list([name for name, _ in proposal.identities])}")
     else:
-        lines.append("# Declare one token per person when the dataset shows people, e.g. [\"person_A\", \"person_B\"].")
-        lines.append("identities = []")
-    style_note = ", ".join(f"{n} {s}" for s, n in sorted(proposal.style_counts.items())) or "none classified"
+        lines.append('# Declare one token per person when the dataset shows people, e.g. ["person_A", "person_B"].')
+        lines.append("# identities = []")
+    forms = Counter()
+    if conventions:
+        for form, count, _ in conventions.forms.values():
+            forms[form] += count
+    form_note = ", ".join(f"{n} {f}" for f, n in sorted(forms.items())) or "none classified"
     lines += [
         "",
         "[tokens]",
         "# CLIP reads 75 content tokens (77 with start/end); trainers cut the rest silently (LK501).",
         "max = 75",
         "",
-        f"# Caption style: {style_note}. Frequent tags: "
-        + (", ".join(f"{t} ({share(n)})" for t, n in proposal.frequent_tags) or "none") + ".",
+        f"# Caption form: {form_note}.",
         "# A template makes every caption follow one structure (LK401); uncomment to enforce it:",
         "# [template]",
         '# pattern = "{style} {subject} with {features}, {lighting}, {background}"',

@@ -187,7 +187,8 @@ def kohya_identities(folder: Path, planted: bool) -> Built:
     for person, count in counts.items():
         for i, (v, m, lt) in enumerate(itertools.islice(_combos(6 + len(person), views, moods, light), count)):
             look = ", ".join(looks[person])
-            rows.append((f"{repeats[person]}_{person}/{person}_{i:02d}.png", f"{person}, portrait, {look}, {v}, {m}, {lt}"))
+            image = f"{repeats[person]}_{person}/{person}_{i:02d}.png"
+            rows.append((image, f"{person}, portrait, {look}, {v}, {m}, {lt}"))
     built = Built(folder)
     if planted:
         a = [n for n, (img, _) in enumerate(rows) if img.startswith("10_person_A")]
@@ -267,8 +268,9 @@ def cyberpunk_folder(folder: Path, planted: bool) -> Built:
             enumerate(itertools.islice(_combos(13, scenes, extra), 20))]
     built = Built(folder)
     if planted:
-        plain = ["city at night with lights", "street at night with lights, cars", "buildings at night with lights, rain",
-                 "a street with lights at night, people", "tall buildings with lights at night"]
+        plain = ["city at night with lights", "street at night with lights, cars",
+                 "buildings at night with lights, rain", "a street with lights at night, people",
+                 "tall buildings with lights at night"]
         for n, caption in zip((2, 7, 11, 14, 18), plain):
             rows[n] = (rows[n][0], caption)
         built.planted = {rows[n][0]: "style-missing" for n in (2, 7, 11, 14, 18)}

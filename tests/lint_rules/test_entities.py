@@ -49,10 +49,15 @@ def test_trigger_missing_exact_match_and_traps(lint_with_config):
             ("e.png", "cybrpnks, alley, neon")]
     result, _ = lint_with_config(rows, TRIGGER, select=["LK305"])
     by_image = {v.image: v.message for v in result}
-    assert sorted(by_image) == ["b.png", "c.png", "d.png", "e.png"]
+    # `Cybrpnk` and `cybrpnks` are the trigger written another way: LK307's, not reported twice.
+    assert sorted(by_image) == ["b.png", "c.png"]
     assert by_image["b.png"] == "trigger `cybrpnk` is missing"
     assert "invisible character (U+200D zero width joiner)" in by_image["c.png"]
-    assert "differs in letter case" in by_image["d.png"]
+    result, _ = lint_with_config(rows, TRIGGER, select=["LK307"])
+    by_image = {v.image: v.message for v in result}
+    assert sorted(by_image) == ["d.png", "e.png"]
+    assert by_image["d.png"] == "`Cybrpnk` is the trigger `cybrpnk` written another way (letter case)"
+    assert by_image["e.png"] == "`cybrpnks` is the trigger `cybrpnk` written another way (a typo)"
 
 
 def test_trigger_missing_fix_inserts_in_front(lint_with_config):
