@@ -493,7 +493,12 @@ def expected_tokens(ctx: LintContext, conventions: Conventions) -> list[Expected
             for position, inferred in conventions.triggers.items():
                 if scopes[position].concept in per_concept:
                     continue
-                out.append(ExpectedToken(inferred.token, inferred.scope.indexes, inferred.evidence))
+                indexes = inferred.scope.indexes
+                if inferred.siblings:  # captions led by a second concept's token are that concept's
+                    captions = ctx.corpus.captions
+                    siblings = Terms(inferred.siblings, case_sensitive=True)
+                    indexes = [i for i in indexes if not siblings.search(captions[i])]
+                out.append(ExpectedToken(inferred.token, indexes, inferred.evidence))
         if conventions.concepts:  # folder tokens come from the folders, whatever `identities` declares
             for position, scope in enumerate(scopes):
                 token = conventions.concepts.get(scope.concept or "")

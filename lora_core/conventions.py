@@ -26,6 +26,7 @@ test uses `lora_core/data/clip_words.txt.gz`, the whole-word tokens of CLIP's vo
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import re
@@ -261,6 +262,7 @@ class InferredTrigger:
     scope: Scope
     first_share: float  # share of its captions in which it is the first tag (after a `[...]` prefix)
     keep_tokens: int  # leading tags that hold it in (nearly) all of its captions
+    siblings: tuple[str, ...] = ()  # other rare tokens leading the captions that lack it (a second concept)
 
     @property
     def evidence(self) -> str:
@@ -418,13 +420,53 @@ def _infer_trigger(captions: Sequence[str], scope: Scope, settings: dict[str, An
             assert found is not None
             positions.append(tag_index(captions[i], found.start()))
         first = sum(1 for p in positions if p == 0) / len(positions)
+        if sum(1 for p in positions if p <= 1) < 0.5 * len(positions):
+            # A trigger leads its captions (kohya keep_tokens); a frequent tag that wanders
+            # (`ahoge`, `zettai_ryouiki`) is a feature the tagger saw, not a trigger.
+            continue
         ordered = sorted(positions)
         keep = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] + 1
         trigger = InferredTrigger(token, count, total, scope, first, keep)
         key = (count, first, -len(token), token)
         if best is None or key > best[0]:
             best = (key, trigger)
-    return best[1] if best else None
+    if best is None:
+        return None
+    trigger = best[1]
+    siblings = _sibling_triggers(captions, indexes, trigger, excluded, settings)
+    if siblings:
+        trigger = dataclasses.replace(trigger, siblings=siblings)
+    return trigger
+
+
+def _sibling_triggers(captions: Sequence[str], indexes: Sequence[int], trigger: InferredTrigger,
+                      excluded: set[str], settings: dict[str, Any]) -> tuple[str, ...]:
+    """Rare tokens that lead the captions lacking the trigger, in at least `min-evidence` of them:
+    a second character or concept of the set (`kagamine_rin` beside `hatsune_miku`). Captions
+    with one are not missing the trigger."""
+    pattern = token_pattern(trigger.token)
+    lacking = [i for i in indexes if not (trigger.token in captions[i] and pattern.search(captions[i]))]
+    leading: Counter[str] = Counter()
+    for i in _sample(lacking, 2000):
+        caption = captions[i]
+        prefix = STYLE_PREFIX.match(caption)
+        head = re.split(f"[{SEPARATORS}]", caption[prefix.end() if prefix else 0:], maxsplit=2)
+        tokens = {t for tag in head[:2] for t in _TOKEN.findall(tag)}
+        leading.update(t for t in tokens if t not in excluded and t != trigger.token and is_rare_token(t))
+    minimum = settings.get("min-evidence", 3)
+    target = _squash(trigger.token)
+    # A repeated misspelling of the trigger is not a second concept (LK307 reports it).
+    return tuple(sorted(t for t, n in leading.items() if n >= minimum and osa_distance(_squash(t), target, 2) > 2))
+
+
+_BOORU_TAG = re.compile(r"(?<![^\s,])(?:[a-z0-9]+_[a-z0-9_()]+|" + "|".join(sorted(BOORU_GENERAL)) + r")(?![^\s,])")
+
+
+def _booru_share(captions: Sequence[str]) -> float:
+    """Share of captions that look booru-tagged (`long_hair`, `1girl`, `solo`): WD-tagger style."""
+    if not captions:
+        return 0.0
+    return sum(1 for c in captions if _BOORU_TAG.search(c)) / len(captions)
 
 
 def _name_text(name: str) -> str:
@@ -433,7 +475,7 @@ def _name_text(name: str) -> str:
 
 def _infer_style(corpus_having: Any, scope: Scope, names: Sequence[tuple[str, str, bool]],
                  groups: Sequence[StyleGroup], settings: dict[str, Any], has_trigger: bool, captions: Sequence[str],
-                 tag_form: bool) -> InferredStyle | None:
+                 booru: bool) -> InferredStyle | None:
     total = len(scope.indexes)
     if total < settings.get("min-captions", 5):
         return None
@@ -444,7 +486,7 @@ def _infer_style(corpus_having: Any, scope: Scope, names: Sequence[tuple[str, st
         counts.append((len(hits), group))
     named: tuple[StyleGroup, str] | None = None
     for label, name, weak in names:
-        if weak and tag_form:
+        if weak and booru:
             # A booru-tagged set is named for its look (`anime_tags/`) without tagging it: only an
             # explicit name (a kohya concept folder, [train] name) makes the style expected there.
             continue
@@ -638,9 +680,10 @@ def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | N
             form, count = forms.most_common(1)[0]
             conventions.forms[position] = (form, count, sum(forms.values()))
         own = [(f"concept folder `{folders[scope.indexes[0]]}`", scope.concept, False)] if scope.concept else []
+        booru = _booru_share([captions[i] for i in _sample(scope.indexes, 1000)]) >= 0.3
         style = _infer_style(corpus.having, scope, [*own, *names] if len(scopes) == 1 else own or names,
                              groups, settings, trigger is not None or scope.concept in conventions.concepts,
-                             captions, conventions.forms.get(position, ("",))[0] == "tags")
+                             captions, booru)
         if style is not None:
             conventions.styles[position] = style
         excluded = frozenset(c.lower() for c in concept_names) | {trigger.token.lower()} if trigger else frozenset(

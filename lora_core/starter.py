@@ -153,7 +153,14 @@ def render(proposal: Proposal, dataset_name: str) -> str:
         lines.append('# conflicting = ["photorealistic", "3d render"]')
     lines += ["min-words = 3", "", "[entities]"]
     triggers = conventions.triggers if conventions else {}
-    if single and triggers:
+    first = next(iter(triggers.values()), None)
+    if single and first is not None and first.siblings:
+        others = ", ".join(f"`{t}`" for t in first.siblings)
+        lines.append(f"# `{first.token}` leads {first.count} of {first.total} captions and {others} the others: two "
+                     "concepts in one folder. Not pinned")
+        lines.append("# (lorakit infers both); kohya concept folders (`10_name/`) would give each its own trigger.")
+        lines.append(f"# trigger = {_toml_string(first.token)}")
+    elif single and triggers:
         trigger = next(iter(triggers.values()))
         lines.append(f"# `{trigger.token}` is in {trigger.count} of {trigger.total} captions and is not a common "
                      f"word; it is the first tag of {trigger.first_share:.0%} of them.")

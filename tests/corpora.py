@@ -295,3 +295,118 @@ DATASETS: dict[str, Callable[[Path, bool], Built]] = {
 
 def build(name: str, folder: Path, planted: bool = False) -> Built:
     return DATASETS[name](folder / name, planted)
+
+
+def photo_portraits(folder: Path, planted: bool) -> Built:
+    """One person, DreamBooth-style sentences with a rare token and a class word."""
+    shots = ["a close-up photograph of ohwx woman", "a photograph of ohwx woman", "a candid photograph of ohwx woman",
+             "a full-length photograph of ohwx woman"]
+    wearing = ["wearing a denim jacket", "in a black turtleneck", "wearing a yellow raincoat", "in a linen shirt",
+               "wearing a wool coat"]
+    where = ["in soft window light", "on a city rooftop", "at a cafe table", "in a botanical garden",
+             "against a brick wall"]
+    rows = [(f"ohwx_{i:02d}.jpg", f"{a} {b}, {c}") for i, (a, b, c) in
+            enumerate(itertools.islice(_combos(14, shots, wearing, where), 30))]
+    built = Built(folder / "metadata.csv")
+    if planted:
+        rows[8] = (rows[8][0], rows[8][1].replace("ohwx woman", "a woman"))
+        rows[20] = (rows[20][0], rows[20][1].replace("ohwx", "ohxw"))
+        built.planted = {rows[8][0]: "trigger-missing", rows[20][0]: "trigger-typo"}
+    _write_csv(folder, rows)
+    return built
+
+
+def pixel_sprites(folder: Path, planted: bool) -> Built:
+    who = ["knight", "archer", "wizard", "slime monster", "skeleton warrior", "merchant"]
+    gear = ["sword and shield", "longbow", "wooden staff", "no weapon", "rusty axe"]
+    pose = ["idle pose", "walking animation frame", "attack pose"]
+    rows = [(f"sprite_{i:02d}.png", f"pixel art, {a}, {b}, {c}, transparent background") for i, (a, b, c) in
+            enumerate(itertools.islice(_combos(15, who, gear, pose), 30))]
+    built = Built(folder)
+    if planted:
+        rows[9] = (rows[9][0], rows[9][1].replace("pixel art", "pixel art, 3d render"))
+        drift = rows[22][1].replace("transparent background", "photorealistic, transparent background")
+        rows[22] = (rows[22][0], drift)
+        built.planted = {rows[9][0]: "style-drift", rows[22][0]: "style-drift"}
+    _write_sidecars(folder, rows)
+    return built
+
+
+def two_characters(folder: Path, planted: bool) -> Built:
+    """Two characters in one folder (65% / 35%), with `ahoge` tagged in most captions but not first."""
+    miku = ["hatsune_miku, 1girl, twintails, aqua_hair, ahoge", "hatsune_miku, 1girl, aqua_hair, ahoge, necktie",
+            "hatsune_miku, 1girl, twintails, detached_sleeves"]
+    rin = ["kagamine_rin, 1girl, short_hair, blonde_hair, ahoge", "kagamine_rin, 1girl, hair_bow, ahoge"]
+    scene = ["stage, spotlight, microphone", "city, night, smile", "classroom, sitting", "sky, clouds, wind",
+             "concert, crowd, glowstick", "cherry_blossoms, outdoors"]
+    extra = ["looking_at_viewer", "open_mouth", "closed_eyes", "from_side"]
+    rows = []
+    for i, (who, place, more) in enumerate(itertools.islice(_combos(16, miku, scene, extra), 26)):
+        rows.append((f"miku_{i:02d}.png", f"{who}, {place}, {more}"))
+    for i, (who, place, more) in enumerate(itertools.islice(_combos(17, rin, scene, extra), 14)):
+        rows.append((f"rin_{i:02d}.png", f"{who}, {place}, {more}"))
+    _write_sidecars(folder, rows)
+    return Built(folder)
+
+
+def kohya_with_regularisation(folder: Path, planted: bool) -> Built:
+    """`10_zwx man/` (kohya's "trigger class" folder name) beside a `1_man/` regularisation folder."""
+    shots = ["zwx man, portrait photo", "photo of zwx man, upper body", "zwx man, close-up photo"]
+    details = ["short beard, grey hoodie", "glasses, navy blazer", "curly hair, white t-shirt",
+               "smiling, leather jacket",
+               "serious expression, black coat"]
+    light = ["natural light", "studio lighting", "golden hour"]
+    rows = [(f"10_zwx man/zwx_{i:02d}.jpg", f"{a}, {b}, {c}") for i, (a, b, c) in
+            enumerate(itertools.islice(_combos(18, shots, details, light), 20))]
+    reg = ["photo of a man", "a man, portrait photo", "portrait of a man"]
+    reg_more = ["city street", "park bench", "office", "beach", "kitchen", "forest trail"]
+    combos = itertools.islice(_combos(19, reg, reg_more), 18)
+    rows += [(f"1_man/reg_{i:02d}.jpg", f"{a}, {b}") for i, (a, b) in enumerate(combos)]
+    built = Built(folder)
+    if planted:
+        rows[3] = (rows[3][0], rows[3][1].replace("zwx man", "man"))
+        rows[11] = (rows[11][0], rows[11][1].replace("zwx man", "Zwx man"))
+        built.planted = {rows[3][0]: "trigger-missing", rows[11][0]: "trigger-case"}
+    _write_sidecars(folder, rows)
+    return built
+
+
+def oil_portraits(folder: Path, planted: bool) -> Built:
+    """Oil portraits with a few pencil studies (a compatible medium, not a conflict)."""
+    who = ["an elderly fisherman", "a young violinist", "a woman in a red shawl", "a sleeping child",
+           "a sailor with a pipe", "a baker at dawn"]
+    how = ["impasto brushwork", "warm chiaroscuro", "visible canvas texture", "loose palette-knife strokes"]
+    rows = [(f"oil_{i:02d}.png", f"oil painting of {w}, {h}, dark background") for i, (w, h) in
+            enumerate(itertools.islice(_combos(20, who, how), 22))]
+    rows[4] = (rows[4][0], "oil painting of a fisherman mending nets, pencil sketch underdrawing visible, "
+                           "dark background")
+    built = Built(folder / "metadata.jsonl")
+    if planted:
+        rows[10] = (rows[10][0], "anime style portrait of a young violinist, cel shading, dark background")
+        built.planted = {rows[10][0]: "style-drift"}
+    _write_jsonl(folder, rows)
+    return built
+
+
+def llava_descriptions(folder: Path, planted: bool) -> Built:
+    """Long auto-captioner descriptions: no trigger, no dominant style."""
+    opening = ["The image shows", "In this picture we see", "This photo captures", "The scene depicts"]
+    subject = ["a golden retriever running across a grassy field", "a steaming cup of coffee on a wooden table",
+               "a red vintage car parked on a cobblestone street", "a group of friends laughing around a campfire",
+               "a lighthouse standing on a rocky coast", "an old library with tall wooden shelves"]
+    detail = ["The lighting is warm and soft.", "The background is slightly blurred.",
+              "Bright colors dominate the composition.", "The sky is overcast and grey."]
+    rows = [(f"{i:04d}.jpg", f"{a} {b}. {c}") for i, (a, b, c) in
+            enumerate(itertools.islice(_combos(21, opening, subject, detail), 40))]
+    _write_jsonl(folder, rows)
+    return Built(folder / "metadata.jsonl")
+
+
+DATASETS.update({
+    "photo_portraits": photo_portraits,
+    "pixel_sprites": pixel_sprites,
+    "two_characters": two_characters,
+    "kohya_with_regularisation": kohya_with_regularisation,
+    "oil_portraits": oil_portraits,
+    "llava_descriptions": llava_descriptions,
+})
