@@ -60,7 +60,7 @@ def propose(dataset: Dataset, settings: dict[str, Any] | None = None) -> Proposa
     for token in proposal.conventions.concepts.values():
         if token.person and token.concept not in identities:
             identities[token.concept] = 0
-    proposal.identities = identities.most_common()
+    proposal.identities = sorted(identities.items(), key=lambda kv: (-kv[1], kv[0]))
     return proposal
 
 

@@ -19,10 +19,10 @@ def test_init_proposes_trigger_style_prefix_and_identities(tmp_path, registry):
     text = (tmp_path / "set" / "lorakit.toml").read_text(encoding="utf-8")
     config = tomllib.loads(text)
     assert config["entities"]["trigger"] == "zxq9"
-    assert config["style"]["required"] == ["cyberpunk"]
+    assert "cyberpunk" in config["style"]["required"]  # the lexicon group: any spelling of it counts
     assert config["style"]["prefix"] == "[style: cyberpunk]"
     assert config["entities"]["identities"] == ["person_A"]
-    assert "# `zxq9` is in 88% of captions" in text
+    assert "# `zxq9` is in 7 of 8 captions and is not a common word" in text
     # the written file is a valid config: lint reads it back and applies it
     found = {v.code for v in lora_core.lint(path, registry=registry)}
     assert {"LK201", "LK305"} <= found
@@ -46,10 +46,21 @@ def test_init_prefers_the_kohya_concept_and_rare_words(tmp_path):
     make_sidecar_dataset(tmp_path / "ds", {
         "10_ohwx/a.png": "ohwx, watercolor fox, snow, forest",
         "10_ohwx/b.png": "ohwx, watercolor fox, river, dusk",
-        "10_ohwx/c.png": "watercolor fox, night, moon",
+        "10_ohwx/c.png": "ohwx, watercolor fox, night, moon",
+        "10_ohwx/d.png": "ohwx, watercolor fox, meadow, noon",
+        "10_ohwx/e.png": "ohwx, watercolor fox, den, spring",
+        "10_ohwx/f.png": "watercolor fox, rain, autumn",
     })
     shown = CliRunner().invoke(cli, ["init", str(tmp_path / "ds"), "--stdout"])
     config = tomllib.loads(shown.stdout)
-    # "fox" is in every caption but is a common CLIP word; the concept folder names "ohwx"
+    # "fox" and "watercolor" are in every caption but are common CLIP words; "ohwx" is rare
     assert config["entities"]["trigger"] == "ohwx"
-    assert config["style"]["required"] == ["watercolor"]
+    assert "watercolor" in config["style"]["required"]
+
+
+def test_init_infers_nothing_from_too_few_captions(tmp_path):
+    from lora_core.testing import make_sidecar_dataset
+
+    make_sidecar_dataset(tmp_path / "ds", {"a.png": "ohwx, fox, snow", "b.png": "ohwx, fox, river"})
+    config = tomllib.loads(CliRunner().invoke(cli, ["init", str(tmp_path / "ds"), "--stdout"]).stdout)
+    assert "trigger" not in config["entities"] and "required" not in config["style"]
