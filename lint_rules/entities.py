@@ -19,6 +19,7 @@ from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf
 from lora_core.conventions import (
     ConceptToken,
     Conventions,
+    captions_with_token,
     configured,
     find_variant,
     of_context,
@@ -423,10 +424,12 @@ class TriggerMissing(Rule):
         for expected in expected_tokens(ctx, conventions):
             token = expected.token
             terms = Terms([token], case_sensitive=True)
-            pattern = token_pattern(token)
+            having = captions_with_token(ctx, token)
             for index in expected.indexes:
+                if index in having:
+                    continue
                 caption = corpus.captions[index]
-                if not caption.strip() or (token in caption and pattern.search(caption)):
+                if not caption.strip():
                     continue
                 if find_variant(caption, token, protected):
                     continue  # LK307: written another way
@@ -565,14 +568,16 @@ class TriggerVariant(Rule):
         corpus = ctx.corpus
         conventions = of_context(ctx)
         protected = _protected_tokens(ctx, conventions)
-        expected: dict[int, list[tuple[str, str]]] = {}  # caption index -> (token, evidence)
+        expected: dict[int, list[tuple[str, str]]] = {}  # caption index -> (token, evidence), when lacking it
         for item in expected_tokens(ctx, conventions):
+            having = captions_with_token(ctx, item.token)
             for index in item.indexes:
-                expected.setdefault(index, []).append((item.token, item.evidence))
+                if index not in having:
+                    expected.setdefault(index, []).append((item.token, item.evidence))
         for index, tokens in sorted(expected.items()):
             caption = corpus.captions[index]
             for token, evidence in tokens:
-                if token in caption and token_pattern(token).search(caption):
+                if index in captions_with_token(ctx, token):
                     continue
                 variant = find_variant(caption, token, protected)
                 if variant is None:

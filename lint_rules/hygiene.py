@@ -506,7 +506,8 @@ class MixedCaptionStyle(Rule):
 
 class TagSpelling(Rule):
     """## What it does
-    In tag-list captions, reports a tag written another way than the rest of the set writes it:
+    In booru-style tag sets (WD-tagger output: `long_hair`, `1girl`, `solo` in at least 30% of
+    the captions), reports a tag written another way than the rest of the set writes it:
     `long hair` where the set says `long_hair`, `1 girl` for `1girl`, `t-shirt` for `t shirt`
     (spaces, underscores and hyphens differ; letter case alone is not reported: CLIP lower-cases
     every caption). Reported only when one spelling is clearly the set's (more captions use it
@@ -536,17 +537,18 @@ class TagSpelling(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         conventions = of_context(ctx)
-        if not conventions.enabled:
+        if not conventions.enabled or not any(conventions.booru.values()):
             return
         corpus = ctx.corpus
         forms = caption_styles(corpus.captions)
         tagged = [i for i, form in enumerate(forms) if form == "tags"]
         if len(tagged) < ctx.section("infer").get("min-captions", 5):
             return
-        counts: Counter[str] = Counter()
-        for index in tagged:
-            caption = corpus.captions[index]
-            counts.update({caption[a:b] for a, b in tag_spans(caption)})
+        # Every tag of every caption in one C-level split of the joined corpus (tags counted per
+        # occurrence; a tag twice in one caption is LK103's).
+        pieces = _tag_splitter(corpus.sep).split(corpus.text)
+        counts = Counter(map(str.strip, pieces))
+        counts.pop("", None)
         spellings: dict[str, list[str]] = {}
         for tag in counts:
             key = _SPELLING_KEY.sub("", tag).casefold()
@@ -572,18 +574,27 @@ class TagSpelling(Rule):
                     wrong[tag] = dominant
         if not wrong:
             return
-        for index in tagged:
+        candidates: set[int] = set()
+        for tag in wrong:
+            candidates.update(corpus.with_substring(tag))
+        tagged_set = set(tagged)
+        for index in sorted(candidates & tagged_set):
             caption = corpus.captions[index]
             for a, b in tag_spans(caption):
                 better = wrong.get(caption[a:b])
                 if better is None:
                     continue
                 fix = Fix.replace(f"write `{better}`", a, b, better, Applicability.SAFE)
-                yield self.at_caption(corpus.records[index], f"tag `{caption[a:b]}` is written `{better}` in "
-                                      f"{counts[better]} captions of this set", (a, b), fix, inferred=True)
+                yield self.at_caption(corpus.records[index], f"tag `{caption[a:b]}` is written `{better}` "
+                                      f"{counts[better]} times in this set", (a, b), fix, inferred=True)
 
 
 _SPELLING_KEY = re.compile(r"[\s_\-]+")
+
+
+@functools.cache
+def _tag_splitter(sep: str) -> re.Pattern[str]:
+    return re.compile(f"[{re.escape(SEPARATORS + sep)}]")
 
 
 def _form(tag: str) -> str:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -247,7 +248,7 @@ class Scope:
 
     concept: str | None  # the concept folder's name part, None for the whole dataset
     label: str  # for messages: "the dataset", "concept folder `10_person_A`"
-    indexes: tuple[int, ...]  # positions in the caption list inference ran on
+    indexes: tuple[int, ...] = field(repr=False)  # positions in the caption list inference ran on
 
     @property
     def where(self) -> str:
@@ -329,6 +330,7 @@ class Conventions:
     subjects: dict[int, list[SubjectHint]] = field(default_factory=dict)
     concepts: dict[str, ConceptToken] = field(default_factory=dict)
     forms: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # form, count, classified
+    booru: dict[int, bool] = field(default_factory=dict)  # WD-tagger style tags (`long_hair`, `1girl`)
     enabled: bool = True
 
     def scope(self, index: int) -> Scope:
@@ -350,8 +352,9 @@ def disabled() -> Conventions:
 
 
 def token_pattern(token: str, case_sensitive: bool = True) -> re.Pattern[str]:
-    """`token` as a whole token: not part of a longer word, `_`-compound or `-`-compound."""
-    return re.compile(r"(?<![\w\-])" + re.escape(token) + r"(?![\w\-])", 0 if case_sensitive else re.IGNORECASE)
+    """`token` as a whole word (not part of a longer word or `_`-compound), as LK305 has always
+    matched a trigger: `cybrpnk-style` holds `cybrpnk` (CLIP splits at the hyphen)."""
+    return re.compile(r"(?<!\w)" + re.escape(token) + r"(?!\w)", 0 if case_sensitive else re.IGNORECASE)
 
 
 def tag_index(caption: str, offset: int) -> int:
@@ -401,16 +404,16 @@ def _infer_trigger(captions: Sequence[str], scope: Scope, settings: dict[str, An
     share = settings.get("trigger-share", 0.6)
     if total < settings.get("min-captions", 5):
         return None
-    sample = _sample(indexes)
+    sample = _sample(indexes, 2000)
     frequency: Counter[str] = Counter()
     for i in sample:
         frequency.update(set(_TOKEN.findall(captions[i])))
     need = share * len(sample) * 0.9  # the exact count below decides; the sample only proposes
     candidates = [t for t, n in frequency.items() if n >= need and t not in excluded and is_rare_token(t)]
-    best: tuple[tuple[Any, ...], InferredTrigger] | None = None
+    best: tuple[tuple[Any, ...], InferredTrigger, list[int]] | None = None
     for token in candidates:
         pattern = token_pattern(token)
-        hits = [i for i in indexes if token in captions[i] and pattern.search(captions[i])]
+        hits = _with_token(captions, indexes, token, pattern)
         count = len(hits)
         if count < share * total or count < settings.get("min-evidence", 3):
             continue
@@ -429,31 +432,39 @@ def _infer_trigger(captions: Sequence[str], scope: Scope, settings: dict[str, An
         trigger = InferredTrigger(token, count, total, scope, first, keep)
         key = (count, first, -len(token), token)
         if best is None or key > best[0]:
-            best = (key, trigger)
+            best = (key, trigger, hits)
     if best is None:
         return None
     trigger = best[1]
-    siblings = _sibling_triggers(captions, indexes, trigger, excluded, settings)
+    siblings = _sibling_triggers(captions, indexes, trigger, best[2], excluded, settings)
     if siblings:
         trigger = dataclasses.replace(trigger, siblings=siblings)
     return trigger
 
 
-def _sibling_triggers(captions: Sequence[str], indexes: Sequence[int], trigger: InferredTrigger,
+def _with_token(captions: Sequence[str], indexes: Sequence[int], token: str, pattern: re.Pattern[str]) -> list[int]:
+    """The indexes whose caption has `token` as a whole token: a C-level substring test on every
+    caption, the regular expression only on those that pass."""
+    texts = map(captions.__getitem__, indexes)
+    candidates = list(itertools.compress(indexes, map(str.__contains__, texts, itertools.repeat(token))))
+    return list(itertools.compress(candidates, map(pattern.search, map(captions.__getitem__, candidates))))
+
+
+def _sibling_triggers(captions: Sequence[str], indexes: Sequence[int], trigger: InferredTrigger, hits: list[int],
                       excluded: set[str], settings: dict[str, Any]) -> tuple[str, ...]:
-    """Rare tokens that lead the captions lacking the trigger, in at least `min-evidence` of them:
-    a second character or concept of the set (`kagamine_rin` beside `hatsune_miku`). Captions
-    with one are not missing the trigger."""
-    pattern = token_pattern(trigger.token)
-    lacking = [i for i in indexes if not (trigger.token in captions[i] and pattern.search(captions[i]))]
+    """Rare tokens that lead (are in the first tag of) at least a quarter of the captions lacking
+    the trigger, and at least `min-evidence` of them: a second character or concept of the set
+    (`kagamine_rin` beside `hatsune_miku`). Captions with one are not missing the trigger."""
+    having = set(hits)
+    lacking = [i for i in indexes if i not in having]
     leading: Counter[str] = Counter()
     for i in _sample(lacking, 2000):
         caption = captions[i]
         prefix = STYLE_PREFIX.match(caption)
-        head = re.split(f"[{SEPARATORS}]", caption[prefix.end() if prefix else 0:], maxsplit=2)
-        tokens = {t for tag in head[:2] for t in _TOKEN.findall(tag)}
+        head = re.split(f"[{SEPARATORS}]", caption[prefix.end() if prefix else 0:], maxsplit=1)[0]
+        tokens = set(_TOKEN.findall(head))
         leading.update(t for t in tokens if t not in excluded and t != trigger.token and is_rare_token(t))
-    minimum = settings.get("min-evidence", 3)
+    minimum = max(settings.get("min-evidence", 3), 0.25 * min(len(lacking), 2000))
     target = _squash(trigger.token)
     # A repeated misspelling of the trigger is not a second concept (LK307 reports it).
     return tuple(sorted(t for t, n in leading.items() if n >= minimum and osa_distance(_squash(t), target, 2) > 2))
@@ -473,17 +484,35 @@ def _name_text(name: str) -> str:
     return re.sub(r"[_\-]+", " ", name)
 
 
-def _infer_style(corpus_having: Any, scope: Scope, names: Sequence[tuple[str, str, bool]],
+def _infer_style(folded: Sequence[str], scope: Scope, names: Sequence[tuple[str, str, bool]],
                  groups: Sequence[StyleGroup], settings: dict[str, Any], has_trigger: bool, captions: Sequence[str],
                  booru: bool) -> InferredStyle | None:
     total = len(scope.indexes)
     if total < settings.get("min-captions", 5):
         return None
-    members = set(scope.indexes)
-    counts: list[tuple[int, StyleGroup]] = []
-    for group in groups:
-        hits = corpus_having(Terms(group.terms)) & members
-        counts.append((len(hits), group))
+    # Which group leads is decided on a sample (one regex of every term, one pass per caption);
+    # only the chosen group is then counted exactly, over the whole scope.
+    sample = _sample(scope.indexes, 2000)
+    lookup = _term_lookup(tuple(groups))
+    seen: Counter[str] = Counter()
+    for i in sample:
+        seen.update(_groups_named(captions[i], lookup))
+    by_name = {g.name: g for g in groups}
+    members = scope.indexes
+
+    def exact(group: StyleGroup) -> int:
+        if len(sample) == len(members):
+            return seen[group.name]
+        # Once, for the chosen group: C-level substring tests on the casefolded captions (a count
+        # for the evidence message; the rules match whole words when they report a caption).
+        found: set[int] = set()
+        texts = [folded[i] for i in members] if len(members) != len(folded) else folded
+        for term in group.terms:
+            hits = map(str.__contains__, texts, itertools.repeat(term.casefold()))
+            found.update(itertools.compress(range(len(texts)), hits))
+        return len(found)
+
+    counts = [(seen[name], by_name[name]) for name in seen] or [(0, groups[0])]
     named: tuple[StyleGroup, str] | None = None
     for label, name, weak in names:
         if weak and booru:
@@ -497,12 +526,14 @@ def _infer_style(corpus_having: Any, scope: Scope, names: Sequence[tuple[str, st
                 break
         if named:
             break
-    count, group = max(counts, key=lambda cg: cg[0])
+    sampled, group = max(counts, key=lambda cg: cg[0])
     named_by = None
-    if named is not None and (count == 0 or named[0].name == group.name
-                              or count < settings.get("style-share", 0.5) * total):
+    if named is not None and (sampled == 0 or named[0].name == group.name
+                              or sampled < settings.get("style-share", 0.5) * len(sample)):
         group, named_by = named[0], named[1]
-        count = next(n for n, g in counts if g.name == group.name)
+    elif sampled < settings.get("style-share", 0.5) * len(sample) * 0.9:
+        return None  # no group is near the threshold: nothing to count exactly
+    count = exact(group)
     share = count / total
     dominant = share >= settings.get("style-share", 0.5) or named_by is not None
     if not dominant:
@@ -515,6 +546,27 @@ def _infer_style(corpus_having: Any, scope: Scope, names: Sequence[tuple[str, st
             used[m.group().lower()] += 1
     matched = tuple(t for t, _ in used.most_common()) or (group.terms[0],)
     return InferredStyle(group, count, total, scope, named_by, dominant, required, matched)
+
+
+_WORDS = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+@functools.cache
+def _term_lookup(groups: tuple[StyleGroup, ...]) -> dict[tuple[str, ...], str]:
+    """Every term of every group as a tuple of words -> the group's name."""
+    return {tuple(_WORDS.findall(t.lower())): g.name for g in groups for t in g.terms}
+
+
+def _groups_named(caption: str, lookup: dict[tuple[str, ...], str]) -> set[str]:
+    """The style groups a caption names (word n-grams looked up: one pass, no regex per term)."""
+    words = _WORDS.findall(caption.lower())
+    found = set()
+    for n in (1, 2, 3):
+        for i in range(len(words) - n + 1):
+            name = lookup.get(tuple(words[i:i + n]))
+            if name is not None:
+                found.add(name)
+    return found
 
 
 _WORD_IN_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_'\-]*")
@@ -613,8 +665,11 @@ def _infer_subjects(captions: Sequence[str], scope: Scope, settings: dict[str, A
     mentions: Counter[str] = Counter()
     generic: Counter[str] = Counter()
     phrases: dict[str, Counter[str]] = {}
-    candidates = _sample(scope.indexes, 5000)
+    heads, _ = _subject_index()
+    candidates = _sample(scope.indexes, 1500)
     for i in candidates:
+        if heads.keys().isdisjoint(_WORDS.findall(captions[i].lower())):
+            continue
         found = subject_mentions(captions[i], excluded)
         kinds = {m.kind.name for m in found}
         mentions.update(kinds)
@@ -628,7 +683,9 @@ def _infer_subjects(captions: Sequence[str], scope: Scope, settings: dict[str, A
     for name, counted in phrases.items():
         phrase, count = counted.most_common(1)[0]
         n = mentions[name]
-        if (count >= settings.get("min-evidence", 3) and count >= 0.5 * n and generic[name]
+        # The set's phrasing must be established; generic mentions, if the sample has any, a small
+        # minority. LK203 then finds every generic mention over the whole scope.
+        if (count >= settings.get("min-evidence", 3) and count >= 0.5 * n
                 and generic[name] <= _allowed(n, settings.get("deviation-share", 0.2))):
             hints.append(SubjectHint(by_name[name], phrase, count, n, scope))
     return hints
@@ -655,7 +712,7 @@ def _concept_tokens(captions: Sequence[str], scopes: Sequence[Scope], folders: S
 def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | None],
           repeats: Sequence[int | None], names: Sequence[tuple[str, str, bool]], settings: dict[str, Any],
           identity_pattern: str = IDENTITY_PATTERN) -> Conventions:
-    """Infer a dataset's conventions. `corpus` has `captions` and `having(Terms) -> set[int]`
+    """Infer a dataset's conventions. `corpus` has `captions` and `folded` (casefolded captions)
     (lora_core.rules.Corpus); `concepts`, `folders`, `repeats` are per caption (kohya folder
     name part, folder name, repeats, or None); `names` are (label, name, weak) for what the
     dataset is named by (its folder: weak; `[train] name`: not), for the style a set is named for."""
@@ -675,13 +732,14 @@ def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | N
         trigger = _infer_trigger(captions, scope, settings, concept_names - {scope.concept or ""})
         if trigger is not None:
             conventions.triggers[position] = trigger
-        forms = Counter(f for f in caption_styles([captions[i] for i in _sample(scope.indexes)]) if f)
+        forms = Counter(f for f in caption_styles([captions[i] for i in _sample(scope.indexes, 2000)]) if f)
         if forms:
             form, count = forms.most_common(1)[0]
             conventions.forms[position] = (form, count, sum(forms.values()))
         own = [(f"concept folder `{folders[scope.indexes[0]]}`", scope.concept, False)] if scope.concept else []
         booru = _booru_share([captions[i] for i in _sample(scope.indexes, 1000)]) >= 0.3
-        style = _infer_style(corpus.having, scope, [*own, *names] if len(scopes) == 1 else own or names,
+        conventions.booru[position] = booru
+        style = _infer_style(corpus.folded, scope, [*own, *names] if len(scopes) == 1 else own or names,
                              groups, settings, trigger is not None or scope.concept in conventions.concepts,
                              captions, booru)
         if style is not None:
@@ -795,6 +853,17 @@ def of_context(ctx: Any) -> Conventions:
         return infer(corpus, concepts, folders, repeats, names, settings, pattern)
 
     return ctx.memo("conventions", compute)
+
+
+def captions_with_token(ctx: Any, token: str) -> set[int]:
+    """Indexes (in `ctx.corpus`) of the captions holding `token` as a whole token, computed once
+    per run and shared by the rules that need it (LK305, LK307)."""
+
+    def compute() -> set[int]:
+        captions = ctx.corpus.captions
+        return set(_with_token(captions, range(len(captions)), token, token_pattern(token)))
+
+    return ctx.memo(("with-token", token), compute)
 
 
 def configured(ctx: Any, section: str, key: str) -> bool:

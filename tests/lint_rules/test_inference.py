@@ -95,7 +95,7 @@ def test_inferred_findings_say_what_was_inferred_and_how_to_pin_it(tmp_path, reg
     assert by_code["LK305"].severity is Severity.ERROR
     assert by_code["LK307"].message.startswith("`cybrpnk_styel` is the trigger `cybrpnk_style` written another way "
                                                "(a typo); trigger `cybrpnk_style` inferred from 35 of 40 captions")
-    assert by_code["LK110"].message == "tag `long hair` is written `long_hair` in 20 captions of this set"
+    assert by_code["LK110"].message == "tag `long hair` is written `long_hair` 20 times in this set"
 
 
 def test_no_infer_checks_only_the_config(tmp_path, registry):
