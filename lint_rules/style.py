@@ -262,7 +262,7 @@ class VagueTerm(Rule):
                     if phrase in folded or not any(g in folded for g in generic):
                         continue
                     caption = corpus.captions[index]
-                    for mention in subject_mentions(caption, excluded):
+                    for mention in subject_mentions(caption, excluded, conventions.kinds):
                         if mention.kind is not hint.kind or mention.phrase is not None:
                             continue
                         word = caption[mention.start:mention.end]
@@ -368,7 +368,7 @@ class ConflictingStyleTerm(Rule):
         corpus = ctx.corpus
         conventions = of_context(ctx)
         settings = ctx.section("infer")
-        groups = style_groups(settings.get("styles"))
+        groups = conventions.groups if conventions.enabled else style_groups(settings.get("styles"), ctx.lexicon)
         configured_group = _configured_group(ctx, groups)
         scopes: list[tuple[StyleGroup, str, tuple[int, ...]]] = []
         if configured_group is not None:

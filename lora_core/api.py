@@ -279,6 +279,7 @@ def load_config(target: Path, options: LintOptions, registry: Registry) -> Confi
         raise ConfigError(f"{path}: config file not found")
     else:
         config = resolve_config(read_config_table(path), sections, path)
+    config.lexicon = list(registry.lexicon)
     if not options.infer and "infer" in config.sections:
         config.sections["infer"] = dict(config.sections["infer"], enabled=False)
     if "semantic" in config.sections and (options.semantic or options.clip_model):

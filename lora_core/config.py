@@ -162,6 +162,7 @@ class Config:
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     top: dict[str, Any] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)  # sections ("style") and keys ("style.prefix") the file sets
+    lexicon: list[Any] = field(default_factory=list)  # plugins' lexicon entries (lora_core.plugins.LexiconEntry)
 
     def section(self, name: str) -> dict[str, Any]:
         return self.sections.get(name, {})

@@ -121,19 +121,36 @@ def compatible(a: StyleGroup, b: StyleGroup) -> bool:
             or b.name in a.compatible or a.name in b.compatible)
 
 
-def style_groups(extra: dict[str, Sequence[str]] | None = None) -> tuple[StyleGroup, ...]:
-    """The built-in groups plus groups from config/plugins (`{name: [terms]}`, compatible with
-    nothing but themselves unless they extend a built-in group of the same name)."""
-    if not extra:
+def style_groups(extra: dict[str, Sequence[str]] | None = None, plugins: Iterable[Any] = ()) -> tuple[StyleGroup, ...]:
+    """The built-in groups, then plugins' (`register_lexicon("style", ...)`), then the config's
+    `[infer] styles` (`{name: [terms]}`). A name that exists adds terms to that group; a new
+    group is compatible with nothing but itself unless its plugin says otherwise."""
+    entries = [(e.name, e.terms, e.compatible) for e in plugins if e.kind == "style"]
+    entries += [(name, tuple(terms), ()) for name, terms in (extra or {}).items()]
+    if not entries:
         return STYLE_GROUPS
     groups = {g.name: g for g in STYLE_GROUPS}
-    for name, terms in extra.items():
+    for name, terms, compatible_with in entries:
         old = groups.get(name)
         if old is not None:
-            groups[name] = StyleGroup(name, tuple(dict.fromkeys((*old.terms, *terms))), old.compatible)
+            groups[name] = StyleGroup(name, tuple(dict.fromkeys((*old.terms, *terms))),
+                                      old.compatible | frozenset(compatible_with))
         else:
-            groups[name] = StyleGroup(name, tuple(terms))
+            groups[name] = StyleGroup(name, tuple(terms), frozenset(compatible_with))
     return tuple(groups.values())
+
+
+def subject_kinds(plugins: Iterable[Any] = ()) -> tuple[SubjectKind, ...]:
+    """The built-in subject kinds plus plugins' (`register_lexicon("subject", ...)`)."""
+    kinds = {k.name: k for k in SUBJECT_KINDS}
+    for entry in plugins:
+        if entry.kind != "subject":
+            continue
+        old = kinds.get(entry.name)
+        generic = tuple(dict.fromkeys((*(old.generic if old else ()), *entry.terms)))
+        heads = tuple(dict.fromkeys((*(old.heads if old else ()), *(entry.heads or entry.terms))))
+        kinds[entry.name] = SubjectKind(entry.name, generic, heads)
+    return tuple(kinds.values())
 
 
 @dataclass(frozen=True)
@@ -331,6 +348,8 @@ class Conventions:
     concepts: dict[str, ConceptToken] = field(default_factory=dict)
     forms: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # form, count, classified
     booru: dict[int, bool] = field(default_factory=dict)  # WD-tagger style tags (`long_hair`, `1girl`)
+    groups: tuple[StyleGroup, ...] = STYLE_GROUPS  # the style lexicon used (built-in + plugins + config)
+    kinds: tuple[SubjectKind, ...] = SUBJECT_KINDS  # the subject lexicon used
     enabled: bool = True
 
     def scope(self, index: int) -> Scope:
@@ -573,10 +592,11 @@ _WORD_IN_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_'\-]*")
 
 
 @functools.cache
-def _subject_index() -> tuple[dict[str, list[SubjectKind]], dict[tuple[str, str], SubjectKind]]:
+def _subject_index(kinds: tuple[SubjectKind, ...] = SUBJECT_KINDS
+                   ) -> tuple[dict[str, list[SubjectKind]], dict[tuple[str, str], SubjectKind]]:
     heads: dict[str, list[SubjectKind]] = {}
     phrases: dict[tuple[str, str], SubjectKind] = {}
-    for kind in SUBJECT_KINDS:
+    for kind in kinds:
         for word in (*kind.heads, *kind.generic):
             parts = word.split()
             if len(parts) == 1:
@@ -595,10 +615,11 @@ class SubjectMention:
     phrase: str | None  # the specific phrasing, or None for a bare generic word
 
 
-def subject_mentions(caption: str, excluded_modifiers: frozenset[str] = frozenset()) -> list[SubjectMention]:
+def subject_mentions(caption: str, excluded_modifiers: frozenset[str] = frozenset(),
+                     kinds: tuple[SubjectKind, ...] = SUBJECT_KINDS) -> list[SubjectMention]:
     """Mentions of the lexicon's kinds of subject in a caption: a specific phrasing (modifiers
     + head noun: `steampunk gear device`) or a bare generic word (`a machine`, `landscape painting`)."""
-    heads, generic_phrases = _subject_index()
+    heads, generic_phrases = _subject_index(kinds)
     lowered = caption.lower()
     found: list[SubjectMention] = []
     for tag in re.finditer(f"[^{SEPARATORS}]+", lowered):
@@ -610,16 +631,16 @@ def subject_mentions(caption: str, excluded_modifiers: frozenset[str] = frozense
                 continue
             if j + 1 < len(words) and (word, words[j + 1][0]) in generic_phrases:
                 kind = generic_phrases[(word, words[j + 1][0])]
-                modifiers = _modifiers(words, j, excluded_modifiers)
+                modifiers = _modifiers(words, j, excluded_modifiers, heads)
                 if not modifiers:
                     found.append(SubjectMention(kind, start, words[j + 1][2], None))
                 skip = j + 1
                 continue
-            kinds = heads.get(word)
-            if not kinds:
+            found_kinds = heads.get(word)
+            if not found_kinds:
                 continue
-            modifiers = _modifiers(words, j, excluded_modifiers)
-            for kind in kinds:
+            modifiers = _modifiers(words, j, excluded_modifiers, heads)
+            for kind in found_kinds:
                 if modifiers:
                     phrase = " ".join([*modifiers, word])
                     found.append(SubjectMention(kind, words[j - len(modifiers)][1], end, phrase))
@@ -642,10 +663,10 @@ def _ends_noun_phrase(words: list[tuple[str, int, int]], j: int) -> bool:
     return j + 1 >= len(words) or words[j + 1][0] in _PHRASE_ENDS
 
 
-def _modifiers(words: list[tuple[str, int, int]], j: int, excluded: frozenset[str]) -> list[str]:
+def _modifiers(words: list[tuple[str, int, int]], j: int, excluded: frozenset[str],
+               heads: dict[str, list[SubjectKind]]) -> list[str]:
     """Up to two words right before words[j] that make it specific (not articles, sizes, the
     trigger or a subject noun of the lexicon)."""
-    heads, _ = _subject_index()
     out: list[str] = []
     k = j - 1
     while k >= 0 and len(out) < 2:
@@ -659,27 +680,26 @@ def _modifiers(words: list[tuple[str, int, int]], j: int, excluded: frozenset[st
 
 
 def _infer_subjects(captions: Sequence[str], scope: Scope, settings: dict[str, Any],
-                    excluded: frozenset[str]) -> list[SubjectHint]:
+                    excluded: frozenset[str], kinds: tuple[SubjectKind, ...]) -> list[SubjectHint]:
     if len(scope.indexes) < settings.get("min-captions", 5):
         return []
     mentions: Counter[str] = Counter()
     generic: Counter[str] = Counter()
     phrases: dict[str, Counter[str]] = {}
-    heads, _ = _subject_index()
+    heads, _ = _subject_index(kinds)
     candidates = _sample(scope.indexes, 1500)
     for i in candidates:
         if heads.keys().isdisjoint(_WORDS.findall(captions[i].lower())):
             continue
-        found = subject_mentions(captions[i], excluded)
-        kinds = {m.kind.name for m in found}
-        mentions.update(kinds)
+        found = subject_mentions(captions[i], excluded, kinds)
+        mentions.update({m.kind.name for m in found})
         specific = {(m.kind.name, m.phrase) for m in found if m.phrase}
         for kind, phrase in specific:
             phrases.setdefault(kind, Counter())[phrase] += 1
         with_phrase = {k for k, _ in specific}
         generic.update({m.kind.name for m in found if m.phrase is None and m.kind.name not in with_phrase})
     hints = []
-    by_name = {k.name: k for k in SUBJECT_KINDS}
+    by_name = {k.name: k for k in kinds}
     for name, counted in phrases.items():
         phrase, count = counted.most_common(1)[0]
         n = mentions[name]
@@ -711,7 +731,7 @@ def _concept_tokens(captions: Sequence[str], scopes: Sequence[Scope], folders: S
 
 def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | None],
           repeats: Sequence[int | None], names: Sequence[tuple[str, str, bool]], settings: dict[str, Any],
-          identity_pattern: str = IDENTITY_PATTERN) -> Conventions:
+          identity_pattern: str = IDENTITY_PATTERN, lexicon: Iterable[Any] = ()) -> Conventions:
     """Infer a dataset's conventions. `corpus` has `captions` and `folded` (casefolded captions)
     (lora_core.rules.Corpus); `concepts`, `folders`, `repeats` are per caption (kohya folder
     name part, folder name, repeats, or None); `names` are (label, name, weak) for what the
@@ -726,7 +746,9 @@ def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | N
     except re.error:
         identity = re.compile(IDENTITY_PATTERN)
     conventions.concepts = _concept_tokens(captions, scopes, folders, repeats, identity)
-    groups = style_groups(settings.get("styles"))
+    groups = style_groups(settings.get("styles"), lexicon)
+    kinds = subject_kinds(lexicon)
+    conventions.groups, conventions.kinds = groups, kinds
     concept_names = set(conventions.concepts)
     for position, scope in enumerate(scopes):
         trigger = _infer_trigger(captions, scope, settings, concept_names - {scope.concept or ""})
@@ -746,7 +768,7 @@ def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | N
             conventions.styles[position] = style
         excluded = frozenset(c.lower() for c in concept_names) | {trigger.token.lower()} if trigger else frozenset(
             c.lower() for c in concept_names)
-        hints = _infer_subjects(captions, scope, settings, excluded)
+        hints = _infer_subjects(captions, scope, settings, excluded, kinds)
         if hints:
             conventions.subjects[position] = hints
     return conventions
@@ -850,7 +872,7 @@ def of_context(ctx: Any) -> Conventions:
         if train_name:
             names.append((f"[train] name `{train_name}`", train_name, False))
         pattern = ctx.section("entities").get("identity-pattern", IDENTITY_PATTERN)
-        return infer(corpus, concepts, folders, repeats, names, settings, pattern)
+        return infer(corpus, concepts, folders, repeats, names, settings, pattern, getattr(ctx, "lexicon", ()))
 
     return ctx.memo("conventions", compute)
 

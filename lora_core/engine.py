@@ -158,7 +158,7 @@ def run_rules(
     send back only their violations; results are merged in queue order, whoever ran what."""
     jobs = default_jobs(dataset) if jobs is None else jobs
     units = rule_units(rules)
-    ctx = LintContext(dataset, config.sections, config.path, config.present)
+    ctx = LintContext(dataset, config.sections, config.path, config.present, config.lexicon)
     parallel = jobs > 1 and len(units) > 1
     results = _run_shared(ctx, units, jobs) if parallel else [_check(ctx, unit) for unit in units]
     found = [v for violations, _ in results for v in violations]

@@ -66,6 +66,18 @@ def register_config(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_lexicon(register: Callable[..., None]) -> None:
+    """Extend the lexicons the dataset-aware rules infer with (docs/configuration.md lists them).
+
+    ``register("style", name, terms, compatible=())``: an art style / medium group for LK201 and
+    LK205 (``compatible`` names the groups it does not conflict with; ``["*"]`` for a genre that
+    goes with any medium). A built-in group's name adds terms to it.
+    ``register("subject", name, terms, heads=())``: a kind of subject for LK203: its generic
+    words (``terms``) and the head nouns its specific phrasings end with.
+    """
+
+
+@hookspec
 def register_captioners(register: Callable[..., None]) -> None:
     """Contribute image captioners for ``lorakit caption``.
 

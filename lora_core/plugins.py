@@ -67,6 +67,18 @@ class Registered:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LexiconEntry:
+    """A style group or subject kind a plugin added to the inference lexicons."""
+
+    kind: str  # "style" or "subject"
+    name: str
+    terms: tuple[str, ...]
+    compatible: tuple[str, ...] = ()
+    heads: tuple[str, ...] = ()
+    plugin: str = ""
+
+
 @dataclass
 class OutputFormat:
     name: str
@@ -86,6 +98,7 @@ class Registry:
         self.config_sections: dict[str, ConfigSection] = {}
         self.captioners: dict[str, Registered] = {}
         self.trainers: dict[str, Registered] = {}
+        self.lexicon: list[LexiconEntry] = []
         self.pm: pluggy.PluginManager | None = None
 
     # -- registration callbacks (bound to one plugin at a time) ---------------------------------
@@ -162,6 +175,16 @@ class Registry:
         table[name] = Registered(name, factory, plugin, info)
         self.plugins[plugin].note(kind + "s", name)
 
+    def _add_lexicon(self, plugin: str, kind: str, name: str, terms: Iterable[str],
+                     compatible: Iterable[str] = (), heads: Iterable[str] = ()) -> None:
+        if kind not in ("style", "subject"):
+            raise PluginError(f"plugin {plugin!r}: lexicon kind must be \"style\" or \"subject\", not {kind!r}")
+        words = [t for t in terms if isinstance(t, str) and t.strip()]
+        if not name or not words:
+            raise PluginError(f"plugin {plugin!r}: lexicon entry {name!r} needs a name and at least one term")
+        self.lexicon.append(LexiconEntry(kind, name, tuple(words), tuple(compatible), tuple(heads), plugin))
+        self.plugins[plugin].note("lexicon", f"{kind}:{name}")
+
     def callbacks(self, plugin: str) -> dict[str, Callable[..., None]]:
         return {
             "register_rules": lambda rule_class: self._add_rule(plugin, rule_class),
@@ -173,6 +196,8 @@ class Registry:
                 self.captioners, "captioner", plugin, name, factory, **info),
             "register_trainers": lambda name, factory, **info: self._add_named(
                 self.trainers, "trainer", plugin, name, factory, **info),
+            "register_lexicon": lambda kind, name, terms, compatible=(), heads=(): self._add_lexicon(
+                plugin, kind, name, terms, compatible, heads),
         }
 
     # -- queries ---------------------------------------------------------------------------------
@@ -277,7 +302,7 @@ def load_plugins(
 
     # Call each plugin's hooks separately so errors and registrations are attributed to it.
     for hook_name in ("register_config", "register_readers", "register_formats", "register_rules",
-                      "register_captioners", "register_trainers"):
+                      "register_captioners", "register_trainers", "register_lexicon"):
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin_name = impl.plugin_name
             if registry.plugins[plugin_name].status != "loaded":
@@ -303,6 +328,7 @@ def _fail(registry: Registry, pm: pluggy.PluginManager, name: str, error: str) -
     registry.config_sections = {k: s for k, s in registry.config_sections.items() if s.plugin != name}
     registry.captioners = {k: c for k, c in registry.captioners.items() if c.plugin != name}
     registry.trainers = {k: t for k, t in registry.trainers.items() if t.plugin != name}
+    registry.lexicon = [e for e in registry.lexicon if e.plugin != name]
     plugin = pm.get_plugin(name)
     if plugin is not None:
         pm.unregister(plugin)

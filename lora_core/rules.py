@@ -222,8 +222,10 @@ class LintContext:
     and the caption corpus (built on first use, once per lint run)."""
 
     def __init__(self, dataset: Dataset, settings: dict[str, dict[str, Any]] | None = None,
-                 config_path: Path | None = None, present: set[str] | None = None) -> None:
+                 config_path: Path | None = None, present: set[str] | None = None,
+                 lexicon: list[Any] | None = None) -> None:
         self.dataset = dataset
+        self.lexicon = lexicon or []  # plugins' additions to the inference lexicons
         self.settings = settings or {}
         self.config_path = config_path  # the config file, for rules that check its values (LK7xx)
         self.present = present if present is not None else set()  # sections the config file has

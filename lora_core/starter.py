@@ -19,7 +19,7 @@ from typing import Any
 
 from lora_core.captions import STYLE_PREFIX
 from lora_core.config import INFER_SECTION
-from lora_core.conventions import IDENTITY_PATTERN, Conventions, compatible, infer, style_groups
+from lora_core.conventions import IDENTITY_PATTERN, Conventions, compatible, infer
 from lora_core.datasets.model import Dataset
 
 _IDENTITY = re.compile(r"(?<!\w)" + IDENTITY_PATTERN + r"(?!\w)")
@@ -36,7 +36,7 @@ class Proposal:
     frequent_tags: list[tuple[str, int]] = field(default_factory=list)
 
 
-def propose(dataset: Dataset, settings: dict[str, Any] | None = None) -> Proposal:
+def propose(dataset: Dataset, settings: dict[str, Any] | None = None, lexicon: list[Any] | None = None) -> Proposal:
     from lora_core.rules import Corpus
 
     records = dataset.captioned
@@ -55,7 +55,8 @@ def propose(dataset: Dataset, settings: dict[str, Any] | None = None) -> Proposa
     concepts = [r.concept for r in records]
     folders = [f"{r.repeats}_{r.concept}" if r.concept is not None else None for r in records]
     names = [(f"dataset folder `{dataset.root.name}`", dataset.root.name, True)]
-    proposal.conventions = infer(corpus, concepts, folders, [r.repeats for r in records], names, infer_settings)
+    proposal.conventions = infer(corpus, concepts, folders, [r.repeats for r in records], names, infer_settings,
+                                 lexicon=lexicon or ())
     identities = Counter(m.group() for c in nonblank for m in _IDENTITY.finditer(c))
     for token in proposal.conventions.concepts.values():
         if token.person and token.concept not in identities:
@@ -144,7 +145,7 @@ def render(proposal: Proposal, dataset_name: str) -> str:
     dominant = [s for s in styles if s.dominant]
     if single and dominant:
         style = dominant[0]
-        conflicting = [t for g in style_groups() if not compatible(style.group, g) for t in g.terms]
+        conflicting = [t for g in conventions.groups if not compatible(style.group, g) for t in g.terms]
         if conflicting:
             lines.append(f"# Style terms that conflict with `{style.group.name}` (lexicon groups), LK205.")
             lines.append(f"conflicting = {_toml_list(conflicting)}")

@@ -220,3 +220,31 @@ def test_subject_mentions_tell_specific_phrasing_from_generic_words():
         "a steampunk gear device on a table, machine, landscape painting, an ink-wash landscape, machine parts")]
     assert found == [("machine", "steampunk gear device"), ("machine", None), ("landscape", None),
                      ("landscape", "ink-wash landscape")]
+
+
+def test_plugins_and_config_extend_the_style_lexicon(tmp_path):
+    from lora_core import hookimpl
+    from lora_core.plugins import load_plugins
+
+    class Gothic:
+        @hookimpl
+        def register_lexicon(self, register):
+            register("style", "gothic", ["gothic", "dark gothic"], compatible=["oil painting"])
+            register("subject", "weapon", ["weapon"], heads=["sword", "blade", "weapon"])
+
+    registry = load_plugins(extra=[("gothic", Gothic())])
+    assert registry.plugins["gothic"].status == "loaded", registry.plugins["gothic"].error
+    rows = [(f"{i}.png", f"gothic, ruined cathedral {i}, crows, moonlight, flamberge sword") for i in range(12)]
+    rows[4] = ("4.png", "gothic, ruined cathedral, anime style, crows, moonlight")
+    rows[7] = ("7.png", "gothic, crypt entrance, a weapon, crows, moonlight")
+    path = make_csv_dataset(tmp_path / "crypts", rows)
+    found = {v.image: v for v in lora_core.lint(path, registry=registry, isolated=True, ignore=IMAGE_RULES)
+             if v.severity is not Severity.INFO}
+    assert found["4.png"].code == "LK205" and "conflicts with the set's style `gothic`" in found["4.png"].message
+    assert found["7.png"].code == "LK203" and "say `flamberge sword`" in found["7.png"].message
+    assert set(found) == {"4.png", "7.png"}
+    # the same group from [infer] styles, without the plugin
+    (tmp_path / "crypts" / "lorakit.toml").write_text('[infer]\nstyles = { gothic = ["gothic"] }\n',
+                                                      encoding="utf-8")
+    found = [v for v in lora_core.lint(path, registry=load_plugins(builtin_only=True)) if v.code == "LK205"]
+    assert [v.image for v in found] == ["4.png"]
