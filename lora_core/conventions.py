@@ -891,3 +891,62 @@ def captions_with_token(ctx: Any, token: str) -> set[int]:
 def configured(ctx: Any, section: str, key: str) -> bool:
     """True when the user configured `[section] key`: a non-empty value, or the key set at all."""
     return bool(ctx.section(section).get(key)) or ctx.has_key(section, key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Documentation (docs/configuration.md is generated from this and the lexicons above)
+
+INFERENCE_DOC = """\
+## What lorakit infers from a dataset
+
+With no config (or keys left unset), lorakit reads the dataset's own conventions and checks the
+captions against them. Each inference has a threshold (the `[infer]` keys above); below it
+nothing is inferred and the rules that rest on it stay silent. A configured value always wins
+over an inferred one, per key: `[entities] trigger = "x"` pins the trigger, `trigger = ""` says
+"no trigger". Every finding that rests on an inference says what was inferred and from how many
+captions ("trigger `cybrpnk_style` inferred from 35 of 40 captions; pin it with [entities]
+trigger"). `lorakit init` writes what is inferred with confidence into lorakit.toml, with the
+evidence as comments. `--no-infer` (or `[infer] enabled = false`) checks only the config;
+`--isolated` ignores config files but still infers.
+
+Inference runs per **scope**: the whole dataset, or each kohya `N_name` concept folder when a
+dataset has several (each has its own trigger, style and wording).
+
+| what | inferred when | why this threshold | used by |
+|---|---|---|---|
+| trigger | a rare token (not a common word of CLIP's vocabulary, not a style word, not a general booru tag such as `1girl`) is in at least `trigger-share` (60%) of a scope's captions, at least `min-evidence` of them, and sits in the first two tags of at least half of them | people put the trigger first (kohya keep_tokens); a frequent tag that wanders (`ahoge`) is a feature, not a trigger. 60% tolerates a set whose trigger is missing from many captions (the failure to find) without taking a frequent subject word for one | LK305, LK306, LK307 |
+| second concept | a rare token leads at least a quarter of the captions that lack the trigger | a set of two characters in one folder (`hatsune_miku` / `kagamine_rin`): those captions are not missing the trigger | LK305 |
+| trigger variants | in a caption lacking the exact trigger: the same letters in another case, with other separators, or within one edit (tokens up to 6 letters) or two edits (longer); never a common word, another trigger or an identity token, never for tokens under 4 letters | typos of made-up words are one or two edits; short tokens are one edit from real words (`sks`/`sky`) | LK307 |
+| concept tokens | a kohya folder whose name is a rare token some of its captions use (`5_sks_dog/`), or looks like an identity (`[entities] identity-pattern`, `10_person_A/`) | kohya itself uses the folder name as the instance prompt: the name is what the folder is meant to teach | LK301, LK303, LK304, LK305, LK307, LK308 |
+| style | the style group (lexicon below) named by the most captions of a scope, when at least `style-share` (50%) name it; or the group the scope is named for (a kohya concept folder, `[train] name`, or the dataset folder unless the set is booru-tagged) | half the set naming one look is a convention; a booru tagger never writes the look a folder is named for (`anime_tags/`) | LK201, LK205 |
+| required style | the style is named by at least `style-required-share` (75%) of the scope, or the scope is named for it and has no trigger to carry the concept | a style most captions name is expected in all; with a trigger, the trigger carries the concept | LK201 |
+| conflicting styles | a group the set's style is not compatible with (lexicon below) appears in at most `deviation-share` (20%) of the scope | more than that is a second style of the set, not a slip | LK205 |
+| subject wording | for a kind of subject (lexicon below), one specific phrasing (`steampunk gear device`) is at least half of the captions that show that kind, in at least `min-evidence` captions, and generic words (`machine`) at most `deviation-share` | the suggestion must come from the set itself, and only where the set has one clear way of saying it | LK203 |
+| booru tag spelling | in a booru-style set (WD-tagger tags in 30% of captions), one spelling of a tag is used more than all its other spellings together, at least `min-evidence` times | `long_hair` and `long hair` are different CLIP tokens; letter case alone is not reported (CLIP lower-cases) | LK110 |
+| caption form | tag lists vs sentences, per scope | a tagged character and a described style may share a kohya dataset | LK109 |
+
+Scopes of fewer than `min-captions` (5) captions infer nothing. Large scopes are sampled (2,000
+captions) to decide what leads; what is reported is then checked on every caption.
+"""
+
+
+def lexicon_markdown() -> str:
+    """The built-in lexicons as Markdown tables (for docs/configuration.md)."""
+    lines = ["## Inference lexicons", "",
+             "Built in; plugins extend them with the `register_lexicon` hook, a config with `[infer] styles`.", "",
+             "### Style groups (LK201, LK205)", "",
+             "Two groups conflict unless one lists the other as compatible; `*` is compatible with every group.", "",
+             "| group | terms | compatible with |", "|---|---|---|"]
+    for group in STYLE_GROUPS:
+        terms = ", ".join(f"`{t}`" for t in group.terms)
+        compatible_with = ", ".join(sorted(group.compatible)) or "none"
+        lines.append(f"| {group.name} | {terms} | {compatible_with} |")
+    lines += ["", "### Subject kinds (LK203)", "",
+              "A generic word is reported where the set uses one specific phrasing (modifiers + a head noun) "
+              "for the same kind.", "", "| kind | generic words | head nouns |", "|---|---|---|"]
+    for kind in SUBJECT_KINDS:
+        lines.append(f"| {kind.name} | {', '.join(f'`{t}`' for t in kind.generic)} | "
+                     f"{', '.join(f'`{t}`' for t in kind.heads)} |")
+    lines += ["", "### General booru tags (never a trigger)", "",
+              ", ".join(f"`{t}`" for t in sorted(BOORU_GENERAL)), ""]
+    return "\n".join(lines)
