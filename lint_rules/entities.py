@@ -74,6 +74,9 @@ class UnboundPerson(Rule):
     When `entities.identities` is declared: reports a person word (`portrait`, `woman`, ...) in a
     caption that names no declared identity token.
 
+    Without `entities.identities`: in a kohya folder named like an identity (`10_person_A/`,
+    `entities.identity-pattern`), a person word without that folder's token.
+
     ## Why it matters
     With two or more people in a dataset, "portrait of a woman" binds both faces to the same words
     and the LoRA blends them. Each person needs their own token in every caption that shows them.
@@ -213,6 +216,8 @@ class MultipleIdentities(Rule):
     """## What it does
     Reports a caption that names more than one declared identity.
 
+    Without `entities.identities`, the identity tokens are the kohya concept folders' (LK308).
+
     ## Why it matters
     Images with two identities teach the model that the two tokens co-occur; with few such
     images, the identities start to leak into each other. Keep them rare, and deliberate.
@@ -255,6 +260,9 @@ class IdentityImbalance(Rule):
     """## What it does
     Dataset level: reports an identity that appears in more than `entities.max-identity-share`
     of the captions that name any identity.
+
+    Without `entities.identities`, compares the kohya identity folders (`10_person_A/`,
+    `3_person_B/`) by what each contributes to an epoch: images x repeats.
 
     ## Why it matters
     The dominant identity becomes the model's default face: prompts for the minority identity
@@ -594,6 +602,9 @@ class TriggerVariant(Rule):
 class TriggerPosition(Rule):
     """## What it does
     Reports a trigger that is not within the first `entities.keep-tokens` tags.
+
+    Without `entities.trigger`: an inferred trigger that is the first tag of at least 90% of its
+    captions must be the first tag of every tag-list caption.
 
     ## Why it matters
     kohya sd-scripts' `--shuffle_caption` shuffles every tag except the first `keep_tokens`; a

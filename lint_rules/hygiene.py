@@ -461,6 +461,9 @@ class MixedCaptionStyle(Rule):
     one prompting style and weakly to the other, and tag-based tricks (shuffling, keep_tokens,
     caption dropout by tag) treat each sentence as one giant tag.
 
+    In a multi-concept kohya dataset, each concept folder is compared with itself: a tagged
+    character beside a described style is two conventions, not a mix.
+
     ## Example
     480 captions are tag lists, 20 are sentences from an auto-captioner.
 

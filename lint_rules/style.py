@@ -70,6 +70,12 @@ class StyleTermMissing(Rule):
     city at night with lights
     ```
 
+    Without `style.required`, the set's style is inferred (`[infer]`, docs/configuration.md):
+    the lexicon's style group that at least `infer.style-required-share` (75%) of the captions
+    name, or the one the kohya concept folder, `[train] name` or dataset folder is named for
+    (`10_cyberpunk_style/`) when no trigger carries the concept. Captions that do not name it are
+    reported as warnings, with the evidence.
+
     ## Fix
     Safe fix when `style.prefix` is configured: the prefix (which names the style) is added in
     front. Otherwise, rewrite the caption to name the style. A term written with an invisible
@@ -83,7 +89,8 @@ class StyleTermMissing(Rule):
     shares = "style-coverage"
     fix = Applicability.SAFE
     options = (RuleOption("style.required", "the style terms"),
-               RuleOption("style.prefix", "added by the fix when set"))
+               RuleOption("style.prefix", "added by the fix when set"),
+               RuleOption("infer.style-required-share", "when an inferred style is required"))
     cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
@@ -211,23 +218,30 @@ class VagueTerm(Rule):
     "machine" for a steampunk gear device, "landscape painting" for an ink-wash landscape: vague
     words erase the style boundary, and mixed vague wording averages the style away.
 
+    Without `style.vague`, lorakit uses its lexicon of generic words (machine, device, thing,
+    building, landscape painting, creature, woman, ...; docs/configuration.md) and reports one
+    where the rest of the set uses a single specific phrasing for the same kind of subject: the
+    suggestion comes from the set itself (`steampunk gear device` in 19 of 30 captions).
+    A term inside its own replacement (`landscape` in `ink-wash landscape`) is never reported.
+
     ## Example
-    With `vague = { "machine" = "steampunk gear device" }`:
+    With `vague = { "machine" = "steampunk gear device" }`, or that phrasing in most captions:
     ```text
     cybrpnk, machine, steam, gears
     ```
 
     ## Fix
-    Unsafe fix: the term is replaced with the configured wording (check that it describes this
-    image).
+    Unsafe fix: the term is replaced with the configured (or the set's) wording (check that it
+    describes this image).
     """
 
     code = "LK203"
     name = "vague-term"
-    summary = "A vague term is used where a specific one is configured"
+    summary = "A vague term where the config or the set itself has a specific one"
     severity = Severity.WARNING
     fix = Applicability.UNSAFE
-    options = (RuleOption("style.vague", "vague term -> specific replacement"),)
+    options = (RuleOption("style.vague", "vague term -> specific replacement"),
+               RuleOption("infer.deviation-share", "how rare the generic wording must be to be reported"))
     cost = 3
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
@@ -335,8 +349,15 @@ class ConflictingStyleTerm(Rule):
     "photorealistic" in a watercolor LoRA's captions tells the model that the watercolor look is
     not what "photorealistic" means, and pulls the learned style towards photos.
 
+    Without `style.conflicting`: a style term from the built-in lexicon whose group conflicts
+    with the set's style (the configured `style.required`, else the inferred style: the group
+    at least half the captions name, or the one the set is named for). "photorealistic" or
+    "3d render" in a watercolor set, "cartoon style" in a low-poly set. Reported only while the
+    conflicting group is at most `infer.deviation-share` (20%) of the set.
+
     ## Example
-    With `conflicting = ["photorealistic", "photo"]`:
+    With `conflicting = ["photorealistic", "photo"]`, or in a set where most captions say
+    "watercolor":
     ```text
     cybrpnk, photorealistic street, neon
     ```
@@ -347,9 +368,11 @@ class ConflictingStyleTerm(Rule):
 
     code = "LK205"
     name = "conflicting-style-term"
-    summary = "A term that contradicts the style appears"
+    summary = "A term that contradicts the (configured or inferred) style appears"
     severity = Severity.WARNING
-    options = (RuleOption("style.conflicting", "the contradicting terms"),)
+    options = (RuleOption("style.conflicting", "the contradicting terms"),
+               RuleOption("infer.style-share", "when a style is the set's (inferred)"),
+               RuleOption("infer.styles", "more style groups"))
     cost = 1
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
