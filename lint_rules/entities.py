@@ -19,6 +19,7 @@ from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf
 from lora_core.conventions import (
     ConceptToken,
     Conventions,
+    Variant,
     captions_with_token,
     configured,
     find_variant,
@@ -418,6 +419,7 @@ class TriggerMissing(Rule):
     name = "trigger-missing"
     summary = "The trigger token (configured or inferred) is absent (exact match)"
     severity = Severity.ERROR
+    shares = "trigger-tokens"
     fix = Applicability.UNSAFE
     options = (RuleOption("entities.trigger", "the trigger token"),
                RuleOption("infer.trigger-share", "the share of captions an inferred trigger needs"))
@@ -426,7 +428,6 @@ class TriggerMissing(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
         conventions = of_context(ctx)
-        protected = _protected_tokens(ctx, conventions)
         persons = Terms(_entities(ctx).get("person-terms", DEFAULT_PERSON_TERMS))
         others = Terms(list(conventions.concepts), case_sensitive=True)
         for expected in expected_tokens(ctx, conventions):
@@ -439,7 +440,7 @@ class TriggerMissing(Rule):
                 caption = corpus.captions[index]
                 if not caption.strip():
                     continue
-                if find_variant(caption, token, protected):
+                if _variant(ctx, conventions, index, token):
                     continue  # LK307: written another way
                 why = terms.near_miss(caption)
                 if expected.concept is not None:
@@ -492,7 +493,7 @@ def expected_tokens(ctx: LintContext, conventions: Conventions) -> list[Expected
         if configured(ctx, "entities", "trigger"):
             trigger = settings.get("trigger", "")
             if trigger:
-                having = ctx.corpus.having(Terms([trigger], case_sensitive=True))
+                having = captions_with_token(ctx, trigger)
                 if len(scopes) > 1:
                     for scope in scopes:
                         indexes = [i for i in scope.indexes if i not in covered]
@@ -532,12 +533,29 @@ def _concept_evidence(token: ConceptToken) -> str:
             "pin it with [entities] identities")
 
 
+def _variant(ctx: LintContext, conventions: Conventions, index: int, token: str) -> Variant | None:
+    """find_variant for caption `index`, remembered for the run: LK305 and LK307 (one worker,
+    `shares`) look at the same captions that lack their token."""
+    found: dict[tuple[int, str], Variant | None] = ctx.memo("variants", dict)
+    key = (index, token)
+    if key not in found:
+        found[key] = find_variant(ctx.corpus.captions[index], token, _protected_tokens(ctx, conventions))
+    return found[key]
+
+
 def _protected_tokens(ctx: LintContext, conventions: Conventions) -> set[str]:
-    """Tokens that are never a typo of another: triggers, concept tokens, declared identities."""
-    settings = _entities(ctx)
-    return {*conventions.all_triggers, *conventions.concepts, *settings.get("identities", []),
-            *([settings["trigger"]] if settings.get("trigger") else []),
-            *settings.get("concept-triggers", {}).values()}
+    """Tokens that are never a typo of another: triggers, concept tokens, declared identities.
+    Computed on the first caption that lacks its token (most lints never need it)."""
+
+    def compute() -> set[str]:
+        settings = _entities(ctx)
+        # Inferred triggers only where the config does not name one (inferring them costs a pass).
+        inferred = conventions.all_triggers if not configured(ctx, "entities", "trigger") else set()
+        return {*inferred, *conventions.concepts, *settings.get("identities", []),
+                *([settings["trigger"]] if settings.get("trigger") else []),
+                *settings.get("concept-triggers", {}).values()}
+
+    return ctx.memo("protected-tokens", compute)
 
 
 class TriggerVariant(Rule):
@@ -567,6 +585,7 @@ class TriggerVariant(Rule):
     name = "trigger-variant"
     summary = "The trigger written another way (case, separators, a typo)"
     severity = Severity.ERROR
+    shares = "trigger-tokens"
     fix = Applicability.SAFE
     options = (RuleOption("entities.trigger", "the trigger token"),
                RuleOption("infer.trigger-share", "the share of captions an inferred trigger needs"))
@@ -575,7 +594,6 @@ class TriggerVariant(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
         conventions = of_context(ctx)
-        protected = _protected_tokens(ctx, conventions)
         expected: dict[int, list[tuple[str, str]]] = {}  # caption index -> (token, evidence), when lacking it
         for item in expected_tokens(ctx, conventions):
             having = captions_with_token(ctx, item.token)
@@ -583,11 +601,11 @@ class TriggerVariant(Rule):
                 if index not in having:
                     expected.setdefault(index, []).append((item.token, item.evidence))
         for index, tokens in sorted(expected.items()):
-            caption = corpus.captions[index]
+            corpus.captions[index]
             for token, evidence in tokens:
                 if index in captions_with_token(ctx, token):
                     continue
-                variant = find_variant(caption, token, protected)
+                variant = _variant(ctx, conventions, index, token)
                 if variant is None:
                     continue
                 what = {"case": "letter case", "form": "separators", "typo": "a typo"}[variant.kind]

@@ -336,24 +336,93 @@ class ConceptToken:
     repeats: int  # kohya repeats (the folder's number)
 
 
-@dataclass
 class Conventions:
-    """Everything inferred from one dataset. Indexes are positions in the caption list."""
+    """Everything inferred from one dataset. Indexes are positions in the caption list.
 
-    scopes: list[Scope]
-    scope_of: list[int]
-    triggers: dict[int, InferredTrigger] = field(default_factory=dict)
-    styles: dict[int, InferredStyle] = field(default_factory=dict)
-    subjects: dict[int, list[SubjectHint]] = field(default_factory=dict)
-    concepts: dict[str, ConceptToken] = field(default_factory=dict)
-    forms: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # form, count, classified
-    booru: dict[int, bool] = field(default_factory=dict)  # WD-tagger style tags (`long_hair`, `1girl`)
-    groups: tuple[StyleGroup, ...] = STYLE_GROUPS  # the style lexicon used (built-in + plugins + config)
-    kinds: tuple[SubjectKind, ...] = SUBJECT_KINDS  # the subject lexicon used
-    enabled: bool = True
+    Each aspect (trigger, style, wording, ...) is inferred on first use and kept: a lint whose
+    config pins the trigger and the style never pays for inferring them."""
+
+    def __init__(self, corpus: Any = None, concepts: Sequence[str | None] = (), folders: Sequence[str | None] = (),
+                 repeats: Sequence[int | None] = (), names: Sequence[tuple[str, str, bool]] = (),
+                 settings: dict[str, Any] | None = None, identity_pattern: str = IDENTITY_PATTERN,
+                 lexicon: Iterable[Any] = (), enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.settings = settings or {}
+        self._corpus = corpus
+        self._captions: Sequence[str] = corpus.captions if corpus is not None else ()
+        self._folders, self._repeats, self._names = folders, repeats, names
+        self.scopes, self.scope_of = _scopes(concepts, folders) if enabled and concepts else ([], [])
+        try:
+            self._identity = re.compile(identity_pattern)
+        except re.error:
+            self._identity = re.compile(IDENTITY_PATTERN)
+        lexicon = list(lexicon)
+        self.groups = style_groups(self.settings.get("styles"), lexicon)  # the style lexicon used
+        self.kinds = subject_kinds(lexicon)  # the subject lexicon used
 
     def scope(self, index: int) -> Scope:
         return self.scopes[self.scope_of[index]]
+
+    @functools.cached_property
+    def concepts(self) -> dict[str, ConceptToken]:
+        """Kohya concept folders whose name is a token their captions are expected to carry."""
+        return _concept_tokens(self._captions, self.scopes, self._folders, self._repeats, self._identity)
+
+    @functools.cached_property
+    def triggers(self) -> dict[int, InferredTrigger]:
+        """Scope position -> its inferred trigger."""
+        found = {}
+        names = set(self.concepts)
+        for position, scope in enumerate(self.scopes):
+            trigger = _infer_trigger(self._captions, scope, self.settings, names - {scope.concept or ""})
+            if trigger is not None:
+                found[position] = trigger
+        return found
+
+    @functools.cached_property
+    def forms(self) -> dict[int, tuple[str, int, int]]:
+        """Scope position -> (its caption form, captions of that form, captions classified), sampled."""
+        found = {}
+        for position, scope in enumerate(self.scopes):
+            forms = Counter(f for f in caption_styles([self._captions[i] for i in _sample(scope.indexes, 2000)]) if f)
+            if forms:
+                form, count = forms.most_common(1)[0]
+                found[position] = (form, count, sum(forms.values()))
+        return found
+
+    @functools.cached_property
+    def booru(self) -> dict[int, bool]:
+        """Scope position -> whether its captions are WD-tagger style tags (`long_hair`, `1girl`)."""
+        return {position: _booru_share([self._captions[i] for i in _sample(scope.indexes, 1000)]) >= 0.3
+                for position, scope in enumerate(self.scopes)}
+
+    @functools.cached_property
+    def styles(self) -> dict[int, InferredStyle]:
+        """Scope position -> the style it is about."""
+        found = {}
+        single = len(self.scopes) == 1
+        for position, scope in enumerate(self.scopes):
+            own = [(f"concept folder `{self._folders[scope.indexes[0]]}`", scope.concept, False)] if scope.concept else []
+            names = [*own, *self._names] if single else own or list(self._names)
+            carried = position in self.triggers or scope.concept in self.concepts
+            style = _infer_style(self._corpus.folded, scope, names, self.groups, self.settings, carried,
+                                 self._captions, self.booru[position])
+            if style is not None:
+                found[position] = style
+        return found
+
+    @functools.cached_property
+    def subjects(self) -> dict[int, list[SubjectHint]]:
+        """Scope position -> the specific phrasings it uses for kinds of subject."""
+        found = {}
+        names = {c.lower() for c in self.concepts}
+        for position, scope in enumerate(self.scopes):
+            trigger = self.triggers.get(position)
+            excluded = frozenset(names | ({trigger.token.lower()} if trigger else set()))
+            hints = _infer_subjects(self._captions, scope, self.settings, excluded, self.kinds)
+            if hints:
+                found[position] = hints
+        return found
 
     def trigger(self, index: int) -> InferredTrigger | None:
         return self.triggers.get(self.scope_of[index])
@@ -367,7 +436,7 @@ class Conventions:
 
 
 def disabled() -> Conventions:
-    return Conventions([], [], enabled=False)
+    return Conventions(enabled=False)
 
 
 def token_pattern(token: str, case_sensitive: bool = True) -> re.Pattern[str]:
@@ -732,46 +801,14 @@ def _concept_tokens(captions: Sequence[str], scopes: Sequence[Scope], folders: S
 def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | None],
           repeats: Sequence[int | None], names: Sequence[tuple[str, str, bool]], settings: dict[str, Any],
           identity_pattern: str = IDENTITY_PATTERN, lexicon: Iterable[Any] = ()) -> Conventions:
-    """Infer a dataset's conventions. `corpus` has `captions` and `folded` (casefolded captions)
-    (lora_core.rules.Corpus); `concepts`, `folders`, `repeats` are per caption (kohya folder
-    name part, folder name, repeats, or None); `names` are (label, name, weak) for what the
-    dataset is named by (its folder: weak; `[train] name`: not), for the style a set is named for."""
+    """Infer a dataset's conventions (each aspect on first use). `corpus` has `captions` and
+    `folded` (casefolded captions) (lora_core.rules.Corpus); `concepts`, `folders`, `repeats`
+    are per caption (kohya folder name part, folder name, repeats, or None); `names` are
+    (label, name, weak) for what the dataset is named by (its folder: weak; `[train] name`: not),
+    for the style a set is named for."""
     if not settings.get("enabled", True):
         return disabled()
-    captions = corpus.captions
-    scopes, scope_of = _scopes(concepts, folders)
-    conventions = Conventions(scopes, scope_of)
-    try:
-        identity = re.compile(identity_pattern)
-    except re.error:
-        identity = re.compile(IDENTITY_PATTERN)
-    conventions.concepts = _concept_tokens(captions, scopes, folders, repeats, identity)
-    groups = style_groups(settings.get("styles"), lexicon)
-    kinds = subject_kinds(lexicon)
-    conventions.groups, conventions.kinds = groups, kinds
-    concept_names = set(conventions.concepts)
-    for position, scope in enumerate(scopes):
-        trigger = _infer_trigger(captions, scope, settings, concept_names - {scope.concept or ""})
-        if trigger is not None:
-            conventions.triggers[position] = trigger
-        forms = Counter(f for f in caption_styles([captions[i] for i in _sample(scope.indexes, 2000)]) if f)
-        if forms:
-            form, count = forms.most_common(1)[0]
-            conventions.forms[position] = (form, count, sum(forms.values()))
-        own = [(f"concept folder `{folders[scope.indexes[0]]}`", scope.concept, False)] if scope.concept else []
-        booru = _booru_share([captions[i] for i in _sample(scope.indexes, 1000)]) >= 0.3
-        conventions.booru[position] = booru
-        style = _infer_style(corpus.folded, scope, [*own, *names] if len(scopes) == 1 else own or names,
-                             groups, settings, trigger is not None or scope.concept in conventions.concepts,
-                             captions, booru)
-        if style is not None:
-            conventions.styles[position] = style
-        excluded = frozenset(c.lower() for c in concept_names) | {trigger.token.lower()} if trigger else frozenset(
-            c.lower() for c in concept_names)
-        hints = _infer_subjects(captions, scope, settings, excluded, kinds)
-        if hints:
-            conventions.subjects[position] = hints
-    return conventions
+    return Conventions(corpus, concepts, folders, repeats, names, settings, identity_pattern, lexicon)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -799,8 +836,12 @@ def osa_distance(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
+_SQUASH = str.maketrans("", "", " \t\n\r\x0b\x0c_-")
+
+
 def _squash(text: str) -> str:
-    return re.sub(r"[\s_\-]+", "", text).casefold()
+    """Letters and digits only, case-folded: `Cybrpnk Style` and `cybrpnk_style` squash alike."""
+    return text.translate(_SQUASH).casefold()
 
 
 @dataclass(frozen=True)
@@ -811,39 +852,68 @@ class Variant:
     kind: str  # "case", "form" (separators) or "typo"
 
 
+@functools.lru_cache(maxsize=65536)
+def _distance(word: str, target: str, limit: int) -> int:
+    """osa_distance, remembered: a set's captions repeat the same few thousand words."""
+    return osa_distance(word, target, limit)
+
+
+@functools.lru_cache(maxsize=256)
+def _variant_plan(token: str) -> tuple[re.Pattern[str] | None, str, int, tuple[str, ...]]:
+    """What find_variant needs for one token, built once: the loose pattern (any case, any
+    separators), the squashed token, the edit limit, and its 3-letter pieces (a typo within the
+    limit keeps at least one of them: a quick test that rules most captions out)."""
+    parts = [p for p in re.split(r"[\s_\-]+", token) if p]
+    if not parts:
+        return None, "", 0, ()
+    loose = re.compile(r"(?<![\w\-])" + r"[\s_\-]*".join(re.escape(p) for p in parts) + r"(?![\w\-])",
+                       re.IGNORECASE)
+    target = _squash(token)
+    limit = 1 if len(target) <= 6 else 2
+    pieces = tuple(dict.fromkeys(target[i:i + 3] for i in range(len(target) - 2)))
+    return loose, target, limit, pieces
+
+
 def find_variant(caption: str, token: str, protected: Iterable[str] = ()) -> Variant | None:
     """A spelling of `token` in a caption that lacks it exactly: other letter case (`Cybrpnk`),
     other separators (`cybrpnk style` for `cybrpnk_style`), or a typo within a small edit
     distance (`cybrpnk_styel`). Tokens in `protected` (other triggers, identity tokens) and
     common words are never taken for typos."""
-    parts = [p for p in re.split(r"[\s_\-]+", token) if p]
-    if not parts:
+    loose, target, limit, pieces = _variant_plan(token)
+    if loose is None:
         return None
-    loose = re.compile(r"(?<![\w\-])" + r"[\s_\-]*".join(re.escape(p) for p in parts) + r"(?![\w\-])",
-                       re.IGNORECASE)
     for m in loose.finditer(caption):
         if m.group() != token:
             kind = "case" if m.group().casefold() == token.casefold() else "form"
             return Variant(m.start(), m.end(), m.group(), kind)
-    target = _squash(token)
-    limit = 1 if len(target) <= 6 else 2
     if len(target) < 4:
         return None  # a 3-letter token is one edit away from too many words
-    guarded = {_squash(p) for p in protected} - {target}
+    folded = caption.casefold()
+    if not any(piece in folded for piece in pieces):
+        return None
     words = list(_TOKEN.finditer(caption))
     spans = [(w.start(), w.end()) for w in words]
     spans += [(a.start(), b.end()) for a, b in zip(words, words[1:]) if caption[a.end():b.start()].strip() == ""]
+    guarded: set[str] | None = None
     best: tuple[int, int, int] | None = None
+    size = len(target)
     for start, end in spans:
+        if abs(end - start - size) > limit + 3:  # separators inside the span are not letters
+            continue
         text = caption[start:end]
         squashed = _squash(text)
-        if squashed in guarded or abs(len(squashed) - len(target)) > limit:
+        if abs(len(squashed) - size) > limit:
+            continue
+        distance = _distance(squashed, target, limit)
+        if not 0 < distance <= limit or (best is not None and distance >= best[0]):
             continue
         if " " not in text and not is_rare_token(text):
             continue
-        distance = osa_distance(squashed, target, limit)
-        if 0 < distance <= limit and (best is None or distance < best[0]):
-            best = (distance, start, end)
+        if guarded is None:
+            guarded = {_squash(p) for p in protected} - {target}
+        if squashed in guarded:
+            continue
+        best = (distance, start, end)
     if best is None:
         return None
     return Variant(best[1], best[2], caption[best[1]:best[2]], "typo")
@@ -882,8 +952,7 @@ def captions_with_token(ctx: Any, token: str) -> set[int]:
     per run and shared by the rules that need it (LK305, LK307)."""
 
     def compute() -> set[int]:
-        captions = ctx.corpus.captions
-        return set(_with_token(captions, range(len(captions)), token, token_pattern(token)))
+        return ctx.corpus.having(Terms([token], case_sensitive=True))  # the corpus's fast term search
 
     return ctx.memo(("with-token", token), compute)
 
