@@ -657,7 +657,7 @@ class TriggerPosition(Rule):
             return
         corpus = ctx.corpus
         seen: set[int] = set()
-        for record, start, end, _ in _late_triggers(corpus, Terms([trigger], case_sensitive=True), trigger, keep):
+        for _, record, start, end, _ in _late_triggers(corpus, Terms([trigger], case_sensitive=True), trigger, keep):
             if id(record) in seen:
                 continue
             seen.add(id(record))
@@ -680,9 +680,13 @@ class TriggerPosition(Rule):
             if trigger.first_share < 0.9 or forms.get(position, ("",))[0] != "tags":
                 continue
             pattern = token_pattern(trigger.token)
-            for index in trigger.scope.indexes:
+            members = set(trigger.scope.indexes) if len(conventions.scopes) > 1 else None
+            late = {i for i, *_ in _late_triggers(corpus, Terms([trigger.token], case_sensitive=True), trigger.token, 1)}
+            for index in sorted(late):  # captions where the trigger may sit beyond the first tag
+                if members is not None and index not in members:
+                    continue
                 caption = corpus.captions[index]
-                found = pattern.search(caption) if trigger.token in caption else None
+                found = pattern.search(caption)
                 if found is None:
                     continue
                 spans = tag_spans(caption)
@@ -708,7 +712,8 @@ def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):
     """Trigger matches in captions where the trigger may sit beyond the first `keep` tags: its
     first occurrence has `keep` separators before it, or is only part of a longer word (then a
     later, whole-word occurrence may be the trigger). Captions that start with the trigger, the
-    usual case, cost one find and two one-character slices."""
+    usual case, cost one find and two one-character slices. Yields (caption index, record, start,
+    end, match)."""
     captions = corpus.captions
     separators = [s for s in SEPARATORS if s in corpus.text]
     size = len(trigger)
@@ -723,7 +728,7 @@ def _late_triggers(corpus, terms: Terms, trigger: str, keep: int):
             continue
         record = corpus.records[i]
         for m in terms.pattern.finditer(caption):
-            yield record, m.start(), m.end(), m
+            yield i, record, m.start(), m.end(), m
 
 
 RULES = (UnboundPerson, UnknownIdentity, MultipleIdentities, IdentityImbalance, TriggerMissing, TriggerPosition,

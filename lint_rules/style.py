@@ -269,11 +269,14 @@ class VagueTerm(Rule):
         excluded = frozenset(t.lower() for t in (*conventions.all_triggers, *conventions.concepts))
         for hints in conventions.subjects.values():
             for hint in hints:
-                generic = tuple(hint.kind.generic)
                 phrase = hint.phrase
-                for index in hint.scope.indexes:
-                    folded = corpus.captions[index].lower()
-                    if phrase in folded or not any(g in folded for g in generic):
+                candidates: set[int] = set()
+                for word in hint.kind.generic:  # C-level substring search over the whole corpus
+                    candidates.update(corpus.with_substring(word))
+                if len(conventions.scopes) > 1:
+                    candidates.intersection_update(hint.scope.indexes)
+                for index in sorted(candidates):
+                    if phrase in corpus.folded[index]:
                         continue
                     caption = corpus.captions[index]
                     for mention in subject_mentions(caption, excluded, conventions.kinds):
