@@ -681,7 +681,8 @@ class TriggerPosition(Rule):
                 continue
             pattern = token_pattern(trigger.token)
             members = set(trigger.scope.indexes) if len(conventions.scopes) > 1 else None
-            late = {i for i, *_ in _late_triggers(corpus, Terms([trigger.token], case_sensitive=True), trigger.token, 1)}
+            terms = Terms([trigger.token], case_sensitive=True)
+            late = {i for i, *_ in _late_triggers(corpus, terms, trigger.token, 1)}
             for index in sorted(late):  # captions where the trigger may sit beyond the first tag
                 if members is not None and index not in members:
                     continue
