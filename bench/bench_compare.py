@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lint import compile_bytecode, make_dataset, measured  # noqa: E402
+from bench_lint import compile_bytecode, make_dataset, measured
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = {"lora_core": "lora_core", "lorakit_rules": "lint_rules", "lorakit_manual": "plugins/lorakit_manual",
