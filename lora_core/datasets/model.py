@@ -41,6 +41,9 @@ class IdentityCodec:
         return value_offset
 
 
+IDENTITY_CODEC = IdentityCodec()
+
+
 @dataclass(eq=False)
 class SourceFile:
     """A file a dataset was read from, decoded once.
@@ -53,10 +56,19 @@ class SourceFile:
     text: str
     bom: bool = False
     invalid_utf8: bool = False  # some bytes were not UTF-8 (they are lone surrogates in `text`)
-    codec: CaptionCodec = field(default_factory=IdentityCodec)
+    codec: CaptionCodec = IDENTITY_CODEC  # stateless: one shared instance (a sidecar set has 100,000 sources)
     _line_starts: list[int] | None = field(default=None, repr=False)
     # Set by a reader that leaves its records' image paths to be resolved on first use.
     _resolve_images: Callable[[], None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def plain(cls, path: Path | str, text: str) -> SourceFile:
+        """A UTF-8 file with no BOM and no invalid bytes, built without the dataclass __init__
+        (a sidecar dataset makes 100,000 of them)."""
+        source = cls.__new__(cls)
+        source.__dict__.update(_path=path, text=text, bom=False, invalid_utf8=False, codec=IDENTITY_CODEC,
+                               _line_starts=None, _resolve_images=None)
+        return source
 
     def defer_image_resolution(self, resolve: Callable[[], None]) -> None:
         """Resolve this file's records' images (`resolve` sets them all) only when a record's
@@ -96,6 +108,23 @@ class SourceFile:
     def byte_offset(self, offset: int) -> int:
         """Byte offset in the file of a character offset (the BOM counts)."""
         return len(self.text[:offset].encode("utf-8", "surrogateescape")) + (3 if self.bom else 0)
+
+
+def _source_path(self: SourceFile) -> Path:
+    path = self.__dict__["_path"]
+    if not isinstance(path, Path):
+        path = self.__dict__["_path"] = Path(path)
+    return path
+
+
+def _set_source_path(self: SourceFile, value: Path | str) -> None:
+    self.__dict__["_path"] = value
+
+
+# A reader may give the path as a str: a sidecar dataset has one SourceFile per caption, and
+# building 100,000 Path objects costs more than reading the files. It becomes a Path the first
+# time something asks (a violation's location, a fix), which few of them ever do.
+SourceFile.path = property(_source_path, _set_source_path)  # type: ignore[assignment]
 
 
 class Record:

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from lora_core.datasets.model import Dataset, ReadProblem, Record
+from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
 from lora_core.datasets.reader import (
     IMAGE_EXTENSIONS,
     KOHYA_FOLDER,
@@ -20,7 +20,7 @@ from lora_core.datasets.reader import (
     decode_source,
     encode_source,
     os_error,
-    read_bytes,
+    read_small_files,
 )
 from lora_core.errors import DatasetError
 from lora_core.violations import Location
@@ -46,15 +46,22 @@ class SidecarReader(DatasetReader):
         problems: list[ReadProblem] = []
         dataset = Dataset(root=root, path=root, format=self.name, records=[], sources=[],
                           problems=problems, caption_column="", reader=self)
-        for folder, rel, images, captions in _walk(root, {*CAPTION_EXTENSIONS, wanted_ext}):
+        pending: list[tuple[str, str, str, int | None, str | None]] = []
+        for folder_name, rel, images, captions in _walk(root, {*CAPTION_EXTENSIONS, wanted_ext}):
+            folder = Path(folder_name)
             repeats = concept = None
             kohya = KOHYA_FOLDER.match(folder.name)
+            # Paths as strings in the loop (one caption file an image): a Path costs more than
+            # reading the file. SourceFile turns its path into a Path when first asked.
+            prefix = folder_name + os.sep
             if kohya:
                 repeats, concept = int(kohya.group(1)), kohya.group(2)
+            on_disk = dataset.images_on_disk
+            no_captions: dict[str, str] = {}
             for stem, image_name in sorted(images.items()):
                 image_rel = rel + image_name
-                dataset.images_on_disk.add(image_rel)
-                found = captions.get(stem, {})
+                on_disk.add(image_rel)
+                found = captions.get(stem, no_captions)
                 caption_name = found.get(wanted_ext)
                 if caption_name is None:
                     others = [name for ext, name in found.items() if ext != wanted_ext]
@@ -70,10 +77,7 @@ class SidecarReader(DatasetReader):
                             )
                         )
                     continue  # no caption: LK002 reports images_on_disk minus records
-                dataset.records.append(
-                    self._record(folder / caption_name, image_rel, folder / image_name, len(dataset.records),
-                                 repeats, concept, problems, dataset)
-                )
+                pending.append((prefix + caption_name, image_rel, prefix + image_name, repeats, concept))
             for stem, by_ext in sorted(captions.items()):
                 if stem in images or _NOT_CAPTIONS.match(stem):
                     continue
@@ -85,6 +89,13 @@ class SidecarReader(DatasetReader):
                                         f"(looked for {stem}.png/.jpg/.webp/...)",
                                         image=rel + stem)
                         )
+        # The caption files are read in one batch after the walk (in two processes for a big
+        # dataset: see read_small_files), then turned into records in order.
+        contents = read_small_files([item[0] for item in pending])
+        records = dataset.records
+        for (caption_path, image_rel, image_path, repeats, concept), data in zip(pending, contents):
+            records.append(self._record(caption_path, data, image_rel, image_path, len(records), repeats, concept,
+                                        problems, dataset))
         if not dataset.images_on_disk and not dataset.records and not problems:
             raise DatasetError(
                 f"{root}: no images and no caption files found (expected metadata.csv, metadata.jsonl, "
@@ -92,18 +103,28 @@ class SidecarReader(DatasetReader):
             )
         return dataset
 
-    def _record(self, caption_path, image_rel, image_path, index, repeats, concept, problems, dataset):
-        source = decode_source(caption_path, read_bytes(caption_path), problems)
+    def _record(self, caption_path: str, data: bytes, image_rel, image_path: str, index, repeats, concept, problems,
+                dataset):
+        text = None
+        if b"\r" not in data and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+            try:  # the common case, decided by two C-level tests: plain UTF-8 with "\n" endings
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        if text is None:
+            source = decode_source(caption_path, data, problems)
+            text = source.text
+            eol = _TRAILING_EOL.search(text)
+            end = eol.start() if eol else len(text)
+        else:
+            source = SourceFile.plain(caption_path, text)
+            end = len(text) - 1 if text.endswith("\n") else len(text)
         dataset.sources.append(source)
-        text = source.text
-        eol = _TRAILING_EOL.search(text)
-        end = eol.start() if eol else len(text)
         caption = text[:end]
-        return Record(
-            index=index, image=image_rel, caption=caption, source=source, caption_span=(0, end),
-            image_path=str(image_path), image_exists=True, repeats=repeats, concept=concept,
-            original_caption=caption,
-        )
+        # Positional (one call a caption file): index, image, caption, source, caption_span,
+        # image_span, quoted, image_path, image_exists, extras, concept, repeats, original_caption
+        return Record(index, image_rel, caption, source, (0, end), None, False, image_path, True, None, concept,
+                      repeats, caption)
 
     def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
         out: dict[Path, bytes] = {}
@@ -125,28 +146,32 @@ def dataset_root_for_sidecar(caption_file: Path) -> Path:
 
 
 def _walk(root: Path, caption_exts: set[str]):
-    """Yield (folder, dataset-relative prefix, {stem: image name}, {stem: {ext: caption name}})."""
-    stack = [(root, "")]
+    """Yield (folder path as a str, dataset-relative prefix, {stem: image name},
+    {stem: {ext: caption name}}). A caption that is not a regular file (a FIFO named `x.txt`)
+    is refused when read, with a clear error; it never blocks."""
+    stack = [(os.fspath(root), "")]
     while stack:
         folder, rel = stack.pop()
         try:
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+            names = sorted(os.listdir(folder))  # names only: a DirEntry per file costs more
         except OSError as exc:
-            raise os_error(folder, exc, "list folder") from None
+            raise os_error(Path(folder), exc, "list folder") from None
         images: dict[str, str] = {}
         captions: dict[str, dict[str, str]] = {}
-        for entry in entries:
-            name = entry.name
-            if name.startswith("."):
+        folders: list[str] = []
+        for name in names:
+            if name[0] == ".":
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((Path(entry.path), f"{rel}{name}/"))
-                continue
-            stem, ext = os.path.splitext(name)
-            ext = ext.lower()
-            if ext in IMAGE_EXTENSIONS:
+            stem, dot, ext = name.rpartition(".")
+            ext = "." + ext.lower() if dot else ""
+            if ext in IMAGE_EXTENSIONS and stem:
                 images[stem] = name
-            elif ext in caption_exts:
-                captions.setdefault(stem, {})[ext] = name
+            elif ext in caption_exts and stem:
+                captions.setdefault(stem, {})[ext] = name  # read as a regular file, or refused
+            else:
+                folders.append(name)  # maybe a folder: one stat for these few names only
+        for name in reversed(folders):  # popped in name order
+            path = os.path.join(folder, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                stack.append((path, f"{rel}{name}/"))
         yield folder, rel, images, captions
