@@ -217,7 +217,8 @@ class MultipleIdentities(Rule):
     """## What it does
     Reports a caption that names more than one declared identity.
 
-    Without `entities.identities`, the identity tokens are the kohya concept folders' (LK308).
+    Without `entities.identities`, the identity tokens are the kohya concept folders' (LK308),
+    and the finding is an info: a few deliberate group shots are normal in an identity set.
 
     ## Why it matters
     Images with two identities teach the model that the two tokens co-occur; with few such
@@ -241,13 +242,18 @@ class MultipleIdentities(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         identities = _identities(ctx)
-        if not configured(ctx, "entities", "identities"):
+        inferred = not configured(ctx, "entities", "identities")
+        if inferred:
             identities = _folder_identities(ctx)
         if not identities:
             return
         for record, names in identity_mentions(ctx, identities).items():
             if len(names) > 1:
-                yield self.at_caption(record, f"caption names {len(names)} identities: {', '.join(sorted(names))}")
+                violation = self.at_caption(record, f"caption names {len(names)} identities: {', '.join(sorted(names))}"
+                                            + (" (the identities of the kohya concept folders)" if inferred else ""))
+                if inferred:  # a deliberate group shot in an identity set: a note, not a warning
+                    violation.severity = Severity.INFO
+                yield violation
 
 
 def identity_mentions(ctx: LintContext, identities: Terms) -> dict[Record, set[str]]:
@@ -410,7 +416,9 @@ class TriggerMissing(Rule):
 
     ## Fix
     Unsafe fix: insert the trigger at the front (LK105 removes invisible characters; check that
-    the image belongs to the concept, e.g. not a regularisation image). In a multi-concept
+    the image belongs to the concept, e.g. not a regularisation image). When the inferred trigger
+    is followed by the same class word in its captions ("sks dog"), the fix writes it there
+    instead: "a photo of a dog" becomes "a photo of sks dog". In a multi-concept
     dataset the fix only ever inserts the caption's own concept's trigger: a configured trigger
     that no caption of a concept folder has is reported there without a fix.
     """
@@ -460,6 +468,11 @@ class TriggerMissing(Rule):
                 at = after_prefix(caption)  # after a `[style: ...]` prefix: together they are the first tag
                 fix = None if why else Fix.replace(f"insert `{token}` at the front", at, at, token + ", ",
                                                     Applicability.UNSAFE)
+                if not why and expected.class_word:  # "a photo of a dog" -> "a photo of sks dog"
+                    bare = re.search(r"\b(?:(?:a|an|the) )?" + re.escape(expected.class_word) + r"\b", caption)
+                    if bare:
+                        fix = Fix.replace(f"write `{token} {expected.class_word}`", bare.start(), bare.end(),
+                                          f"{token} {expected.class_word}", Applicability.UNSAFE)
                 yield self.at_caption(record, message, fix=fix, inferred=bool(expected.evidence))
 
 
@@ -472,6 +485,7 @@ class ExpectedToken:
     evidence: str = ""  # why it is expected, when inferred ("" when configured)
     fixable: bool = True  # False: configured for the dataset, but foreign to this concept folder
     concept: ConceptToken | None = None  # set for a concept folder's token
+    class_word: str = ""  # an inferred trigger's class word ("dog" in "sks dog"): where the fix puts it
 
 
 def expected_tokens(ctx: LintContext, conventions: Conventions) -> list[ExpectedToken]:
@@ -510,7 +524,7 @@ def expected_tokens(ctx: LintContext, conventions: Conventions) -> list[Expected
                     captions = ctx.corpus.captions
                     siblings = Terms(inferred.siblings, case_sensitive=True)
                     indexes = [i for i in indexes if not siblings.search(captions[i])]
-                out.append(ExpectedToken(inferred.token, indexes, inferred.evidence))
+                out.append(ExpectedToken(inferred.token, indexes, inferred.evidence, class_word=inferred.class_word))
         if conventions.concepts:  # folder tokens come from the folders, whatever `identities` declares
             for position, scope in enumerate(scopes):
                 token = conventions.concepts.get(scope.concept or "")

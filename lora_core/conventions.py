@@ -281,6 +281,7 @@ class InferredTrigger:
     first_share: float  # share of its captions in which it is the first tag (after a `[...]` prefix)
     keep_tokens: int  # leading tags that hold it in (nearly) all of its captions
     siblings: tuple[str, ...] = ()  # other rare tokens leading the captions that lack it (a second concept)
+    class_word: str = ""  # the word that follows it in (nearly) all its captions: `dog` in "sks dog"
 
     @property
     def evidence(self) -> str:
@@ -525,9 +526,26 @@ def _infer_trigger(captions: Sequence[str], scope: Scope, settings: dict[str, An
         return None
     trigger = best[1]
     siblings = _sibling_triggers(captions, indexes, trigger, best[2], excluded, settings)
-    if siblings:
-        trigger = dataclasses.replace(trigger, siblings=siblings)
+    class_word = _class_word(captions, trigger, best[2])
+    if siblings or class_word:
+        trigger = dataclasses.replace(trigger, siblings=siblings, class_word=class_word)
     return trigger
+
+
+def _class_word(captions: Sequence[str], trigger: InferredTrigger, hits: list[int]) -> str:
+    """The word right after the trigger in at least 80% of its captions (DreamBooth's class
+    word: "sks dog", "ohwx woman"), or ""."""
+    after = re.compile(r"(?<!\w)" + re.escape(trigger.token) + r" ([a-z]{3,})\b")
+    words: Counter[str] = Counter()
+    sample = _sample(hits, 2000)
+    for i in sample:
+        found = after.search(captions[i])
+        if found:
+            words[found.group(1)] += 1
+    if not words:
+        return ""
+    word, count = words.most_common(1)[0]
+    return word if count >= 0.8 * len(sample) else ""
 
 
 def _with_token(captions: Sequence[str], indexes: Sequence[int], token: str, pattern: re.Pattern[str]) -> list[int]:

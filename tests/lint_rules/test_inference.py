@@ -248,3 +248,11 @@ def test_plugins_and_config_extend_the_style_lexicon(tmp_path):
                                                       encoding="utf-8")
     found = [v for v in lora_core.lint(path, registry=load_plugins(builtin_only=True)) if v.code == "LK205"]
     assert [v.image for v in found] == ["4.png"]
+
+
+def test_trigger_fix_puts_the_trigger_before_its_class_word(tmp_path, registry):
+    built = corpora.build("sks_dog", tmp_path, planted=True)
+    lora_core.fix(built.path, registry=registry, unsafe=True, select=["LK305"], isolated=True)
+    text = built.path.read_text(encoding="utf-8")
+    assert "a photo of sks dog sitting on green grass\n" in text  # was "a photo of a dog sitting ..."
+    assert "sks, " not in text
