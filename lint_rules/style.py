@@ -119,7 +119,7 @@ class StyleTermMissing(Rule):
         every caption of its scope. A warning: the set may mean the style to be implicit."""
         corpus = ctx.corpus
         conventions = of_context(ctx)
-        for style in conventions.styles.values():
+        for style in (style for styles in conventions.styles.values() for style in styles):
             if not style.required:
                 continue
             terms = Terms(style.group.terms)
@@ -396,20 +396,22 @@ class ConflictingStyleTerm(Rule):
         settings = ctx.section("infer")
         groups = conventions.groups if conventions.enabled else style_groups(settings.get("styles"), ctx.lexicon)
         configured_group = _configured_group(ctx, groups)
-        scopes: list[tuple[StyleGroup, str, tuple[int, ...]]] = []
+        scopes: list[tuple[list[StyleGroup], str, tuple[int, ...]]] = []
         if configured_group is not None:
-            scopes.append((configured_group, f"the configured style `{configured_group.name}`",
+            scopes.append(([configured_group], f"the configured style `{configured_group.name}`",
                            tuple(range(len(corpus.records)))))
         elif conventions.enabled:
-            for style in conventions.styles.values():
-                if style.dominant:
-                    scopes.append((style.group, f"the set's style `{style.group.name}` ({style.evidence})",
-                                   style.scope.indexes))
+            for styles in conventions.styles.values():
+                first = styles[0]
+                scopes.append(([s.group for s in styles], f"the set's style `{first.group.name}` ({first.evidence})",
+                               first.scope.indexes))
         share = settings.get("deviation-share", 0.2)
         for dominant, why, indexes in scopes:
             members = set(indexes)
             for group in groups:
-                if compatible(dominant, group):
+                # A conflict with every style the set is about (a watercolor set that also says
+                # "ink-wash" has two: "line art" goes with both, "photorealistic" with neither).
+                if any(compatible(style, group) for style in dominant):
                     continue
                 terms = Terms(group.terms)
                 hits = sorted(corpus.having(terms) & members)

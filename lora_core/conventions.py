@@ -267,6 +267,8 @@ class Scope:
     label: str  # for messages: "the dataset", "concept folder `10_person_A`"
     indexes: tuple[int, ...] = field(repr=False)  # positions in the caption list inference ran on
 
+    whole: bool = True  # the scope is the whole dataset (a single kohya folder is one too)
+
     @property
     def where(self) -> str:
         return "" if self.concept is None else f" in {self.label}"
@@ -285,8 +287,9 @@ class InferredTrigger:
 
     @property
     def evidence(self) -> str:
-        return (f"trigger `{self.token}` inferred from {self.count} of {self.total} captions{self.scope.where}; "
-                "pin it with [entities] trigger")
+        pin = ("[entities] trigger" if self.scope.concept is None or self.scope.whole
+               else f'[entities] concept-triggers = {{ "{self.scope.concept}" = "{self.token}" }}')
+        return f"trigger `{self.token}` inferred from {self.count} of {self.total} captions{self.scope.where}; pin it with {pin}"
 
 
 @dataclass(frozen=True)
@@ -303,10 +306,11 @@ class InferredStyle:
     @property
     def evidence(self) -> str:
         said = f"{self.count} of {self.total} captions{self.scope.where} name it"
+        # [style] is one per dataset: a concept folder's style is confirmed by its captions.
+        pin = "; pin it with [style] required" if self.scope.whole else ""
         if self.named_by and self.count < self.total / 2:
-            return (f"style `{self.group.name}` inferred from the name of {self.named_by} ({said}); "
-                    "pin it with [style] required")
-        return f"style `{self.group.name}` inferred: {said}; pin it with [style] required"
+            return f"style `{self.group.name}` inferred from the name of {self.named_by} ({said}){pin}"
+        return f"style `{self.group.name}` inferred: {said}{pin}"
 
 
 @dataclass(frozen=True)
@@ -321,8 +325,8 @@ class SubjectHint:
 
     @property
     def evidence(self) -> str:
-        return (f"{self.count} of {self.mentions} captions{self.scope.where} that show a {self.kind.name} say "
-                f"`{self.phrase}`; pin it with [style] vague")
+        pin = "; pin it with [style] vague" if self.scope.whole else ""
+        return f"{self.count} of {self.mentions} captions{self.scope.where} that show a {self.kind.name} say `{self.phrase}`{pin}"
 
 
 @dataclass(frozen=True)
@@ -398,18 +402,18 @@ class Conventions:
                 for position, scope in enumerate(self.scopes)}
 
     @functools.cached_property
-    def styles(self) -> dict[int, InferredStyle]:
-        """Scope position -> the style it is about."""
+    def styles(self) -> dict[int, list[InferredStyle]]:
+        """Scope position -> the styles it is about, most named first."""
         found = {}
         single = len(self.scopes) == 1
         for position, scope in enumerate(self.scopes):
             own = [(f"concept folder `{self._folders[scope.indexes[0]]}`", scope.concept, False)] if scope.concept else []
             names = [*own, *self._names] if single else own or list(self._names)
             carried = position in self.triggers or scope.concept in self.concepts
-            style = _infer_style(self._corpus.folded, scope, names, self.groups, self.settings, carried,
-                                 self._captions, self.booru[position])
-            if style is not None:
-                found[position] = style
+            styles = _infer_style(self._corpus.folded, scope, names, self.groups, self.settings, carried,
+                                  self._captions, self.booru[position])
+            if styles:
+                found[position] = styles
         return found
 
     @functools.cached_property
@@ -427,9 +431,6 @@ class Conventions:
 
     def trigger(self, index: int) -> InferredTrigger | None:
         return self.triggers.get(self.scope_of[index])
-
-    def style(self, index: int) -> InferredStyle | None:
-        return self.styles.get(self.scope_of[index])
 
     @property
     def all_triggers(self) -> set[str]:
@@ -470,7 +471,7 @@ def _scopes(concepts: Sequence[str | None], folders: Sequence[str | None]) -> tu
     for key, indexes in zip(keys, members):
         folder = folders[indexes[0]] if key is not None else None
         label = f"concept folder `{folder}`" if folder else "the dataset's top folder"
-        scopes.append(Scope(key, label, tuple(indexes)))
+        scopes.append(Scope(key, label, tuple(indexes), whole=False))
     return scopes, [position[c] for c in concepts]
 
 
@@ -592,25 +593,27 @@ def _name_text(name: str) -> str:
 
 def _infer_style(folded: Sequence[str], scope: Scope, names: Sequence[tuple[str, str, bool]],
                  groups: Sequence[StyleGroup], settings: dict[str, Any], has_trigger: bool, captions: Sequence[str],
-                 booru: bool) -> InferredStyle | None:
+                 booru: bool) -> list[InferredStyle]:
+    """The style groups a scope is about, most named first: every group at least `style-share`
+    of its captions name (a watercolor set that also says "ink-wash" has two), or the group the
+    scope is named for."""
     total = len(scope.indexes)
     if total < settings.get("min-captions", 5):
-        return None
-    # Which group leads is decided on a sample (one regex of every term, one pass per caption);
-    # only the chosen group is then counted exactly, over the whole scope.
+        return []
+    # Which groups lead is decided on a sample (word n-grams looked up, one pass a caption);
+    # only the chosen groups are then counted exactly, over the whole scope.
     sample = _sample(scope.indexes, 2000)
     lookup = _term_lookup(tuple(groups))
     seen: Counter[str] = Counter()
     for i in sample:
         seen.update(_groups_named(captions[i], lookup))
-    by_name = {g.name: g for g in groups}
     members = scope.indexes
 
     def exact(group: StyleGroup) -> int:
         if len(sample) == len(members):
             return seen[group.name]
-        # Once, for the chosen group: C-level substring tests on the casefolded captions (a count
-        # for the evidence message; the rules match whole words when they report a caption).
+        # Once a chosen group: C-level substring tests on the casefolded captions (a count for
+        # the evidence message; the rules match whole words when they report a caption).
         found: set[int] = set()
         texts = [folded[i] for i in members] if len(members) != len(folded) else folded
         for term in group.terms:
@@ -618,7 +621,6 @@ def _infer_style(folded: Sequence[str], scope: Scope, names: Sequence[tuple[str,
             found.update(itertools.compress(range(len(texts)), hits))
         return len(found)
 
-    counts = [(seen[name], by_name[name]) for name in seen] or [(0, groups[0])]
     named: tuple[StyleGroup, str] | None = None
     for label, name, weak in names:
         if weak and booru:
@@ -626,32 +628,31 @@ def _infer_style(folded: Sequence[str], scope: Scope, names: Sequence[tuple[str,
             # explicit name (a kohya concept folder, [train] name) makes the style expected there.
             continue
         text = _name_text(name)
-        for group in groups:
-            if Terms(group.terms).search(text):
-                named = (group, label)
-                break
+        named = next(((group, label) for group in groups if Terms(group.terms).search(text)), None)
         if named:
             break
-    sampled, group = max(counts, key=lambda cg: cg[0])
-    named_by = None
-    if named is not None and (sampled == 0 or named[0].name == group.name
-                              or sampled < settings.get("style-share", 0.5) * len(sample)):
-        group, named_by = named[0], named[1]
-    elif sampled < settings.get("style-share", 0.5) * len(sample) * 0.9:
-        return None  # no group is near the threshold: nothing to count exactly
-    count = exact(group)
-    share = count / total
-    dominant = share >= settings.get("style-share", 0.5) or named_by is not None
-    if not dominant:
-        return None
-    required = share >= settings.get("style-required-share", 0.75) or (named_by is not None and not has_trigger)
-    terms = Terms(group.terms)
-    used: Counter[str] = Counter()
-    for i in _sample(scope.indexes, 500):
-        for m in terms.finditer(captions[i]):
-            used[m.group().lower()] += 1
-    matched = tuple(t for t, _ in used.most_common()) or (group.terms[0],)
-    return InferredStyle(group, count, total, scope, named_by, dominant, required, matched)
+    share_needed = settings.get("style-share", 0.5)
+    # Lexicon order breaks ties, so that the same captions always give the same answer.
+    candidates = [g for g in groups if seen[g.name] >= share_needed * len(sample) * 0.9]
+    if named is not None and named[0] not in candidates:
+        candidates.insert(0, named[0])
+    found = []
+    for group in candidates:
+        count = exact(group)
+        named_by = named[1] if named is not None and named[0] is group else None
+        if count < share_needed * total and named_by is None:
+            continue
+        required = (count >= settings.get("style-required-share", 0.75) * total
+                    or (named_by is not None and not has_trigger))
+        terms = Terms(group.terms)
+        used: Counter[str] = Counter()
+        for i in _sample(scope.indexes, 500):
+            for m in terms.finditer(captions[i]):
+                used[m.group().lower()] += 1
+        matched = tuple(t for t, _ in used.most_common()) or (group.terms[0],)
+        found.append(InferredStyle(group, count, total, scope, named_by, True, required, matched))
+    found.sort(key=lambda style: -style.count)  # stable: lexicon order among equals
+    return found
 
 
 _WORDS = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

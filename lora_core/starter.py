@@ -108,7 +108,7 @@ def render(proposal: Proposal, dataset_name: str) -> str:
         "",
         "[style]",
     ]
-    styles = list(conventions.styles.values()) if conventions else []
+    styles = [style for found in conventions.styles.values() for style in found] if conventions else []
     required = [s for s in styles if s.required and s.count >= 0.75 * s.total]
     single = conventions is not None and len(conventions.scopes) == 1
     if single and required:
@@ -145,7 +145,8 @@ def render(proposal: Proposal, dataset_name: str) -> str:
     dominant = [s for s in styles if s.dominant]
     if single and dominant:
         style = dominant[0]
-        conflicting = [t for g in conventions.groups if not compatible(style.group, g) for t in g.terms]
+        conflicting = [t for g in conventions.groups if not any(compatible(d.group, g) for d in dominant)
+                       for t in g.terms]
         if conflicting:
             lines.append(f"# Style terms that conflict with `{style.group.name}` (lexicon groups), LK205.")
             lines.append(f"conflicting = {_toml_list(conflicting)}")
