@@ -47,7 +47,7 @@ CAPTIONS = {
 }
 
 
-def main(target: Path) -> None:
+def generate(target: Path) -> None:
     shutil.rmtree(target, ignore_errors=True)
     for image, caption in CAPTIONS.items():
         path = write_photo(target / image)
@@ -56,4 +56,4 @@ def main(target: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "kohya-set")
+    generate(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "kohya-set")

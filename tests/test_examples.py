@@ -44,3 +44,35 @@ def test_example_fails_then_passes_after_fixes_and_manual_edits(tmp_path, regist
     after = lora_core.lint(folder, registry=registry)
     assert after.exit_code() == 0, [f"{v.code} {v.image} {v.message}" for v in after]
     assert {v.severity.value for v in after} <= {"info"}
+
+
+def test_committed_kohya_example_is_what_the_script_generates(tmp_path):
+    load("make_kohya_example").generate(tmp_path / "fresh")
+    base = REPO / "examples" / "kohya-set"
+    committed = sorted(p.relative_to(base) for p in base.rglob("*") if p.is_file() and CACHE not in p.parts)
+    assert committed == sorted(p.relative_to(tmp_path / "fresh") for p in (tmp_path / "fresh").rglob("*")
+                               if p.is_file())
+    for rel in committed:
+        assert (base / rel).read_bytes() == (tmp_path / "fresh" / rel).read_bytes(), rel
+
+
+def test_kohya_example_zero_config_finds_each_planted_failure(tmp_path, registry):
+    """The README's zero-config walk-through: no lorakit.toml, every failure found from the set's
+    own conventions, and nothing else."""
+    folder = tmp_path / "kohya-set"
+    shutil.copytree(REPO / "examples" / "kohya-set", folder, ignore=shutil.ignore_patterns(CACHE))
+    result = lora_core.lint(folder, registry=registry)
+    found = sorted(((v.image or ""), v.code) for v in result)
+    assert found == [
+        ("", "LK304"),
+        ("10_person_A/a03.png", "LK301"),
+        ("3_person_B/b02.png", "LK308"),
+        ("8_wtrclr_fox/f04.png", "LK307"),
+        ("8_wtrclr_fox/f05.png", "LK201"),
+        ("8_wtrclr_fox/f05.png", "LK205"),
+        ("8_wtrclr_fox/f06.png", "LK305"),
+        ("8_wtrclr_fox/f07.png", "LK201"),
+        ("8_wtrclr_fox/f07.png", "LK203"),
+    ]
+    assert result.exit_code() == 1
+    assert not [v for v in lora_core.lint(folder, registry=registry, infer=False)]  # nothing without inference
