@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lint import compile_bytecode, make_dataset, measured
+from bench_lint import compile_bytecode, make_dataset, make_sidecars, measured
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = {"lora_core": "lora_core", "lorakit_rules": "lint_rules", "lorakit_manual": "plugins/lorakit_manual",
@@ -64,6 +64,9 @@ def main() -> None:
         "LK0/LK1 concise": [lorakit, "lint", data, "--format", "concise", "--isolated", "--select", "LK0,LK1"],
         "zero-config concise": [lorakit, "lint", data, "--format", "concise", "--isolated", "--ignore", "LK6"],
     }
+    if args.sidecars:
+        sidecars = make_sidecars(data_folder, Path("build/bench") / f"sidecar{args.rows}-v1")
+        commands["sidecars concise"] = [lorakit, "lint", str(sidecars), "--format", "concise", "--ignore", "LK6"]
     runs: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.repeat):
         for name, cmd in commands.items():
@@ -82,6 +85,10 @@ def main() -> None:
         b = statistics.median(runs[(name, "base")])
         h = statistics.median(runs[(name, "head")])
         print(f"{name:<22} {b:>8.3f} {h:>8.3f} {h / b:>10.2f}")
+    if args.sidecars:
+        for label in ("base", "head"):
+            ratios = [s / c for s, c in zip(runs[("sidecars concise", label)], runs[("all rules concise", label)])]
+            print(f"sidecars / CSV ({label}): median {statistics.median(ratios):.2f} over {len(ratios)} pairs")
 
 
 if __name__ == "__main__":

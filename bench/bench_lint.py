@@ -93,6 +93,24 @@ def make_dataset(folder: Path, rows: int) -> Path:
     return folder / "metadata.csv"
 
 
+def make_sidecars(csv_folder: Path, target: Path) -> Path:
+    """The same dataset as image + .txt sidecars (images hard-linked to the CSV dataset's, so the
+    100,000 extra files cost no space): to compare reading sidecars with reading one CSV."""
+    import csv
+
+    if (target / "lorakit.toml").exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with (csv_folder / "metadata.csv").open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            image = row["file_name"]
+            os.link(csv_folder / image, target / image)
+            (target / image).with_suffix(".txt").write_text(row["text"] + "\n", encoding="utf-8")
+    (target / "lorakit.toml").write_text((csv_folder / "lorakit.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    return target
+
+
 def compile_bytecode() -> None:
     """Write lorakit's .pyc files first, as `pip install` does for an installed package: an
     editable checkout under PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module on

@@ -442,9 +442,7 @@ class TriggerMissing(Rule):
             token = expected.token
             terms = Terms([token], case_sensitive=True)
             having = captions_with_token(ctx, token)
-            for index in expected.indexes:
-                if index in having:
-                    continue
+            for index in sorted(set(expected.indexes).difference(having)):  # C-level: most captions have it
                 caption = corpus.captions[index]
                 if not caption.strip():
                     continue
@@ -611,9 +609,8 @@ class TriggerVariant(Rule):
         expected: dict[int, list[tuple[str, str]]] = {}  # caption index -> (token, evidence), when lacking it
         for item in expected_tokens(ctx, conventions):
             having = captions_with_token(ctx, item.token)
-            for index in item.indexes:
-                if index not in having:
-                    expected.setdefault(index, []).append((item.token, item.evidence))
+            for index in set(item.indexes).difference(having):
+                expected.setdefault(index, []).append((item.token, item.evidence))
         for index, tokens in sorted(expected.items()):
             corpus.captions[index]
             for token, evidence in tokens:

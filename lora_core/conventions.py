@@ -456,7 +456,9 @@ def tag_index(caption: str, offset: int) -> int:
 
 
 def _scopes(concepts: Sequence[str | None], folders: Sequence[str | None]) -> tuple[list[Scope], list[int]]:
-    distinct = list(dict.fromkeys(c for c in concepts if c is not None))
+    distinct = list(dict.fromkeys(concepts))
+    if None in distinct:
+        distinct.remove(None)
     if len(distinct) == 1 and None not in concepts:  # one kohya folder: the concept is the dataset's
         label = f"concept folder `{folders[0]}`"
         return [Scope(distinct[0], label, tuple(range(len(concepts))))], [0] * len(concepts)
@@ -953,8 +955,12 @@ def of_context(ctx: Any) -> Conventions:
         corpus = ctx.corpus
         records = corpus.records
         concepts = [r.concept for r in records]
-        folders = [f"{r.repeats}_{r.concept}" if r.concept is not None else None for r in records]
-        repeats = [r.repeats for r in records]
+        if any(concepts):
+            folders: list[str | None] = [f"{r.repeats}_{r.concept}" if r.concept is not None else None
+                                         for r in records]
+            repeats = [r.repeats for r in records]
+        else:  # no kohya folders (a metadata file): nothing per record to build
+            folders = repeats = [None] * len(records)  # type: ignore[assignment]
         root = ctx.dataset.root.name
         names = [(f"dataset folder `{root}`", root, True)] if root else []
         train_name = ctx.section("train").get("name") if ctx.has_section("train") else ""

@@ -92,10 +92,22 @@ class SidecarReader(DatasetReader):
         # The caption files are read in one batch after the walk (in two processes for a big
         # dataset: see read_small_files), then turned into records in order.
         contents = read_small_files([item[0] for item in pending])
-        records = dataset.records
+        records, sources = dataset.records, dataset.sources
+        odd = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+        plain = SourceFile.plain
         for (caption_path, image_rel, image_path, repeats, concept), data in zip(pending, contents):
-            records.append(self._record(caption_path, data, image_rel, image_path, len(records), repeats, concept,
-                                        problems, dataset))
+            if b"\r" in data or data.startswith(odd) or not data.isascii():
+                records.append(self._record(caption_path, data, image_rel, image_path, len(records), repeats, concept,
+                                            problems, dataset))
+                continue
+            # The common case inline (one iteration a caption file): ASCII, "\n" endings, no BOM.
+            text = data.decode("ascii")
+            end = len(text) - 1 if text.endswith("\n") else len(text)
+            source = plain(caption_path, text)
+            sources.append(source)
+            caption = text[:end]
+            records.append(Record(len(records), image_rel, caption, source, (0, end), None, False, image_path, True,
+                                  None, concept, repeats, caption))
         if not dataset.images_on_disk and not dataset.records and not problems:
             raise DatasetError(
                 f"{root}: no images and no caption files found (expected metadata.csv, metadata.jsonl, "
