@@ -462,7 +462,10 @@ class MixedCaptionStyle(Rule):
     caption dropout by tag) treat each sentence as one giant tag.
 
     In a multi-concept kohya dataset, each concept folder is compared with itself: a tagged
-    character beside a described style is two conventions, not a mix.
+    character beside a described style is two conventions, not a mix. With inference on, when
+    at least 90% of a scope's classified captions (and at least `infer.min-captions`) share one
+    form, the few others are a warning rather than an info: the set has a convention, and they
+    break it.
 
     ## Example
     480 captions are tag lists, 20 are sentences from an auto-captioner.
@@ -483,12 +486,17 @@ class MixedCaptionStyle(Rule):
         # Each kohya concept folder may have its own form (a tagged character, a described style).
         conventions = of_context(ctx)
         groups = [s.indexes for s in conventions.scopes] if len(conventions.scopes) > 1 else [range(len(forms))]
+        settings = ctx.section("infer")
+        # With inference on, a form that (nearly) the whole scope follows is its convention: the
+        # few captions in the other form are a warning (an auto-captioner mixed into a tagged set).
+        settled = settings.get("min-captions", 5) if conventions.enabled else None
         for indexes in groups:
             yield from self._check_group(corpus.records, forms, indexes,
-                                         conventions.scope(indexes[0]).where if len(groups) > 1 else "")
+                                         conventions.scope(indexes[0]).where if len(groups) > 1 else "", settled,
+                                         settings.get("deviation-share", 0.2))
 
     def _check_group(self, records: list[Record], forms: list[str | None], indexes: Iterable[int],
-                     where: str) -> Iterable[Violation]:
+                     where: str, settled: int | None = None, deviation: float = 0.2) -> Iterable[Violation]:
         styles: dict[str, list[Record]] = {"tags": [], "sentence": []}
         for index in indexes:
             style = forms[index]
@@ -501,10 +509,18 @@ class MixedCaptionStyle(Rule):
         label = {"tags": "a tag list", "sentence": "a sentence"}
         plural_label = {"tags": "tag lists", "sentence": "sentences"}
         total = tags + sentences
+        # A clear convention: at least min-captions classified, the minority at most a tenth
+        # (and within the deviation share).
+        convention = (settled is not None and total >= settled
+                      and len(styles[minority]) <= min(0.1, deviation) * total)
         for record in styles[minority]:
-            yield self.at_caption(
+            violation = self.at_caption(
                 record, f"caption is {label[minority]}, but {len(styles[majority])} of {total} captions{where} are "
-                f"{plural_label[majority]}", tags=tags, sentences=sentences)
+                f"{plural_label[majority]}" + (" (the set's form, inferred)" if convention else ""),
+                tags=tags, sentences=sentences)
+            if convention:
+                violation.severity = Severity.WARNING
+            yield violation
 
 
 class TagSpelling(Rule):

@@ -244,8 +244,13 @@ def anime_tags(folder: Path, planted: bool) -> Built:
     scene = ["cherry_blossoms, outdoors", "classroom, indoors", "beach, ocean, sky", "night, city_lights"]
     rows = [(f"{i:03d}.png", "1girl, solo, " + ", ".join(c) + ", smile") for i, c in
             enumerate(itertools.islice(_combos(11, hair, clothes, scene), 40))]
+    built = Built(folder)
+    if planted:  # an auto-captioner's sentences mixed into the tagged set
+        rows[8] = (rows[8][0], "a girl with long blue hair in a school uniform smiling under cherry blossoms")
+        rows[27] = (rows[27][0], "a young woman in a kimono standing on a beach at sunset")
+        built.planted = {rows[8][0]: "caption-form", rows[27][0]: "caption-form"}
     _write_sidecars(folder, rows)
-    return Built(folder)
+    return built
 
 
 def blip_sentences(folder: Path, planted: bool) -> Built:

@@ -32,8 +32,7 @@ def _load_corpora():
 
 
 corpora = _load_corpora()
-PLANTED = [name for name in corpora.DATASETS if name not in
-           {"anime_tags", "blip_sentences", "two_characters", "llava_descriptions"}]
+PLANTED = [name for name in corpora.DATASETS if name not in {"blip_sentences", "two_characters", "llava_descriptions"}]
 IMAGE_RULES = ["LK6"]  # judged on real photographs (bench/), not on the corpora's placeholder PNGs
 
 
