@@ -658,6 +658,8 @@ def _infer_style(folded: Sequence[str], scope: Scope, names: Sequence[tuple[str,
 
 
 _WORDS = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+#: Single words of the style lexicon (`ink`, `wash`, `steampunk`, `watercolor`, ...), lower case.
+_STYLE_WORDS = frozenset(w for g in STYLE_GROUPS for t in g.terms for w in re.split(r"[\s\-]+", t.lower()))
 
 
 @functools.cache
@@ -794,8 +796,13 @@ def _infer_subjects(captions: Sequence[str], scope: Scope, settings: dict[str, A
         phrase, count = counted.most_common(1)[0]
         n = mentions[name]
         # The set's phrasing must be established; generic mentions, if the sample has any, a small
-        # minority. LK203 then finds every generic mention over the whole scope.
-        if (count >= settings.get("min-evidence", 3) and count >= 0.5 * n
+        # minority. LK203 then finds every generic mention over the whole scope. A phrasing that
+        # names a style or medium (`ink-wash landscape`, `steampunk gear device`) is the set's
+        # way of saying it from half the mentions; a plain one (`mountain landscape`) may just be
+        # the most common subject, and must be three in four before it is a convention.
+        styled = any(part in _STYLE_WORDS for part in re.split(r"[\s\-]+", phrase))
+        needed = 0.5 if styled else 0.75
+        if (count >= settings.get("min-evidence", 3) and count >= needed * n
                 and generic[name] <= _allowed(n, settings.get("deviation-share", 0.2))):
             hints.append(SubjectHint(by_name[name], phrase, count, n, scope))
     return hints
@@ -1015,7 +1022,7 @@ dataset has several (each has its own trigger, style and wording).
 | style | the style group (lexicon below) named by the most captions of a scope, when at least `style-share` (50%) name it; or the group the scope is named for (a kohya concept folder, `[train] name`, or the dataset folder unless the set is booru-tagged) | half the set naming one look is a convention; a booru tagger never writes the look a folder is named for (`anime_tags/`) | LK201, LK205 |
 | required style | the style is named by at least `style-required-share` (75%) of the scope, or the scope is named for it and has no trigger to carry the concept | a style most captions name is expected in all; with a trigger, the trigger carries the concept | LK201 |
 | conflicting styles | a group the set's style is not compatible with (lexicon below) appears in at most `deviation-share` (20%) of the scope | more than that is a second style of the set, not a slip | LK205 |
-| subject wording | for a kind of subject (lexicon below), one specific phrasing (`steampunk gear device`) is at least half of the captions that show that kind, in at least `min-evidence` captions, and generic words (`machine`) at most `deviation-share` | the suggestion must come from the set itself, and only where the set has one clear way of saying it | LK203 |
+| subject wording | for a kind of subject (lexicon below), one specific phrasing is at least half of the captions that show that kind when it names a style or medium (`steampunk gear device`, `ink-wash landscape`), three in four otherwise (`red fox`), in at least `min-evidence` captions, and generic words (`machine`) at most `deviation-share` | the suggestion must come from the set itself, and only where the set has one clear way of saying it; a plain phrasing at 60% may just be the most common subject (`mountain landscape` beside lakes and coasts) | LK203 |
 | booru tag spelling | in a booru-style set (WD-tagger tags in 30% of captions), one spelling of a tag is used more than all its other spellings together, at least `min-evidence` times | `long_hair` and `long hair` are different CLIP tokens; letter case alone is not reported (CLIP lower-cases) | LK110 |
 | caption form | tag lists vs sentences, per scope | a tagged character and a described style may share a kohya dataset | LK109 |
 
