@@ -522,7 +522,9 @@ def _infer_trigger(captions: Sequence[str], scope: Scope, settings: dict[str, An
         ordered = sorted(positions)
         keep = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] + 1
         trigger = InferredTrigger(token, count, total, scope, first, keep)
-        key = (count, first, -len(token), token)
+        # A token that leads its captions beats one that follows it (`frieren` before the
+        # series tag `sousou_no_frieren`, both in every caption); then the most captions.
+        key = (first >= 0.5, count, first, -len(token), token)
         if best is None or key > best[0]:
             best = (key, trigger, hits)
     if best is None:

@@ -415,3 +415,36 @@ DATASETS.update({
     "oil_portraits": oil_portraits,
     "llava_descriptions": llava_descriptions,
 })
+
+
+def character_booru(folder: Path, planted: bool) -> Built:
+    """A character LoRA in WD-tagger tags: name and series tags lead every caption, with tags
+    that wander (`pointy_ears`) and some the tagger only sometimes sees."""
+    outfit = ["white_capelet, black_pantyhose", "white_dress, striped", "black_coat, scarf", "robe, hood"]
+    pose = ["standing, holding_staff", "sitting, reading_book", "walking, from_side", "looking_back, upper_body"]
+    scene = ["forest, outdoors, day", "night, starry_sky", "snow, winter", "indoors, library", "field, flower"]
+    rows = [(f"frieren_{i:02d}.png", f"frieren, sousou_no_frieren, 1girl, solo, elf, pointy_ears, long_hair, "
+             f"white_hair, twintails, {o}, {p}, {s}") for i, (o, p, s) in
+            enumerate(itertools.islice(_combos(22, outfit, pose, scene), 36))]
+    built = Built(folder)
+    if planted:
+        rows[5] = (rows[5][0], rows[5][1].replace("frieren, sousou_no_frieren", "sousou_no_frieren"))
+        rows[14] = (rows[14][0], rows[14][1].replace("frieren, sousou", "freiren, sousou"))
+        built.planted = {rows[5][0]: "trigger-missing", rows[14][0]: "trigger-typo"}
+    _write_sidecars(folder, rows)
+    return built
+
+
+def landscape_photos(folder: Path, planted: bool) -> Built:
+    """Landscape photographs, most of mountains: "mountain landscape" is common, not a rule."""
+    views = ["a mountain landscape", "a snowy mountain landscape", "an alpine mountain landscape",
+             "a landscape with a lake", "a coastal landscape", "a desert landscape"]
+    light = ["at sunrise", "under storm clouds", "in golden hour light", "after rain", "in thick fog"]
+    extra = ["shot on a wide lens", "with long exposure", "from a high viewpoint"]
+    rows = [(f"land_{i:02d}.jpg", f"{v} {lt}, {e}") for i, (v, lt, e) in
+            enumerate(itertools.islice(_combos(23, views, light, extra), 40))]
+    _write_csv(folder, rows)
+    return Built(folder / "metadata.csv")
+
+
+DATASETS.update({"character_booru": character_booru, "landscape_photos": landscape_photos})
