@@ -448,3 +448,6 @@ def landscape_photos(folder: Path, planted: bool) -> Built:
 
 
 DATASETS.update({"character_booru": character_booru, "landscape_photos": landscape_photos})
+
+#: Datasets that exist to prove silence (no planted version).
+CLEAN_ONLY = {"blip_sentences", "two_characters", "llava_descriptions", "landscape_photos"}

@@ -32,7 +32,7 @@ def _load_corpora():
 
 
 corpora = _load_corpora()
-PLANTED = [name for name in corpora.DATASETS if name not in {"blip_sentences", "two_characters", "llava_descriptions"}]
+PLANTED = [name for name in corpora.DATASETS if name not in corpora.CLEAN_ONLY]
 IMAGE_RULES = ["LK6"]  # judged on real photographs (bench/), not on the corpora's placeholder PNGs
 
 
