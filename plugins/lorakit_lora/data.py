@@ -221,8 +221,10 @@ class LatentCache:
         if path is not None and path.is_file():
             try:
                 latent = torch.load(path, map_location="cpu", weights_only=True)
-            except (OSError, RuntimeError, EOFError):
+            except Exception:
                 latent = None  # a damaged cache file is simply encoded again
+            if latent is not None and not isinstance(latent, torch.Tensor):
+                latent = None  # not a latent (the weights-only loader ran no code): encode again
             if latent is not None:
                 self.memory[key] = latent
                 return latent

@@ -427,8 +427,6 @@ class Trainer:
                     path.unlink(missing_ok=True)
 
     def _load_checkpoint(self) -> None:
-        import torch
-
         folder = self.run_dir / CHECKPOINTS
         steps = sorted({p.name.split(".")[0] for p in folder.glob("step-*.pt")}) if folder.is_dir() else []
         complete = [s for s in steps if (folder / f"{s}.rank{self.rank}.pt").is_file()
@@ -436,7 +434,8 @@ class Trainer:
         if not complete:
             self.report("no checkpoint to resume from: starting at step 0")
             return
-        state = torch.load(folder / f"{complete[-1]}.rank{self.rank}.pt", map_location="cpu", weights_only=False)
+        path = folder / f"{complete[-1]}.rank{self.rank}.pt"
+        state = load_checkpoint_state(path)
         if state["world"] != self.world:
             raise PluginError(f"{folder}: the checkpoint was written by {state['world']} processes; resume with the "
                               "same number")
@@ -502,3 +501,34 @@ def save_grid(images: list[Any], path: Path) -> None:
     buffer = io.BytesIO()
     grid.save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
+
+
+#: What a lorakit checkpoint holds at its top level (anything else is not one of ours).
+CHECKPOINT_KEYS = {"position", "history", "weights", "optimizer", "lr_scheduler", "scaler", "generator", "world"}
+
+
+def load_checkpoint_state(path: Path) -> dict[str, Any]:
+    """A training checkpoint, loaded with torch's weights-only unpickler: tensors, numbers,
+    strings and containers, never code. A file planted in a run folder therefore cannot run
+    anything; a damaged or foreign one is a one-line error naming it."""
+    import pickle
+    import warnings
+
+    import torch
+
+    def refuse(why: str) -> PluginError:
+        return PluginError(f"{path}: cannot resume from this checkpoint ({why}); delete it to resume from the one "
+                           "before, or train without --resume")
+
+    try:
+        with warnings.catch_warnings():  # torch's notes about foreign pickle protocols: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise refuse(f"it holds more than tensors and numbers, which lorakit never loads: {first[:200]}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise refuse(f"damaged or not a checkpoint: {type(exc).__name__}") from None
+    if not isinstance(state, dict) or not set(state) >= CHECKPOINT_KEYS:
+        raise refuse("not a lorakit checkpoint")
+    return state
