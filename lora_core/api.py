@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from lora_core.atomic import atomic_write_bytes
+from lora_core.atomic import atomic_write_bytes, write_error
 from lora_core.config import Config, find_config_file, read_config_table, resolve_config
 from lora_core.datasets import Dataset, DatasetSettings, open_dataset
 from lora_core.datasets.reader import IMAGE_EXTENSIONS
@@ -200,8 +200,14 @@ def fix(
             if new != old:
                 changes[path] = (old, new)
     if write:
+        written: list[Path] = []
         for path, (_, new) in changes.items():
-            atomic_write_bytes(path, new)
+            try:
+                atomic_write_bytes(path, new)
+            except OSError as exc:
+                done = f"; {len(written)} other file(s) were fixed" if written else "; no file was changed"
+                raise write_error(path, exc, "the fixed captions" + done) from None
+            written.append(path)
     # Re-read from disk, so the remaining violations point at the file as it now is.
     remaining = lint(paths, options=options, registry=registry)
     return FixResult(total.applied, total.by_code, changes, remaining, converged)

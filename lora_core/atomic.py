@@ -35,3 +35,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_error(path: Path, exc: OSError, what: str) -> Exception:
+    """An OutputError naming `path` for an OSError met while writing it."""
+    import errno
+
+    from lora_core.errors import OutputError
+
+    reasons = {errno.ENOENT: "its folder does not exist", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
+               errno.ENOSPC: "no space left on the device", errno.EISDIR: "it is a folder",
+               errno.ENOTDIR: "a part of the path is not a folder", errno.EDQUOT: "disk quota exceeded"}
+    reason = reasons.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return OutputError(f"{path}: cannot write {what} ({reason})")

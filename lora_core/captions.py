@@ -18,6 +18,16 @@ TAG = re.compile(f"[^{SEPARATORS}]+")
 _SPACES = re.compile(r"\s+")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """`text` with each lone surrogate (a byte that was not UTF-8, kept by `surrogateescape`:
+    LK004 reports it) as U+FFFD, which is what a trainer decoding the file leniently reads.
+    Tokenizers, reports and anything written for people take valid text only."""
+    return text if text.isascii() or not _SURROGATE.search(text) else _SURROGATE.sub("\ufffd", text)
+
+
 #: A `[style: ...]`-like prefix: a bracketed tag at the very start of a caption.
 STYLE_PREFIX = re.compile(r"\A\s*(\[[^\[\]\n]{1,60}\])")
 

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from lora_core.captions import valid_text
+
 #: CLIP's pre-tokenizer (openai/CLIP simple_tokenizer), with Python `re` classes for \\p{L} and \\p{N}.
 PRETOKEN = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE)
 START_OF_TEXT, END_OF_TEXT = 49406, 49407
@@ -60,7 +62,7 @@ class ClipTokenizer:
     """Counts and lists CLIP tokens. `encode_word` maps one pre-token to token ids."""
 
     def __init__(self, encode_word: Callable[[str], list[int]], decode: Callable[[list[int]], str], source: str):
-        self._encode_word = lru_cache(maxsize=200_000)(lambda word: tuple(encode_word(word)))
+        self._encode_word = lru_cache(maxsize=200_000)(lambda word: tuple(encode_word(valid_text(word))))
         self._decode = decode
         self.source = source
         self._counts = _CountCache(lambda word: len(self._encode_word(word)))

@@ -6,7 +6,8 @@ into one line on stderr and exit code 2; Python callers can catch them by type.
     LorakitError
     ├── ConfigError      a config file or option is wrong (names the file and key)
     ├── DatasetError     a path cannot be read as a dataset at all (names the path)
-    └── PluginError      a required plugin is missing or a plugin registered something invalid
+    ├── PluginError      a required plugin is missing or a plugin registered something invalid
+    └── OutputError      a report or a fixed file cannot be written (names the file)
 """
 
 from __future__ import annotations
@@ -26,3 +27,7 @@ class DatasetError(LorakitError):
 
 class PluginError(LorakitError):
     """A plugin failed to load, registered something invalid, or a required plugin is absent."""
+
+
+class OutputError(LorakitError):
+    """A report, or a file `--fix` rewrites, cannot be written (missing folder, permissions, full disk)."""

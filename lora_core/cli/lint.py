@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from lora_core import api
-from lora_core.atomic import atomic_write_text
+from lora_core.atomic import atomic_write_text, write_error
+from lora_core.captions import valid_text
 from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, skip_teardown
 from lora_core.cli.options import build_registry, plugin_options, split_codes
 from lora_core.reporters import Report, plural
@@ -112,14 +113,20 @@ def lint(
     report = Report(result, cwd=Path.cwd(), fixed=fixed, unsafe_fixes=unsafe_fixes, statistics=statistics,
                     color=color)
     render = registry.formats[output_format].render
+    buffer = io.StringIO()
+    render(report, buffer)
+    # A byte that was not UTF-8 (LK004 reports it) is kept in captions as a lone surrogate; a
+    # report is text for people and parsers: it shows U+FFFD there, and is always valid UTF-8.
+    text = valid_text(buffer.getvalue())
     if output_file is not None:
-        buffer = io.StringIO()
-        render(report, buffer)
-        atomic_write_text(output_file, buffer.getvalue())
+        try:
+            atomic_write_text(output_file, text)
+        except OSError as exc:
+            raise write_error(output_file, exc, f"the {output_format} report") from None
         click.echo(f"lorakit: wrote {output_format} report to {output_file} "
                    f"({plural(len(result), 'problem')})", err=True)
     else:
-        render(report, sys.stdout)
+        sys.stdout.write(text)
         sys.stdout.flush()
     if os.environ.get("GITHUB_ACTIONS") == "true" and output_format in HUMAN_FORMATS:
         render_github(report, sys.stdout)

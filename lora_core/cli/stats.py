@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -32,7 +33,8 @@ def stats(dataset: Path, output_format: str, plot_dir: Path | None, top: int, no
     options = api.LintOptions(config=config)
     settings = api.load_config(dataset, options, registry)
     data = open_dataset(dataset, api.dataset_settings(settings, options), registry.readers)
-    result = compute(data, settings, top=top, images=not no_images)
+    # Bytes that were not UTF-8 are lone surrogates in captions: shown as U+FFFD, valid output.
+    result = _valid_strings(compute(data, settings, top=top, images=not no_images))
     if plot_dir is not None:
         result["plots"] = [str(p) for p in plot(result, plot_dir)]
     if output_format == "json":
@@ -40,6 +42,18 @@ def stats(dataset: Path, output_format: str, plot_dir: Path | None, top: int, no
         sys.stdout.write("\n")
         return
     render_tables(result)
+
+
+def _valid_strings(value: Any) -> Any:
+    from lora_core.captions import valid_text
+
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, dict):
+        return {_valid_strings(k): _valid_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_strings(v) for v in value]
+    return value
 
 
 def render_tables(result: dict, console=None) -> None:
