@@ -282,7 +282,7 @@ def load_config(target: Path, options: LintOptions, registry: Registry) -> Confi
     if path is None:
         config = resolve_config({}, sections)
     elif not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: " + ("not a regular file" if path.exists() else "config file not found"))
     else:
         config = resolve_config(read_config_table(path), sections, path)
     config.lexicon = list(registry.lexicon)

@@ -207,30 +207,49 @@ def find_config_file(start: Path) -> Path | None:
         if toml_file.is_file():
             return toml_file
         pyproject = candidate / "pyproject.toml"
-        if pyproject.is_file() and "lorakit" in _read_toml(pyproject).get("tool", {}):
+        if pyproject.is_file() and "lorakit" in _tool_table(_read_toml(pyproject)):
             return pyproject
     return None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if path.exists() and not path.is_file():  # a FIFO or a device would block the read
+        raise ConfigError(f"{path}: not a regular file")
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+            data = fh.read()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        kind = "UTF-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "not UTF-8"
+        raise ConfigError(f"{path}: TOML files are UTF-8 text; this one is {kind} (byte {exc.start}); "
+                          "save it as UTF-8") from None
+    try:
+        return tomllib.loads(text.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
 
 
 def read_config_table(path: Path) -> dict[str, Any]:
     """The lorakit table of a config file (the whole file, or [tool.lorakit] of a pyproject)."""
     data = _read_toml(path)
     if path.name == "pyproject.toml":
-        tool = data.get("tool", {}).get("lorakit")
+        tool = _tool_table(data).get("lorakit")
         if tool is None:
             raise ConfigError(f"{path}: has no [tool.lorakit] table")
+        if not isinstance(tool, dict):
+            raise ConfigError(f"{path}: `lorakit` in [tool] must be a table ([tool.lorakit]), not {_show(tool)}")
         return tool
     return data
+
+
+def _tool_table(data: dict[str, Any]) -> dict[str, Any]:
+    tool = data.get("tool", {})
+    return tool if isinstance(tool, dict) else {}
 
 
 def resolve_config(

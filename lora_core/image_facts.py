@@ -145,7 +145,7 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
         path = str(record.image_path)
         try:
             stat = os.stat(path)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the name (no such file can exist)
             continue
         stamp = [stat.st_size, stat.st_mtime_ns]
         entry = cache.get(path)

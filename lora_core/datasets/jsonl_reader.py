@@ -95,6 +95,11 @@ class JsonlReader(MetadataFileReader):
                             f"invalid JSON: {exc.msg}", source=source)
             )
             return None
+        except (RecursionError, ValueError) as exc:  # nested too deeply; an integer past Python's digit limit
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0].strip()
+            problems.append(ReadProblem("malformed", source.location(line_start), f"invalid JSON: {why}",
+                                        source=source))
+            return None
         if not isinstance(obj, dict):
             problems.append(
                 ReadProblem("malformed", source.location(line_start),

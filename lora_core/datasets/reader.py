@@ -377,6 +377,9 @@ class ImageResolver:
             record.image_exists = True
             return
         candidate = os.path.join(self.root, name)
+        if "\x00" in name:  # no file can have that name (LK001: it does not exist)
+            record.image_path, record.image_exists = candidate, False
+            return
         if not self._inside(candidate):
             return  # a symlink somewhere on the way points out of the root: LK007
         record.image_path = candidate

@@ -58,3 +58,50 @@ def test_fix_on_a_full_disk_is_one_line_exit_2_and_keeps_the_file(tmp_path, monk
     assert run.exit_code == 2, run.output
     assert f"{path}: cannot write the fixed captions; no file was changed (no space left on the device)" in run.output
     assert path.read_bytes() == before
+
+
+def test_jsonl_lines_nested_too_deep_or_with_huge_numbers_are_malformed_rows(tmp_path, registry):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    deep = '{"file_name": "b.png", "text": "x", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    big = '{"file_name": "c.png", "text": "y", "big": ' + "9" * 5000 + "}"
+    ok = json.dumps({"file_name": "a.png", "text": "cybrpnk, neon city, rain"})
+    (folder / "metadata.jsonl").write_text("\n".join([ok, deep, big]) + "\n", encoding="utf-8")
+    result = lora_core.lint(folder, registry=registry, isolated=True, ignore=["LK6"])
+    assert not result.crashes
+    malformed = {v.location.line: v.message for v in result if v.code == "LK008"}
+    assert malformed[2] == "invalid JSON: nested too deeply"
+    assert malformed[3].startswith("invalid JSON: Exceeds the limit")
+
+
+def test_broken_config_files_are_one_line_exit_2(tmp_path):
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", "cybrpnk, neon city, rain")])
+    config = tmp_path / "ds" / "lorakit.toml"
+    cases = [
+        ('[style]\nrequired = ["caf\xe9"]\n'.encode("latin-1"), "TOML files are UTF-8 text; this one is not UTF-8"),
+        ('[style]\nrequired = ["x"]\n'.encode("utf-16"), "this one is UTF-16"),
+        (("a = " + "[" * 50_000 + "]" * 50_000 + "\n").encode(), "nested too deeply"),
+        (b"\x00\x01\x02binary", "invalid TOML"),
+    ]
+    for data, expected in cases:
+        config.write_bytes(data)
+        run = CliRunner().invoke(cli, ["lint", str(path)])
+        assert run.exit_code == 2 and expected in run.output and "Traceback" not in run.output, run.output
+    config.unlink()
+    (tmp_path / "ds" / "pyproject.toml").write_text("[tool]\nlorakit = 5\n", encoding="utf-8")
+    run = CliRunner().invoke(cli, ["lint", str(path)])
+    assert run.exit_code == 2 and "`lorakit` in [tool] must be a table" in run.output
+    fifo = tmp_path / "fifo.toml"
+    import os
+
+    os.mkfifo(fifo)
+    run = CliRunner().invoke(cli, ["lint", str(path), "--config", str(fifo)])
+    assert run.exit_code == 2 and "not a regular file" in run.output
+
+
+def test_a_nul_in_a_file_name_is_a_missing_image_not_a_crash(tmp_path, registry):
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", "cybrpnk, neon city, rain")])
+    path.write_bytes(path.read_bytes().replace(b"a.png", b"a\x00b.png"))
+    result = lora_core.lint(path, registry=registry, isolated=True)
+    assert not result.crashes, [c.describe() for c in result.crashes]
+    assert sorted(v.code for v in result) == ["LK001", "LK002"]  # a.png now has no row
