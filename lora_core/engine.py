@@ -186,7 +186,7 @@ def _check(ctx: LintContext, rules: Sequence[Rule]) -> tuple[list[Violation], li
                 found.extend(rule.check_dataset(dataset, ctx))
         except LorakitError:
             raise  # a user-facing problem (a missing model, a bad setting): one clean line, not a crash
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit: a rule calling sys.exit() is a crash too
             import traceback
 
             location = current.caption_location() if current is not None else None

@@ -286,7 +286,7 @@ def load_plugins(
             continue
         try:
             pm.register(load(), name=name)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit: a plugin calling sys.exit() at import
             info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
             continue
         loaded.append(name)
@@ -310,7 +310,7 @@ def load_plugins(
             register = registry.callbacks(plugin_name)[hook_name]
             try:
                 impl.function(register=register)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 if isinstance(exc, PluginError) and exc.args[0].startswith("duplicate rule code"):
                     raise
                 _fail(registry, pm, plugin_name, f"{type(exc).__name__}: {exc}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
 from lora_core.datasets.reader import DatasetReader, DatasetSettings, os_error
@@ -41,9 +42,25 @@ def open_dataset(path: Path, settings: DatasetSettings, readers: Sequence[Datase
             "or name the file to lint"
         )
     for reader in sorted(readers, key=lambda r: -r.priority):
-        if reader.claims(path):
-            return reader.read(path, settings)
+        if _call_reader(reader, "claims", path):
+            return _call_reader(reader, "read", path, settings)
     raise DatasetError(
         f"{path}: not a dataset (expected a metadata.csv, a metadata.jsonl, a caption sidecar "
         "such as img.txt, or a folder of images)"
     )
+
+
+def _call_reader(reader: DatasetReader, method: str, *args: Any) -> Any:
+    """A reader's claims() or read(); what a plugin's reader raises (other than lorakit's own
+    one-line errors) is reported against that plugin, never as an internal error."""
+    from lora_core.errors import LorakitError, PluginError
+
+    try:
+        return getattr(reader, method)(*args)
+    except (LorakitError, RecursionError, MemoryError):
+        raise
+    except Exception as exc:
+        if getattr(reader, "plugin", "core") == "core":
+            raise  # lorakit's own readers: a bug of ours, shown as one
+        raise PluginError(f"dataset reader {reader.name!r} of plugin {reader.plugin!r} failed in {method}() on "
+                          f"{args[0]}: {type(exc).__name__}: {exc}") from None

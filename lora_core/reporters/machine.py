@@ -13,8 +13,16 @@ _GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.
 
 def render_json(report: Report, stream: TextIO) -> None:
     items = [violation_json(v, report) for v in report.result.violations]
-    json.dump(items, stream, ensure_ascii=False, indent=2)
+    # A plugin's violation data may hold anything (a Path, a set, an object): it is shown as
+    # text rather than losing the whole report.
+    json.dump(items, stream, ensure_ascii=False, indent=2, default=_as_text)
     stream.write("\n")
+
+
+def _as_text(value: object) -> object:
+    if isinstance(value, (set, frozenset, tuple)):
+        return sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
+    return str(value)
 
 
 def _escape_data(text: str) -> str:

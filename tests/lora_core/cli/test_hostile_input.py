@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 
+import pytest
 from click.testing import CliRunner
 
 import lora_core
@@ -105,3 +107,74 @@ def test_a_nul_in_a_file_name_is_a_missing_image_not_a_crash(tmp_path, registry)
     result = lora_core.lint(path, registry=registry, isolated=True)
     assert not result.crashes, [c.describe() for c in result.crashes]
     assert sorted(v.code for v in result) == ["LK001", "LK002"]  # a.png now has no row
+
+
+def test_misbehaving_plugins_are_named_and_never_pass_silently(tmp_path):
+    from pathlib import Path
+
+    from lora_core import Rule, Severity, hookimpl
+    from lora_core.datasets.reader import DatasetReader
+    from lora_core.testing import registry_with
+
+    class Exits(Rule):
+        """## What it does\nExits.\n## Why it matters\nx\n## Example\nx\n## Fix\nx"""
+
+        code, name, summary, severity = "EX901", "exits", "Exits", Severity.WARNING
+
+        def check_record(self, record, ctx):
+            raise SystemExit(0)
+
+    class Odd(Rule):
+        """## What it does\nOdd data.\n## Why it matters\nx\n## Example\nx\n## Fix\nx"""
+
+        code, name, summary, severity = "EX902", "odd-data", "Odd data", Severity.WARNING
+
+        def check_record(self, record, ctx):
+            yield self.at_caption(record, "odd", where=Path("/x"), tags={"b", "a"}, thing=object.__new__(object))
+
+    class BadReader(DatasetReader):
+        name, priority = "bad", 100
+
+        def claims(self, path):
+            raise TypeError("claims() exploded")
+
+    class Plugin:
+        @hookimpl
+        def register_rules(self, register):
+            register(Exits)
+            register(Odd)
+
+    class ReaderPlugin:
+        @hookimpl
+        def register_readers(self, register):
+            register(BadReader())
+
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", "cybrpnk, neon city, rain")])
+    registry = registry_with(Plugin(), names=["exits"])
+    result = lora_core.lint(path, registry=registry, isolated=True, select=["EX9"])
+    assert [c.code for c in result.crashes] == ["EX901"] and "SystemExit" in result.crashes[0].error
+    assert result.exit_code() == 2
+    from lora_core.reporters import Report
+    from lora_core.reporters.machine import render_json
+
+    buffer = io.StringIO()
+    render_json(Report(result, cwd=tmp_path), buffer)
+    assert json.loads(buffer.getvalue())[0]["data"]["tags"] == ["a", "b"]
+    reader_registry = registry_with(ReaderPlugin(), names=["badreader"])
+    with pytest.raises(lora_core.LorakitError, match="dataset reader 'bad' of plugin 'badreader' failed in claims"):
+        lora_core.lint(path, registry=reader_registry, isolated=True)
+
+
+def test_a_plugin_that_exits_while_registering_fails_alone(tmp_path):
+    from lora_core import hookimpl
+    from lora_core.testing import registry_with
+
+    class Quits:
+        @hookimpl
+        def register_rules(self, register):
+            raise SystemExit(0)
+
+    registry = registry_with(Quits(), names=["quits"])
+    assert registry.plugins["quits"].status == "failed" and "SystemExit" in registry.plugins["quits"].error
+    with pytest.raises(lora_core.LorakitError, match="required plugin 'quits' is failed"):
+        registry.require(["quits"])
