@@ -122,6 +122,8 @@ class FixResult:
     changes: dict[Path, tuple[bytes, bytes]]  # path -> (old, new)
     remaining: LintResult
     converged: bool = True
+    unsettled: list[str] = field(default_factory=list)  # codes whose fixes never settled (nothing written)
+    invalid: list[str] = field(default_factory=list)  # fixes refused because their edits were invalid
 
     def diff(self, relative_to: Path | None = None) -> str:
         chunks = []
@@ -182,6 +184,7 @@ def fix(
     total = FixOutcome()
     changes: dict[Path, tuple[bytes, bytes]] = {}
     converged = True
+    read_as: dict[Path, bytes] = {}  # each changed file as lorakit read it
     for target in targets:
         dataset, config, rules, selection = _prepare(target, options, registry)
 
@@ -191,18 +194,33 @@ def fix(
 
         outcome = fix_dataset(dataset, run, unsafe)
         converged &= outcome.converged
+        total.unsettled |= outcome.unsettled if not outcome.converged else set()
+        total.invalid += outcome.invalid
+        if not outcome.converged:
+            continue  # fixes that never settle would write garbage: nothing of this dataset is written
         total.applied += outcome.applied
         for code, n in outcome.by_code.items():
             total.by_code[code] = total.by_code.get(code, 0) + n
         assert dataset.reader is not None
-        for path, new in dataset.reader.render(dataset, outcome.file_changes).items():
-            old = path.read_bytes()
+        rendered = dataset.reader.render(dataset, outcome.file_changes)
+        originals = _as_read(dataset, rendered)
+        for path, new in rendered.items():
+            old = originals.get(path)
+            if old is None:
+                old = path.read_bytes()
             if new != old:
                 changes[path] = (old, new)
+                read_as[path] = old
     if write:
         written: list[Path] = []
         for path, (_, new) in changes.items():
             try:
+                if path.read_bytes() != read_as[path]:
+                    from lora_core.errors import OutputError
+
+                    done = f"; {len(written)} other file(s) were fixed" if written else "; no file was changed"
+                    raise OutputError(f"{path}: changed on disk while lorakit was fixing it (another editor?); "
+                                      f"not overwritten{done}. Run --fix again")
                 atomic_write_bytes(path, new)
             except OSError as exc:
                 done = f"; {len(written)} other file(s) were fixed" if written else "; no file was changed"
@@ -210,7 +228,23 @@ def fix(
             written.append(path)
     # Re-read from disk, so the remaining violations point at the file as it now is.
     remaining = lint(paths, options=options, registry=registry)
-    return FixResult(total.applied, total.by_code, changes, remaining, converged)
+    return FixResult(total.applied, total.by_code, changes, remaining, converged, sorted(total.unsettled),
+                     total.invalid)
+
+
+def _as_read(dataset: Dataset, rendered: dict[Path, bytes]) -> dict[Path, bytes]:
+    """The bytes of each file about to be rewritten, as lorakit read them (to notice a file that
+    changed on disk meanwhile). Sources are matched by their path string: no Path is built for
+    the (many) sources not rewritten."""
+    from lora_core.datasets.reader import encode_source
+
+    wanted = {os.fspath(path): path for path in rendered}
+    found = {}
+    for source in dataset.sources:
+        path = wanted.get(source.path_str)
+        if path is not None:
+            found[path] = encode_source(source, source.text, set())
+    return found
 
 
 def _start(

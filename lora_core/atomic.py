@@ -47,5 +47,5 @@ def write_error(path: Path, exc: OSError, what: str) -> Exception:
                errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
                errno.ENOSPC: "no space left on the device", errno.EISDIR: "it is a folder",
                errno.ENOTDIR: "a part of the path is not a folder", errno.EDQUOT: "disk quota exceeded"}
-    reason = reasons.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    reason = reasons.get(exc.errno or 0, exc.strerror or str(exc) or type(exc).__name__)
     return OutputError(f"{path}: cannot write {what} ({reason})")

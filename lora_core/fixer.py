@@ -23,6 +23,8 @@ class FixOutcome:
     by_code: dict[str, int] = field(default_factory=dict)
     file_changes: dict[Path, set[str]] = field(default_factory=lambda: defaultdict(set))
     converged: bool = True
+    unsettled: set[str] = field(default_factory=set)  # codes still changing captions in the last round
+    invalid: list[str] = field(default_factory=list)  # fixes refused: edits outside their caption
 
 
 def allowed(fix: Fix | None, unsafe: bool) -> bool:
@@ -36,7 +38,9 @@ def apply_edits(text: str, edits: list[Edit]) -> str:
 
 
 def fix_dataset(dataset: Dataset, run: Callable[[], list[Violation]], unsafe: bool) -> FixOutcome:
-    """Lint, apply every non-overlapping allowed fix, and repeat until the captions stop changing."""
+    """Lint, apply every non-overlapping allowed fix, and repeat until the captions stop changing.
+    When they have not stopped after MAX_ROUNDS (a fix that re-creates what it fixes), the
+    outcome says so (`converged`, `unsettled`) and the caller writes nothing."""
     outcome = FixOutcome()
     for _ in range(MAX_ROUNDS):
         per_record: dict[Record, list[Violation]] = defaultdict(list)
@@ -54,14 +58,24 @@ def fix_dataset(dataset: Dataset, run: Callable[[], list[Violation]], unsafe: bo
                     _count(outcome, violation)
             if fix.edits and violation.record is not None and violation.record.caption is not None:
                 per_record[violation.record].append(violation)
+        outcome.unsettled = set()
         for record, violations in per_record.items():
             accepted: list[Edit] = []
+            size = len(record.caption or "")
             for violation in sorted(violations, key=lambda v: (min(e.start for e in v.fix.edits), v.code)):  # type: ignore[union-attr]
                 edits = list(violation.fix.edits)  # type: ignore[union-attr]
+                bad = next((e for e in edits if not 0 <= e.start <= e.end <= size), None)
+                if bad is not None:  # a (plugin) rule's edit outside the caption: never applied
+                    note = (f"rule {violation.code} offered a fix with an edit at {bad.start}..{bad.end} of a "
+                            f"{size}-character caption ({violation.image or 'a caption'}); not applied")
+                    if note not in outcome.invalid:
+                        outcome.invalid.append(note)
+                    continue
                 if any(_overlaps(e, a) for e in edits for a in accepted):
                     continue  # applied in a later round, against the updated caption
                 accepted.extend(edits)
                 _count(outcome, violation)
+                outcome.unsettled.add(violation.code)
             new_caption = apply_edits(record.caption or "", accepted)
             if new_caption != record.caption:
                 record.caption = new_caption

@@ -15,6 +15,7 @@ from lora_core.atomic import atomic_write_text, write_error
 from lora_core.captions import valid_text
 from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, skip_teardown
 from lora_core.cli.options import build_registry, plugin_options, split_codes
+from lora_core.fixer import MAX_ROUNDS
 from lora_core.reporters import Report, plural
 from lora_core.reporters.machine import render_github
 
@@ -102,8 +103,13 @@ def lint(
     if apply_fix:
         fixed = api.fix(targets, unsafe=unsafe_fixes, write=True, options=options, registry=registry)
         result = fixed.remaining
+        for note in fixed.invalid:
+            click.echo(f"lorakit: warning: {note}", err=True)
         if not fixed.converged:
-            click.echo("lorakit: warning: fixes did not converge; run --fix again and report this", err=True)
+            codes = ", ".join(fixed.unsettled) or "?"
+            click.echo(f"lorakit: error: fixes did not settle after {MAX_ROUNDS} rounds ({codes} kept changing "
+                       "the captions): nothing was written; report it to the rule's plugin", err=True)
+            ctx.exit(EXIT_FAILURE)
     else:
         result = api.lint(targets, options=options, registry=registry)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,11 @@ class SourceFile:
     _line_starts: list[int] | None = field(default=None, repr=False)
     # Set by a reader that leaves its records' image paths to be resolved on first use.
     _resolve_images: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def path_str(self) -> str:
+        """The path as a str, without building a Path (see `path`)."""
+        return os.fspath(self.__dict__["_path"])
 
     @classmethod
     def plain(cls, path: Path | str, text: str) -> SourceFile:

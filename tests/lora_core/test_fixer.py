@@ -97,7 +97,7 @@ def test_crash_mid_write_leaves_the_original_intact(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(atomic.os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(lora_core.LorakitError, match=r"cannot write the fixed captions; no file was changed \(disk"):
         lora_core.fix(path, registry=REGISTRY, isolated=True)
     assert path.read_bytes() == original
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".lorakit-tmp")] == []
@@ -117,3 +117,81 @@ def test_diff_writes_nothing(tmp_path):
     result = lora_core.fix(path, registry=REGISTRY, isolated=True, write=False)
     assert path.read_bytes() == original
     assert '-a.png,"cybrpnk,  rain"\n+a.png,"cybrpnk, rain"' in result.diff(Path(tmp_path))
+
+
+def _plugin_with(rule_class):
+    from lora_core import hookimpl
+    from lora_core.testing import registry_with
+
+    class Plugin:
+        @hookimpl
+        def register_rules(self, register):
+            register(rule_class)
+
+    return registry_with(Plugin(), names=["fixes"])
+
+
+def test_fixes_that_never_settle_write_nothing_and_exit_2(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from lora_core import Fix, Rule, Severity
+    from lora_core.cli import cli
+
+    class Grows(Rule):
+        """## What it does\nx\n## Why it matters\nx\n## Example\nx\n## Fix\nx"""
+
+        code, name, summary, severity = "EX801", "grows", "Grows", Severity.WARNING
+
+        def check_record(self, record, ctx):
+            at = (record.caption or "").find("car")
+            if at >= 0:  # "car" -> "red sports car" holds "car" again: it never settles
+                yield self.at_caption(record, "vague", (at, at + 3), Fix.replace("be specific", at, at + 3,
+                                                                                  "red sports car"))
+
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, car, rain")])
+    original = path.read_bytes()
+    fixed = lora_core.fix(path, registry=_plugin_with(Grows), isolated=True, select=["EX8"])
+    assert not fixed.converged and fixed.unsettled == ["EX801"] and fixed.changes == {}
+    assert path.read_bytes() == original
+    monkeypatch.setattr("lora_core.cli.lint.build_registry", lambda *args, **kwargs: _plugin_with(Grows))
+    run = CliRunner().invoke(cli, ["lint", str(path), "--isolated", "--select", "EX8", "--fix"])
+    assert run.exit_code == 2 and "fixes did not settle after 25 rounds (EX801 kept changing" in run.output
+    assert path.read_bytes() == original
+
+
+def test_an_edit_outside_its_caption_is_refused(tmp_path):
+    from lora_core import Fix, Rule, Severity
+    from lora_core.violations import Edit
+
+    class Reversed(Rule):
+        """## What it does\nx\n## Why it matters\nx\n## Example\nx\n## Fix\nx"""
+
+        code, name, summary, severity = "EX802", "reversed", "Reversed", Severity.WARNING
+
+        def check_record(self, record, ctx):
+            yield self.at_caption(record, "bad", None, Fix("bad", edits=(Edit(9, 3, "ZZFIXED"),)))
+
+    path = make_csv_dataset(tmp_path, [("a.png", "[style: x] cybrpnk, rain")])
+    original = path.read_bytes()
+    fixed = lora_core.fix(path, registry=_plugin_with(Reversed), isolated=True, select=["EX8"])
+    assert fixed.applied == 0 and path.read_bytes() == original
+    assert fixed.invalid == ["rule EX802 offered a fix with an edit at 9..3 of a 24-character caption (a.png); "
+                             "not applied"]
+    assert [v.code for v in fixed.remaining] == ["EX802"]  # still reported: the run does not pass
+
+
+def test_a_file_edited_during_fix_is_not_overwritten(tmp_path, monkeypatch):
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk,  rain, night")])
+    import lora_core.api as api
+
+    real = api.fix_dataset
+
+    def meanwhile(*args, **kwargs):
+        outcome = real(*args, **kwargs)
+        path.write_bytes(path.read_bytes().replace(b"night", b"dusk"))  # the user saves an edit
+        return outcome
+
+    monkeypatch.setattr(api, "fix_dataset", meanwhile)
+    with pytest.raises(lora_core.LorakitError, match="changed on disk while lorakit was fixing it"):
+        lora_core.fix(path, registry=REGISTRY, isolated=True)
+    assert b"dusk" in path.read_bytes() and b",  rain" in path.read_bytes()
