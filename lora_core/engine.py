@@ -246,13 +246,33 @@ def _take_units(ctx: LintContext, units: list[list[Rule]], queue: Any) -> Result
 
 def _start_child(forking: Any, ctx: LintContext, units: list[list[Rule]], queue: Any) -> tuple[Any, Any]:
     receiver, sender = forking.Pipe(duplex=False)
-    process = forking.Process(target=_child_main, args=(ctx, units, queue, sender), daemon=True)
+    process = forking.Process(target=_child_main, args=(ctx, units, queue, sender, receiver), daemon=True)
     process.start()
     sender.close()
     return process, receiver
 
 
-def _child_main(ctx: LintContext, units: list[list[Rule]], queue: Any, sender: Any) -> None:
+def die_with_parent() -> None:
+    """In a forked child: be killed when the parent dies (OOM killer, CI timeout, kill -9), rather
+    than live on holding the parent's stdout open. Linux only; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _child_main(ctx: LintContext, units: list[list[Rule]], queue: Any, sender: Any, receiver: Any = None) -> None:
+    die_with_parent()
+    if receiver is not None:
+        receiver.close()  # only the parent reads: a dead parent then means a broken pipe here, not a hang
     try:
         results = _take_units(ctx, units, queue)
     except LorakitError as exc:

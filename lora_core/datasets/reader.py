@@ -153,6 +153,9 @@ def read_small_files(paths: list[str]) -> list[bytes]:
     if child == 0:  # pragma: no cover - runs in the forked child, which never returns
         status = 1
         try:
+            from lora_core.engine import die_with_parent
+
+            die_with_parent()
             os.close(receive)
             blobs = [read_small_file(p) for p in theirs]
             header = b"".join(len(b).to_bytes(4, "little") for b in blobs)
