@@ -58,11 +58,23 @@ class _CountCache(dict):
         return value
 
 
+#: BPE takes time quadratic in a pre-token's length: a pre-token longer than this (no real word
+#: is; a run of 1,000,000 letters is) is encoded in slices of it. Its count is then a close
+#: estimate instead of exact, for a caption that is hundreds of tokens over the limit anyway.
+LONGEST_EXACT_WORD = 200
+
+
+def _encode_long(encode_word: Callable[[str], list[int]], word: str) -> list[int]:
+    if len(word) <= LONGEST_EXACT_WORD:
+        return encode_word(word)
+    return [t for i in range(0, len(word), LONGEST_EXACT_WORD) for t in encode_word(word[i:i + LONGEST_EXACT_WORD])]
+
+
 class ClipTokenizer:
     """Counts and lists CLIP tokens. `encode_word` maps one pre-token to token ids."""
 
     def __init__(self, encode_word: Callable[[str], list[int]], decode: Callable[[list[int]], str], source: str):
-        self._encode_word = lru_cache(maxsize=200_000)(lambda word: tuple(encode_word(valid_text(word))))
+        self._encode_word = lru_cache(maxsize=200_000)(lambda word: tuple(_encode_long(encode_word, valid_text(word))))
         self._decode = decode
         self.source = source
         self._counts = _CountCache(lambda word: len(self._encode_word(word)))

@@ -226,6 +226,8 @@ def is_common_word(word: str) -> bool:
     words = common_words()
     if len(word) <= 2 or word in words:
         return True
+    if len(word) > 30:  # no word is this long (and splitting it would cost the square of it)
+        return False
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and word[: -len(suffix)] in words and len(word) - len(suffix) >= 3:
             return True
@@ -249,8 +251,8 @@ def is_rare_token(token: str) -> bool:
     not a common word (`cybrpnk`, `sks_dog`, `ohwx`, `misaki`), and it is not a style word or a
     general booru tag (`1girl`, `long_hair`, `absurdres`)."""
     lowered = token.lower()
-    if lowered in BOORU_GENERAL or lowered.replace("-", "_") in _LEXICON_WORDS:
-        return False
+    if len(token) > 40 or lowered in BOORU_GENERAL or lowered.replace("-", "_") in _LEXICON_WORDS:
+        return False  # over 40 characters: a run of letters, not a trigger anyone types
     letters = [p for p in _PARTS.findall(token) if p.isalpha()]
     return any(not is_common_word(p) for p in letters)
 

@@ -8,6 +8,7 @@ bytes) stays exactly as it was.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import difflib
 import io
@@ -143,6 +144,9 @@ class CsvRowCodec:
 
     def __init__(self, image_idx: int, caption_idx: int) -> None:
         self.image_idx, self.caption_idx = image_idx, caption_idx
+        # record index -> (the caption as read, where its quotes are): a long caption with many
+        # violations is scanned once, not once a violation
+        self._quotes: dict[int, tuple[str, list[int]]] = {}
 
     def locate(self, record: Record) -> None:
         assert record.row_line is not None
@@ -154,7 +158,12 @@ class CsvRowCodec:
         if not record.quoted or record.original_caption is None:
             return value_offset
         # Offsets past a fix point into the new text; doubled quotes are counted in the caption as read.
-        return value_offset + record.original_caption.count('"', 0, value_offset)
+        original = record.original_caption
+        cached = self._quotes.get(record.index)
+        if cached is None or cached[0] is not original:
+            positions = [m.start() for m in re.finditer('"', original)] if '"' in original else []
+            cached = self._quotes[record.index] = (original, positions)
+        return value_offset + bisect.bisect_left(cached[1], value_offset)
 
 
 class CsvReader(MetadataFileReader):

@@ -6,6 +6,7 @@ rest of the line (key order, spacing, other values) is untouched.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from pathlib import Path
@@ -26,24 +27,46 @@ _STRING_TOKEN = r'"((?:[^"\\]|\\.)*)"'
 class JsonStringCodec:
     """Maps caption offsets through JSON escapes (`\\"`, `\\n`, `\\u00e9`, surrogate pairs)."""
 
+    def __init__(self) -> None:
+        # record index -> (caption span, decoded offset of each escape, raw characters added by
+        # the escapes so far): built once a record, so a long caption with many violations costs
+        # one pass, not one a violation
+        self._escapes: dict[int, tuple[tuple[int, int], list[int], list[int]]] = {}
+
     def raw_offset(self, record: Record, value_offset: int) -> int:
         if record.caption_span is None:
             return value_offset
-        start, end = record.caption_span
-        raw = record.source.text[start:end]
-        i = 0
-        decoded = 0
-        while i < len(raw) and decoded < value_offset:
-            if raw[i] == "\\":
-                if raw.startswith("u", i + 1):
-                    code = int(raw[i + 2 : i + 6], 16)
-                    i += 12 if 0xD800 <= code < 0xDC00 and raw.startswith("\\u", i + 6) else 6
-                else:
-                    i += 2
-            else:
-                i += 1
-            decoded += 1
-        return i
+        span = record.caption_span
+        cached = self._escapes.get(record.index)
+        if cached is None or cached[0] != span:
+            cached = self._escapes[record.index] = (span, *_escape_map(record.source.text[span[0]:span[1]]))
+        _, decoded_at, added = cached
+        before = bisect.bisect_left(decoded_at, value_offset)  # escapes among the first value_offset characters
+        return value_offset + (added[before - 1] if before else 0)
+
+
+def _escape_map(raw: str) -> tuple[list[int], list[int]]:
+    """For each escape of a JSON string body: its offset in the decoded text, and how many raw
+    characters the escapes up to it add (`\\"` 1, `\\u00e9` 5, a surrogate pair 11)."""
+    decoded_at: list[int] = []
+    added: list[int] = []
+    i = decoded = total = 0
+    while (j := raw.find("\\", i)) >= 0:
+        decoded += j - i
+        if raw.startswith("u", j + 1):
+            try:
+                code = int(raw[j + 2:j + 6], 16)
+            except ValueError:
+                code = 0
+            width = 12 if 0xD800 <= code < 0xDC00 and raw.startswith("\\u", j + 6) else 6
+        else:
+            width = 2
+        decoded_at.append(decoded)
+        total += width - 1
+        added.append(total)
+        decoded += 1
+        i = j + width
+    return decoded_at, added
 
 
 class JsonlReader(MetadataFileReader):

@@ -53,10 +53,12 @@ def snippet(violation: Violation) -> tuple[str, int, int] | None:
     end = min(max(end, start), line_end)
     left = max(line_start, start - SNIPPET_WIDTH // 2) if line_end - line_start > SNIPPET_WIDTH else line_start
     right = min(line_end, left + SNIPPET_WIDTH)
+    end = min(end, left + 4 * SNIPPET_WIDTH)  # a marked span is shown whole unless it is huge
     prefix = "…" if left > line_start else ""
-    suffix = "…" if right < line_end else ""
-    if caption.isascii() and caption.isprintable():  # the common case: one cell per character
-        shown = prefix + caption[left:max(right, end)] + suffix  # the marked span is never cut
+    suffix = "…" if max(right, end) < line_end else ""
+    excerpt = caption[left:max(right, end)]  # only the excerpt is tested: a caption may be 1,000,000 characters
+    if excerpt.isascii() and excerpt.isprintable():  # the common case: one cell per character
+        shown = prefix + excerpt + suffix
         if violation.span is None:
             return shown, 0, 0
         return shown, len(prefix) + start - left, max(1, end - start)
