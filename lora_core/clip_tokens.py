@@ -17,6 +17,7 @@ datasets repeat the same words thousands of times.
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import html
 import importlib.util
@@ -32,6 +33,7 @@ from lora_core.captions import valid_text
 #: CLIP's pre-tokenizer (openai/CLIP simple_tokenizer), with Python `re` classes for \\p{L} and \\p{N}.
 PRETOKEN = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE)
 START_OF_TEXT, END_OF_TEXT = 49406, 49407
+_CHUNK = re.compile(r"\S+")
 #: CLIP's vocabulary is ordered by merge frequency: whole-word tokens below this id are common words.
 COMMON_WORD_ID = 10_000
 
@@ -111,17 +113,54 @@ class ClipTokenizer:
         get = self._chunks.__getitem__
         return [sum(map(get, chunks)) for chunks in map(str.split, lowered)]
 
+    def _tag_cut(self, caption: str, lowered: str, limit: int) -> int | None:
+        """cut_offset for a tag list: running totals of the cached per-tag counts (C-level
+        maps), the tag the cut falls in found by bisection, then pre-tokens within that tag."""
+        tags = lowered.split(", ")
+        totals = list(itertools.accumulate(map(self._tags.__getitem__, tags)))  # each with its comma
+        if totals[-1] - self._last_tag[tags[-1]] <= limit:
+            return None
+        at = bisect.bisect_right(totals, limit)  # the first tag whose running total passes the limit
+        start = sum(map(len, tags[:at])) + 2 * at
+        total = totals[at - 1] if at else 0
+        end = start + len(tags[at]) + (1 if at + 1 < len(tags) else 0)  # its comma, when one follows
+        for match in PRETOKEN.finditer(caption, start, end):
+            total += self._counts[match.group().lower()]
+            if total > limit:
+                return match.start()
+        return None  # pragma: no cover - the running totals said the cut is in this tag
+
     def pieces(self, text: str) -> list[str]:
         """The text of each token (for messages: `cybrpnk` -> cy|br|pn|k)."""
         return [self._decode([t]).strip() for t in self.encode(text)]
 
     def cut_offset(self, caption: str, limit: int) -> int | None:
-        """Offset in `caption` where the token after the first `limit` ones starts, or None."""
+        """Offset in `caption` where the token after the first `limit` ones starts, or None.
+        Whitespace-separated chunks are counted from the cache (tokens never span whitespace);
+        only the chunk the cut falls in is split into pre-tokens."""
+        if "&" in caption:  # HTML entities change the text CLIP reads: the plain walk, cleaned
+            total = 0
+            for match in PRETOKEN.finditer(caption):
+                total += self._counts[clean(match.group())]
+                if total > limit:
+                    return match.start()
+            return None
+        lowered = caption.lower()
+        if ", " in caption and len(lowered) == len(caption):
+            return self._tag_cut(caption, lowered, limit)
         total = 0
-        for match in PRETOKEN.finditer(caption):
-            total += self._counts[clean(match.group())]
-            if total > limit:
-                return match.start()
+        chunks = self._chunks
+        for chunk in _CHUNK.finditer(caption):
+            raw = chunk.group()
+            text = raw.lower()
+            count = chunks[text]
+            if total + count > limit:
+                # In the raw chunk (lower-casing may change a length: `İ`), each pre-token lowered.
+                for match in PRETOKEN.finditer(raw):
+                    total += self._counts[match.group().lower()]
+                    if total > limit:
+                        return chunk.start() + match.start()
+            total += count
         return None
 
 

@@ -78,3 +78,36 @@ def test_missing_vocabulary_is_reported_once(lint_with_config, monkeypatch):
 def test_bad_tokenizer_setting(tmp_path):
     with pytest.raises(TokenizerUnavailable, match="is not a folder"):
         load_tokenizer(str(tmp_path / "nope"))
+
+
+def test_cut_offset_by_chunks_is_the_pretoken_walk():
+    """The chunk-cached cut search gives the offset the plain pre-token walk gives."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from lora_core.clip_tokens import PRETOKEN, TokenizerUnavailable, clean, load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer()
+    except TokenizerUnavailable:
+        pytest.skip("no CLIP vocabulary installed")
+
+    def walk(caption: str, limit: int) -> int | None:
+        total = 0
+        for match in PRETOKEN.finditer(caption):
+            total += tokenizer._counts[clean(match.group())]
+            if total > limit:
+                return match.start()
+        return None
+
+    words = ["cybrpnk", "neon", "City", "rain,", "İstanbul", "x" * 300, "a.b", "don't", "é", "  ", "\t", "1girl",
+             "neon city", "a.b.", "", "long_hair", "(masterpiece:1.2)"]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.sampled_from(words), max_size=60), st.integers(min_value=1, max_value=40),
+           st.sampled_from([" ", ", ", ",", ", ,"]))
+    def check(parts, limit, separator):
+        caption = separator.join(parts)
+        assert tokenizer.cut_offset(caption, limit) == walk(caption, limit), (caption, limit)
+
+    check()
