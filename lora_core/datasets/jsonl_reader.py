@@ -24,6 +24,10 @@ _LINE = re.compile(r"[^\r\n]*")
 _STRING_TOKEN = r'"((?:[^"\\]|\\.)*)"'
 
 
+#: Any `"key": "string value"` pair of a JSON line (keys and values with their escapes).
+_ANY_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
 class JsonStringCodec:
     """Maps caption offsets through JSON escapes (`\\"`, `\\n`, `\\u00e9`, surrogate pairs)."""
 
@@ -143,6 +147,15 @@ class JsonlReader(MetadataFileReader):
             for m in key_patterns[key].finditer(line):
                 if json.loads('"' + m.group(1) + '"') == value:
                     spans[key] = (line_start + m.start(1), line_start + m.end(1))
+            if spans[key] is None:  # the key written with escapes (`"\u0074ext"`): decode every key
+                for m in _ANY_PAIR.finditer(line):
+                    try:
+                        found = (json.loads('"' + m.group(1) + '"') == key
+                                 and json.loads('"' + m.group(2) + '"') == value)
+                    except ValueError:
+                        continue
+                    if found:
+                        spans[key] = (line_start + m.start(2), line_start + m.end(2))
         caption = obj[settings.caption_column]
         return Record(
             index=index,

@@ -178,3 +178,14 @@ def test_a_plugin_that_exits_while_registering_fails_alone(tmp_path):
     assert registry.plugins["quits"].status == "failed" and "SystemExit" in registry.plugins["quits"].error
     with pytest.raises(lora_core.LorakitError, match="required plugin 'quits' is failed"):
         registry.require(["quits"])
+
+
+def test_fix_finds_a_jsonl_caption_whose_key_is_written_with_escapes(tmp_path, registry):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "metadata.jsonl").write_text('{"file_name": "a.png", "\\u0074ext": "cybrpnk,  neon city, rain"}\n',
+                                           encoding="utf-8")
+    fixed = lora_core.fix(folder, registry=registry, isolated=True, ignore=["LK6"])
+    assert fixed.applied == 1
+    assert (folder / "metadata.jsonl").read_text(encoding="utf-8") == (
+        '{"file_name": "a.png", "\\u0074ext": "cybrpnk, neon city, rain"}\n')
