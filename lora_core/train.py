@@ -21,6 +21,7 @@ from typing import Any
 
 from lora_core.api import LintOptions, LintResult, lint
 from lora_core.atomic import atomic_write_bytes
+from lora_core.captions import valid_text
 from lora_core.config import Config
 from lora_core.errors import ConfigError, DatasetError, PluginError
 from lora_core.hub import PICKLE_SUFFIXES
@@ -196,4 +197,4 @@ def _write_lint_report(folder: Path, result: LintResult) -> None:
 
     buffer = io.StringIO()
     render_concise(Report(result), buffer)
-    atomic_write_bytes(folder / "lint-report.txt", buffer.getvalue().encode("utf-8"))
+    atomic_write_bytes(folder / "lint-report.txt", valid_text(buffer.getvalue()).encode("utf-8"))

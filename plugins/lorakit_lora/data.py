@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lora_core.captions import valid_text
 from lora_core.errors import DatasetError
 
 
@@ -31,7 +32,9 @@ def examples_from(dataset: Any) -> list[Example]:
     found = []
     for record in dataset.records:
         if record.image_path and record.image_exists and record.caption is not None:
-            found.append(Example(Path(record.image_path), record.caption, record.image, max(1, record.repeats or 1)))
+            # A byte that was not UTF-8 (LK004) is trained as U+FFFD, as a lenient trainer reads it.
+            found.append(Example(Path(record.image_path), valid_text(record.caption), record.image,
+                                 max(1, record.repeats or 1)))
     if not found:
         raise DatasetError(f"{dataset.path}: no image with a caption to train on")
     return found

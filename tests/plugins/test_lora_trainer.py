@@ -222,6 +222,16 @@ def test_allow_lint_errors_trains_and_records_it(tiny_sd, tmp_path):
     assert json.loads(metadata["lorakit.lint_summary"])["error"] == 1
 
 
+def test_a_latin1_byte_in_a_caption_trains_with_allow_lint_errors(tiny_sd, tmp_path):
+    folder = dataset(tmp_path / "ds", tiny_sd, epochs=1,
+                     captions=["cybrpnk, cafe at night, rain", "cybrpnk, rain, fog", "cybrpnk, fog, dusk"])
+    metadata = folder / "metadata.csv"
+    metadata.write_bytes(metadata.read_bytes().replace(b"cafe", b"caf\xe9"))
+    result = run_train([str(folder), "--allow-lint-errors", "--tag", "l1"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "LK004" in (tmp_path / "runs" / "ds-l1" / "lint-report.txt").read_text(encoding="utf-8")
+
+
 def test_v_prediction_base_model_trains(tmp_path):
     from lora_core.tiny_models import tiny_sd
 
