@@ -222,7 +222,8 @@ class VagueTerm(Rule):
     building, landscape painting, creature, woman, ...; docs/configuration.md) and reports one
     where the rest of the set uses a single specific phrasing for the same kind of subject: the
     suggestion comes from the set itself (`steampunk gear device` in 19 of 30 captions).
-    A term inside its own replacement (`landscape` in `ink-wash landscape`) is never reported.
+    A term inside its own replacement (`landscape` in `ink-wash landscape`) or inside the
+    `[style: ...]` prefix is never reported.
 
     ## Example
     With `vague = { "machine" = "steampunk gear device" }`, or that phrasing in most captions:
@@ -258,6 +259,8 @@ class VagueTerm(Rule):
             better = replacements[term.casefold()]
             if _inside(record.caption or "", start, end, better):
                 continue  # `landscape` inside `ink-wash landscape`: already the specific wording
+            if _in_prefix(record.caption or "", start):
+                continue  # the `[style: ...]` prefix is the set's own label (LK202), not a description
             fix = Fix.replace(f"replace with `{better}`", start, end, better, Applicability.UNSAFE)
             yield self.at_caption(record, f"vague term `{match.group()}`: say `{better}`", (start, end), fix)
 
@@ -280,7 +283,8 @@ class VagueTerm(Rule):
                         continue
                     caption = corpus.captions[index]
                     for mention in subject_mentions(caption, excluded, conventions.kinds):
-                        if mention.kind is not hint.kind or mention.phrase is not None:
+                        if mention.kind is not hint.kind or mention.phrase is not None or _in_prefix(caption,
+                                                                                                      mention.start):
                             continue
                         word = caption[mention.start:mention.end]
                         fix = Fix.replace(f"replace with `{phrase}`", mention.start, mention.end, phrase,
@@ -288,6 +292,11 @@ class VagueTerm(Rule):
                         yield self.at_caption(corpus.records[index], f"vague term `{word}`: say `{phrase}` "
                                               f"({hint.evidence})", (mention.start, mention.end), fix, inferred=True)
                         break
+
+
+def _in_prefix(caption: str, start: int) -> bool:
+    prefix = _PREFIX_LIKE.match(caption)
+    return prefix is not None and start < prefix.end()
 
 
 def _inside(caption: str, start: int, end: int, phrase: str) -> bool:
