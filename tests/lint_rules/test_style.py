@@ -106,7 +106,8 @@ def test_caption_too_short(lint_with_config):
 def test_vague_fixes_settle_inside_their_replacement_and_the_prefix(lint_with_config):
     """`car` -> `red sports car` holds `car`; a vague word inside the `[style: ...]` prefix is the
     set's label: neither loops (issue 14: "a red sports red sports red sports ...")."""
-    config = '[style]\nprefix = "[style: machine art]"\nvague = { "car" = "red sports car", "machine" = "gear device" }\n'
+    config = ('[style]\nprefix = "[style: machine art]"\n'
+              'vague = { "car" = "red sports car", "machine" = "gear device" }\n')
     rows = [("a.png", "[style: machine art] cybrpnk, car, machine, rain")]
     result, path = lint_with_config(rows, config, select=["LK2"], fix=True, unsafe=True)
     assert "[style: machine art] cybrpnk, red sports car, gear device, rain" in path.read_text(encoding="utf-8")
