@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import posixpath
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from lora_core import Fix, RuleOption, Severity
 from lora_core.datasets.model import Dataset, ReadProblem, Record
 from lora_core.datasets.reader import describe_invalid_bytes, invalid_byte_spans
 from lora_core.rules import LintContext, Rule, RulePack
-from lora_core.violations import Applicability, Location, Violation
+from lora_core.violations import Applicability, Edit, Location, Violation
 
 
 class _ProblemRule(Rule):
@@ -166,14 +167,17 @@ class InvalidEncoding(Rule):
     `caf\\xe9 interior` saved in latin-1: byte 0xE9 is not valid UTF-8.
 
     ## Fix
-    Re-save the file as UTF-8, e.g. `iconv -f cp1252 -t utf-8 metadata.csv > fixed.csv`. lorakit
-    does not guess the encoding for you.
+    Unsafe fix, for the bytes inside a caption: read them as Windows-1252 (the usual cause), which
+    the message shows first (`as cp1252 it would read 'é'`); check that the result is what was
+    meant. Otherwise re-save the file as UTF-8, e.g. `iconv -f cp1252 -t utf-8 metadata.csv >
+    fixed.csv`.
     """
 
     code = "LK004"
     name = "invalid-encoding"
     summary = "Caption file is not valid UTF-8 (reports the byte offset)"
     severity = Severity.ERROR
+    fix = Applicability.UNSAFE
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         for source in dataset.sources:
@@ -183,6 +187,14 @@ class InvalidEncoding(Rule):
             if not spans:
                 continue
             seen_lines: set[int] = set()
+            # Bad bytes inside a caption: reported on the caption, with the cp1252 reading as a fix.
+            for record in dataset.records:
+                if record.source is not source or not record.caption or record.caption.isascii():
+                    continue
+                violation = self._in_caption(record)
+                if violation is not None and violation.location is not None:
+                    seen_lines.add(violation.location.line)
+                    yield violation
             cache: list = []
             for start, end in spans:
                 location = source.location(start, end)
@@ -191,6 +203,30 @@ class InvalidEncoding(Rule):
                 seen_lines.add(location.line)
                 image = _image_at(dataset, source, start, cache)
                 yield self.at(location, describe_invalid_bytes(source, start, end), image=image)
+
+
+    def _in_caption(self, record: Record) -> Violation | None:
+        caption = record.caption or ""
+        runs = list(_BAD_BYTES.finditer(caption))
+        if not runs or record.caption_span is None:
+            return None
+        edits = []
+        for run in runs:
+            try:
+                text = run.group().encode("utf-8", "surrogateescape").decode("cp1252")
+            except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90, 0x9D mean nothing in cp1252: no guess
+                edits = []
+                break
+            edits.append(Edit(run.start(), run.end(), text))
+        first = runs[0]
+        source = record.source
+        raw_start = record.caption_span[0] + source.codec.raw_offset(record, first.start())
+        message = describe_invalid_bytes(source, raw_start, raw_start + (first.end() - first.start()))
+        fix = Fix("read the bytes as cp1252", Applicability.UNSAFE, tuple(edits)) if edits else None
+        return self.at_caption(record, message, (first.start(), first.end()), fix)
+
+
+_BAD_BYTES = re.compile("[\udc80-\udcff]+")
 
 
 def _image_at(dataset: Dataset, source, offset: int, cache: list) -> str | None:

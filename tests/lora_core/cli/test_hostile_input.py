@@ -189,3 +189,15 @@ def test_fix_finds_a_jsonl_caption_whose_key_is_written_with_escapes(tmp_path, r
     assert fixed.applied == 1
     assert (folder / "metadata.jsonl").read_text(encoding="utf-8") == (
         '{"file_name": "a.png", "\\u0074ext": "cybrpnk, neon city, rain"}\n')
+
+
+def test_lk004_offers_the_cp1252_reading_as_an_unsafe_fix(tmp_path, registry):
+    path = _latin1_dataset(tmp_path)
+    found = [v for v in lora_core.lint(path, registry=registry, isolated=True, select=["LK004"])]
+    assert len(found) == 1 and found[0].fix is not None and found[0].image == "a.png"
+    assert "as cp1252 it would read 'é'" in found[0].message
+    safe = lora_core.fix(path, registry=registry, isolated=True, select=["LK004"])
+    assert safe.applied == 0  # a guess at an encoding is never a safe fix
+    lora_core.fix(path, registry=registry, isolated=True, select=["LK004"], unsafe=True)
+    assert "café neon city" in path.read_text(encoding="utf-8")
+    assert not list(lora_core.lint(path, registry=registry, isolated=True, select=["LK004"]))
