@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from lora_core.atomic import atomic_write_bytes, write_error
+from lora_core.atomic import write_error, write_user_file
 from lora_core.config import Config, find_config_file, read_config_table, resolve_config
 from lora_core.datasets import Dataset, DatasetSettings, open_dataset
 from lora_core.datasets.reader import IMAGE_EXTENSIONS
@@ -185,6 +185,7 @@ def fix(
     changes: dict[Path, tuple[bytes, bytes]] = {}
     converged = True
     read_as: dict[Path, bytes] = {}  # each changed file as lorakit read it
+    roots: dict[Path, Path] = {}  # the dataset each changed file belongs to
     for target in targets:
         dataset, config, rules, selection = _prepare(target, options, registry)
 
@@ -211,6 +212,7 @@ def fix(
             if new != old:
                 changes[path] = (old, new)
                 read_as[path] = old
+                roots[path] = dataset.root
     if write:
         written: list[Path] = []
         for path, (_, new) in changes.items():
@@ -221,7 +223,7 @@ def fix(
                     done = f"; {len(written)} other file(s) were fixed" if written else "; no file was changed"
                     raise OutputError(f"{path}: changed on disk while lorakit was fixing it (another editor?); "
                                       f"not overwritten{done}. Run --fix again")
-                atomic_write_bytes(path, new)
+                write_user_file(path, new, roots[path])
             except OSError as exc:
                 done = f"; {len(written)} other file(s) were fixed" if written else "; no file was changed"
                 raise write_error(path, exc, "the fixed captions" + done) from None

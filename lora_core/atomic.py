@@ -14,9 +14,10 @@ from pathlib import Path
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     folder = path.parent
     try:
-        mode = path.stat().st_mode & 0o7777
+        stat = path.stat()
+        mode, owner = stat.st_mode & 0o7777, (stat.st_uid, stat.st_gid)
     except FileNotFoundError:
-        mode = 0o644
+        mode, owner = 0o644, None
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".lorakit-tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -24,6 +25,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp_name, mode)
+        if owner is not None and hasattr(os, "chown") and owner != (os.getuid(), os.getgid()):
+            try:  # keep the file's owner and group (allowed for root, or a group the user is in)
+                os.chown(tmp_name, *owner)
+            except PermissionError:
+                pass
         os.replace(tmp_name, path)
     except BaseException:
         try:
@@ -49,3 +55,31 @@ def write_error(path: Path, exc: OSError, what: str) -> Exception:
                errno.ENOTDIR: "a part of the path is not a folder", errno.EDQUOT: "disk quota exceeded"}
     reason = reasons.get(exc.errno or 0, exc.strerror or str(exc) or type(exc).__name__)
     return OutputError(f"{path}: cannot write {what} ({reason})")
+
+
+def write_user_file(path: Path, data: bytes, root: Path) -> None:
+    """Rewrite a file of the user's dataset (`--fix`), keeping what it is:
+    - a symbolic link stays a link: its target is rewritten, if the target is inside `root`
+      (the dataset); one that leads out of the dataset is refused, never written;
+    - a read-only file (no write bit) is refused: the user made it so;
+    - a hard-linked file is rewritten in place, so every link sees the fix (an atomic replace
+      would give this name a new file and leave the others behind);
+    - anything else is replaced atomically (owner, group and mode kept)."""
+    from lora_core.errors import OutputError
+
+    target = Path(os.path.realpath(path))
+    real_root = os.path.realpath(root)
+    if target != path.absolute() and not (str(target) == real_root
+                                          or str(target).startswith(real_root.rstrip(os.sep) + os.sep)):
+        raise OutputError(f"{path}: is a symbolic link to {target}, outside the dataset: not written")
+    stat = target.stat()
+    if not stat.st_mode & 0o222:
+        raise OutputError(f"{path}: is read-only: not written (make it writable to let --fix change it)")
+    if stat.st_nlink > 1:
+        with open(target, "r+b") as fh:
+            fh.write(data)
+            fh.truncate()
+            fh.flush()
+            os.fsync(fh.fileno())
+        return
+    atomic_write_bytes(target, data)

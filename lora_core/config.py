@@ -78,6 +78,8 @@ class Float(ValueType):
     def check(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError
+        if value != value or value in (float("inf"), float("-inf")):  # nan, inf: TOML has them, settings do not
+            raise ValueError
         if self.minimum is not None and value < self.minimum:
             raise ValueError
         if self.maximum is not None and value > self.maximum:
@@ -206,6 +208,8 @@ def find_config_file(start: Path) -> Path | None:
         toml_file = candidate / CONFIG_FILENAME
         if toml_file.is_file():
             return toml_file
+        if toml_file.exists():  # a folder (or a FIFO) named lorakit.toml: not silently skipped
+            raise ConfigError(f"{toml_file}: is not a regular file; a lorakit config is a TOML file")
         pyproject = candidate / "pyproject.toml"
         if pyproject.is_file() and "lorakit" in _tool_table(_read_toml(pyproject)):
             return pyproject

@@ -125,6 +125,7 @@ def lint(
     # report is text for people and parsers: it shows U+FFFD there, and is always valid UTF-8.
     text = valid_text(buffer.getvalue())
     if output_file is not None:
+        _refuse_overwriting_inputs(output_file, result)
         try:
             atomic_write_text(output_file, text)
         except OSError as exc:
@@ -140,6 +141,22 @@ def lint(
         _print_crashes(result)
     skip_teardown()
     ctx.exit(result.exit_code(strict=strict, exit_zero=exit_zero))
+
+
+def _refuse_overwriting_inputs(output_file: Path, result: api.LintResult) -> None:
+    """`-o metadata.csv` would replace the dataset with its own report: refused, as is any file
+    the lint read (a caption file, an image, the config)."""
+    from lora_core.errors import OutputError
+
+    target = os.path.realpath(output_file)
+    for item in result.datasets:
+        inputs = [source.path_str for source in item.dataset.sources]
+        inputs += [r.image_path for r in item.dataset.records if isinstance(r.image_path, str)]
+        if item.config.path is not None:
+            inputs.append(str(item.config.path))
+        if any(os.path.realpath(p) == target for p in inputs if os.path.basename(p) == os.path.basename(target)):
+            raise OutputError(f"{output_file}: is an input of this lint; a report never overwrites the dataset "
+                              "(choose another -o)")
 
 
 def keep_freed_memory() -> None:

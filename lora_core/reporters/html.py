@@ -25,6 +25,11 @@ EMBED_LIMIT = 1000
 THUMBNAIL = 192
 
 
+def _owned(path: str, root: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def _thumbnail(path: str) -> str | None:
     try:
         from PIL import Image, ImageOps
@@ -74,11 +79,14 @@ def _cards(report: Report) -> list[dict[str, Any]]:
     total = sum(len(item.dataset.records) for item in report.result.datasets)
     embed = total <= EMBED_LIMIT
     for item in report.result.datasets:
+        root = os.path.realpath(item.dataset.root)
         for record in item.dataset.records:
             found = by_record.get(id(record), []) + by_image.get(record.image or "", [])
             caption = record.caption or ""
             source = None
-            if record.image_path and record.image_exists:
+            # A report people share carries only pictures the dataset owns: never one that a
+            # symlink (or any path) leads out of the dataset folder to.
+            if record.image_path and record.image_exists and _owned(record.image_path, root):
                 source = _thumbnail(record.image_path) if embed else os.path.relpath(record.image_path, report.cwd)
             scores = [v.data.get("score") for v in found if v.data and v.data.get("score") is not None]
             cards.append({

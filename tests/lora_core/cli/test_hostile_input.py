@@ -55,7 +55,7 @@ def test_fix_on_a_full_disk_is_one_line_exit_2_and_keeps_the_file(tmp_path, monk
     def full(target, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("lora_core.api.atomic_write_bytes", full)
+    monkeypatch.setattr("lora_core.api.write_user_file", lambda target, data, root: full(target, data))
     run = CliRunner().invoke(cli, ["lint", str(path), "--isolated", "--fix"])
     assert run.exit_code == 2, run.output
     assert f"{path}: cannot write the fixed captions; no file was changed (no space left on the device)" in run.output
@@ -201,3 +201,69 @@ def test_lk004_offers_the_cp1252_reading_as_an_unsafe_fix(tmp_path, registry):
     lora_core.fix(path, registry=registry, isolated=True, select=["LK004"], unsafe=True)
     assert "café neon city" in path.read_text(encoding="utf-8")
     assert not list(lora_core.lint(path, registry=registry, isolated=True, select=["LK004"]))
+
+
+def test_fix_keeps_links_and_read_only_files_and_never_writes_outside(tmp_path, registry):
+    import os
+
+    from lora_core.testing import make_sidecar_dataset
+
+    folder = make_sidecar_dataset(tmp_path / "ds", {"a.png": "cybrpnk,  neon city, rain", "b.png": "x",
+                                                     "c.png": "x", "d.png": "x"})
+    outside = tmp_path / "outside.txt"
+    outside.write_text("cybrpnk,  far away, rain\n", encoding="utf-8")
+    (folder / "b.txt").unlink()
+    (folder / "b.txt").symlink_to(outside)  # a sidecar that leads out of the dataset
+    inside = folder / "sub"
+    inside.mkdir()
+    (inside / "real.txt").write_text("cybrpnk,  linked, rain\n", encoding="utf-8")
+    (folder / "c.txt").unlink()
+    (folder / "c.txt").symlink_to(inside / "real.txt")  # a link within the dataset
+    os.link(folder / "a.txt", tmp_path / "hardlink.txt")  # a hard link
+    (folder / "d.txt").write_text("cybrpnk,  read only, rain\n", encoding="utf-8")
+    os.chmod(folder / "d.txt", 0o444)
+    try:
+        lora_core.fix(folder, registry=registry, isolated=True, select=["LK101"])
+    except lora_core.LorakitError as exc:
+        assert "b.txt: is a symbolic link to" in str(exc) and "outside the dataset: not written" in str(exc)
+    assert outside.read_text(encoding="utf-8") == "cybrpnk,  far away, rain\n"  # never written
+    assert (folder / "b.txt").is_symlink()
+    (folder / "b.txt").unlink()
+    (folder / "b.txt").write_text("cybrpnk, neon, rain\n", encoding="utf-8")
+    with pytest.raises(lora_core.LorakitError, match="d.txt: is read-only: not written"):
+        lora_core.fix(folder, registry=registry, isolated=True, select=["LK101"])
+    os.chmod(folder / "d.txt", 0o644)
+    lora_core.fix(folder, registry=registry, isolated=True, select=["LK101"])
+    assert (folder / "c.txt").is_symlink() and (inside / "real.txt").read_text() == "cybrpnk, linked, rain\n"
+    assert (tmp_path / "hardlink.txt").read_text() == "cybrpnk, neon city, rain\n"  # the hard link sees the fix
+    assert os.stat(folder / "a.txt").st_ino == os.stat(tmp_path / "hardlink.txt").st_ino
+
+
+def test_reports_never_overwrite_inputs_or_embed_foreign_pictures(tmp_path):
+    import os
+
+    from lora_core.testing import make_sidecar_dataset, write_photo
+
+    folder = make_sidecar_dataset(tmp_path / "ds", {"a.png": "cybrpnk, neon city, rain"})
+    secret = write_photo(tmp_path / "secret.png")
+    os.symlink(secret, folder / "link.png")
+    (folder / "link.txt").write_text("cybrpnk, linked, rain\n", encoding="utf-8")
+    run = CliRunner().invoke(cli, ["lint", str(folder), "--isolated", "--format", "html", "-o",
+                                   str(tmp_path / "r.html")])
+    assert run.exit_code in (0, 1), run.output
+    assert (tmp_path / "r.html").read_text(encoding="utf-8").count("data:image/jpeg") == 1  # a.png only
+    before = (folder / "a.txt").read_bytes()
+    run = CliRunner().invoke(cli, ["lint", str(folder), "--isolated", "--format", "json", "-o", str(folder / "a.txt")])
+    assert run.exit_code == 2 and "is an input of this lint" in run.output
+    assert (folder / "a.txt").read_bytes() == before
+
+
+def test_nan_and_a_folder_named_lorakit_toml_are_config_errors(tmp_path):
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", "cybrpnk, neon city, rain")])
+    (tmp_path / "ds" / "lorakit.toml").write_text("[style]\nmin-coverage = nan\n", encoding="utf-8")
+    run = CliRunner().invoke(cli, ["lint", str(path)])
+    assert run.exit_code == 2 and "min-coverage must be a number in [0.0, 1.0], got number nan" in run.output
+    (tmp_path / "ds" / "lorakit.toml").unlink()
+    (tmp_path / "ds" / "lorakit.toml").mkdir()
+    run = CliRunner().invoke(cli, ["lint", str(path)])
+    assert run.exit_code == 2 and "is not a regular file" in run.output
