@@ -11,6 +11,7 @@ from lora_core import RuleOption, Severity
 from lora_core.clip_tokens import COMMON_WORD_ID, ClipTokenizer, TokenizerUnavailable, load_tokenizer
 from lora_core.config import ConfigKey, ConfigSection, Int, Str, key_location
 from lora_core.datasets.model import Dataset
+from lora_core.errors import ConfigError
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Violation
 
@@ -29,7 +30,14 @@ TOKENS_SECTION = ConfigSection(
 def tokenizer_for(ctx: LintContext) -> ClipTokenizer:
     relative_to = ctx.config_path.parent if ctx.config_path is not None else None
     base_model = ctx.section("train").get("base-model", "") if ctx.has_section("train") else ""
-    return load_tokenizer(ctx.section("tokens").get("tokenizer", "clip"), base_model, relative_to)
+    source = ctx.section("tokens").get("tokenizer", "clip")
+    try:
+        return load_tokenizer(source, base_model, relative_to)
+    except TokenizerUnavailable as exc:
+        if source != "clip":  # a path the user configured is wrong: a config error, not a skipped check
+            why = str(exc) if "[tokens]" in str(exc) else f"[tokens] tokenizer: {exc}"
+            raise ConfigError(f"{ctx.config_path or 'configuration'}: {why}") from None
+        raise
 
 
 class ClipTokenOverflow(Rule):

@@ -27,6 +27,16 @@ def refuse_pickle(path: object, allow_pickle: bool) -> None:
                           ".safetensors, or pass --allow-pickle if you trust its source")
 
 
+def how_to_provide(who: str) -> str:
+    """How the command that needs the model takes a local folder instead (`who` is the option
+    or config key that named the model): each message names an option its command has."""
+    if who.startswith("["):  # a config key: `[train] base-model`, `[semantic] clip-model`
+        return f"set {who} to a local model folder"
+    if who.startswith("--"):  # an option: `--clip-model`, `--base-model`
+        return f"pass {who} /path/to/folder"
+    return "pass --model /path/to/folder"  # a captioner (`lorakit caption --model`)
+
+
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -52,8 +62,8 @@ def load_pretrained(loader: Callable[..., Any], model_id: str, who: str, probe_f
 def missing_model(model_id: str, who: str, exc: BaseException) -> PluginError:
     where = "is not in the local Hugging Face cache and the hub is offline" if hub_offline() else "could not be loaded"
     detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-    return PluginError(f"{who}: model {model_id!r} {where} ({detail}); download it once, or pass "
-                       "--model /path/to/folder")
+    return PluginError(f"{who}: model {model_id!r} {where} ({detail}); download it once, or "
+                       f"{how_to_provide(who)}")
 
 
 def require_reachable(model_id: str, who: str, probe_file: str | tuple[str, ...] = "config.json") -> None:
@@ -72,11 +82,11 @@ def require_reachable(model_id: str, who: str, probe_file: str | tuple[str, ...]
         return
     if hub_offline():  # decided here: libraries read HF_HUB_OFFLINE once, at their import
         raise PluginError(f"{who}: model {model_id!r} is not in the local Hugging Face cache and the hub is offline "
-                          "(HF_HUB_OFFLINE); download it once, or pass --model /path/to/folder")
+                          f"(HF_HUB_OFFLINE); download it once, or {how_to_provide(who)}")
     endpoint = urlparse(constants.ENDPOINT)
     try:
         socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=2).close()
     except OSError:
         raise PluginError(f"{who}: model {model_id!r} is not in the local Hugging Face cache and "
-                          f"{endpoint.hostname} cannot be reached; download it once, or pass --model /path/to/folder") \
+                          f"{endpoint.hostname} cannot be reached; download it once, or {how_to_provide(who)}") \
             from None

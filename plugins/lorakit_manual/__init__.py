@@ -44,7 +44,14 @@ class ManualCaptioner:
 
     def caption(self, items: list[Any], prompt: str | None = None) -> list[str]:
         if self._captions is None:
-            self._captions = self._load(items[0].root if items else Path("."))
+            folder = items[0].root if items else Path(".")
+            self._captions = self._load(folder)
+            if not self._captions:  # nothing to take captions from: writing empty drafts is not success
+                from lora_core.errors import PluginError
+
+                where = str(self.source) if self.source else f"{folder}: no caption sidecars there"
+                raise PluginError(f"captioner csv: no existing captions to use ({where}); name a metadata.csv, "
+                                  "metadata.jsonl or sidecar folder with --model csv=PATH")
         return [self._captions.get(item.name, "") for item in items]
 
 

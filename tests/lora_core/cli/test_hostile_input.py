@@ -267,3 +267,28 @@ def test_nan_and_a_folder_named_lorakit_toml_are_config_errors(tmp_path):
     (tmp_path / "ds" / "lorakit.toml").mkdir()
     run = CliRunner().invoke(cli, ["lint", str(path)])
     assert run.exit_code == 2 and "is not a regular file" in run.output
+
+
+def test_a_wrong_tokenizer_path_is_a_config_error(tmp_path):
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", "cybrpnk, neon city, rain")])
+    for value in (str(tmp_path / "missing"), str(tmp_path), "/etc/passwd"):
+        (tmp_path / "ds" / "lorakit.toml").write_text(f'[tokens]\ntokenizer = "{value}"\n', encoding="utf-8")
+        run = CliRunner().invoke(cli, ["lint", str(path), "--ignore", "LK6"])
+        assert run.exit_code == 2 and "[tokens] tokenizer" in run.output, run.output
+
+
+def test_model_hints_name_an_option_the_command_has():
+    from lora_core.hub import how_to_provide
+
+    assert how_to_provide("[train] base-model") == "set [train] base-model to a local model folder"
+    assert how_to_provide("--clip-model") == "pass --clip-model /path/to/folder"
+    assert how_to_provide("captioner blip") == "pass --model /path/to/folder"
+
+
+def test_the_csv_captioner_refuses_when_there_is_nothing_to_take(tmp_path):
+    from lora_core.testing import write_pngs
+
+    write_pngs(tmp_path / "imgs", 3)
+    run = CliRunner().invoke(cli, ["caption", str(tmp_path / "imgs"), "--captioner", "csv"])
+    assert run.exit_code == 2 and "no existing captions to use" in run.output
+    assert not (tmp_path / "imgs" / "metadata.csv").exists()
