@@ -1,0 +1,170 @@
+"""A standing corpus of hostile inputs, written by code (no binary blobs in the repository).
+
+`CASES` maps a name to a function that fills a folder with one kind of broken or hostile input
+(bad encodings, malformed rows, pathological captions, paths that lead out of the dataset, odd
+config files, FIFOs, symlinks). tests/test_adversarial.py runs every command that reads user
+files over each case and holds them all to one contract: an exit code of 0, 1 or 2, no traceback
+and no internal error, input files byte-identical unless `--fix` was asked for, and nothing
+written outside the dataset folder and the named output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from lora_core.testing import png_bytes, write_photo
+
+GOOD = "cybrpnk, neon city, rain, night"
+
+
+def _csv(folder: Path, body: bytes, images: tuple[str, ...] = ("a.png",)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in images:
+        write_photo(folder / name)
+    (folder / "metadata.csv").write_bytes(body)
+    return folder
+
+
+def _rows(*rows: str) -> bytes:
+    return ("file_name,text\n" + "\n".join(rows) + "\n").encode("utf-8")
+
+
+def latin1_caption(folder: Path) -> Path:
+    return _csv(folder, b'file_name,text\na.png,"caf\xe9 neon city, rain, night"\n')
+
+
+def utf16_csv(folder: Path) -> Path:
+    return _csv(folder, f'file_name,text\na.png,"{GOOD}"\n'.encode("utf-16"))
+
+
+def bom_and_mixed_newlines(folder: Path) -> Path:
+    return _csv(folder, b"\xef\xbb\xbffile_name,text\r\na.png,\"" + GOOD.encode() + b"\"\nb.png,x, y\r\n",
+                ("a.png", "b.png"))
+
+
+def nul_in_file_name(folder: Path) -> Path:
+    return _csv(folder, b'file_name,text\na\x00b.png,"' + GOOD.encode() + b'"\n')
+
+
+def empty_file(folder: Path) -> Path:
+    return _csv(folder, b"")
+
+
+def header_only(folder: Path) -> Path:
+    return _csv(folder, b"file_name,text\n")
+
+
+def unclosed_quote_and_extra_fields(folder: Path) -> Path:
+    return _csv(folder, _rows('a.png,"' + GOOD, "b.png,one,two,three", '"c.png",""'))
+
+
+def binary_garbage(folder: Path) -> Path:
+    return _csv(folder, bytes(range(256)) * 40)
+
+
+def jsonl_hostile(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_photo(folder / "a.png")
+    lines = [json.dumps({"file_name": "a.png", "text": GOOD}),
+             '{"file_name": "b.png", "text": "x", "deep": ' + "[" * 50_000 + "]" * 50_000 + "}",
+             '{"file_name": "c.png", "text": "y", "big": ' + "9" * 5000 + "}",
+             '{"file_name": "d.png", "\\u0074ext": " cybrpnk,  escaped key"}', "[1, 2, 3]", '"just a string"',
+             '{"file_name": 5, "text": null}', "{not json"]
+    (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def pathological_captions(folder: Path) -> Path:
+    return _csv(folder, _rows('a.png,"' + "x" * 200_000 + '"', 'b.png,"' + "rain, " * 10_000 + '"',
+                              'c.png,"' + ", ".join(f"t{i}" for i in range(5000)) + '"',
+                              'd.png,"\x1f\x1e\ue000\U0010fffd ' + GOOD + '"', "e.png,\",,,;;;|||\""),
+                ("a.png", "b.png", "c.png", "d.png", "e.png"))
+
+
+def paths_out_of_the_dataset(folder: Path) -> Path:
+    write_photo(folder.parent / "secret.png")
+    _csv(folder, _rows(f'../secret.png,"{GOOD}"', f'{folder.parent / "secret.png"},"{GOOD}"',
+                       f'link.png,"{GOOD}"', f'a.png,"{GOOD}"'))
+    os.symlink(folder.parent / "secret.png", folder / "link.png")
+    return folder
+
+
+def sidecars_hostile(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    outside = folder.parent / "outside.txt"
+    outside.write_text(" cybrpnk,  outside , rain\n", encoding="utf-8")
+    for name in ("a", "b", "c", "d", "10_person_A/e", "0_x/f", "weird name #1", "quo\"te"):
+        write_photo(folder / f"{name}.png")
+    (folder / "a.txt").write_bytes(b"caf\xe9,  neon city\n")
+    os.symlink(outside, folder / "b.txt")
+    (folder / "c.txt").write_bytes("\ufeff cybrpnk,\u200b rain\r\nsecond line\n".encode())
+    (folder / "d.caption").write_text(GOOD, encoding="utf-8")
+    (folder / "10_person_A" / "e.txt").write_text("portrait, woman", encoding="utf-8")
+    (folder / "0_x" / "f.txt").write_text("", encoding="utf-8")
+    (folder / "weird name #1.txt").write_text(GOOD, encoding="utf-8")
+    (folder / 'quo"te.txt').write_text(GOOD, encoding="utf-8")
+    (folder / "orphan.txt").write_text(GOOD, encoding="utf-8")
+    return folder
+
+
+def fifos(folder: Path) -> Path:
+    """A caption sidecar and a lorakit.toml that are FIFOs: refused, never waited on."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_photo(folder / "a.png")
+    (folder / "a.txt").write_text(GOOD, encoding="utf-8")
+    write_photo(folder / "fifo.png")
+    os.mkfifo(folder / "fifo.txt")
+    os.mkfifo(folder / "lorakit.toml")
+    return folder
+
+
+def garbage_images(folder: Path) -> Path:
+    _csv(folder, _rows(f'a.png,"{GOOD}"', f'b.jpg,"{GOOD}"', f'c.webp,"{GOOD}"', f'd.png,"{GOOD}"'), ())
+    (folder / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    (folder / "b.jpg").write_bytes(b"not a jpeg at all")
+    (folder / "c.webp").write_bytes(b"")
+    (folder / "d.png").write_bytes(png_bytes(1, 1))
+    return folder
+
+
+def _with_config(text: bytes | None = None, name: str = "lorakit.toml", folder_config: bool = False
+                 ) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        _csv(folder, _rows(f'a.png,"{GOOD}"'))
+        if folder_config:
+            (folder / name).mkdir()
+        elif text is not None:
+            (folder / name).write_bytes(text)
+        return folder
+
+    return make
+
+
+CASES: dict[str, Callable[[Path], Path]] = {
+    "latin1_caption": latin1_caption,
+    "utf16_csv": utf16_csv,
+    "bom_and_mixed_newlines": bom_and_mixed_newlines,
+    "nul_in_file_name": nul_in_file_name,
+    "empty_file": empty_file,
+    "header_only": header_only,
+    "unclosed_quote_and_extra_fields": unclosed_quote_and_extra_fields,
+    "binary_garbage": binary_garbage,
+    "jsonl_hostile": jsonl_hostile,
+    "pathological_captions": pathological_captions,
+    "paths_out_of_the_dataset": paths_out_of_the_dataset,
+    "sidecars_hostile": sidecars_hostile,
+    "fifos": fifos,
+    "garbage_images": garbage_images,
+    "config_latin1": _with_config('[style]\nrequired = ["caf\xe9"]\n'.encode("latin-1")),
+    "config_utf16": _with_config('[style]\nrequired = ["x"]\n'.encode("utf-16")),
+    "config_nested": _with_config(("a = " + "[" * 20_000 + "]" * 20_000 + "\n").encode()),
+    "config_nan": _with_config(b"[style]\nmin-coverage = nan\n[train]\nlearning-rate = inf\n"),
+    "config_binary": _with_config(bytes(range(256))),
+    "config_unknown_keys": _with_config(b"[style]\nrequierd = [1]\n[nosuch]\nx = 1\n"),
+    "pyproject_tool_int": _with_config(b"[tool]\nlorakit = 5\n", name="pyproject.toml"),
+    "config_is_a_folder": _with_config(folder_config=True),
+    "config_bad_tokenizer": _with_config(b'[tokens]\ntokenizer = "/etc/passwd"\n'),
+}

@@ -1,0 +1,145 @@
+"""Every command that reads user files, over every hostile input of tests/adversarial.py, holds
+one contract: exit code 0, 1 or 2; no traceback and no internal error; input files
+byte-identical unless --fix was asked for; nothing written outside the dataset folder and the
+named output. A hypothesis fuzz test sends random bytes as CSV, JSONL, sidecars and TOML through
+the Python API under the same contract."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lora_core
+from lora_core.cli import cli
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+adversarial = _load("adversarial")
+
+COMMANDS = {
+    "lint": ["lint", "{ds}"],
+    "lint-concise": ["lint", "{ds}", "--format", "concise"],
+    "lint-json": ["lint", "{ds}", "--format", "json"],
+    "lint-sarif": ["lint", "{ds}", "--format", "sarif"],
+    "lint-github": ["lint", "{ds}", "--format", "github"],
+    "lint-html": ["lint", "{ds}", "--format", "html", "-o", "{out}/report.html"],
+    "lint-no-infer": ["lint", "{ds}", "--isolated", "--no-infer", "--format", "concise"],
+    "lint-diff": ["lint", "{ds}", "--diff", "--unsafe-fixes"],
+    "lint-fix": ["lint", "{ds}", "--fix", "--unsafe-fixes", "--format", "concise"],
+    "init": ["init", "{ds}", "--stdout"],
+    "stats": ["stats", "{ds}"],
+    "stats-json": ["stats", "{ds}", "--format", "json", "--no-images"],
+    "caption-csv": ["caption", "{ds}", "--captioner", "csv", "--output", "captions-out.csv"],
+    "train-gate": ["train", "{ds}"],
+}
+WRITES_DATASET = {"lint-fix", "caption-csv"}
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every regular file and link under root -> a digest (FIFOs are listed, never opened)."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder) / name
+            info = os.lstat(path)
+            rel = str(path.relative_to(root))
+            if stat.S_ISLNK(info.st_mode):
+                found[rel] = "link:" + os.readlink(path)
+            elif stat.S_ISREG(info.st_mode):
+                found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+            elif not stat.S_ISDIR(info.st_mode):
+                found[rel] = "special"
+    return found
+
+
+@pytest.mark.parametrize("case", list(adversarial.CASES))
+def test_every_command_holds_the_contract_on_hostile_input(case, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)  # `train` makes its run folder in the working directory
+    for command, template in COMMANDS.items():
+        if (work / "ds").exists() or work.exists():
+            import shutil
+
+            shutil.rmtree(work)
+        ds = adversarial.CASES[case](work / "ds")
+        before = _snapshot(work)
+        args = [a.format(ds=ds, out=out) for a in template]
+        result = CliRunner().invoke(cli, args)
+        where = f"{case}: lorakit {' '.join(template)}"
+        assert result.exit_code in (0, 1, 2), f"{where}: exit {result.exit_code}\n{result.output[-2000:]}"
+        assert result.exception is None or isinstance(result.exception, SystemExit), \
+            f"{where}: {type(result.exception).__name__}: {result.exception}"
+        assert "Traceback" not in result.output and "internal error" not in result.output, \
+            f"{where}\n{result.output[-2000:]}"
+        after = _snapshot(work)
+        ds_rel = str(ds.relative_to(work))
+        for rel, digest in before.items():
+            inside = rel == ds_rel or rel.startswith(ds_rel + os.sep)
+            if command in WRITES_DATASET and inside:
+                continue
+            assert after.get(rel) == digest, f"{where}: changed {rel}"
+        for rel in set(after) - set(before):
+            inside = rel.startswith(ds_rel + os.sep)
+            allowed = inside and (".lorakit_cache" in rel or command in WRITES_DATASET)
+            assert allowed, f"{where}: wrote {rel}"
+
+
+# -- fuzz ----------------------------------------------------------------------------------------
+
+SHAPES = st.sampled_from(["csv", "jsonl", "sidecar", "toml"])
+PIECES = [b"file_name,text\n", b'a.png,"', b"cybrpnk, neon", b'"\n', b",", b";", b"\xe9", b"\xff\xfe", b"\x00",
+          b"\r\n", b"\n", b'{"file_name": "a.png", "text": "', b'"}', b"[", b"]", b"\\u0074", b"\xef\xbb\xbf",
+          b"[style]\n", b"required = [", b"nan", b"= ", b"person_A", b"..", b"/", b"  "]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(SHAPES, st.lists(st.sampled_from(PIECES) | st.binary(max_size=6), max_size=20))
+def test_random_bytes_never_break_the_api(tmp_path, registry, shape, parts):
+    import shutil
+
+    from lora_core.testing import write_photo
+
+    data = b"".join(parts)
+    folder = tmp_path / "fuzz"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    write_photo(folder / "a.png", size=64)
+    if shape == "csv":
+        (folder / "metadata.csv").write_bytes(data)
+    elif shape == "jsonl":
+        (folder / "metadata.jsonl").write_bytes(data)
+    elif shape == "sidecar":
+        (folder / "a.txt").write_bytes(data)
+    else:
+        (folder / "metadata.csv").write_bytes(b'file_name,text\na.png,"cybrpnk, neon city, rain"\n')
+        (folder / "lorakit.toml").write_bytes(data)
+    before = _snapshot(folder)
+    try:
+        result = lora_core.lint(folder, registry=registry, ignore=["LK6"])
+    except lora_core.LorakitError:
+        return  # one clean line and exit 2 at the command line
+    assert not result.crashes, [c.describe() for c in result.crashes]
+    assert {k: v for k, v in _snapshot(folder).items() if ".lorakit_cache" not in k} == before
+    try:
+        fixed = lora_core.fix(folder, registry=registry, unsafe=True, ignore=["LK6"])
+    except lora_core.LorakitError:
+        return
+    assert not fixed.remaining.crashes
