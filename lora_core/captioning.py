@@ -193,7 +193,10 @@ class CaptionWriter:
     def flush(self, order: list[str]) -> None:
         if self.sidecars:
             for image, caption in self.pending_sidecars.items():
-                atomic_write_bytes((self.folder / image).with_suffix(self.extension), (caption + "\n").encode())
+                # surrogateescape: bytes that were not UTF-8 in a source caption are written back as
+                # they were (LK004 then reports them, with the cp1252 reading as a fix), never lost
+                atomic_write_bytes((self.folder / image).with_suffix(self.extension),
+                                   (caption + "\n").encode("utf-8", "surrogateescape"))
             self.pending_sidecars.clear()
             return
         columns = ["file_name", "text"]
@@ -206,7 +209,7 @@ class CaptionWriter:
         for image in sorted(self.rows, key=lambda n: (position.get(n, len(position)), n)):
             writer.writerow(self.rows[image])
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.path, buffer.getvalue().encode("utf-8"))
+        atomic_write_bytes(self.path, buffer.getvalue().encode("utf-8", "surrogateescape"))
 
 
 def list_images(folder: Path) -> list[ImageItem]:
