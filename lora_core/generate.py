@@ -98,9 +98,13 @@ def apply_loras(pipeline: Any, loras: list[LoraUse]) -> None:
             raise ConfigError(f"<lora:{lora.name}> is used twice in the prompt")
         try:
             pipeline.load_lora_weights(str(lora.path), adapter_name=lora.adapter)
-        except (ValueError, KeyError, OSError, RuntimeError) as exc:
-            raise PluginError(f"{lora.path}: not a LoRA this pipeline can load ({str(exc).splitlines()[0][:160]})") \
-                from None
+        except Exception as exc:
+            detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise PluginError(f"{lora.path}: not a LoRA this pipeline can load ({detail})") from None
+        present = {name for adapters in pipeline.get_list_adapters().values() for name in adapters}
+        if lora.adapter not in present:  # loaded without error, but not one key matched a module
+            raise PluginError(f"{lora.path}: holds no LoRA weights for this pipeline's modules (a LoRA for another "
+                              "architecture, or not a LoRA)")
         names.append(lora.adapter)
     if names:
         pipeline.set_adapters(names, adapter_weights=[lora.weight for lora in loras])

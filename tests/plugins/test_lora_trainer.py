@@ -317,6 +317,25 @@ def test_generate_applies_the_lora_at_the_prompt_weight(trained, tiny_sd, tmp_pa
     assert result.exit_code == 2 and "<lora:missing>: no missing.safetensors in" in result.stderr
 
 
+def test_generate_refuses_hostile_lora_files_in_one_line(tiny_sd, tmp_path):
+    """Garbage, truncated, foreign and pickle LoRA files: exit 2, one line naming the file."""
+    from safetensors.torch import save_file
+
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    (loras / "garbage.safetensors").write_bytes(b"\x00\x01garbage" * 20)
+    (loras / "truncated.safetensors").write_bytes(b"\xff\xff\xff\xff\x00\x00\x00\x00{")
+    save_file({"not.a.lora.key": torch.zeros(2, 2)}, str(loras / "foreign.safetensors"))
+    (loras / "pickled.pt").write_bytes(b"\x80\x04K\x01.")
+    for name in ("garbage", "truncated", "foreign", "pickled.pt"):
+        result = CliRunner().invoke(cli, ["generate", f"x <lora:{name}>", "--base-model", str(tiny_sd), "--lora-dir",
+                                          str(loras), "-o", str(tmp_path / "out"), "--steps", "1", "--device", "cpu"])
+        assert result.exit_code == 2, (name, result.output)
+        assert "Traceback" not in result.output and "internal error" not in result.output, (name, result.output)
+        assert name.split(".")[0] in result.stderr, (name, result.stderr)
+    assert not list((tmp_path / "out").glob("*.png")) if (tmp_path / "out").exists() else True
+
+
 @pytest.mark.parametrize("architecture, unet_params, text_params", [
     ("sd15", 859_520_964, (123_060_480,)), ("sd21", 865_910_724, (340_387_840,)),
     ("sdxl", 2_567_463_684, (123_060_480, 694_659_840))])
