@@ -126,8 +126,8 @@ class UnboundPerson(Rule):
         tokens = [t for t in conventions.concepts.values() if t.person]
         if not tokens:
             return
-        others = Terms(list(conventions.concepts), case_sensitive=True)
-        by_concept = {t.concept: t for t in tokens}
+        others = Terms(list(conventions.concept_tokens), case_sensitive=True)
+        by_concept = {key: t for key, t in conventions.concepts.items() if t.person}
         for scope in conventions.scopes:
             token = by_concept.get(scope.concept or "")
             if token is None:
@@ -369,7 +369,8 @@ class IdentityFolderMismatch(Rule):
             if own is None:
                 continue
             pattern = token_pattern(own.concept)
-            others = Terms([t for t in tokens if t != own.concept], case_sensitive=True)
+            by_token = {t.concept: t for t in tokens.values() if t.concept != own.concept}
+            others = Terms(list(by_token), case_sensitive=True)
             for index in scope.indexes:
                 caption = corpus.captions[index]
                 if own.concept in caption and pattern.search(caption):
@@ -377,14 +378,14 @@ class IdentityFolderMismatch(Rule):
                 match = others.search(caption)
                 if match is None:
                     continue
-                other = tokens[match.group()]
+                other = by_token[others.canonical(match.group())]
                 yield self.at_caption(corpus.records[index], f"caption names `{other.concept}` (the token of "
                                       f"`{other.folder}`) but the image is in `{own.folder}`, whose token is "
                                       f"`{own.concept}`", match.span(), inferred=True)
 
 
 def _folder_identities(ctx: LintContext) -> Terms:
-    tokens = of_context(ctx).concepts
+    tokens = of_context(ctx).concept_tokens
     return Terms(list(tokens), case_sensitive=True) if len(tokens) >= 2 else Terms([])
 
 
@@ -437,7 +438,7 @@ class TriggerMissing(Rule):
         corpus = ctx.corpus
         conventions = of_context(ctx)
         persons = Terms(_entities(ctx).get("person-terms", DEFAULT_PERSON_TERMS))
-        others = Terms(list(conventions.concepts), case_sensitive=True)
+        others = Terms(list(conventions.concept_tokens), case_sensitive=True)
         for expected in expected_tokens(ctx, conventions):
             token = expected.token
             terms = Terms([token], case_sensitive=True)
@@ -563,7 +564,7 @@ def _protected_tokens(ctx: LintContext, conventions: Conventions) -> set[str]:
         settings = _entities(ctx)
         # Inferred triggers only where the config does not name one (inferring them costs a pass).
         inferred = conventions.all_triggers if not configured(ctx, "entities", "trigger") else set()
-        return {*inferred, *conventions.concepts, *settings.get("identities", []),
+        return {*inferred, *conventions.concept_tokens, *settings.get("identities", []),
                 *([settings["trigger"]] if settings.get("trigger") else []),
                 *settings.get("concept-triggers", {}).values()}
 

@@ -573,7 +573,8 @@ class TagSpelling(Rule):
             key = _SPELLING_KEY.sub("", tag).casefold()
             if key:
                 spellings.setdefault(key, []).append(tag)
-        protected = {_SPELLING_KEY.sub("", t).casefold() for t in (*conventions.all_triggers, *conventions.concepts)}
+        tokens = (*conventions.all_triggers, *conventions.concept_tokens)
+        protected = {_SPELLING_KEY.sub("", t).casefold() for t in tokens}
         minimum = ctx.section("infer").get("min-evidence", 3)
         wrong: dict[str, str] = {}
         for key, tags in spellings.items():

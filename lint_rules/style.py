@@ -269,7 +269,7 @@ class VagueTerm(Rule):
         set uses one specific phrasing for the same kind of subject; the suggestion is that phrasing."""
         corpus = ctx.corpus
         conventions = of_context(ctx)
-        excluded = frozenset(t.lower() for t in (*conventions.all_triggers, *conventions.concepts))
+        excluded = frozenset(t.lower() for t in (*conventions.all_triggers, *conventions.concept_tokens))
         for hints in conventions.subjects.values():
             for hint in hints:
                 phrase = hint.phrase

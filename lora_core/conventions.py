@@ -379,7 +379,7 @@ class Conventions:
     def triggers(self) -> dict[int, InferredTrigger]:
         """Scope position -> its inferred trigger."""
         found = {}
-        names = set(self.concepts)
+        names = set(self.concepts) | self.concept_tokens
         for position, scope in enumerate(self.scopes):
             trigger = _infer_trigger(self._captions, scope, self.settings, names - {scope.concept or ""})
             if trigger is not None:
@@ -422,7 +422,7 @@ class Conventions:
     def subjects(self) -> dict[int, list[SubjectHint]]:
         """Scope position -> the specific phrasings it uses for kinds of subject."""
         found = {}
-        names = {c.lower() for c in self.concepts}
+        names = {c.lower() for c in (*self.concepts, *self.concept_tokens)}
         for position, scope in enumerate(self.scopes):
             trigger = self.triggers.get(position)
             excluded = frozenset(names | ({trigger.token.lower()} if trigger else set()))
@@ -437,6 +437,11 @@ class Conventions:
     @property
     def all_triggers(self) -> set[str]:
         return {t.token for t in self.triggers.values()}
+
+    @property
+    def concept_tokens(self) -> set[str]:
+        """The concept folders' tokens as the captions spell them."""
+        return {t.concept for t in self.concepts.values()}
 
 
 def disabled() -> Conventions:
@@ -824,10 +829,28 @@ def _concept_tokens(captions: Sequence[str], scopes: Sequence[Scope], folders: S
         person = identity.fullmatch(concept) is not None
         if not person and not (used and is_rare_token(concept)):
             continue
+        token = concept
+        if not used:  # the captions may spell the folder's name their own way (`person_a` in `10_person_A/`)
+            spelling, count = _captions_spelling(captions, scope.indexes, concept)
+            if spelling and count >= len(scope.indexes) / 2:
+                token, used = spelling, count
         first = scope.indexes[0]
-        found[concept] = ConceptToken(concept, folders[first] or concept, person, used, len(scope.indexes),
+        found[concept] = ConceptToken(token, folders[first] or concept, person, used, len(scope.indexes),
                                       repeats[first] or 1)
     return found
+
+
+def _captions_spelling(captions: Sequence[str], indexes: Sequence[int], name: str) -> tuple[str, int]:
+    """The most common way a scope's captions write `name` (other case or separators), and in how
+    many captions: the captions' convention wins over the folder's spelling."""
+    loose, _, _, _ = _variant_plan(name)
+    if loose is None:
+        return "", 0
+    forms: Counter[str] = Counter()
+    for i in indexes:
+        found = {m.group() for m in loose.finditer(captions[i])}
+        forms.update(found)
+    return forms.most_common(1)[0] if forms else ("", 0)
 
 
 def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | None],

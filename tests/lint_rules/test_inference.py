@@ -255,3 +255,14 @@ def test_trigger_fix_puts_the_trigger_before_its_class_word(tmp_path, registry):
     text = built.path.read_text(encoding="utf-8")
     assert "a photo of sks dog sitting on green grass\n" in text  # was "a photo of a dog sitting ..."
     assert "sks, " not in text
+
+
+def test_the_captions_spelling_of_a_folder_token_wins(tmp_path, registry):
+    """`10_person_A/` whose captions all say `person_a`: their convention, not the folder's."""
+    files = {f"10_person_A/a{i}.png": f"person_a, portrait, look {i}, studio light" for i in range(6)}
+    files.update({f"10_person_B/b{i}.png": f"person_b, portrait, side {i}, window light" for i in range(6)})
+    files["10_person_B/b9.png"] = "person_a, portrait, swapped, window light"
+    make_sidecar_dataset(tmp_path / "ids", files)
+    found = [(v.image, v.code) for v in _lint(tmp_path / "ids", registry, isolated=True)
+             if v.severity is not Severity.INFO]
+    assert found == [("10_person_B/b9.png", "LK308")]
