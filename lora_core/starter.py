@@ -182,7 +182,15 @@ def render(proposal: Proposal, dataset_name: str) -> str:
         lines.append("# No rare token is in most captions: no trigger inferred. Choose one and add it to every "
                      "caption, e.g.")
         lines.append('# trigger = "ohwx"')
-    if proposal.identities:
+    folder_identities = conventions is not None and any(t.person for t in conventions.concepts.values())
+    if proposal.identities and folder_identities:
+        # Declared identities make every caption of the dataset need one (LK301), regularisation
+        # folders too: the kohya identity folders are checked folder by folder without it.
+        found = ", ".join(f"{name} ({n} captions)" for name, n in proposal.identities)
+        lines.append(f"# Identity folders found: {found}. lorakit checks each folder against its own token;")
+        lines.append("# declaring them would require an identity in every caption, regularisation images included.")
+        lines.append(f"# identities = {_toml_list([name for name, _ in proposal.identities])}")
+    elif proposal.identities:
         found = ", ".join(f"{name} ({n} captions)" for name, n in proposal.identities)
         lines.append(f"# Identity tokens found (captions, kohya folders): {found}. Declare every person shown "
                      "(LK301-LK304).")

@@ -165,7 +165,7 @@ def test_init_never_proposes_a_common_word_or_a_minority_style(tmp_path):
     assert "No rare token is in most captions" in text
 
 
-def test_init_pins_trigger_keep_tokens_identities_and_per_concept_triggers(tmp_path):
+def test_init_pins_trigger_keep_tokens_and_per_concept_triggers(tmp_path):
     built = corpora.build("cyberpunk_booru", tmp_path)
     config = tomllib.loads(_init(built.path))
     assert config["entities"]["trigger"] == "cybrpnk_style" and config["entities"]["keep-tokens"] == 1
@@ -173,8 +173,9 @@ def test_init_pins_trigger_keep_tokens_identities_and_per_concept_triggers(tmp_p
     config = tomllib.loads(_init(built.path))
     assert config["entities"]["concept-triggers"] == {"cybrpnk_city": "cybrpnk", "wtrclr_fox": "wtrclr"}
     built = corpora.build("kohya_identities", tmp_path)
-    config = tomllib.loads(_init(built.path))
-    assert config["entities"]["identities"] == ["person_A", "person_B"]
+    text = _init(built.path)
+    assert "identities" not in tomllib.loads(text)["entities"]  # checked folder by folder instead
+    assert '# identities = ["person_A", "person_B"]' in text
     built = corpora.build("watercolor_foxes", tmp_path)
     config = tomllib.loads(_init(built.path))
     assert "watercolor" in config["style"]["required"] and "photorealistic" in config["style"]["conflicting"]
@@ -266,3 +267,13 @@ def test_the_captions_spelling_of_a_folder_token_wins(tmp_path, registry):
     found = [(v.image, v.code) for v in _lint(tmp_path / "ids", registry, isolated=True)
              if v.severity is not Severity.INFO]
     assert found == [("10_person_B/b9.png", "LK308")]
+
+
+def test_identity_folders_beside_a_regularisation_folder_stay_clean_after_init(tmp_path, registry):
+    files = {f"10_person_A/a{i}.png": f"person_A, portrait, look {i}, studio light" for i in range(6)}
+    files.update({f"10_person_B/b{i}.png": f"person_B, portrait, side {i}, window light" for i in range(6)})
+    files.update({f"1_woman/r{i}.png": f"a photo of a woman, scene {i}, daylight" for i in range(6)})
+    make_sidecar_dataset(tmp_path / "ids", files)
+    assert not _serious(_lint(tmp_path / "ids", registry, isolated=True))
+    _init(tmp_path / "ids")
+    assert not _serious(_lint(tmp_path / "ids", registry))
