@@ -431,9 +431,6 @@ class Conventions:
                 found[position] = hints
         return found
 
-    def trigger(self, index: int) -> InferredTrigger | None:
-        return self.triggers.get(self.scope_of[index])
-
     @property
     def all_triggers(self) -> set[str]:
         return {t.token for t in self.triggers.values()}
