@@ -7,9 +7,11 @@ produces the real token ids:
 1. a tokenizer folder (`vocab.json` + `merges.txt`, the Hugging Face CLIPTokenizer layout, e.g.
    a base model's `tokenizer/` folder), run by the pure-Python BPE below;
 2. the `instant-clip-tokenizer` package (`pip install lorakit[tokens]`), which ships the CLIP
-   vocabulary in a small Rust extension;
+   vocabulary in a small Rust extension (the fastest);
 3. the BPE file inside an installed `open_clip` package, found without importing it (importing
-   open_clip imports torch).
+   open_clip imports torch);
+4. the same BPE file shipped with lorakit (`lora_core/data/`), so that the core install counts
+   exactly too, with the pure-Python BPE below.
 
 Counting works per pre-token (CLIP applies BPE to each word separately), with a cache: tag-list
 datasets repeat the same words thousands of times.
@@ -278,6 +280,11 @@ def from_instant_clip_tokenizer() -> ClipTokenizer:
     return ClipTokenizer(tokenizer.encode, tokenizer.decode, "instant-clip-tokenizer")
 
 
+#: CLIP's BPE merges as open_clip ships them (OpenAI CLIP, MIT licence), bundled so that exact
+#: counts need no optional package (scripts/make_clip_words.py copies it).
+BUNDLED_BPE = Path(__file__).resolve().parent / "data" / "clip_bpe_simple_vocab_16e6.txt.gz"
+
+
 def _open_clip_bpe_file() -> Path | None:
     spec = importlib.util.find_spec("open_clip")  # finds the package without importing torch
     if spec is None or not spec.submodule_search_locations:
@@ -291,7 +298,8 @@ def _open_clip_bpe_file() -> Path | None:
 
 def load_tokenizer(setting: str = "clip", base_model: str = "", relative_to: Path | None = None) -> ClipTokenizer:
     """Resolve `[tokens] tokenizer`: a folder path, else (for "clip") the base model's tokenizer
-    folder, instant-clip-tokenizer, or open_clip's BPE file, in that order."""
+    folder, instant-clip-tokenizer (fast), open_clip's BPE file, or the copy of that file lorakit
+    ships (pure Python), in that order."""
     return _load(setting, base_model, str(relative_to or ""))
 
 
@@ -319,4 +327,7 @@ def _load(setting: str, base_model: str, relative_to: str) -> ClipTokenizer:
     if bpe is not None:
         return from_open_clip_bpe(bpe)
     tried.append("open_clip is not installed")
+    if BUNDLED_BPE.is_file():  # the core install: the same vocabulary, run by the pure-Python BPE
+        return from_open_clip_bpe(BUNDLED_BPE)
+    tried.append(f"{BUNDLED_BPE} is missing")
     raise TokenizerUnavailable("; ".join(tried))

@@ -1,4 +1,6 @@
-"""Regenerate lora_core/data/clip_words.txt.gz: the English words CLIP's vocabulary holds as one token.
+"""Regenerate lora_core/data/: CLIP's BPE merges (the vocabulary lorakit counts tokens with when no
+tokenizer package is installed) and clip_words.txt.gz, the English words the vocabulary holds as
+one token.
 
 Trigger inference (lora_core/conventions.py) must never propose a common word as a trigger, and
 the core install has no tokenizer. This list is derived from the CLIP BPE merges (the file
@@ -34,7 +36,10 @@ for index, merge in enumerate(merges):
         if token_id >= RARE_ID and len(word) <= RARE_MAX_LENGTH:
             continue
         words.append(word)
-target = Path(__file__).resolve().parent.parent / "lora_core" / "data" / "clip_words.txt.gz"
+data = Path(__file__).resolve().parent.parent / "lora_core" / "data"
+# The merges file as open_clip ships it (OpenAI CLIP, MIT licence): the core install's vocabulary.
+(data / "clip_bpe_simple_vocab_16e6.txt.gz").write_bytes(bpe.read_bytes())
+target = data / "clip_words.txt.gz"
 # mtime=0: the same vocabulary gives the same bytes
 target.write_bytes(gzip.compress(("\n".join(words) + "\n").encode("ascii"), mtime=0))
 print(f"wrote {target}: {len(words)} words")

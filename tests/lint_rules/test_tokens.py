@@ -111,3 +111,31 @@ def test_cut_offset_by_chunks_is_the_pretoken_walk():
         assert tokenizer.cut_offset(caption, limit) == walk(caption, limit), (caption, limit)
 
     check()
+
+
+def test_the_core_install_counts_exactly_with_the_bundled_vocabulary(monkeypatch):
+    """Without instant-clip-tokenizer and open_clip, lorakit's copy of CLIP's merges counts the
+    same tokens as the Rust tokenizer (LK501/LK502 need no optional package)."""
+    import lora_core.clip_tokens as clip_tokens
+
+    captions = ["cybrpnk, neon city, rain-soaked alley, glowing kanji signs", "a photo of sks dog on the beach",
+                "(masterpiece:1.2), 1girl, long_hair, looking_at_viewer", "café, naïve 東京 😀 &amp; don't",
+                "x" * 300, ""]
+    try:
+        reference = clip_tokens.from_instant_clip_tokenizer()
+    except TokenizerUnavailable:
+        pytest.skip("no reference tokenizer installed")
+
+    def missing():
+        raise TokenizerUnavailable("instant-clip-tokenizer is not installed")
+
+    monkeypatch.setattr(clip_tokens, "from_instant_clip_tokenizer", missing)
+    monkeypatch.setattr(clip_tokens, "_open_clip_bpe_file", lambda: None)
+    clip_tokens._load.cache_clear()
+    try:
+        bundled = load_tokenizer()
+        assert bundled.source.startswith("open_clip vocabulary") and "lora_core" in bundled.source
+        assert [bundled.encode(c) for c in captions] == [reference.encode(c) for c in captions]
+        assert bundled.counts(captions) == reference.counts(captions)
+    finally:
+        clip_tokens._load.cache_clear()
