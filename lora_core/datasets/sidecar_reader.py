@@ -42,12 +42,12 @@ class SidecarReader(DatasetReader):
 
     def read(self, path: Path, settings: DatasetSettings) -> Dataset:
         root = dataset_root_for_sidecar(path) if path.is_file() else path
-        wanted_ext = settings.caption_extension.lower()
+        wanted_ext = settings.caption_extension  # matched exactly, as trainers do
         problems: list[ReadProblem] = []
         dataset = Dataset(root=root, path=root, format=self.name, records=[], sources=[],
                           problems=problems, caption_column="", reader=self)
         pending: list[tuple[str, str, str, int | None, str | None]] = []
-        for folder_name, rel, images, captions in _walk(root, {*CAPTION_EXTENSIONS, wanted_ext}):
+        for folder_name, rel, images, captions in _walk(root, {*CAPTION_EXTENSIONS, wanted_ext.lower()}):
             folder = Path(folder_name)
             repeats = concept = None
             kohya = KOHYA_FOLDER.match(folder.name)
@@ -174,12 +174,14 @@ def _walk(root: Path, caption_exts: set[str]):
         for name in names:
             if name[0] == ".":
                 continue
-            stem, dot, ext = name.rpartition(".")
-            ext = "." + ext.lower() if dot else ""
+            stem, dot, raw = name.rpartition(".")
+            ext = "." + raw.lower() if dot else ""
             if ext in IMAGE_EXTENSIONS and stem:
                 images[stem] = name
             elif ext in caption_exts and stem:
-                captions.setdefault(stem, {})[ext] = name  # read as a regular file, or refused
+                # Keyed by the extension as written: trainers look for `img.txt` exactly (on Linux
+                # `img.TXT` is not it), so another case is reported as another extension.
+                captions.setdefault(stem, {})["." + raw] = name  # read as a regular file, or refused
             else:
                 folders.append(name)  # maybe a folder: one stat for these few names only
         for name in reversed(folders):  # popped in name order

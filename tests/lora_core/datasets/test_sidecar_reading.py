@@ -72,3 +72,15 @@ def test_sidecar_records_keep_their_paths_images_and_kohya_folders(tmp_path, reg
     assert by_image["sub/d.jpg"].source.path == tmp_path / "ds" / "sub" / "d.txt"  # a Path when asked
     assert by_image["sub/d.jpg"].image_path == str(tmp_path / "ds" / "sub" / "d.jpg")
     assert [v.location.path.name for v in result] == ["c.txt"]  # the BOM (LK005)
+
+
+def test_a_caption_extension_in_another_case_is_not_the_caption(tmp_path, registry):
+    """kohya looks for `img6.txt` exactly: on Linux `img6.TXT` is not found, so lorakit does not
+    take it for the caption either, and says why (issue 17)."""
+    make_sidecar_dataset(tmp_path / "ds", {"img5.png": "cybrpnk, neon city, rain"})
+    make_sidecar_dataset(tmp_path / "ds", {"img6.png": "cybrpnk, neon city, night"})
+    (tmp_path / "ds" / "img6.txt").rename(tmp_path / "ds" / "img6.TXT")
+    result = lora_core.lint(tmp_path / "ds", registry=registry, isolated=True, ignore=["LK6"])
+    assert [r.image for r in result.datasets[0].dataset.records] == ["img5.png"]
+    (violation,) = [v for v in result if v.code == "LK009"]
+    assert "has extension `.TXT` but `caption-extension` is `.txt`" in violation.message
