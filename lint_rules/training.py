@@ -186,7 +186,7 @@ class NoValidation(Rule):
 
 class AlphaRankRatio(Rule):
     """## What it does
-    Reports `alpha` outside [rank/4, 2*rank].
+    Reports `alpha` outside `[rank/4, 2*rank]`.
 
     ## Why it matters
     The LoRA update is scaled by alpha/rank. Far below 1/4 the adapter barely trains at the
@@ -200,7 +200,7 @@ class AlphaRankRatio(Rule):
     ```
 
     ## Fix
-    Use alpha between rank/4 and 2*rank; alpha = rank is a common default.
+    Use alpha between `rank/4` and `2*rank`; `alpha = rank` is a common default.
     """
 
     code = "LK705"

@@ -25,8 +25,9 @@ def rule_markdown(rule: Rule, level: int = 1) -> str:
     if body.startswith("## "):
         body = "#" * (level + 1) + body[2:]
     opt = ", opt-in" if rule.opt_in else ""
+    summary = rule.summary.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_")  # literal in italics
     return (f"{heading} {rule.code} {rule.name}\n\n"
-            f"*{rule.summary}.* Default severity: **{rule.severity.value}**; {fix}{opt}; "
+            f"*{summary}.* Default severity: **{rule.severity.value}**; {fix}{opt}; "
             f"plugin `{rule.plugin}`.\n\n{body}\n")
 
 

@@ -29,6 +29,7 @@ def rules(output_format: str, plugin_flags: tuple[str, ...], require_plugins: tu
         sys.stdout.write(rules_markdown(all_rules))
         return
     from rich.console import Console
+    from rich.markup import escape  # summaries hold `[section]` names, not markup
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
@@ -37,7 +38,7 @@ def rules(output_format: str, plugin_flags: tuple[str, ...], require_plugins: tu
     table.add_column("summary")
     for rule in all_rules:
         table.add_row(rule.code, rule.name, rule.severity.value + (" (opt-in)" if rule.opt_in else ""),
-                      rule.fix.value if rule.fix else "", rule.plugin, rule.summary)
+                      rule.fix.value if rule.fix else "", rule.plugin, escape(rule.summary))
     Console(soft_wrap=False).print(table)
 
 

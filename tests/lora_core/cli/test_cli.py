@@ -131,3 +131,16 @@ def test_console_script_writes_everything_before_its_quick_exit(tmp_path, datase
     assert reader.returncode in (0, 1) and b"Traceback" not in stderr
     # Other commands keep the normal exit.
     assert subprocess.run([*entry, "--version"], capture_output=True, text=True).returncode == 0
+
+
+def test_rule_texts_are_shown_literally_not_as_markup():
+    """`[images] min-size` is a config key, not rich markup; `2*rank` is not italics (issue 17)."""
+    from click.testing import CliRunner
+
+    from lora_core.cli import cli
+
+    listing = CliRunner().invoke(cli, ["rules"], env={"COLUMNS": "220"})
+    assert listing.exit_code == 0 and "Shorter side below [images] min-size" in listing.output
+    assert "alpha outside [rank/4, 2*rank]" in listing.output
+    explained = CliRunner().invoke(cli, ["rule", "LK705"], env={"COLUMNS": "220"})
+    assert explained.exit_code == 0 and "2*rank" in explained.output
