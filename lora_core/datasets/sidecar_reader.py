@@ -96,16 +96,26 @@ class SidecarReader(DatasetReader):
         odd = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
         plain = SourceFile.plain
         for (caption_path, image_rel, image_path, repeats, concept), data in zip(pending, contents):
-            if b"\r" in data or data.startswith(odd) or not data.isascii():
-                records.append(self._record(caption_path, data, image_rel, image_path, len(records), repeats, concept,
-                                            problems, dataset))
-                continue
-            # The common case inline (one iteration a caption file): ASCII, "\n" endings, no BOM.
-            text = data.decode("ascii")
-            end = len(text) - 1 if text.endswith("\n") else len(text)
-            source = plain(caption_path, text)
+            # Inline, one iteration a caption file. The common case is decided by two C-level
+            # tests and a decode: plain UTF-8 with "\n" endings.
+            text = None
+            if b"\r" not in data and not data.startswith(odd):
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+            if text is None:  # a BOM, CR endings, bytes that are not UTF-8: the decoder notes each
+                source = decode_source(caption_path, data, problems)
+                text = source.text
+                eol = _TRAILING_EOL.search(text)
+                end = eol.start() if eol else len(text)
+            else:
+                source = plain(caption_path, text)
+                end = len(text) - 1 if text.endswith("\n") else len(text)
             sources.append(source)
             caption = text[:end]
+            # Positional: index, image, caption, source, caption_span, image_span, quoted,
+            # image_path, image_exists, extras, concept, repeats, original_caption
             records.append(Record(len(records), image_rel, caption, source, (0, end), None, False, image_path, True,
                                   None, concept, repeats, caption))
         if not dataset.images_on_disk and not dataset.records and not problems:
@@ -114,29 +124,6 @@ class SidecarReader(DatasetReader):
                 "or images with caption sidecars)"
             )
         return dataset
-
-    def _record(self, caption_path: str, data: bytes, image_rel, image_path: str, index, repeats, concept, problems,
-                dataset):
-        text = None
-        if b"\r" not in data and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
-            try:  # the common case, decided by two C-level tests: plain UTF-8 with "\n" endings
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-        if text is None:
-            source = decode_source(caption_path, data, problems)
-            text = source.text
-            eol = _TRAILING_EOL.search(text)
-            end = eol.start() if eol else len(text)
-        else:
-            source = SourceFile.plain(caption_path, text)
-            end = len(text) - 1 if text.endswith("\n") else len(text)
-        dataset.sources.append(source)
-        caption = text[:end]
-        # Positional (one call a caption file): index, image, caption, source, caption_span,
-        # image_span, quoted, image_path, image_exists, extras, concept, repeats, original_caption
-        return Record(index, image_rel, caption, source, (0, end), None, False, image_path, True, None, concept,
-                      repeats, caption)
 
     def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
         out: dict[Path, bytes] = {}
