@@ -123,20 +123,19 @@ class UnboundPerson(Rule):
         without that identity token."""
         corpus = ctx.corpus
         conventions = of_context(ctx)
-        tokens = [t for t in conventions.concepts.values() if t.person]
-        if not tokens:
+        by_concept = {key: t for key, t in conventions.concepts.items() if t.person}
+        if not by_concept:
             return
         others = Terms(list(conventions.concept_tokens), case_sensitive=True)
-        by_concept = {key: t for key, t in conventions.concepts.items() if t.person}
         for scope in conventions.scopes:
             token = by_concept.get(scope.concept or "")
             if token is None:
                 continue
-            pattern = token_pattern(token.concept)
+            having = captions_with_token(ctx, token.concept)
             for index in scope.indexes:
-                caption = corpus.captions[index]
-                if token.concept in caption and pattern.search(caption):
+                if index in having:
                     continue
+                caption = corpus.captions[index]
                 if others.search(caption):
                     continue  # LK308: another identity's token
                 match = persons.search(caption)
@@ -368,14 +367,13 @@ class IdentityFolderMismatch(Rule):
             own = tokens.get(scope.concept or "")
             if own is None:
                 continue
-            pattern = token_pattern(own.concept)
+            having = captions_with_token(ctx, own.concept)
             by_token = {t.concept: t for t in tokens.values() if t.concept != own.concept}
             others = Terms(list(by_token), case_sensitive=True)
             for index in scope.indexes:
-                caption = corpus.captions[index]
-                if own.concept in caption and pattern.search(caption):
+                if index in having:
                     continue
-                match = others.search(caption)
+                match = others.search(corpus.captions[index])
                 if match is None:
                     continue
                 other = by_token[others.canonical(match.group())]

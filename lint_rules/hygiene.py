@@ -24,7 +24,7 @@ from lora_core.captions import (
     tag_spans,
     word_bags,
 )
-from lora_core.conventions import of_context
+from lora_core.conventions import of_context, squash
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Applicability, Edit, Violation
@@ -478,11 +478,12 @@ class MixedCaptionStyle(Rule):
     name = "mixed-caption-style"
     summary = "Some captions are tag lists, others sentences"
     severity = Severity.INFO
+    shares = "caption-forms"  # LK109 and LK110 classify the captions once (caption_forms)
     cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
-        forms = caption_styles(corpus.captions)
+        forms = caption_forms(ctx)
         # Each kohya concept folder may have its own form (a tagged character, a described style).
         conventions = of_context(ctx)
         groups = [s.indexes for s in conventions.scopes] if len(conventions.scopes) > 1 else [range(len(forms))]
@@ -523,6 +524,11 @@ class MixedCaptionStyle(Rule):
             yield violation
 
 
+def caption_forms(ctx: LintContext) -> list[str | None]:
+    """Each caption's form (tag list, sentence, None), computed once a run for LK109 and LK110."""
+    return ctx.memo("caption-forms", lambda: caption_styles(ctx.corpus.captions))
+
+
 class TagSpelling(Rule):
     """## What it does
     In booru-style tag sets (WD-tagger output: `long_hair`, `1girl`, `solo` in at least 30% of
@@ -550,6 +556,7 @@ class TagSpelling(Rule):
     name = "tag-spelling"
     summary = "A tag written another way than the set's dominant spelling (long hair / long_hair)"
     severity = Severity.WARNING
+    shares = "caption-forms"
     fix = Applicability.SAFE
     options = (RuleOption("infer.enabled", "the dominant spelling is inferred from the set"),)
     cost = 4
@@ -559,7 +566,7 @@ class TagSpelling(Rule):
         if not conventions.enabled or not any(conventions.booru.values()):
             return
         corpus = ctx.corpus
-        forms = caption_styles(corpus.captions)
+        forms = caption_forms(ctx)
         tagged = [i for i, form in enumerate(forms) if form == "tags"]
         if len(tagged) < ctx.section("infer").get("min-captions", 5):
             return
@@ -570,11 +577,11 @@ class TagSpelling(Rule):
         counts.pop("", None)
         spellings: dict[str, list[str]] = {}
         for tag in counts:
-            key = _SPELLING_KEY.sub("", tag).casefold()
+            key = squash(tag)
             if key:
                 spellings.setdefault(key, []).append(tag)
         tokens = (*conventions.all_triggers, *conventions.concept_tokens)
-        protected = {_SPELLING_KEY.sub("", t).casefold() for t in tokens}
+        protected = {squash(t) for t in tokens}
         minimum = ctx.section("infer").get("min-evidence", 3)
         wrong: dict[str, str] = {}
         for key, tags in spellings.items():
@@ -607,9 +614,6 @@ class TagSpelling(Rule):
                 fix = Fix.replace(f"write `{better}`", a, b, better, Applicability.SAFE)
                 yield self.at_caption(corpus.records[index], f"tag `{caption[a:b]}` is written `{better}` "
                                       f"{counts[better]} times in this set", (a, b), fix, inferred=True)
-
-
-_SPELLING_KEY = re.compile(r"[\s_\-]+")
 
 
 @functools.cache

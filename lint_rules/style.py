@@ -14,7 +14,15 @@ from collections.abc import Iterable
 from lora_core import Fix, RuleOption, Severity
 from lora_core.captions import STYLE_PREFIX, caption_style, tag_spans
 from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf, Str
-from lora_core.conventions import StyleGroup, compatible, configured, of_context, style_groups, subject_mentions
+from lora_core.conventions import (
+    StyleGroup,
+    compatible,
+    configured,
+    deviations_allowed,
+    of_context,
+    style_groups,
+    subject_mentions,
+)
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.terms import Terms
@@ -424,7 +432,7 @@ class ConflictingStyleTerm(Rule):
                     continue
                 terms = Terms(group.terms)
                 hits = sorted(corpus.having(terms) & members)
-                if not hits or len(hits) > max(share * len(indexes), 1.0):
+                if not hits or len(hits) > deviations_allowed(len(indexes), share):
                     continue  # a large share is a second style of the set, not a slip
                 for index in hits:
                     record = corpus.records[index]

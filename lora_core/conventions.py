@@ -32,7 +32,7 @@ import gzip
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -301,8 +301,7 @@ class InferredStyle:
     total: int
     scope: Scope
     named_by: str | None  # "folder `10_cyberpunk_style`": the scope's name says the style
-    dominant: bool  # conflicting styles are reported (LK205)
-    required: bool  # captions without it are reported (LK201)
+    required: bool  # captions without it are reported (LK201); every inferred style is checked by LK205
     matched: tuple[str, ...]  # the group's terms as the captions write them, most used first
 
     @property
@@ -352,8 +351,10 @@ class Conventions:
     def __init__(self, corpus: Any = None, concepts: Sequence[str | None] = (), folders: Sequence[str | None] = (),
                  repeats: Sequence[int | None] = (), names: Sequence[tuple[str, str, bool]] = (),
                  settings: dict[str, Any] | None = None, identity_pattern: str = IDENTITY_PATTERN,
-                 lexicon: Iterable[Any] = (), enabled: bool = True) -> None:
+                 lexicon: Iterable[Any] = (), enabled: bool = True,
+                 having: Callable[[str], set[int]] | None = None) -> None:
         self.enabled = enabled
+        self._having = having  # a shared (memoised) term search, when the caller has one
         self.settings = settings or {}
         self._corpus = corpus
         self._captions: Sequence[str] = corpus.captions if corpus is not None else ()
@@ -370,10 +371,17 @@ class Conventions:
     def scope(self, index: int) -> Scope:
         return self.scopes[self.scope_of[index]]
 
+    def having(self, token: str) -> set[int]:
+        """Indexes of the captions holding `token` as a whole word (the corpus's term search)."""
+        if self._having is not None:
+            return self._having(token)
+        return self._corpus.having(Terms([token], case_sensitive=True))
+
     @functools.cached_property
     def concepts(self) -> dict[str, ConceptToken]:
         """Kohya concept folders whose name is a token their captions are expected to carry."""
-        return _concept_tokens(self._captions, self.scopes, self._folders, self._repeats, self._identity)
+        return _concept_tokens(self._captions, self.having, self.scopes, self._folders, self._repeats,
+                               self._identity)
 
     @functools.cached_property
     def triggers(self) -> dict[int, InferredTrigger]:
@@ -381,7 +389,7 @@ class Conventions:
         found = {}
         names = set(self.concepts) | self.concept_tokens
         for position, scope in enumerate(self.scopes):
-            trigger = _infer_trigger(self._captions, scope, self.settings, names - {scope.concept or ""})
+            trigger = _infer_trigger(self._captions, self.having, scope, self.settings, names - {scope.concept or ""})
             if trigger is not None:
                 found[position] = trigger
         return found
@@ -488,13 +496,13 @@ def _sample(indexes: Sequence[int], limit: int = 4000) -> Sequence[int]:
     return [indexes[int(i * step)] for i in range(limit)]
 
 
-def _allowed(n: int, share: float) -> float:
+def deviations_allowed(n: int, share: float) -> float:
     """How many deviating captions of n a convention tolerates: `share` of them, at least one."""
     return max(share * n, 1.0)
 
 
-def _infer_trigger(captions: Sequence[str], scope: Scope, settings: dict[str, Any],
-                   excluded: set[str]) -> InferredTrigger | None:
+def _infer_trigger(captions: Sequence[str], having: Callable[[str], set[int]], scope: Scope,
+                   settings: dict[str, Any], excluded: set[str]) -> InferredTrigger | None:
     indexes = scope.indexes
     total = len(indexes)
     share = settings.get("trigger-share", 0.6)
@@ -509,7 +517,7 @@ def _infer_trigger(captions: Sequence[str], scope: Scope, settings: dict[str, An
     best: tuple[tuple[Any, ...], InferredTrigger, list[int]] | None = None
     for token in candidates:
         pattern = token_pattern(token)
-        hits = _with_token(captions, indexes, token, pattern)
+        hits = sorted(having(token).intersection(indexes))
         count = len(hits)
         if count < share * total or count < settings.get("min-evidence", 3):
             continue
@@ -557,14 +565,6 @@ def _class_word(captions: Sequence[str], trigger: InferredTrigger, hits: list[in
     return word if count >= 0.8 * len(sample) else ""
 
 
-def _with_token(captions: Sequence[str], indexes: Sequence[int], token: str, pattern: re.Pattern[str]) -> list[int]:
-    """The indexes whose caption has `token` as a whole token: a C-level substring test on every
-    caption, the regular expression only on those that pass."""
-    texts = map(captions.__getitem__, indexes)
-    candidates = list(itertools.compress(indexes, map(str.__contains__, texts, itertools.repeat(token))))
-    return list(itertools.compress(candidates, map(pattern.search, map(captions.__getitem__, candidates))))
-
-
 def _sibling_triggers(captions: Sequence[str], indexes: Sequence[int], trigger: InferredTrigger, hits: list[int],
                       excluded: set[str], settings: dict[str, Any]) -> tuple[str, ...]:
     """Rare tokens that lead (are in the first tag of) at least a quarter of the captions lacking
@@ -580,9 +580,9 @@ def _sibling_triggers(captions: Sequence[str], indexes: Sequence[int], trigger: 
         tokens = set(_TOKEN.findall(head))
         leading.update(t for t in tokens if t not in excluded and t != trigger.token and is_rare_token(t))
     minimum = max(settings.get("min-evidence", 3), 0.25 * min(len(lacking), 2000))
-    target = _squash(trigger.token)
+    target = squash(trigger.token)
     # A repeated misspelling of the trigger is not a second concept (LK307 reports it).
-    return tuple(sorted(t for t, n in leading.items() if n >= minimum and osa_distance(_squash(t), target, 2) > 2))
+    return tuple(sorted(t for t, n in leading.items() if n >= minimum and osa_distance(squash(t), target, 2) > 2))
 
 
 _BOORU_TAG = re.compile(r"(?<![^\s,])(?:[a-z0-9]+_[a-z0-9_()]+|" + "|".join(sorted(BOORU_GENERAL)) + r")(?![^\s,])")
@@ -658,7 +658,7 @@ def _infer_style(folded: Sequence[str], scope: Scope, names: Sequence[tuple[str,
             for m in terms.finditer(captions[i]):
                 used[m.group().lower()] += 1
         matched = tuple(t for t, _ in used.most_common()) or (group.terms[0],)
-        found.append(InferredStyle(group, count, total, scope, named_by, True, required, matched))
+        found.append(InferredStyle(group, count, total, scope, named_by, required, matched))
     found.sort(key=lambda style: -style.count)  # stable: lexicon order among equals
     return found
 
@@ -809,20 +809,20 @@ def _infer_subjects(captions: Sequence[str], scope: Scope, settings: dict[str, A
         styled = any(part in _STYLE_WORDS for part in re.split(r"[\s\-]+", phrase))
         needed = 0.5 if styled else 0.75
         if (count >= settings.get("min-evidence", 3) and count >= needed * n
-                and generic[name] <= _allowed(n, settings.get("deviation-share", 0.2))):
+                and generic[name] <= deviations_allowed(n, settings.get("deviation-share", 0.2))):
             hints.append(SubjectHint(by_name[name], phrase, count, n, scope))
     return hints
 
 
-def _concept_tokens(captions: Sequence[str], scopes: Sequence[Scope], folders: Sequence[str | None],
-                    repeats: Sequence[int | None], identity: re.Pattern[str]) -> dict[str, ConceptToken]:
+def _concept_tokens(captions: Sequence[str], having: Callable[[str], set[int]], scopes: Sequence[Scope],
+                    folders: Sequence[str | None], repeats: Sequence[int | None],
+                    identity: re.Pattern[str]) -> dict[str, ConceptToken]:
     found = {}
     for scope in scopes:
         concept = scope.concept
         if concept is None or " " in concept or not _TOKEN.fullmatch(concept):
             continue
-        pattern = token_pattern(concept)
-        used = sum(1 for i in scope.indexes if concept in captions[i] and pattern.search(captions[i]))
+        used = len(having(concept).intersection(scope.indexes))
         person = identity.fullmatch(concept) is not None
         if not person and not (used and is_rare_token(concept)):
             continue
@@ -852,7 +852,8 @@ def _captions_spelling(captions: Sequence[str], indexes: Sequence[int], name: st
 
 def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | None],
           repeats: Sequence[int | None], names: Sequence[tuple[str, str, bool]], settings: dict[str, Any],
-          identity_pattern: str = IDENTITY_PATTERN, lexicon: Iterable[Any] = ()) -> Conventions:
+          identity_pattern: str = IDENTITY_PATTERN, lexicon: Iterable[Any] = (),
+          having: Callable[[str], set[int]] | None = None) -> Conventions:
     """Infer a dataset's conventions (each aspect on first use). `corpus` has `captions` and
     `folded` (casefolded captions) (lora_core.rules.Corpus); `concepts`, `folders`, `repeats`
     are per caption (kohya folder name part, folder name, repeats, or None); `names` are
@@ -860,7 +861,26 @@ def infer(corpus: Any, concepts: Sequence[str | None], folders: Sequence[str | N
     for the style a set is named for."""
     if not settings.get("enabled", True):
         return disabled()
-    return Conventions(corpus, concepts, folders, repeats, names, settings, identity_pattern, lexicon)
+    return Conventions(corpus, concepts, folders, repeats, names, settings, identity_pattern, lexicon,
+                       having=having)
+
+
+def infer_records(corpus: Any, root_name: str, settings: dict[str, Any], train_name: str = "",
+                  identity_pattern: str = IDENTITY_PATTERN, lexicon: Iterable[Any] = (),
+                  having: Callable[[str], set[int]] | None = None) -> Conventions:
+    """`infer` for a corpus of dataset records: each record's kohya folder (concept, folder name,
+    repeats), and the names the dataset goes by (its folder, `[train] name`)."""
+    records = corpus.records
+    concepts = [r.concept for r in records]
+    if any(concepts):
+        folders: list[str | None] = [f"{r.repeats}_{r.concept}" if r.concept is not None else None for r in records]
+        repeats: list[int | None] = [r.repeats for r in records]
+    else:  # no kohya folders (a metadata file): nothing per record to build
+        folders = repeats = [None] * len(records)
+    names = [(f"dataset folder `{root_name}`", root_name, True)] if root_name else []
+    if train_name:
+        names.append((f"[train] name `{train_name}`", train_name, False))
+    return infer(corpus, concepts, folders, repeats, names, settings, identity_pattern, lexicon, having)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -888,12 +908,13 @@ def osa_distance(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
-_SQUASH = str.maketrans("", "", " \t\n\r\x0b\x0c_-")
+_JOINERS = str.maketrans("", "", "_-")
 
 
-def _squash(text: str) -> str:
-    """Letters and digits only, case-folded: `Cybrpnk Style` and `cybrpnk_style` squash alike."""
-    return text.translate(_SQUASH).casefold()
+def squash(text: str) -> str:
+    """`text` without whitespace, `_` and `-`, case-folded: `Cybrpnk Style`, `cybrpnk_style` and
+    `cybrpnk-style` squash alike (typos of a trigger, spellings of a booru tag)."""
+    return "".join(text.split()).translate(_JOINERS).casefold()
 
 
 @dataclass(frozen=True)
@@ -920,7 +941,7 @@ def _variant_plan(token: str) -> tuple[re.Pattern[str] | None, str, int, tuple[s
         return None, "", 0, ()
     loose = re.compile(r"(?<![\w\-])" + r"[\s_\-]*".join(re.escape(p) for p in parts) + r"(?![\w\-])",
                        re.IGNORECASE)
-    target = _squash(token)
+    target = squash(token)
     limit = 1 if len(target) <= 6 else 2
     pieces = tuple(dict.fromkeys(target[i:i + 3] for i in range(len(target) - 2)))
     return loose, target, limit, pieces
@@ -953,7 +974,7 @@ def find_variant(caption: str, token: str, protected: Iterable[str] = ()) -> Var
         if abs(end - start - size) > limit + 3:  # separators inside the span are not letters
             continue
         text = caption[start:end]
-        squashed = _squash(text)
+        squashed = squash(text)
         if abs(len(squashed) - size) > limit:
             continue
         distance = _distance(squashed, target, limit)
@@ -962,7 +983,7 @@ def find_variant(caption: str, token: str, protected: Iterable[str] = ()) -> Var
         if " " not in text and not is_rare_token(text):
             continue
         if guarded is None:
-            guarded = {_squash(p) for p in protected} - {target}
+            guarded = {squash(p) for p in protected} - {target}
         if squashed in guarded:
             continue
         best = (distance, start, end)
@@ -983,22 +1004,11 @@ def of_context(ctx: Any) -> Conventions:
         settings = ctx.section("infer")
         if not settings or not settings.get("enabled", True):
             return disabled()
-        corpus = ctx.corpus
-        records = corpus.records
-        concepts = [r.concept for r in records]
-        if any(concepts):
-            folders: list[str | None] = [f"{r.repeats}_{r.concept}" if r.concept is not None else None
-                                         for r in records]
-            repeats = [r.repeats for r in records]
-        else:  # no kohya folders (a metadata file): nothing per record to build
-            folders = repeats = [None] * len(records)  # type: ignore[assignment]
-        root = ctx.dataset.root.name
-        names = [(f"dataset folder `{root}`", root, True)] if root else []
         train_name = ctx.section("train").get("name") if ctx.has_section("train") else ""
-        if train_name:
-            names.append((f"[train] name `{train_name}`", train_name, False))
         pattern = ctx.section("entities").get("identity-pattern", IDENTITY_PATTERN)
-        return infer(corpus, concepts, folders, repeats, names, settings, pattern, getattr(ctx, "lexicon", ()))
+        # Token lookups go through the run's memo: inference and LK305/LK307 share them.
+        return infer_records(ctx.corpus, ctx.dataset.root.name, settings, train_name, pattern,
+                             getattr(ctx, "lexicon", ()), having=lambda token: captions_with_token(ctx, token))
 
     return ctx.memo("conventions", compute)
 

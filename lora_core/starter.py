@@ -19,7 +19,7 @@ from typing import Any
 
 from lora_core.captions import STYLE_PREFIX
 from lora_core.config import INFER_SECTION
-from lora_core.conventions import IDENTITY_PATTERN, Conventions, compatible, infer
+from lora_core.conventions import IDENTITY_PATTERN, Conventions, compatible, infer_records
 from lora_core.datasets.model import Dataset
 
 _IDENTITY = re.compile(r"(?<!\w)" + IDENTITY_PATTERN + r"(?!\w)")
@@ -51,12 +51,7 @@ def propose(dataset: Dataset, settings: dict[str, Any] | None = None, lexicon: l
     if prefixes:
         proposal.prefix, proposal.prefix_count = prefixes.most_common(1)[0]
     infer_settings = dict(INFER_SECTION.defaults(), **(settings or {}), enabled=True)
-    corpus = Corpus(records)
-    concepts = [r.concept for r in records]
-    folders = [f"{r.repeats}_{r.concept}" if r.concept is not None else None for r in records]
-    names = [(f"dataset folder `{dataset.root.name}`", dataset.root.name, True)]
-    proposal.conventions = infer(corpus, concepts, folders, [r.repeats for r in records], names, infer_settings,
-                                 lexicon=lexicon or ())
+    proposal.conventions = infer_records(Corpus(records), dataset.root.name, infer_settings, lexicon=lexicon or ())
     identities = Counter(m.group() for c in nonblank for m in _IDENTITY.finditer(c))
     for token in proposal.conventions.concepts.values():
         if token.person and token.concept not in identities:
@@ -142,10 +137,9 @@ def render(proposal: Proposal, dataset_name: str) -> str:
     else:
         lines.append('# Vague words and what to say instead (LK203); lorakit infers them from the set when unset:')
         lines.append('# vague = { "machine" = "steampunk gear device" }')
-    dominant = [s for s in styles if s.dominant]
-    if single and dominant:
-        style = dominant[0]
-        conflicting = [t for g in conventions.groups if not any(compatible(d.group, g) for d in dominant)
+    if single and styles:
+        style = styles[0]
+        conflicting = [t for g in conventions.groups if not any(compatible(d.group, g) for d in styles)
                        for t in g.terms]
         if conflicting:
             lines.append(f"# Style terms that conflict with `{style.group.name}` (lexicon groups), LK205.")
