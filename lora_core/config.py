@@ -58,14 +58,17 @@ class Str(ValueType):
 
 
 class Int(ValueType):
-    def __init__(self, minimum: int | None = None) -> None:
-        self.minimum = minimum
-        self.label = "an integer" + (f" >= {minimum}" if minimum is not None else "")
+    def __init__(self, minimum: int | None = None, maximum: int | None = None) -> None:
+        self.minimum, self.maximum = minimum, maximum
+        self.label = "an integer" + (f" in [{minimum}, {maximum}]" if maximum is not None else
+                                     f" >= {minimum}" if minimum is not None else "")
 
     def check(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError
         if self.minimum is not None and value < self.minimum:
+            raise ValueError
+        if self.maximum is not None and value > self.maximum:
             raise ValueError
         return value
 

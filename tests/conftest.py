@@ -91,3 +91,27 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="needs a CUDA GPU")
         for item in cuda_items:
             item.add_marker(skip)
+
+
+def load_test_module(name: str):
+    """A helper module of tests/ by path (tests/ is not a package: tests/lora_core would shadow
+    lora_core)."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def real_truth(tmp_path_factory) -> dict[str, Path]:
+    """The labelled real pictures of tests/real_images.py (built once per test session)."""
+    real_images = load_test_module("real_images")
+    if real_images.skimage_data() is None:
+        pytest.skip("scikit-image (its bundled pictures) is not installed")
+    return real_images.build(tmp_path_factory.mktemp("real-images"))

@@ -139,22 +139,3 @@ def test_the_process_pool_gives_the_serial_results(tmp_path, registry):
     serial = lint(folder, rows, registry, cache=False, workers=1)
     pooled = lint(folder, rows, registry, cache=False, workers=2)
     assert serial == pooled and len([c for c, _ in serial if c == "LK605"]) >= 7
-
-
-def test_near_pairs_match_brute_force():
-    from lorakit_rules.images import _near_pairs
-
-    rng = random.Random(5)
-    hashes = {}
-    for i in range(300):
-        value = rng.getrandbits(64)
-        hashes[f"a{i}"] = value
-        if i % 3 == 0:  # a close variant: flip up to 5 bits
-            flipped = value
-            for bit in rng.sample(range(64), rng.randint(0, 5)):
-                flipped ^= 1 << bit
-            hashes[f"b{i}"] = flipped
-    for distance in (0, 2, 4):
-        brute = {(a, b) if a < b else (b, a) for a in hashes for b in hashes
-                 if a < b and bin(hashes[a] ^ hashes[b]).count("1") <= distance}
-        assert set(_near_pairs(hashes, distance)) == brute

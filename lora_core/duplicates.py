@@ -1,0 +1,306 @@
+"""Finding duplicate pictures among many (LK605): a near-linear candidate search over 64-bit
+perceptual hashes, and a finer comparison that confirms a candidate before it is reported.
+
+- `near_pairs`: every pair of hashes within `distance` bits, without comparing all pairs. The hash
+  is cut into `distance + 2` blocks; two hashes that differ in at most `distance` bits agree
+  exactly on at least two blocks (pigeonhole), so for each pair of blocks the images are grouped
+  by those bits and only images within a group are compared. Groups that are very large (a
+  folder of near-identical placeholders) are never expanded into all their pairs: their members
+  are handed back as crowds, to be clustered against a few representatives.
+- `similarity`: how alike two grey thumbnails are once aligned: the correlation of their fine
+  detail (a Laplacian), searched over small crops of either image, so a copy cropped by a few
+  percent lines up with its original, while two poses of one character on the same white
+  background (the same shape, different details) do not.
+
+Needs numpy; the thumbnails come from `image_facts.thumbnail`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+CROWD = 64  # a group larger than this is clustered, not expanded into all its pairs
+SIMILAR_DETAIL = 0.5  # aligned detail correlation at or above this: the same picture
+SAME_WITHOUT_SEARCH = 0.8  # ... and this high before any alignment: re-encoded or resized, no need to search
+CROP_STEPS = (0.0, 0.03, 0.06)  # the coarse crop search (each side), refined by 0.01 steps
+MAX_CROP = 0.08
+
+
+def popcount(values: Any) -> Any:
+    import numpy as np
+
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values)
+    as_bytes = values.astype("<u8").view(np.uint8).reshape(-1, 8)
+    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+    return table[as_bytes].sum(axis=1)
+
+
+def _blocks(distance: int) -> list[tuple[int, int]]:
+    """(shift, width) of the distance + 2 blocks a 64-bit hash is cut into."""
+    count = min(64, distance + 2)
+    edges = [round(i * 64 / count) for i in range(count + 1)]
+    return [(edges[i], edges[i + 1] - edges[i]) for i in range(count)]
+
+
+def near_pairs(hashes: Any, distance: int) -> tuple[Any, list[Any]]:
+    """Pairs (i, j), i < j, of indexes into `hashes` (uint64) within `distance` bits, and the
+    crowds: index arrays of groups too large to expand (each to be clustered by the caller; the
+    pairs inside a crowd are not in the pair list, pairs between a crowd member and others are)."""
+    import numpy as np
+
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    count = len(hashes)
+    found: list[Any] = []
+    crowds: dict[bytes, Any] = {}
+    if count < 2:
+        return np.zeros((0, 2), dtype=np.int64), []
+    blocks = _blocks(distance)
+    for (shift_a, width_a), (shift_b, width_b) in itertools.combinations(blocks, 2):
+        keys = (((hashes >> np.uint64(shift_a)) & np.uint64((1 << width_a) - 1)) << np.uint64(width_b)) | \
+            ((hashes >> np.uint64(shift_b)) & np.uint64((1 << width_b) - 1))
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        sizes = np.diff(np.r_[starts, count])
+        big = sizes > CROWD
+        for start, size in zip(starts[big].tolist(), sizes[big].tolist()):
+            members = np.sort(order[start:start + size])
+            crowds.setdefault(members.tobytes(), members)
+        small = np.repeat(sizes <= CROWD, sizes)  # positions (in sorted order) inside expandable groups
+        offset = 1
+        while offset < count:
+            same = (ordered[offset:] == ordered[:-offset]) & small[offset:] & small[:-offset]
+            if not same.any():
+                break
+            first, second = order[:-offset][same], order[offset:][same]
+            found.append(np.stack([np.minimum(first, second), np.maximum(first, second)], axis=1))
+            offset += 1
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64), list(crowds.values())
+    pairs = np.unique(np.concatenate(found), axis=0)
+    close = popcount(hashes[pairs[:, 0]] ^ hashes[pairs[:, 1]]) <= distance
+    return pairs[close], list(crowds.values())
+
+
+def _detail(thumb: Any) -> Any:
+    return 4 * thumb[1:-1, 1:-1] - thumb[:-2, 1:-1] - thumb[2:, 1:-1] - thumb[1:-1, :-2] - thumb[1:-1, 2:]
+
+
+def _correlation(a: Any, b: Any) -> float:
+    import numpy as np
+
+    a = a - a.mean()
+    b = b - b.mean()
+    norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    if norm == 0:
+        return 1.0 if not a.any() and not b.any() else 0.0
+    return float((a * b).sum() / norm)
+
+
+def _crop(thumb: Any, box: tuple[float, float, float, float]) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    side = thumb.shape[0]
+    if box == (0.0, 0.0, 1.0, 1.0):
+        return thumb
+    image = Image.fromarray(thumb, mode="F")
+    return np.asarray(image.transform((side, side), Image.Transform.EXTENT, tuple(v * side for v in box),
+                                      Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _score(a: Any, b: Any, box: tuple[float, float, float, float], a_is_cropped: bool) -> float:
+    x, y = (_crop(a, box), b) if a_is_cropped else (a, _crop(b, box))
+    margin = 3  # the border rows hold the resampling's edge effects
+    return _correlation(_detail(x)[margin:-margin, margin:-margin], _detail(y)[margin:-margin, margin:-margin])
+
+
+def similarity(a: Any, b: Any) -> float:
+    """The correlation (-1..1) of the fine detail of two same-size grey thumbnails, at the best
+    alignment found: either image cropped by up to 8% on any side, searched coarse to fine."""
+    best = _score(a, b, (0.0, 0.0, 1.0, 1.0), True)
+    if best >= SAME_WITHOUT_SEARCH:
+        return best
+    best_box, best_side = (0.0, 0.0, 1.0, 1.0), True
+    for a_is_cropped in (True, False):
+        for left, top, right, bottom in itertools.product(CROP_STEPS, repeat=4):
+            if left == top == right == bottom == 0.0:
+                continue
+            box = (left, top, 1 - right, 1 - bottom)
+            score = _score(a, b, box, a_is_cropped)
+            if score > best:
+                best, best_box, best_side = score, box, a_is_cropped
+    # refine: move one side at a time by 0.01 while it helps
+    step = 0.01
+    improved = True
+    while improved:
+        improved = False
+        for side, delta in itertools.product(range(4), (-step, step)):
+            box = list(best_box)
+            box[side] = round(box[side] + delta, 4)
+            inset = (box[0], box[1], 1 - box[2], 1 - box[3])
+            if min(inset) < 0 or max(inset) > MAX_CROP:
+                continue
+            score = _score(a, b, (box[0], box[1], box[2], box[3]), best_side)
+            if score > best + 1e-4:
+                best, best_box, improved = score, (box[0], box[1], box[2], box[3]), True
+    return best
+
+
+class PairVerdicts:
+    """The finer comparison's verdicts, cached beside the image facts and keyed by both files'
+    (size, mtime) stamps, so a re-lint of unchanged images compares no thumbnails."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.changed = False
+        self.entries: dict[str, list[Any]] = {}
+        if path is not None:
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(data, dict) and isinstance(data.get("pairs"), dict):
+                    self.entries = data["pairs"]
+            except (OSError, ValueError):
+                pass
+
+    def get(self, key: str, stamps: list[Any]) -> float | None:
+        entry = self.entries.get(key)
+        if isinstance(entry, list) and len(entry) == 2 and entry[0] == stamps:
+            return float(entry[1])
+        return None
+
+    def put(self, key: str, stamps: list[Any], score: float) -> None:
+        self.entries[key] = [stamps, round(score, 4)]
+        self.changed = True
+
+    def save(self) -> None:
+        if self.path is None or not self.changed:
+            return
+        from lora_core.atomic import atomic_write_bytes
+        from lora_core.image_facts import make_cache_folder
+
+        try:
+            make_cache_folder(self.path.parent)
+            atomic_write_bytes(self.path, json.dumps({"pairs": self.entries}, separators=(",", ":")).encode())
+        except OSError:
+            pass  # a read-only dataset: only slower next time
+
+
+def crowd_clusters(members: Any, same: Any, leaders_cap: int = 256) -> Iterator[tuple[int, int]]:
+    """(member, leader) for each member of a crowd that `same(member, leader)` confirms, comparing
+    each member only with the crowd's leaders so far (members that matched none), in order: the
+    work grows with members x distinct pictures, not members squared."""
+    leaders: list[int] = []
+    for member in members.tolist():
+        for leader in leaders:
+            if same(member, leader):
+                yield member, leader
+                break
+        else:
+            if len(leaders) < leaders_cap:
+                leaders.append(member)
+
+
+PAIR_CACHE_FILE = "pairs-v1.json"
+COLOUR_TOLERANCE = 24.0  # mean difference (0-255) of the 4x4 colour thumbnails: a flat red and a flat blue differ
+
+
+def _colours_close(a: list[int] | None, b: list[int] | None) -> bool:
+    if not a or not b or len(a) != len(b):
+        return False
+    return sum(abs(x - y) for x, y in zip(a, b)) / len(a) <= COLOUR_TOLERANCE
+
+
+def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], distance: int, threshold: float,
+                    cache: bool = True) -> list[tuple[Any, Any, str]]:
+    """(record, earlier record, message) for every image that is the same picture as an earlier
+    one, in dataset order. `readable`: (record, pixel facts) of the decodable images."""
+    import os
+
+    import numpy as np
+
+    from lora_core.image_facts import CACHE_FOLDER, thumbnail
+
+    found: dict[int, tuple[int, str]] = {}
+    representatives: list[int] = []
+    first_with: dict[str, int] = {}
+    for index, (record, facts) in enumerate(readable):
+        content = facts.get("content")
+        if content is None:
+            continue
+        if content in first_with:
+            found[index] = (first_with[content], "has identical pixels to {original}")
+        else:
+            first_with[content] = index
+            representatives.append(index)
+
+    verdicts = PairVerdicts(Path(dataset.root) / CACHE_FOLDER / PAIR_CACHE_FILE if cache else None)
+    thumbs: dict[int, Any] = {}
+    decided: dict[tuple[int, int], float] = {}
+
+    def stamp(index: int) -> list[int]:
+        try:
+            info = os.stat(str(readable[index][0].image_path))
+            return [info.st_size, info.st_mtime_ns]
+        except (OSError, ValueError):
+            return [-1, -1]
+
+    def score(a: int, b: int) -> float:
+        """The aligned detail similarity of two images (cached), or -1 when their colours differ."""
+        a, b = min(a, b), max(a, b)
+        if (a, b) in decided:
+            return decided[(a, b)]
+        if not _colours_close(readable[a][1].get("colours"), readable[b][1].get("colours")):
+            decided[(a, b)] = -1.0
+            return -1.0
+        key = f"{readable[a][0].image}\n{readable[b][0].image}"
+        stamps = stamp(a) + stamp(b)
+        value = verdicts.get(key, stamps)
+        if value is None:
+            for index in (a, b):
+                if index not in thumbs:
+                    thumbs[index] = thumbnail(str(readable[index][0].image_path))
+            if thumbs[a] is None or thumbs[b] is None:
+                value = -1.0
+            else:
+                value = similarity(thumbs[a], thumbs[b])
+            verdicts.put(key, stamps, value)
+        decided[(a, b)] = value
+        return value
+
+    def confirm(later: int, earlier: int, bits: int | None) -> None:
+        value = score(later, earlier)
+        if value < threshold:
+            return
+        if later not in found or found[later][0] > earlier:
+            measured = f"hash distance {bits}/64, " if bits is not None else ""
+            found[later] = (earlier, f"is the same picture as {{original}} ({measured}detail similarity {value:.2f})")
+
+    reps = np.asarray(representatives, dtype=np.int64)
+    for family in ("dhash", "phash"):
+        values = [readable[i][1].get(family) for i in representatives]
+        known = np.asarray([v is not None for v in values], dtype=bool)
+        if known.sum() < 2:
+            continue
+        indexes = reps[known]
+        hashes = np.asarray([values[k] for k in np.flatnonzero(known)], dtype=np.uint64)
+        pairs, crowds = near_pairs(hashes, distance)
+        for first, second in pairs.tolist():
+            a, b = int(indexes[first]), int(indexes[second])
+            confirm(max(a, b), min(a, b), int(popcount(hashes[[first]] ^ hashes[[second]])[0]))
+        for crowd in crowds:
+            members = indexes[crowd]
+            for member, leader in crowd_clusters(np.sort(members), lambda m, l: score(m, l) >= threshold):
+                confirm(max(member, leader), min(member, leader), None)
+    verdicts.save()
+    result = []
+    for index in sorted(found):
+        original, message = found[index]
+        record, original_record = readable[index][0], readable[original][0]
+        result.append((record, original_record, message.format(original=original_record.image)))
+    return result

@@ -1,0 +1,70 @@
+"""The duplicate search's parts: the hash-block candidate search against brute force, crowds
+(many near-identical hashes) clustered instead of expanded, and the aligned detail similarity on
+real pictures (a cropped copy lines up; two poses of one character do not)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+np = pytest.importorskip("numpy")
+
+from lora_core.duplicates import CROWD, crowd_clusters, near_pairs, popcount, similarity  # noqa: E402
+
+
+def brute(hashes, distance):
+    return {(i, j) for i in range(len(hashes)) for j in range(i + 1, len(hashes))
+            if bin(hashes[i] ^ hashes[j]).count("1") <= distance}
+
+
+@pytest.mark.parametrize("distance", [0, 3, 6, 8, 12])
+def test_near_pairs_match_brute_force(distance):
+    rng = random.Random(distance)
+    hashes = []
+    for i in range(400):
+        value = rng.getrandbits(64)
+        hashes.append(value)
+        if i % 3 == 0:  # a close variant: flip up to distance + 2 bits
+            for bit in rng.sample(range(64), rng.randint(0, distance + 2)):
+                value ^= 1 << bit
+            hashes.append(value)
+    pairs, crowds = near_pairs(np.asarray(hashes, dtype=np.uint64), distance)
+    assert crowds == []
+    assert {tuple(p) for p in pairs.tolist()} == brute(hashes, distance)
+
+
+def test_a_crowd_is_handed_back_not_expanded():
+    hashes = np.asarray([0] * (CROWD * 50) + [2**64 - 1, 2**63], dtype=np.uint64)  # 3,200 identical hashes
+    pairs, crowds = near_pairs(hashes, 8)
+    assert len(pairs) == 0  # 5 million pairs were never built
+    assert crowds and all(len(c) >= CROWD * 50 for c in crowds)  # 2**63 joins the zeros where bit 63 is not keyed
+    # clustered against leaders: one comparison per member with the one leader, not 5 million
+    calls = []
+    crowd = np.arange(CROWD * 50)
+    matched = list(crowd_clusters(crowd, lambda a, b: calls.append((a, b)) or True))
+    assert len(matched) == CROWD * 50 - 1 and len(calls) == CROWD * 50 - 1
+
+
+def test_popcount_fallback_agrees():
+    values = np.asarray([0, 1, 2**64 - 1, 0x0F0F, 2**63], dtype=np.uint64)
+    assert popcount(values).tolist() == [0, 1, 64, 8, 1]
+
+
+def test_similarity_lines_up_a_cropped_copy_but_not_another_pose(tmp_path):
+    from conftest import load_test_module
+
+    from lora_core.image_facts import thumbnail
+
+    data = load_test_module("real_images").skimage_data()
+    if data is None:
+        pytest.skip("scikit-image is not installed")
+    Image = pytest.importorskip("PIL.Image")
+    original = Image.open(data / "astronaut.png").convert("RGB")
+    w, h = original.size
+    original.save(tmp_path / "a.png")
+    original.crop((round(w * 0.03), round(h * 0.03), w, h)).save(tmp_path / "crop.jpg", quality=88)
+    original.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "mirror.png")  # same shape, other detail
+    a, crop, mirror = (thumbnail(str(tmp_path / n)) for n in ("a.png", "crop.jpg", "mirror.png"))
+    assert similarity(a, crop) > 0.6
+    assert similarity(a, mirror) < 0.4
