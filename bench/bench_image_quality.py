@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import itertools
 import json
 import subprocess
 import sys

@@ -18,10 +18,10 @@ from lora_core.config import Bool, ConfigKey, ConfigSection, Float, Int
 from lora_core.datasets.model import Dataset, Record
 from lora_core.duplicates import SIMILAR_DETAIL
 from lora_core.image_facts import DEFAULT_MAX_PIXELS, collect
-
-DEFAULT_MAX_BLUR = 0.38
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Violation
+
+DEFAULT_MAX_BLUR = 0.38
 
 IMAGES_SECTION = ConfigSection(
     "images",

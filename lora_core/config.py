@@ -76,7 +76,8 @@ class Int(ValueType):
 class Float(ValueType):
     def __init__(self, minimum: float | None = None, maximum: float | None = None) -> None:
         self.minimum, self.maximum = minimum, maximum
-        self.label = "a number" + (f" in [{minimum}, {maximum}]" if minimum is not None else "")
+        self.label = "a number" + (f" in [{minimum}, {maximum}]" if maximum is not None else
+                                   f" >= {minimum}" if minimum is not None else "")
 
     def check(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -229,7 +229,7 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], di
     found: dict[int, tuple[int, str]] = {}
     representatives: list[int] = []
     first_with: dict[str, int] = {}
-    for index, (record, facts) in enumerate(readable):
+    for index, (_, facts) in enumerate(readable):
         content = facts.get("content")
         if content is None:
             continue
@@ -265,10 +265,7 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], di
             for index in (a, b):
                 if index not in thumbs:
                     thumbs[index] = thumbnail(str(readable[index][0].image_path))
-            if thumbs[a] is None or thumbs[b] is None:
-                value = -1.0
-            else:
-                value = similarity(thumbs[a], thumbs[b])
+            value = -1.0 if thumbs[a] is None or thumbs[b] is None else similarity(thumbs[a], thumbs[b])
             verdicts.put(key, stamps, value)
         decided[(a, b)] = value
         return value
@@ -295,7 +292,8 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], di
             confirm(max(a, b), min(a, b), int(popcount(hashes[[first]] ^ hashes[[second]])[0]))
         for crowd in crowds:
             members = indexes[crowd]
-            for member, leader in crowd_clusters(np.sort(members), lambda m, l: score(m, l) >= threshold):
+            clusters = crowd_clusters(np.sort(members), lambda member, leader: score(member, leader) >= threshold)
+            for member, leader in clusters:
                 confirm(max(member, leader), min(member, leader), None)
     verdicts.save()
     result = []

@@ -5,7 +5,6 @@ clean case, the cache, the process pool, and the bucketed near-duplicate search.
 from __future__ import annotations
 
 import io
-import random
 import struct
 import zlib
 from pathlib import Path
