@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,51 @@ def thumbnail(path: str, side: int = 64) -> Any:
         return None
 
 
+FIELDS = ("error", "pixels", "width", "height", "format", "mode", "transparency", "orientation", "content", "blur",
+          "laplacian", "dhash", "phash", "colours")
+_INDEX = {name: i + 2 for i, name in enumerate(FIELDS)}  # a row starts with the file's size and mtime
+
+
+class ImageFacts(Mapping):
+    """One image's facts as a read-only mapping over a compact row (the cache file's own list:
+    [size, mtime_ns, *FIELDS], absent facts None), so 100,000 cached images cost a list each,
+    not a dict each. `colours` is kept as hex and read back as a list of 0-255 values."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row: list[Any]):
+        self.row = row
+
+    @classmethod
+    def of(cls, stamp: list[int], facts: dict[str, Any]) -> ImageFacts:
+        colours = facts.get("colours")
+        values = {**facts, "colours": bytes(colours).hex() if colours is not None else None}
+        return cls([stamp[0], stamp[1], *(values.get(name) for name in FIELDS)])
+
+    def __getitem__(self, key: str) -> Any:
+        index = _INDEX.get(key)
+        value = self.row[index] if index is not None and index < len(self.row) else None
+        if value is None:
+            raise KeyError(key)
+        return list(bytes.fromhex(value)) if key == "colours" else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        index = _INDEX.get(key) if isinstance(key, str) else None
+        return index is not None and index < len(self.row) and self.row[index] is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in FIELDS if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def make_cache_folder(folder: Path) -> Path:
     """The dataset's `.lorakit_cache/`, with a `.gitignore` that keeps it out of version control
     (datasets are often git repositories: the cache must never show up as a change)."""
@@ -214,12 +260,22 @@ def _cache_path(dataset: Dataset) -> Path:
     return Path(dataset.root) / CACHE_FOLDER / CACHE_FILE
 
 
-def _load_cache(path: Path) -> dict[str, Any]:
+def _load_cache(path: Path, max_pixels: int) -> dict[str, list[Any]]:
+    """{key: row} from the cache file, or nothing when it is missing, damaged or was written with
+    another max-pixels (the facts would differ)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+    if not isinstance(data, dict) or data.get("fields") != list(FIELDS) or data.get("max_pixels") != max_pixels:
+        return {}
+    rows = data.get("rows")
+    return rows if isinstance(rows, dict) else {}
+
+
+def _cache_key(root: str, path: str) -> str:
+    """Paths inside the dataset are cached relative to it (shorter, and the cache survives a move)."""
+    return path[len(root):] if path.startswith(root) else path
 
 
 def _workers(setting: int, count: int) -> int:
@@ -228,16 +284,48 @@ def _workers(setting: int, count: int) -> int:
     return setting or min(8, os.cpu_count() or 1)
 
 
-def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def _same_files(todo: list[tuple[str, str, list[int]]]) -> dict[str, str]:
+    """{path: an earlier path with the same bytes} among files to analyse. Only files whose size
+    another file shares are read and hashed (distinct photos seldom share a byte count; copies
+    always do), and hard links are known by their inode without reading."""
+    by_size: dict[int, list[str]] = {}
+    for _, path, stamp in todo:
+        by_size.setdefault(stamp[0], []).append(path)
+    same: dict[str, str] = {}
+    for paths in by_size.values():
+        if len(paths) < 2:
+            continue
+        first_with: dict[Any, str] = {}
+        for path in paths:
+            try:
+                info = os.stat(path)
+                inode = ("inode", info.st_dev, info.st_ino)
+                if inode in first_with:
+                    same[path] = first_with[inode]
+                    continue
+                with open(path, "rb") as handle:
+                    digest = ("bytes", hashlib.blake2b(handle.read()).hexdigest())
+            except (OSError, ValueError):
+                continue
+            original = first_with.setdefault(digest, path)
+            first_with.setdefault(inode, original)
+            if original != path:
+                same[path] = original
+    return same
+
+
+def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = None) -> dict[str, Mapping[str, Any]]:
     """Facts for every existing image of the dataset, by image name (from the cache where the
     file is unchanged). `settings`: the `[images]` section (max-pixels, cache, workers)."""
     settings = settings or {}
     records = [r for r in dataset.records if r.image_path and r.image_exists]
     cache_on = bool(settings.get("cache", True))
     cache_file = _cache_path(dataset)
-    cache = _load_cache(cache_file) if cache_on else {}
     max_pixels = int(settings.get("max-pixels", DEFAULT_MAX_PIXELS))
-    results: dict[str, dict[str, Any]] = {}
+    cache = _load_cache(cache_file, max_pixels) if cache_on else {}
+    root = os.path.join(str(dataset.root), "")
+    pixels_at = _INDEX["pixels"]
+    results: dict[str, Mapping[str, Any]] = {}
     todo: list[tuple[str, str, list[int]]] = []
     for record in records:
         path = str(record.image_path)
@@ -245,30 +333,35 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
             stat = os.stat(path)
         except (OSError, ValueError):  # ValueError: a NUL in the name (no such file can exist)
             continue
-        stamp = [stat.st_size, stat.st_mtime_ns]
-        entry = cache.get(path)
-        if entry and entry.get("stamp") == stamp and (entry["facts"].get("pixels") or not pixels) \
-                and entry.get("max_pixels") == max_pixels:
-            results[record.image] = entry["facts"]
+        row = cache.get(_cache_key(root, path))
+        if isinstance(row, list) and len(row) == len(FIELDS) + 2 and row[0] == stat.st_size \
+                and row[1] == stat.st_mtime_ns and (row[pixels_at] or not pixels):
+            results[record.image] = ImageFacts(row)
         else:
-            todo.append((record.image, path, stamp))
-    workers = _workers(int(settings.get("workers", 0)), len(todo))
+            todo.append((record.image, path, [stat.st_size, stat.st_mtime_ns]))
+    same_file = _same_files(todo)  # copies are analysed once: a folder of 10,000 placeholders decodes one
+    distinct = [path for _, path, _ in todo if path not in same_file]
+    workers = _workers(int(settings.get("workers", 0)), len(distinct))
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            computed = list(pool.map(analyse, [p for _, p, _ in todo], [pixels] * len(todo),
-                                     [max_pixels] * len(todo), chunksize=max(1, len(todo) // (workers * 8))))
+            analysed = list(pool.map(analyse, distinct, [pixels] * len(distinct), [max_pixels] * len(distinct),
+                                     chunksize=max(1, len(distinct) // (workers * 8))))
     else:
-        computed = [analyse(path, pixels, max_pixels) for _, path, _ in todo]
+        analysed = [analyse(path, pixels, max_pixels) for path in distinct]
+    by_path = dict(zip(distinct, analysed))
+    computed = [by_path[same_file.get(path, path)] for _, path, _ in todo]
     for (image, path, stamp), found in zip(todo, computed):
-        results[image] = found
-        cache[path] = {"stamp": stamp, "max_pixels": max_pixels, "facts": found}
+        facts = ImageFacts.of(stamp, found)
+        results[image] = facts
+        cache[_cache_key(root, path)] = facts.row
     if cache_on and todo:
         try:
             make_cache_folder(cache_file.parent)
-            atomic_write_bytes(cache_file, json.dumps(cache, separators=(",", ":")).encode("utf-8"))
+            document = {"fields": list(FIELDS), "max_pixels": max_pixels, "rows": cache}
+            atomic_write_bytes(cache_file, json.dumps(document, separators=(",", ":")).encode("utf-8"))
         except OSError:
             pass  # a read-only dataset folder: lint still works, only slower next time
     return results
