@@ -78,13 +78,14 @@ def near_pairs(hashes: Any, distance: int) -> tuple[Any, list[Any]]:
             if not same.any():
                 break
             first, second = order[:-offset][same], order[offset:][same]
-            found.append(np.stack([np.minimum(first, second), np.maximum(first, second)], axis=1))
+            close = popcount(hashes[first] ^ hashes[second]) <= distance  # most sharers of two blocks differ
+            first, second = first[close], second[close]
+            found.append(np.minimum(first, second) * count + np.maximum(first, second))  # one integer a pair
             offset += 1
     if not found:
         return np.zeros((0, 2), dtype=np.int64), list(crowds.values())
-    pairs = np.unique(np.concatenate(found), axis=0)
-    close = popcount(hashes[pairs[:, 0]] ^ hashes[pairs[:, 1]]) <= distance
-    return pairs[close], list(crowds.values())
+    codes = np.unique(np.concatenate(found))
+    return np.stack([codes // count, codes % count], axis=1), list(crowds.values())
 
 
 def _detail(thumb: Any) -> Any:
@@ -115,14 +116,20 @@ def _crop(thumb: Any, box: tuple[float, float, float, float]) -> Any:
 
 
 def _score(a: Any, b: Any, box: tuple[float, float, float, float], a_is_cropped: bool) -> float:
+    """The lower of two correlations at one alignment: of the fine detail (poses of one character
+    share the shape, not the detail) and of the picture itself (two different pictures that share
+    a texture, a halftone or a canvas weave, share detail but not the picture)."""
     x, y = (_crop(a, box), b) if a_is_cropped else (a, _crop(b, box))
     margin = 3  # the border rows hold the resampling's edge effects
-    return _correlation(_detail(x)[margin:-margin, margin:-margin], _detail(y)[margin:-margin, margin:-margin])
+    inner = (slice(margin + 1, -margin - 1), slice(margin + 1, -margin - 1))
+    detail = _correlation(_detail(x)[margin:-margin, margin:-margin], _detail(y)[margin:-margin, margin:-margin])
+    return min(detail, _correlation(x[inner], y[inner]))
 
 
 def similarity(a: Any, b: Any) -> float:
-    """The correlation (-1..1) of the fine detail of two same-size grey thumbnails, at the best
-    alignment found: either image cropped by up to 8% on any side, searched coarse to fine."""
+    """How alike two same-size grey thumbnails are (-1..1): the lower of the correlations of their
+    fine detail and of the pictures, at the best alignment found (either image cropped by up to 8%
+    on any side, searched coarse to fine)."""
     best = _score(a, b, (0.0, 0.0, 1.0, 1.0), True)
     if best >= SAME_WITHOUT_SEARCH:
         return best
@@ -210,10 +217,12 @@ PAIR_CACHE_FILE = "pairs-v1.json"
 COLOUR_TOLERANCE = 24.0  # mean difference (0-255) of the 4x4 colour thumbnails: a flat red and a flat blue differ
 
 
-def _colours_close(a: list[int] | None, b: list[int] | None) -> bool:
-    if not a or not b or len(a) != len(b):
+def _colours_close(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    if a is None or b is None or len(a) != len(b) or not len(a):
         return False
-    return sum(abs(x - y) for x, y in zip(a, b)) / len(a) <= COLOUR_TOLERANCE
+    return float(np.abs(a - b).mean()) <= COLOUR_TOLERANCE
 
 
 def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], distance: int, threshold: float,
@@ -241,6 +250,13 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], di
 
     verdicts = PairVerdicts(Path(dataset.root) / CACHE_FOLDER / PAIR_CACHE_FILE if cache else None)
     thumbs: dict[int, Any] = {}
+    colour_arrays: dict[int, Any] = {}
+
+    def colours(index: int) -> Any:
+        if index not in colour_arrays:
+            value = readable[index][1].get("colours")
+            colour_arrays[index] = None if value is None else np.asarray(value, dtype=np.int16)
+        return colour_arrays[index]
     decided: dict[tuple[int, int], float] = {}
 
     def stamp(index: int) -> list[int]:
@@ -255,7 +271,7 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], di
         a, b = min(a, b), max(a, b)
         if (a, b) in decided:
             return decided[(a, b)]
-        if not _colours_close(readable[a][1].get("colours"), readable[b][1].get("colours")):
+        if not _colours_close(colours(a), colours(b)):
             decided[(a, b)] = -1.0
             return -1.0
         key = f"{readable[a][0].image}\n{readable[b][0].image}"
@@ -290,11 +306,17 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], di
         for first, second in pairs.tolist():
             a, b = int(indexes[first]), int(indexes[second])
             confirm(max(a, b), min(a, b), int(popcount(hashes[[first]] ^ hashes[[second]])[0]))
+        hash_of = {int(i): int(h) for i, h in zip(indexes.tolist(), hashes.tolist())} if crowds else {}
+
+        def same(member: int, leader: int, hash_of: dict[int, int] = hash_of) -> bool:
+            # the cheap hash test first: most members of a crowd differ elsewhere
+            return bin(hash_of[member] ^ hash_of[leader]).count("1") <= distance and \
+                score(member, leader) >= threshold
+
         for crowd in crowds:
-            members = indexes[crowd]
-            clusters = crowd_clusters(np.sort(members), lambda member, leader: score(member, leader) >= threshold)
-            for member, leader in clusters:
-                confirm(max(member, leader), min(member, leader), None)
+            for member, leader in crowd_clusters(np.sort(indexes[crowd]), same):
+                confirm(max(member, leader), min(member, leader),
+                        bin(hash_of[member] ^ hash_of[leader]).count("1"))
     verdicts.save()
     result = []
     for index in sorted(found):

@@ -6,9 +6,9 @@ this is what proves the rules hold on pictures nobody made to pass."""
 from __future__ import annotations
 
 import pytest
+from conftest import load_test_module
 
 import lora_core
-from conftest import load_test_module
 
 pytest.importorskip("PIL.Image")
 real_images = load_test_module("real_images")
