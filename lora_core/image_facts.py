@@ -81,7 +81,7 @@ def _pixel_facts(image: Any) -> dict[str, Any]:
     import numpy as np
     from PIL import Image
 
-    content = hashlib.blake2b(f"{image.mode}{image.size}".encode() + image.tobytes(), digest_size=16).hexdigest()
+    content = hashlib.sha256(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()[:32]
     grey = image.convert("L")
     if max(grey.size) > ANALYSIS_SIDE:
         scale = ANALYSIS_SIDE / max(grey.size)
@@ -93,14 +93,15 @@ def _pixel_facts(image: Any) -> dict[str, Any]:
         array = pixels.astype(np.float32)
         edges = (4 * array[1:-1, 1:-1] - array[:-2, 1:-1] - array[2:, 1:-1] - array[1:-1, :-2] - array[1:-1, 2:])
         laplacian = float(edges.var())
-    # Through a 64x64 Lanczos thumbnail, then 9x8 boxes: re-encoding or resizing flips few bits
-    small = np.asarray(grey.resize((64, 64), Image.Resampling.LANCZOS).resize((9, 8), Image.Resampling.BOX),
+    # Through a 64x64 box-filtered thumbnail, then 9x8 boxes: re-encoding or resizing flips few bits
+    small = np.asarray(grey.resize((64, 64), Image.Resampling.BOX).resize((9, 8), Image.Resampling.BOX),
                        dtype=np.int16)
     bits = (small[:, 1:] > small[:, :-1]).flatten()
     dhash = int("".join("1" if b else "0" for b in bits), 2)
     # dHash sees only gradients (two flat images of different colours hash alike): a 4x4 colour
     # thumbnail must agree too
-    colours = np.asarray(image.convert("RGB").resize((4, 4), Image.Resampling.BILINEAR), dtype=np.uint8)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    colours = np.asarray(rgb.resize((4, 4), Image.Resampling.BOX), dtype=np.uint8)
     return {"content": content, "blur": blur_effect(pixels), "laplacian": laplacian, "dhash": dhash,
             "phash": phash(grey), "colours": colours.flatten().tolist()}
 
@@ -131,17 +132,23 @@ def blur_effect(grey: Any) -> float | None:
         return None
     padded = np.pad(image, r, mode="edge")
     length = 2 * r + 1
+    rows = slice(r, height - r - 1)
+    shape = (height - 2 * r - 1, width - 2 * r - 1)
+    summed = np.empty((height, width), np.int16)
+    change, kept = np.empty(shape, np.int16), np.empty(shape, np.int16)  # reused: no temporaries
     worst = None
     for dy, dx in ((1, 0), (0, 1), (1, 1), (1, -1)):
         # the sum of `length` pixels along (dy, dx) around each pixel: a box blur, times length
-        summed = padded[r - r * dy: r - r * dy + height, r - r * dx: r - r * dx + width].copy()
+        np.copyto(summed, padded[r - r * dy: r - r * dy + height, r - r * dx: r - r * dx + width])
         for t in range(1 - r, r + 1):
             summed += padded[r + t * dy: r + t * dy + height, r + t * dx: r + t * dx + width]
-        rows = slice(r, height - r - 1)
         cols = slice(r, width - r - 1) if dx >= 0 else slice(r + 1, width - r)
         ahead = (slice(r + dy, height - r - 1 + dy), slice(cols.start + dx, cols.stop + dx))
-        change = np.abs(image[ahead] - image[rows, cols])
-        kept = length * change - np.abs(summed[ahead] - summed[rows, cols])  # variation the re-blur removes
+        np.subtract(image[ahead], image[rows, cols], out=change)
+        np.abs(change, out=change)
+        np.subtract(summed[ahead], summed[rows, cols], out=kept)
+        np.abs(kept, out=kept)
+        np.subtract(change * np.int16(length), kept, out=kept)  # the variation the re-blur removes
         np.maximum(kept, 0, out=kept)
         tile_change, tile_kept = (_tile_sums(values, BLUR_BLOCK) for values in (change, kept))
         area = BLUR_BLOCK * BLUR_BLOCK * (4 if tile_change.size > 1 else 1)
@@ -160,7 +167,8 @@ def _tile_sums(values: Any, block: int) -> Any:
     import numpy as np
 
     rows, cols = values.shape[0] // block, values.shape[1] // block
-    blocks = values[:rows * block, :cols * block].reshape(rows, block, cols, block).sum(axis=(1, 3), dtype=np.int64)
+    strips = values[:rows * block, :cols * block].reshape(rows * block, cols, block).sum(axis=2, dtype=np.int32)
+    blocks = strips.reshape(rows, block, cols).sum(axis=1, dtype=np.int64)
     if rows >= 2 and cols >= 2:
         blocks = blocks[:-1, :-1] + blocks[1:, :-1] + blocks[:-1, 1:] + blocks[1:, 1:]
     return blocks.ravel()
