@@ -124,6 +124,7 @@ class FixResult:
     converged: bool = True
     unsettled: list[str] = field(default_factory=list)  # codes whose fixes never settled (nothing written)
     invalid: list[str] = field(default_factory=list)  # fixes refused because their edits were invalid
+    edits: int = 0  # fixes applied; fewer than `applied` when one change fixed several problems
 
     def diff(self, relative_to: Path | None = None) -> str:
         chunks = []
@@ -200,6 +201,7 @@ def fix(
         if not outcome.converged:
             continue  # fixes that never settle would write garbage: nothing of this dataset is written
         total.applied += outcome.applied
+        total.edits += outcome.edits
         for code, n in outcome.by_code.items():
             total.by_code[code] = total.by_code.get(code, 0) + n
         assert dataset.reader is not None
@@ -231,7 +233,7 @@ def fix(
     # Re-read from disk, so the remaining violations point at the file as it now is.
     remaining = lint(paths, options=options, registry=registry)
     return FixResult(total.applied, total.by_code, changes, remaining, converged, sorted(total.unsettled),
-                     total.invalid)
+                     total.invalid, total.edits)
 
 
 def _as_read(dataset: Dataset, rendered: dict[Path, bytes]) -> dict[Path, bytes]:

@@ -6,10 +6,11 @@ renders the changed captions back into its own format and the core writes them a
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lora_core.datasets.model import Dataset, Record
 from lora_core.violations import Applicability, Edit, Fix, Violation
@@ -19,8 +20,9 @@ MAX_ROUNDS = 25
 
 @dataclass
 class FixOutcome:
-    applied: int = 0  # number of violations fixed
+    applied: int = 0  # number of violations fixed: fixable ones the fixed captions no longer have
     by_code: dict[str, int] = field(default_factory=dict)
+    edits: int = 0  # fixes applied: fewer than `applied` when one change fixed several problems
     file_changes: dict[Path, set[str]] = field(default_factory=lambda: defaultdict(set))
     converged: bool = True
     unsettled: set[str] = field(default_factory=set)  # codes still changing captions in the last round
@@ -42,10 +44,14 @@ def fix_dataset(dataset: Dataset, run: Callable[[], list[Violation]], unsafe: bo
     When they have not stopped after MAX_ROUNDS (a fix that re-creates what it fixes), the
     outcome says so (`converged`, `unsettled`) and the caller writes nothing."""
     outcome = FixOutcome()
-    for _ in range(MAX_ROUNDS):
+    fixable: Counter[tuple[Any, str]] = Counter()  # the problems with a fix, as first found
+    for round_number in range(MAX_ROUNDS):
         per_record: dict[Record, list[Violation]] = defaultdict(list)
         changed = False
-        for violation in run():
+        found = run()
+        if round_number == 0:
+            fixable = Counter(_problem(v) for v in found if allowed(v.fix, unsafe))
+        for violation in found:
             fix = violation.fix
             if not allowed(fix, unsafe):
                 continue
@@ -55,7 +61,7 @@ def fix_dataset(dataset: Dataset, run: Callable[[], list[Violation]], unsafe: bo
                 new = fix.file_changes - outcome.file_changes[path]
                 if new:
                     outcome.file_changes[path] |= new
-                    _count(outcome, violation)
+                    outcome.edits += 1
             if fix.edits and violation.record is not None and violation.record.caption is not None:
                 per_record[violation.record].append(violation)
         outcome.unsettled = set()
@@ -74,16 +80,32 @@ def fix_dataset(dataset: Dataset, run: Callable[[], list[Violation]], unsafe: bo
                 if any(_overlaps(e, a) for e in edits for a in accepted):
                     continue  # applied in a later round, against the updated caption
                 accepted.extend(edits)
-                _count(outcome, violation)
+                outcome.edits += 1
                 outcome.unsettled.add(violation.code)
             new_caption = apply_edits(record.caption or "", accepted)
             if new_caption != record.caption:
                 record.caption = new_caption
                 changed = True
         if not changed:
+            # One count for "fixable", "would fix" and "fixed": the problems that had a fix and are
+            # gone now, however many edits that took (two rules asking for the same change, or one
+            # edit that also settles its neighbour, are one edit and two problems fixed).
+            left = Counter(_problem(v) for v in found)
+            for (key, code), count in fixable.items():
+                gone = max(0, count - left.get((key, code), 0))
+                if gone:
+                    outcome.applied += gone
+                    outcome.by_code[code] = outcome.by_code.get(code, 0) + gone
             return outcome
     outcome.converged = False
     return outcome
+
+
+def _problem(violation: Violation) -> tuple[Any, str]:
+    """What a problem is about, stable across fix rounds (captions change, their records do not)."""
+    if violation.record is not None:
+        return id(violation.record), violation.code
+    return (str(violation.location.path) if violation.location is not None else None), violation.code
 
 
 def _overlaps(a: Edit, b: Edit) -> bool:
@@ -92,6 +114,3 @@ def _overlaps(a: Edit, b: Edit) -> bool:
     return a.start < b.end and b.start < a.end
 
 
-def _count(outcome: FixOutcome, violation: Violation) -> None:
-    outcome.applied += 1
-    outcome.by_code[violation.code] = outcome.by_code.get(violation.code, 0) + 1

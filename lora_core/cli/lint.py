@@ -16,7 +16,7 @@ from lora_core.captions import valid_text
 from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, skip_teardown
 from lora_core.cli.options import build_registry, plugin_options, split_codes
 from lora_core.fixer import MAX_ROUNDS
-from lora_core.reporters import Report, plural
+from lora_core.reporters import Report, fixed_summary, plural
 from lora_core.reporters.machine import render_github
 
 HUMAN_FORMATS = ("full", "concise")
@@ -91,9 +91,7 @@ def lint(
         fixed = api.fix(targets, unsafe=unsafe_fixes, write=False, options=options, registry=registry)
         text = fixed.diff()
         click.echo(text, nl=False)
-        n = fixed.applied
-        click.echo(f"Would fix {plural(n, 'problem')} in {plural(len(fixed.changes), 'file')}." if fixed.changes
-                   else "No fixes available.", err=True)
+        click.echo(f"Would fix {fixed_summary(fixed)}." if fixed.changes else "No fixes available.", err=True)
         if fixed.remaining.crashes:
             _print_crashes(fixed.remaining)
             ctx.exit(EXIT_FAILURE)

@@ -77,13 +77,22 @@ def plural(n: int, word: str, plural_word: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural_word or word + 's')}"
 
 
+def fixed_summary(fixed: Any) -> str:
+    """"N problems in M files", and how many edits that took when fewer (one edit can fix two
+    problems: two rules asking for the same change)."""
+    text = f"{plural(fixed.applied, 'problem')} in {plural(len(fixed.changes), 'file')}"
+    edits = getattr(fixed, "edits", fixed.applied)
+    if 0 < edits < fixed.applied:
+        text += f" ({plural(edits, 'edit')}: some problems were fixed by the same change)"
+    return text
+
+
 def summary_lines(report: Report) -> list[str]:
     """The closing lines of a human report: counts, fixes applied, fixes available."""
     result = report.result
     lines: list[str] = []
     if report.fixed is not None and report.fixed.applied:
-        lines.append(f"Fixed {plural(report.fixed.applied, 'problem')} "
-                     f"in {plural(len(report.fixed.changes), 'file')}.")
+        lines.append(f"Fixed {fixed_summary(report.fixed)}.")
     violations = result.violations
     records = sum(len(d.dataset.records) for d in result.datasets)
     if not violations:

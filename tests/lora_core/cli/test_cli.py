@@ -144,3 +144,22 @@ def test_rule_texts_are_shown_literally_not_as_markup():
     assert "alpha outside [rank/4, 2*rank]" in listing.output
     explained = CliRunner().invoke(cli, ["rule", "LK705"], env={"COLUMNS": "220"})
     assert explained.exit_code == 0 and "2*rank" in explained.output
+
+
+def test_fixable_would_fix_and_fixed_are_one_count(tmp_path):
+    """The demo's three counts agree: the lint's "N fixable ... M more" is what --diff would fix and
+    what --fix fixed, and the edit count is said when one change fixed two problems."""
+    import re
+    import shutil
+
+    demo = tmp_path / "demo"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "cyberpunk", demo)
+    hint = re.search(r"\[\*\] (\d+) fixable with `--fix`; (\d+) more", run("lint", str(demo)).stdout)
+    assert hint, "the example has safe and unsafe fixes"
+    fixable = int(hint.group(1)) + int(hint.group(2))
+    diff = run("lint", str(demo), "--diff", "--unsafe-fixes")
+    would = re.search(r"Would fix (\d+) problems in 1 file \((\d+) edits: some problems were fixed by the same "
+                      r"change\)\.", diff.stderr)
+    fixed = re.search(r"Fixed (\d+) problems", run("lint", str(demo), "--fix", "--unsafe-fixes").stdout)
+    assert would and fixed and int(would.group(1)) == int(fixed.group(1)) == fixable
+    assert int(would.group(2)) < fixable
