@@ -198,19 +198,27 @@ class PairVerdicts:
             pass  # a read-only dataset: only slower next time
 
 
-def crowd_clusters(members: Any, same: Any, leaders_cap: int = 256) -> Iterator[tuple[int, int]]:
+def crowd_clusters(members: Any, hashes: Any, distance: int, same: Any,
+                   leaders_cap: int = 256) -> Iterator[tuple[int, int]]:
     """(member, leader) for each member of a crowd that `same(member, leader)` confirms, comparing
-    each member only with the crowd's leaders so far (members that matched none), in order: the
-    work grows with members x distinct pictures, not members squared."""
+    each member only with the crowd's leaders so far (members that matched none), in order, and
+    of those only the ones within `distance` bits (`hashes`: the members' hashes, in the same
+    order; one vectorised test a member): the work grows with members x distinct pictures, not
+    members squared."""
+    import numpy as np
+
     leaders: list[int] = []
-    for member in members.tolist():
-        for leader in leaders:
-            if same(member, leader):
-                yield member, leader
-                break
-        else:
-            if len(leaders) < leaders_cap:
-                leaders.append(member)
+    leader_hashes = np.zeros(leaders_cap, dtype=np.uint64)
+    for member, value in zip(members.tolist(), np.asarray(hashes, dtype=np.uint64)):
+        if leaders:
+            close = np.flatnonzero(popcount(leader_hashes[:len(leaders)] ^ value) <= distance).tolist()
+            match = next((leaders[k] for k in close if same(member, leaders[k])), None)
+            if match is not None:
+                yield member, match
+                continue
+        if len(leaders) < leaders_cap:
+            leader_hashes[len(leaders)] = value
+            leaders.append(member)
 
 
 PAIR_CACHE_FILE = "pairs-v1.json"
@@ -306,17 +314,14 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], di
         for first, second in pairs.tolist():
             a, b = int(indexes[first]), int(indexes[second])
             confirm(max(a, b), min(a, b), int(popcount(hashes[[first]] ^ hashes[[second]])[0]))
-        hash_of = {int(i): int(h) for i, h in zip(indexes.tolist(), hashes.tolist())} if crowds else {}
-
-        def same(member: int, leader: int, hash_of: dict[int, int] = hash_of) -> bool:
-            # the cheap hash test first: most members of a crowd differ elsewhere
-            return bin(hash_of[member] ^ hash_of[leader]).count("1") <= distance and \
-                score(member, leader) >= threshold
-
+        position = {int(i): k for k, i in enumerate(indexes.tolist())} if crowds else {}
         for crowd in crowds:
-            for member, leader in crowd_clusters(np.sort(indexes[crowd]), same):
-                confirm(max(member, leader), min(member, leader),
-                        bin(hash_of[member] ^ hash_of[leader]).count("1"))
+            ordered = np.sort(crowd)  # positions in `indexes` (increasing: dataset order)
+            clustered = crowd_clusters(indexes[ordered], hashes[ordered], distance,
+                                       lambda member, leader: score(member, leader) >= threshold)
+            for member, leader in clustered:
+                bits = int(popcount(hashes[[position[member]]] ^ hashes[[position[leader]]])[0])
+                confirm(max(member, leader), min(member, leader), bits)
     verdicts.save()
     result = []
     for index in sorted(found):

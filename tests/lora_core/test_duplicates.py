@@ -42,7 +42,8 @@ def test_a_crowd_is_handed_back_not_expanded():
     # clustered against leaders: one comparison per member with the one leader, not 5 million
     calls = []
     crowd = np.arange(CROWD * 50)
-    matched = list(crowd_clusters(crowd, lambda a, b: calls.append((a, b)) or True))
+    matched = list(crowd_clusters(crowd, np.zeros(CROWD * 50, dtype=np.uint64), 8,
+                                  lambda a, b: calls.append((a, b)) or True))
     assert len(matched) == CROWD * 50 - 1 and len(calls) == CROWD * 50 - 1
 
 
@@ -68,3 +69,10 @@ def test_similarity_lines_up_a_cropped_copy_but_not_another_pose(tmp_path):
     a, crop, mirror = (thumbnail(str(tmp_path / n)) for n in ("a.png", "crop.jpg", "mirror.png"))
     assert similarity(a, crop) > 0.6
     assert similarity(a, mirror) < 0.4
+
+
+def test_crowd_members_far_in_hash_are_never_compared():
+    calls = []
+    hashes = np.asarray([0, 2**64 - 1, 0xFF, 2**64 - 1 - 0xFF], dtype=np.uint64)  # two pairs, far apart
+    matched = list(crowd_clusters(np.arange(4), hashes, 8, lambda a, b: calls.append((a, b)) or True))
+    assert matched == [(2, 0), (3, 1)] and calls == [(2, 0), (3, 1)]
