@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, overload
 
 from lora_core.atomic import write_error, write_user_file
-from lora_core.config import Config, find_config_file, read_config_table, resolve_config
+from lora_core.config import CONFIG_FILENAME, Config, find_config_file, read_config_table, resolve_config
 from lora_core.datasets import Dataset, DatasetSettings, open_dataset
-from lora_core.datasets.reader import IMAGE_EXTENSIONS
+from lora_core.datasets.reader import IMAGE_EXTENSIONS, KOHYA_FOLDER
 from lora_core.datasets.sidecar_reader import CAPTION_EXTENSIONS, dataset_root_for_sidecar
 from lora_core.engine import RuleCrash, Selection, run_rules
 from lora_core.errors import ConfigError, DatasetError
@@ -278,7 +278,9 @@ def dataset_targets(paths: PathLike | Sequence[PathLike]) -> tuple[list[Path], l
     """Datasets to lint for the given paths, and sidecar-like files that belong to no dataset.
 
     A caption sidecar stands for its whole dataset (cross-file rules need every caption), which
-    is how pre-commit's per-file invocation still gets dataset-level checks.
+    is how pre-commit's per-file invocation still gets dataset-level checks. So do an image (a
+    changed picture is checked with its dataset) and a `lorakit.toml` (a config change re-lints
+    the dataset in its folder; one above the datasets belongs to none and is skipped).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -298,11 +300,44 @@ def dataset_targets(paths: PathLike | Sequence[PathLike]) -> tuple[list[Path], l
             if (target / "metadata.csv").is_file() or (target / "metadata.jsonl").is_file():
                 skipped.append(path)
                 continue
+        elif path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            folder = path.resolve().parent
+            target = next((f for f in (folder, folder.parent) if _has_metadata(f)), None)
+            if target is None:
+                if not _has_captions(folder):  # a picture in docs/ or assets/: not training data
+                    skipped.append(path)
+                    continue
+                target = dataset_root_for_sidecar(path)
+        elif path.is_file() and path.name == CONFIG_FILENAME:
+            target = path.resolve().parent
+            if not (_has_metadata(target) or _has_images(target) or _has_kohya_folders(target)):
+                skipped.append(path)
+                continue
         key = target.resolve()
         if key not in seen:
             seen.add(key)
             targets.append(target)
     return targets, skipped
+
+
+def _has_metadata(folder: Path) -> bool:
+    return (folder / "metadata.csv").is_file() or (folder / "metadata.jsonl").is_file()
+
+
+def _has_captions(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as listing:
+            return any(os.path.splitext(e.name)[1].lower() in CAPTION_EXTENSIONS for e in listing)
+    except OSError:
+        return False
+
+
+def _has_kohya_folders(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as listing:
+            return any(e.is_dir() and KOHYA_FOLDER.match(e.name) for e in listing)
+    except OSError:
+        return False
 
 
 def _has_images(folder: Path) -> bool:

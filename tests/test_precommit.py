@@ -60,3 +60,39 @@ def test_hook_fails_on_a_broken_dataset_then_passes_after_fix(tmp_path):
     passing = try_repo(project, "lorakit-lint", home)
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert "Passed" in passing.stdout
+
+
+def test_images_and_the_config_stand_for_their_dataset(tmp_path):
+    """What the hook's `files:` pattern now passes: a changed picture or lorakit.toml re-lints its
+    dataset; a picture outside any dataset (docs/, assets/) and a config above the datasets are
+    skipped, never linted as uncaptioned images."""
+    from lora_core.api import dataset_targets
+
+    data = make_csv_dataset(tmp_path / "data", [("a.png", "cybrpnk, rain")]).parent
+    (tmp_path / "data" / "lorakit.toml").write_text("[lint]\n", encoding="utf-8")
+    kohya = tmp_path / "kohya" / "10_fox"
+    kohya.mkdir(parents=True)
+    (kohya / "f1.png").write_bytes((data / "a.png").read_bytes())
+    (kohya / "f1.txt").write_text("wtrclr, fox", encoding="utf-8")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "screenshot.png").write_bytes((data / "a.png").read_bytes())
+    (tmp_path / "lorakit.toml").write_text("[lint]\n", encoding="utf-8")
+    targets, skipped = dataset_targets([data / "a.png", data / "lorakit.toml", kohya / "f1.png",
+                                        docs / "screenshot.png", tmp_path / "lorakit.toml"])
+    assert [t.resolve() for t in targets] == [data.resolve(), (tmp_path / "kohya").resolve()]
+    assert skipped == [docs / "screenshot.png", tmp_path / "lorakit.toml"]
+
+
+def test_the_hook_pattern_matches_configs_and_images():
+    import re
+
+    import yaml
+
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    for hook in hooks:
+        pattern = re.compile(hook["files"])
+        for name in ("data/metadata.csv", "data/lorakit.toml", "ds/img.PNG", "ds/a.jpeg", "ds/a.txt", "a.webp"):
+            assert pattern.search(name), (hook["id"], name)
+        for name in ("README.md", "pyproject.toml", "ds/notes.md"):
+            assert not pattern.search(name), (hook["id"], name)

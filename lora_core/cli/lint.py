@@ -112,7 +112,7 @@ def lint(
         result = api.lint(targets, options=options, registry=registry)
 
     for skipped in result.skipped:
-        click.echo(f"lorakit: note: skipped {skipped}: not a caption sidecar of an image dataset", err=True)
+        click.echo(f"lorakit: note: skipped {skipped}: not a caption sidecar, image or config of a dataset", err=True)
 
     report = Report(result, cwd=Path.cwd(), fixed=fixed, unsafe_fixes=unsafe_fixes, statistics=statistics,
                     color=color)
