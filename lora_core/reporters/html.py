@@ -15,6 +15,7 @@ import html
 import io
 import json
 import os
+import re
 from collections import Counter
 from typing import Any, TextIO
 
@@ -97,7 +98,30 @@ def _cards(report: Report) -> list[dict[str, Any]]:
                 "identities": [n for n in identities if n in caption],
                 "score": scores[0] if scores else None,
             })
+        # Images with no record (LK002: no row, no sidecar) get a card of their own: an
+        # uncaptioned picture is exactly what a reviewer needs to see.
+        listed = {record.image for record in item.dataset.records}
+        for image in sorted(name for name in item.dataset.images_on_disk if name not in listed and name in by_image):
+            path = os.path.join(item.dataset.root, image)
+            source = None
+            if os.path.isfile(path) and _owned(path, root):
+                source = _thumbnail(path) if embed else os.path.relpath(path, report.cwd)
+            found = by_image[image]
+            cards.append({
+                "image": image, "caption": "", "html": '<span class="nocaption">no caption</span>', "src": source,
+                "violations": [{"code": v.code, "name": v.name, "severity": v.severity.value, "message": v.message}
+                               for v in found],
+                "identities": [], "score": None,
+            })
     return cards
+
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def _message_html(message: str) -> str:
+    """A finding's message, escaped, with its `code spans` shown as code (not as backticks)."""
+    return _CODE_SPAN.sub(r"<code>\1</code>", html.escape(message))
 
 
 def _tag_chart(cards: list[dict[str, Any]], top: int = 20) -> str:
@@ -133,7 +157,7 @@ def render_html(report: Report, stream: TextIO) -> None:
         severities = sorted({v["severity"] for v in card["violations"]})
         picture = (f'<img src="{html.escape(card["src"])}" alt="{html.escape(card["image"])}" loading="lazy">'
                    if card["src"] else '<div class="noimg">no image</div>')
-        items = "".join(f'<li class="{v["severity"]}"><b>{v["code"]}</b> {html.escape(v["message"])}</li>'
+        items = "".join(f'<li class="{v["severity"]}"><b>{v["code"]}</b> {_message_html(v["message"])}</li>'
                         for v in card["violations"])
         score = f'<p class="score">CLIP score {card["score"]:.3f}</p>' if card["score"] is not None else ""
         rules = " ".join(sorted({v["code"] for v in card["violations"]}))
@@ -171,7 +195,8 @@ table {{ border-collapse: collapse; }} td, th {{ padding: 2px 10px; border-botto
 .card:focus {{ box-shadow: 0 0 0 3px #3b82f6; }} .card.hidden {{ display: none; }}
 .card img {{ max-width: 100%; display: block; margin: 0 auto; }} .noimg {{ height: 120px; background: #eee; }}
 .card h3 {{ font-size: 13px; margin: 6px 0 2px; word-break: break-all; }}
-.caption mark {{ background: #ffd54f; }} .card ul {{ padding-left: 1rem; margin: 4px 0; font-size: 12px; }}
+.caption mark {{ background: #ffd54f; }} .nocaption {{ color: #b91c1c; font-style: italic; }}
+.card code {{ background: #f3f4f6; padding: 0 2px; border-radius: 2px; }} .card ul {{ padding-left: 1rem; margin: 4px 0; font-size: 12px; }}
 #tag-chart text {{ font-size: 12px; }} #tag-chart .bar {{ fill: #1f77b4; }}
 </style></head>
 <body>

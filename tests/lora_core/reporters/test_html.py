@@ -25,6 +25,7 @@ def report(tmp_path) -> Path:
     folder = make_csv_dataset(tmp_path / "ds", ROWS).parent
     (folder / "lorakit.toml").write_text(CONFIG, encoding="utf-8")
     (folder / "c.png").write_bytes((folder / "a.png").read_bytes())  # a duplicate image: LK605
+    (folder / "e.png").write_bytes((folder / "b.png").read_bytes())  # no row in metadata.csv: LK002
     out = tmp_path / "report.html"
     result = CliRunner().invoke(cli, ["lint", str(folder), "--format", "html", "-o", str(out)],
                                 catch_exceptions=False)
@@ -34,9 +35,12 @@ def report(tmp_path) -> Path:
 
 def test_the_page_is_self_contained_with_a_card_per_image(report):
     page = report.read_text(encoding="utf-8")
-    assert page.count('<article class="card"') == 4
+    assert page.count('<article class="card"') == 5  # the uncaptioned e.png has its card
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from the network
-    assert page.count('src="data:image/jpeg;base64,') == 4  # thumbnails embedded
+    assert page.count('src="data:image/jpeg;base64,') == 5  # thumbnails embedded
+    assert '<h3>e.png</h3><p class="caption"><span class="nocaption">no caption</span>' in page
+    assert "<b>LK002</b> image <code>e.png</code> has no caption" in page  # code spans, not backticks
+    assert "`" not in re.sub(r"<script>.*?</script>", "", page, flags=re.S)
     assert '<mark title="LK101">' in page  # the double space is highlighted in the caption
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; rain" in page  # captions are escaped, never markup
     assert 'id="tag-chart"' in page and page.count('class="bar"') >= 5
@@ -60,12 +64,14 @@ def dump_dom(page: Path, fragment: str = "") -> str:
 
 def test_chromium_runs_the_page_script_and_its_filters(report):
     dom = dump_dom(report)
-    assert 'data-ready="1"' in dom and 'data-shown="4"' in dom
-    assert "4 of 4 shown" in dom
+    assert 'data-ready="1"' in dom and 'data-shown="5"' in dom
+    assert "5 of 5 shown" in dom
     filtered = dump_dom(report, "#rule=LK605")
     shown = re.search(r'data-shown="(\d+)"', filtered)
     assert shown and shown.group(1) == "1"  # only the duplicate carries LK605
-    assert len(re.findall(r'class="card hidden"', filtered)) == 3
+    assert len(re.findall(r'class="card hidden"', filtered)) == 4
+    uncaptioned = dump_dom(report, "#rule=LK002")
+    assert re.search(r'data-shown="1"', uncaptioned)  # the uncaptioned image's card filters like any other
     by_identity = dump_dom(report, "#identity=person_A")
     assert re.search(r'data-shown="1"', by_identity)
     assert "<svg" in dom and 'id="tag-chart"' in dom
