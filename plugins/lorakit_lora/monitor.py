@@ -54,35 +54,63 @@ def noise_warning(rows: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def nice_top(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value` (a readable axis end)."""
+    import math
+
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value * (1 - 1e-9))
+
+
 def draw(rows: list[dict[str, Any]], path: Path, size: tuple[int, int] = (720, 400)) -> Path:
+    """The loss per epoch. The y axis starts at 0 and has labelled ticks, so epoch-to-epoch noise
+    looks as small as it is (an axis fitted to the values' range makes noise fill the height);
+    the legend names only the series the run has (no "validation" without a validation split)."""
     from PIL import Image, ImageDraw
 
     width, height = size
-    margin = 48
+    left, right, top, bottom = 64, 16, 28, 44
     image = Image.new("RGB", size, "white")
     pen = ImageDraw.Draw(image)
-    series = {"train_loss": (31, 119, 180), "validation_loss": (214, 39, 40)}
+    series = {"train_loss": ("train", (31, 119, 180)), "validation_loss": ("validation", (214, 39, 40))}
     points = {k: [(float(r["epoch"]), float(r[k])) for r in rows if r.get(k) not in ("", None)] for k in series}
     values = [v for pts in points.values() for _, v in pts]
-    pen.rectangle([margin, margin // 2, width - margin // 2, height - margin], outline=(120, 120, 120))
+    inner_w, inner_h = width - left - right, height - top - bottom
+    pen.rectangle([left, top, width - right, height - bottom], outline=(120, 120, 120))
     if values:
-        low, high = min(values), max(values)
-        span = (high - low) or 1.0
+        y_top = nice_top(max(values))
         epochs = max(x for pts in points.values() for x, _ in pts) or 1.0
 
         def place(x: float, y: float) -> tuple[float, float]:
-            inner_w, inner_h = width - margin * 1.5, height - margin * 1.5
-            return margin + inner_w * (x - 1) / max(1.0, epochs - 1), height - margin - inner_h * (y - low) / span
+            return left + inner_w * (x - 1) / max(1.0, epochs - 1), height - bottom - inner_h * y / y_top
 
-        for key, colour in series.items():
+        for tick in range(5):  # y: 0 .. y_top in quarters, with grid lines
+            value = y_top * tick / 4
+            _, y = place(1, value)
+            pen.line([(left, y), (width - right, y)], fill=(230, 230, 230))
+            pen.line([(left - 4, y), (left, y)], fill=(120, 120, 120))
+            pen.text((4, y - 6), f"{value:.4g}", fill=(0, 0, 0))
+        step = max(1, round(epochs / 10))
+        for epoch in range(1, int(epochs) + 1, step):  # x: at most about ten epoch labels
+            x, _ = place(epoch, 0)
+            pen.line([(x, height - bottom), (x, height - bottom + 4)], fill=(120, 120, 120))
+            pen.text((x - 3, height - bottom + 6), str(epoch), fill=(0, 0, 0))
+        pen.text((left, height - 16), "epoch", fill=(0, 0, 0))
+        pen.text((4, 8), "loss", fill=(0, 0, 0))
+        for key, (_, colour) in series.items():
             placed = [place(x, y) for x, y in points[key]]
             if len(placed) > 1:
                 pen.line(placed, fill=colour, width=2)
             for px, py in placed:
                 pen.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
-        pen.text((margin, height - margin + 8), f"epochs 1-{int(epochs)}   loss {low:.4f}-{high:.4f}", fill=(0, 0, 0))
-    pen.text((width - 230, 4), "train", fill=series["train_loss"])
-    pen.text((width - 170, 4), "validation", fill=series["validation_loss"])
+    legend_x = width - right - 8
+    for key, (label, colour) in reversed(list(series.items())):
+        if points[key]:
+            legend_x -= 8 * len(label) + 24
+            pen.rectangle([legend_x, 10, legend_x + 10, 20], fill=colour)
+            pen.text((legend_x + 14, 8), label, fill=colour)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
