@@ -94,9 +94,35 @@ def compute(dataset: Dataset, config: Config, top: int = 30, images: bool = True
         "identities": {name: sum(1 for c in captions if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", c))
                        for name in identities},
     }
+    result["concepts"] = _concepts(dataset, top)
     if images:
         result["images"] = _image_stats(dataset, config)
     return result
+
+
+def _concepts(dataset: Dataset, top: int) -> dict[str, Any] | None:
+    """What one epoch shows the model in a kohya set: each `N_name` folder's images times its
+    repeats, and the tags weighted the same way (a tag in a 10x folder is seen ten times). None
+    for a dataset without repeat folders."""
+    folders: dict[str, dict[str, Any]] = {}
+    weighted: Counter[str] = Counter()
+    for record in dataset.records:
+        if record.repeats is None:
+            continue
+        name = f"{record.repeats}_{record.concept}"
+        entry = folders.setdefault(name, {"folder": name, "repeats": record.repeats, "images": 0, "samples": 0})
+        entry["images"] += 1
+        entry["samples"] += record.repeats
+        if record.caption:
+            weighted.update({t.strip().casefold(): record.repeats for t in record.caption.split(",") if t.strip()})
+    if not folders:
+        return None
+    total = sum(f["samples"] for f in folders.values())
+    listed = sorted(folders.values(), key=lambda f: (-f["samples"], f["folder"]))
+    for entry in listed:
+        entry["share"] = round(entry["samples"] / total, 4) if total else 0.0
+    return {"samples_per_epoch": total, "folders": listed,
+            "tags_per_epoch": [{"tag": t, "count": n} for t, n in weighted.most_common(top)]}
 
 
 def _image_stats(dataset: Dataset, config: Config) -> dict[str, Any]:
@@ -119,12 +145,21 @@ def _image_stats(dataset: Dataset, config: Config) -> dict[str, Any]:
 
 
 def plot(stats: dict[str, Any], folder: Path) -> list[Path]:
-    """PNG bar charts of the tags, the caption lengths and the aspect ratios."""
+    """PNG bar charts of the tags, the caption lengths and the aspect ratios; for a kohya set, the
+    tags as one epoch shows them (weighted by repeats) and each folder's samples per epoch."""
     from lora_core.charts import bar_chart
 
     folder.mkdir(parents=True, exist_ok=True)
-    written = [bar_chart([t["tag"] for t in stats["tags"][:20]], [t["count"] for t in stats["tags"][:20]],
-                         "Most frequent tags", folder / "tags.png", horizontal=True)]
+    concepts = stats.get("concepts")
+    tags, title = stats["tags"][:20], "Most frequent tags"
+    if concepts:
+        tags, title = concepts["tags_per_epoch"][:20], "Most frequent tags per epoch (kohya repeats counted)"
+    written = [bar_chart([t["tag"] for t in tags], [t["count"] for t in tags], title, folder / "tags.png",
+                         horizontal=True)]
+    if concepts:
+        written.append(bar_chart([f["folder"] for f in concepts["folders"]], [f["samples"] for f in concepts["folders"]],
+                                 "Samples per epoch by folder (images x repeats)", folder / "concepts.png",
+                                 horizontal=True))
     histogram = stats["length"]["histogram"]
     written.append(bar_chart(histogram["labels"], histogram["counts"], f"Caption length ({stats['length']['unit']})",
                              folder / "caption-length.png"))

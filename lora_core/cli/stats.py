@@ -36,7 +36,11 @@ def stats(dataset: Path, output_format: str, plot_dir: Path | None, top: int, no
     # Bytes that were not UTF-8 are lone surrogates in captions: shown as U+FFFD, valid output.
     result = _valid_strings(compute(data, settings, top=top, images=not no_images))
     if plot_dir is not None:
-        result["plots"] = [str(p) for p in plot(result, plot_dir)]
+        written = plot(result, plot_dir)
+        result["plots"] = [str(p) for p in written]
+        # on stderr: the JSON on stdout stays one document
+        click.echo(f"lorakit: wrote {len(written)} chart(s) to {plot_dir}: {', '.join(p.name for p in written)}",
+                   err=True)
     if output_format == "json":
         json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -81,6 +85,14 @@ def render_tables(result: dict, console=None) -> None:
         summary.add_row("images", f"{images['count']} ({images['unreadable']} unreadable); shorter side "
                         f"{side['min']}-{side['max']} (median {side['median']})")
     console.print(summary)
+    concepts = result.get("concepts")
+    if concepts:
+        folders = Table("folder", "images", "repeats", "samples / epoch", "share",
+                        title=f"kohya folders ({concepts['samples_per_epoch']} samples per epoch)")
+        for item in concepts["folders"]:
+            folders.add_row(escape(item["folder"]), str(item["images"]), str(item["repeats"]), str(item["samples"]),
+                            f"{item['share']:.0%}")
+        console.print(folders)
     tags = Table("tag", "count", title="Most frequent tags")
     for item in result["tags"]:
         tags.add_row(escape(item["tag"]), str(item["count"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 from click.testing import CliRunner
 from rich.console import Console
@@ -51,3 +52,26 @@ def test_tables_render_captions_verbatim_and_plots_are_written(tmp_path):
     assert "[style: neon] cybrpnk" in text  # brackets are text, not rich markup
     assert "trigger 'cybrpnk'" in text and "2 captions (67%)" in text
     assert "512x512" in text
+
+
+def test_kohya_repeats_count_and_plot_says_what_it_wrote(tmp_path):
+    """A kohya set: each folder's images x repeats, tags as one epoch shows them, a chart of the
+    folders, and a line saying which charts were written where."""
+    examples = Path(__file__).resolve().parents[3] / "examples" / "kohya-set"
+    plots = tmp_path / "plots"
+    result = CliRunner().invoke(cli, ["stats", str(examples), "--format", "json", "--no-images", "--plot", str(plots)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # the note is on stderr: stdout stays one JSON document
+    concepts = data["concepts"]
+    assert concepts["samples_per_epoch"] == 10 * 8 + 6 * 10 + 3 * 3
+    assert [(f["folder"], f["images"], f["repeats"], f["samples"]) for f in concepts["folders"]] == [
+        ("8_wtrclr_fox", 10, 8, 80), ("10_person_A", 6, 10, 60), ("3_person_B", 3, 3, 9)]
+    assert concepts["tags_per_epoch"][0]["count"] == 72  # `watercolor painting`: 9 captions x 8 repeats
+    assert f"lorakit: wrote 3 chart(s) to {plots}: tags.png, concepts.png, caption-length.png" in result.stderr
+    assert (plots / "concepts.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_dataset_without_repeat_folders_has_no_concepts(tmp_path):
+    result = CliRunner().invoke(cli, ["stats", str(dataset(tmp_path)), "--format", "json"], catch_exceptions=False)
+    assert json.loads(result.stdout)["concepts"] is None
