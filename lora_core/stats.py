@@ -157,7 +157,8 @@ def plot(stats: dict[str, Any], folder: Path) -> list[Path]:
     written = [bar_chart([t["tag"] for t in tags], [t["count"] for t in tags], title, folder / "tags.png",
                          horizontal=True)]
     if concepts:
-        written.append(bar_chart([f["folder"] for f in concepts["folders"]], [f["samples"] for f in concepts["folders"]],
+        folders = concepts["folders"]
+        written.append(bar_chart([f["folder"] for f in folders], [f["samples"] for f in folders],
                                  "Samples per epoch by folder (images x repeats)", folder / "concepts.png",
                                  horizontal=True))
     histogram = stats["length"]["histogram"]
