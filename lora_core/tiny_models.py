@@ -447,3 +447,26 @@ def _open_clip_layout(model: Any) -> dict[str, Any]:
         raise ValueError(f"unexpected text encoder weights: {sorted(state)[:3]}")
     return out
 
+
+
+BUILDERS = {"sd": tiny_sd, "sdxl": tiny_sdxl, "blip": tiny_blip, "blip2": tiny_blip2, "clip": tiny_clip,
+            "coca": tiny_coca}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lora_core.tiny_models KIND FOLDER`: build a tiny random model offline (no hub),
+    saved like the real one, to try `lorakit train` / `lorakit caption` end to end on a CPU.
+    docs/offline-training.md walks through it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m lora_core.tiny_models", description=main.__doc__)
+    parser.add_argument("kind", choices=sorted(BUILDERS))
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(BUILDERS[args.kind](args.folder, seed=args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
