@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-CROWD = 64  # a group larger than this is clustered, not expanded into all its pairs
+CROWD = 1024  # a group larger than this is clustered, not expanded into all its pairs
+PAIRS_PER_BATCH = 4_000_000  # pairs expanded at once (about 100 MB of index arrays at most)
 SIMILAR_DETAIL = 0.5  # aligned detail correlation at or above this: the same picture
 SAME_WITHOUT_SEARCH = 0.8  # ... and this high before any alignment: re-encoded or resized, no need to search
 CROP_STEPS = (0.0, 0.03, 0.06)  # the coarse crop search (each side), refined by 0.01 steps
@@ -59,6 +60,11 @@ def near_pairs(hashes: Any, distance: int) -> tuple[Any, list[Any]]:
     crowds: dict[bytes, Any] = {}
     if count < 2:
         return np.zeros((0, 2), dtype=np.int64), []
+    def keep(first: Any, second: Any) -> None:
+        close = popcount(hashes[first] ^ hashes[second]) <= distance  # most sharers of two blocks differ
+        first, second = first[close], second[close]
+        found.append(np.minimum(first, second) * count + np.maximum(first, second))  # one integer a pair
+
     blocks = _blocks(distance)
     for (shift_a, width_a), (shift_b, width_b) in itertools.combinations(blocks, 2):
         keys = (((hashes >> np.uint64(shift_a)) & np.uint64((1 << width_a) - 1)) << np.uint64(width_b)) | \
@@ -71,21 +77,36 @@ def near_pairs(hashes: Any, distance: int) -> tuple[Any, list[Any]]:
         for start, size in zip(starts[big].tolist(), sizes[big].tolist()):
             members = np.sort(order[start:start + size])
             crowds.setdefault(members.tobytes(), members)
-        small = np.repeat(sizes <= CROWD, sizes)  # positions (in sorted order) inside expandable groups
-        offset = 1
-        while offset < count:
-            same = (ordered[offset:] == ordered[:-offset]) & small[offset:] & small[:-offset]
-            if not same.any():
-                break
-            first, second = order[:-offset][same], order[offset:][same]
-            close = popcount(hashes[first] ^ hashes[second]) <= distance  # most sharers of two blocks differ
-            first, second = first[close], second[close]
-            found.append(np.minimum(first, second) * count + np.maximum(first, second))  # one integer a pair
-            offset += 1
+
+        # Every other group is expanded into its pairs, many groups at a time (a few million
+        # pairs a batch: bounded memory, no Python loop per group).
+        expand = ~big & (sizes > 1)
+        group_starts, group_sizes = starts[expand], sizes[expand]
+        pair_counts = group_sizes * (group_sizes - 1) // 2
+        batch_of = np.cumsum(pair_counts) // PAIRS_PER_BATCH
+        for batch in np.unique(batch_of).tolist():
+            chosen = batch_of == batch
+            keep(*_group_pairs(order, group_starts[chosen], group_sizes[chosen]))
     if not found:
         return np.zeros((0, 2), dtype=np.int64), list(crowds.values())
     codes = np.unique(np.concatenate(found))
     return np.stack([codes // count, codes % count], axis=1), list(crowds.values())
+
+
+def _group_pairs(order: Any, starts: Any, sizes: Any) -> tuple[Any, Any]:
+    """Every pair within each group (groups are runs `starts[i]`, `sizes[i]` long of the sorted
+    `order`), as two index arrays, built without a loop over groups."""
+    import numpy as np
+
+    def ranges(lengths: Any) -> Any:  # 0..n-1 for each n, concatenated
+        return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+    local = ranges(sizes)
+    position = np.repeat(starts, sizes) + local
+    partners = np.repeat(sizes, sizes) - 1 - local  # members after this one in its group
+    first = np.repeat(position, partners)
+    second = first + ranges(partners) + 1
+    return order[first], order[second]
 
 
 def _detail(thumb: Any) -> Any:

@@ -74,7 +74,7 @@ class Fix:
         return cls(description, applicability, (Edit(0, len(old), new),))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Location:
     """1-based line and column (in characters) inside `path`; end is exclusive, may be absent."""
 
@@ -85,7 +85,7 @@ class Location:
     end_column: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)  # hundreds of thousands on a big dataset: no __dict__ each
 class Violation:
     """One problem found by one rule."""
 

@@ -34,6 +34,17 @@ def test_near_pairs_match_brute_force(distance):
     assert {tuple(p) for p in pairs.tolist()} == brute(hashes, distance)
 
 
+def test_skewed_hashes_mid_size_groups_match_brute_force():
+    """Real hash distributions are skewed: many images share blocks. Groups above SMALL_GROUP are
+    expanded one by one, and must find the same pairs."""
+    rng = random.Random(7)
+    base = rng.getrandbits(64) & ~0xFFFF
+    hashes = [base | rng.getrandbits(16) for _ in range(600)] + [rng.getrandbits(64) for _ in range(200)]
+    pairs, crowds = near_pairs(np.asarray(hashes, dtype=np.uint64), 6)
+    assert crowds == []
+    assert {tuple(p) for p in pairs.tolist()} == brute(hashes, 6)
+
+
 def test_a_crowd_is_handed_back_not_expanded():
     hashes = np.asarray([0] * (CROWD * 50) + [2**64 - 1, 2**63], dtype=np.uint64)  # 3,200 identical hashes
     pairs, crowds = near_pairs(hashes, 8)
