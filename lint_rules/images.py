@@ -190,10 +190,12 @@ class ImageBlurry(ImageRule):
       so illustrations, line art and pixel art are judged by their outlines;
     - it is taken in four directions (rows, columns, both diagonals) and the picture is as blurry
       as its blurriest direction: a camera shake leaves the edges along it crisp.
+
     An image with more blur effect than `[images] max-blur` (default 0.38) is reported; on the
     labelled real pictures of bench/bench_image_quality.py, sharp photographs and flat art measure
     0.11-0.33 and Gaussian, motion and upscaling blur that a 512 px training crop would show
-    0.40-0.90. Pictures with no detail anywhere (a smooth gradient) are not judged.
+    0.40-0.90. A flat image (no tile with detail) is not judged; a smooth gradient with no edge
+    anywhere reads as blurry, as there is nothing sharp in it to find.
     `[images] blur-threshold`, when set, brings back the older variance-of-the-Laplacian measure.
 
     ## Why it matters
