@@ -406,9 +406,47 @@ class CaptionExtensionMismatch(_ProblemRule):
     options = (RuleOption("dataset.caption-extension", "extension of caption sidecars (default `.txt`)"),)
 
 
+class TrainerConfigMismatch(Rule):
+    """## What it does
+    Checks a trainer's own dataset config against the data it describes, when you lint the config
+    itself (`lorakit lint dataset_config.toml`, kohya sd-scripts' format): keys kohya does not know
+    (it refuses the whole config), an `image_dir` that does not exist, a subset without one, a
+    `caption_extension` that no caption file in its `image_dir` has, and a `keep_tokens` larger
+    than some captions' tag count while `shuffle_caption` is on (a warning). Subsets lorakit does
+    not read (fine-tuning `metadata_file`, ControlNet) are named too.
+
+    ## Why it matters
+    The trainer trusts its config: a wrong extension trains every image with no caption (or only
+    the class tokens), a wrong folder trains nothing, and neither says so.
+
+    ## Example
+    ```toml
+    [[datasets.subsets]]
+    image_dir = "train/10_cybrpnk"
+    caption_extension = ".caption"   # the files are .txt
+    ```
+
+    ## Fix
+    Correct the config (or rename the files) so that it describes the data you captioned.
+    """
+
+    code = "LK010"
+    name = "trainer-config-mismatch"
+    summary = "A trainer's dataset config contradicts its data, or has keys the trainer refuses"
+    severity = Severity.ERROR
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        for problem in dataset.problems_of("dataset-config"):
+            yield self.at(problem.location, problem.message)
+        for problem in dataset.problems_of("dataset-config-warning"):
+            violation = self.at(problem.location, problem.message)
+            violation.severity = Severity.WARNING
+            yield violation
+
+
 RULES = (
     ImageMissing, CaptionMissing, CaptionEmpty, InvalidEncoding, EncodingHygiene, DuplicateEntry,
-    PathOutsideRoot, MalformedMetadata, CaptionExtensionMismatch,
+    PathOutsideRoot, MalformedMetadata, CaptionExtensionMismatch, TrainerConfigMismatch,
 )
 
 plugin = RulePack(RULES)

@@ -21,6 +21,7 @@ from typing import Any, overload
 from lora_core.atomic import write_error, write_user_file
 from lora_core.config import CONFIG_FILENAME, Config, find_config_file, read_config_table, resolve_config
 from lora_core.datasets import Dataset, DatasetSettings, open_dataset
+from lora_core.datasets.kohya_config import is_kohya_dataset_config
 from lora_core.datasets.reader import IMAGE_EXTENSIONS, KOHYA_FOLDER
 from lora_core.datasets.sidecar_reader import CAPTION_EXTENSIONS, dataset_root_for_sidecar
 from lora_core.engine import RuleCrash, Selection, run_rules
@@ -356,6 +357,9 @@ def load_config(target: Path, options: LintOptions, registry: Registry) -> Confi
         config = resolve_config({}, sections)
     elif not path.is_file():
         raise ConfigError(f"{path}: " + ("not a regular file" if path.exists() else "config file not found"))
+    elif is_kohya_dataset_config(path):
+        raise ConfigError(f"{path}: a kohya dataset config, not a lorakit config: lint it as the dataset "
+                          f"(lorakit lint {path})")
     else:
         config = resolve_config(read_config_table(path), sections, path)
     config.lexicon = list(registry.lexicon)
@@ -380,7 +384,21 @@ def _prepare(target: Path, options: LintOptions, registry: Registry) -> tuple[Da
     selection = Selection.from_settings(lint_settings, origin)
     rules = selection.enabled_rules(registry.rules)
     dataset = open_dataset(target, dataset_settings(config, options), registry.readers)
+    apply_dataset_settings(config, dataset)
     return dataset, config, rules, selection
+
+
+def apply_dataset_settings(config: Config, dataset: Dataset) -> None:
+    """What the dataset's own files state (a trainer's dataset config) becomes config, key by
+    key, where the lorakit config does not set that key itself; it counts as configured."""
+    for section, values in dataset.config_overrides.items():
+        if section not in config.sections:
+            continue
+        for key, value in values.items():
+            if f"{section}.{key}" in config.present:
+                continue
+            config.sections[section] = {**config.sections[section], key: value}
+            config.present.add(f"{section}.{key}")
 
 
 def dataset_settings(config: Config, options: LintOptions) -> DatasetSettings:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from lora_core.config import DATASET_SECTION, INFER_SECTION, LINT_SECTION
 from lora_core.datasets.csv_reader import CsvReader
 from lora_core.datasets.jsonl_reader import JsonlReader
+from lora_core.datasets.kohya_config import KohyaConfigReader
 from lora_core.datasets.sidecar_reader import SidecarReader
 from lora_core.hookspecs import hookimpl
 
@@ -25,6 +26,7 @@ def register_config(register: Callable) -> None:
 def register_readers(register: Callable) -> None:
     register(CsvReader())
     register(JsonlReader())
+    register(KohyaConfigReader())
     register(SidecarReader())
 
 

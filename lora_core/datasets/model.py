@@ -294,6 +294,11 @@ class Dataset:
     reader: DatasetReader | None = field(default=None, repr=False)
     # Every image file found under root, or what finds them on first use (`images_on_disk`).
     _images_on_disk: set[str] | Callable[[], set[str]] = field(default_factory=set, repr=False)
+    # Settings the dataset's own files state (a trainer's dataset config: its class tokens,
+    # keep_tokens), {section: {key: value}}; a lorakit config that sets the same key wins.
+    config_overrides: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # A trainer dataset config's subsets as read (kohya: image_dir, num_repeats, ...), for export.
+    subsets: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def images_on_disk(self) -> set[str]:

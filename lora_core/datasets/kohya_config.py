@@ -1,0 +1,241 @@
+"""kohya sd-scripts' `dataset_config.toml` (`[general]`, `[[datasets]]`, `[[datasets.subsets]]`),
+read as one dataset: every DreamBooth-style subset's `image_dir` with its own caption extension,
+its `num_repeats` as the records' kohya repeats (balance checks and stats count them), and its
+folder as the concept (inference scopes, per-concept triggers).
+
+Settings fall back subset -> dataset -> `[general]` -> kohya's own defaults, as kohya resolves
+them (library/config_util.py). What the config says that lorakit also checks becomes config:
+`class_tokens` (first word) is the subset's trigger (`[entities] concept-triggers`), one
+`keep_tokens` for every subset is `[entities] keep-tokens`; a lorakit.toml that sets the same key
+wins. Unknown keys (kohya refuses them), an `image_dir` that does not exist, a `caption_extension`
+no caption file has, and `keep_tokens` larger than the captions' tag count are findings (LK010).
+Fine-tuning subsets (`metadata_file`) and ControlNet subsets are reported as not read.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from lora_core.datasets.model import Dataset, ReadProblem
+from lora_core.datasets.reader import DatasetReader, DatasetSettings, read_bytes
+from lora_core.datasets.sidecar_reader import SidecarReader
+from lora_core.errors import DatasetError
+from lora_core.violations import Location
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# kohya's schema (library/config_util.py, ConfigSanitizer), by where a key may appear.
+SUBSET_KEYS = frozenset({
+    "color_aug", "face_crop_aug_range", "flip_aug", "num_repeats", "random_crop", "shuffle_caption", "keep_tokens",
+    "keep_tokens_separator", "secondary_separator", "enable_wildcard", "token_warmup_min", "token_warmup_step",
+    "caption_prefix", "caption_suffix", "caption_dropout_every_n_epochs", "caption_dropout_rate",
+    "caption_tag_dropout_rate", "caption_extension", "class_tokens", "cache_info", "image_dir", "is_reg",
+    "metadata_file", "conditioning_data_dir", "alpha_mask", "custom_attributes", "resize_interpolation",
+})
+DATASET_KEYS = frozenset({
+    "batch_size", "bucket_no_upscale", "bucket_reso_steps", "enable_bucket", "max_bucket_reso", "min_bucket_reso",
+    "resolution", "network_multiplier", "validation_seed", "validation_split",
+}) | (SUBSET_KEYS - {"image_dir", "is_reg", "metadata_file", "conditioning_data_dir"})
+GENERAL_KEYS = DATASET_KEYS
+KOHYA_CAPTION_EXTENSION = ".caption"  # kohya's default when no level sets one
+
+
+def is_kohya_dataset_config(path: Path) -> bool:
+    """A TOML file with `[[datasets]]` (kohya's dataset config), and not a lorakit config."""
+    if not path.is_file() or path.suffix.lower() != ".toml":
+        return False
+    try:
+        data = tomllib.loads(read_bytes(path).decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, DatasetError):
+        return False
+    return isinstance(data.get("datasets"), list)
+
+
+class KohyaConfigReader(DatasetReader):
+    name = "kohya-config"
+    description = "kohya sd-scripts dataset_config.toml: every subset's image_dir with its own settings"
+    priority = 50
+
+    def claims(self, path: Path) -> bool:
+        return is_kohya_dataset_config(path)
+
+    def read(self, path: Path, settings: DatasetSettings) -> Dataset:
+        config_path = path
+        text = read_bytes(path).decode("utf-8-sig", errors="replace")
+        data = tomllib.loads(text)
+        lines = text.splitlines()
+        problems: list[ReadProblem] = []
+        dataset = Dataset(root=path.parent, path=path, format=self.name, records=[], sources=[], problems=problems,
+                          caption_column="", reader=self)
+
+        tables = [n for n, line in enumerate(lines, 1) if line.strip().startswith("[")]
+        subset_lines = [n for n, line in enumerate(lines, 1) if line.strip().replace(" ", "") == "[[datasets.subsets]]"]
+        block_start = [1]  # where the table being read starts: findings point inside it
+
+        def where(needle: str) -> Location:
+            """The line of the current table that mentions `needle` (TOML keeps no positions),
+            else the table's first line."""
+            start = block_start[0]
+            end = next((n for n in tables if n > start), len(lines) + 1)
+            for number in range(start, end):
+                line = lines[number - 1]
+                if needle and needle in line:
+                    return Location(config_path, number, line.index(needle) + 1)
+            return Location(config_path, start, 1)
+
+        def problem(message: str, needle: str = "", kind: str = "dataset-config", start: int | None = None) -> None:
+            saved = block_start[0]
+            if start is not None:  # the table the setting comes from (a subset inherits [general]'s)
+                block_start[0] = start
+            problems.append(ReadProblem(kind, where(needle), message))
+            block_start[0] = saved
+
+        general_line = next((n for n, line in enumerate(lines, 1) if line.strip() == "[general]"), 1)
+
+        general = data.get("general", {}) if isinstance(data.get("general", {}), dict) else {}
+        block_start[0] = general_line
+        for key in sorted(set(general) - GENERAL_KEYS):
+            problem(f"unknown key `{key}` in [general] (kohya refuses the config)", key)
+        block_start[0] = 1
+        for key in sorted(set(data) - {"general", "datasets"}):
+            problem(f"unknown table `[{key}]` (kohya reads [general] and [[datasets]] only)", key)
+        triggers: dict[str, str] = {}
+        keep_tokens: set[int] = set()
+        labels: set[str] = set()
+        dataset_lines = [n for n, line in enumerate(lines, 1) if line.strip().replace(" ", "") == "[[datasets]]"]
+        subsets_seen = 0
+        for number, block in enumerate(data.get("datasets", []), 1):
+            if not isinstance(block, dict):
+                continue
+            block_start[0] = dataset_lines[number - 1] if number <= len(dataset_lines) else 1
+            for key in sorted(set(block) - DATASET_KEYS - {"subsets"}):
+                problem(f"unknown key `{key}` in [[datasets]] #{number} (kohya refuses the config)", key)
+            for sub_number, subset in enumerate(block.get("subsets", []) or [], 1):
+                if not isinstance(subset, dict):
+                    continue
+                subsets_seen += 1
+                block_start[0] = subset_lines[subsets_seen - 1] if subsets_seen <= len(subset_lines) else 1
+                name = f"[[datasets.subsets]] #{sub_number} of dataset #{number}"
+                for key in sorted(set(subset) - SUBSET_KEYS):
+                    problem(f"unknown key `{key}` in {name} (kohya refuses the config)", key)
+
+                def setting(key: str, default: Any, subset: dict = subset, block: dict = block) -> Any:
+                    for level in (subset, block, general):
+                        if level.get(key) is not None:
+                            return level[key]
+                    return default
+
+                def origin(key: str, subset: dict = subset, block: dict = block, number: int = number) -> int:
+                    if subset.get(key) is not None:
+                        return block_start[0]
+                    if block.get(key) is not None and number <= len(dataset_lines):
+                        return dataset_lines[number - 1]
+                    return general_line if general.get(key) is not None else block_start[0]
+
+                if "metadata_file" in subset or "conditioning_data_dir" in subset:
+                    kind = "fine-tuning (metadata_file)" if "metadata_file" in subset else "ControlNet"
+                    problem(f"{name} is a {kind} subset: lorakit does not read it (lint its captions directly)",
+                            "metadata_file" if "metadata_file" in subset else "conditioning_data_dir")
+                    continue
+                raw_dir = subset.get("image_dir")
+                if not isinstance(raw_dir, str) or not raw_dir:
+                    problem(f"{name} has no image_dir (kohya requires one)")
+                    continue
+                image_dir = _resolve(raw_dir, config_path.parent)
+                if image_dir is None:
+                    problem(f"image_dir `{raw_dir}` of {name} does not exist (looked in the current folder and "
+                            f"next to {config_path.name})", "image_dir")
+                    continue
+                extension = str(setting("caption_extension", KOHYA_CAPTION_EXTENSION))
+                extension = extension if extension.startswith(".") else "." + extension
+                repeats = int(setting("num_repeats", 1))
+                is_reg = bool(subset.get("is_reg", False))
+                label = _label(image_dir, config_path.parent, labels)
+                concept = _concept(image_dir.name)
+                part = SidecarReader().read(image_dir, DatasetSettings(caption_extension=extension))
+                if not part.records and part.images_on_disk:
+                    found = sorted({os.path.splitext(p.location.path.name)[1] for p in part.problems
+                                    if p.kind == "extension-mismatch"})
+                    also = f"; its caption files end in {', '.join(f'`{e}`' for e in found)}" if found else ""
+                    problem(f"caption_extension `{extension}` of {name} matches no file in `{raw_dir}`: kohya "
+                            f"trains its {len(part.images_on_disk)} images with no caption"
+                            + (" (class_tokens only)" if setting("class_tokens", None) else "") + also,
+                            "caption_extension", start=origin("caption_extension"))
+                keep = int(setting("keep_tokens", 0) or 0)
+                if keep and bool(setting("shuffle_caption", False)):
+                    separator = str(setting("caption_separator", ",") or ",")
+                    short = [r for r in part.records if r.caption is not None
+                             and len([t for t in r.caption.split(separator) if t.strip()]) < keep]
+                    if short:
+                        problem(f"keep_tokens = {keep} in {name}, but {len(short)} of its {len(part.records)} "
+                                f"captions have fewer tags (e.g. `{short[0].image}`): the whole caption is kept "
+                                "and nothing shuffles", "keep_tokens", kind="dataset-config-warning",
+                                start=origin("keep_tokens"))
+                keep_tokens.add(keep)
+                class_tokens = setting("class_tokens", None)
+                if isinstance(class_tokens, str) and class_tokens.split() and not is_reg:
+                    triggers[concept] = class_tokens.split()[0]
+                _merge(dataset, part, label, concept, repeats)
+                dataset.subsets.append({
+                    "image_dir": str(image_dir), "label": label, "concept": concept, "num_repeats": repeats,
+                    "caption_extension": extension, "is_reg": is_reg, "keep_tokens": keep,
+                    "class_tokens": class_tokens})
+        overrides: dict[str, dict[str, Any]] = {}
+        if triggers:
+            overrides.setdefault("entities", {})["concept-triggers"] = triggers
+        if len(keep_tokens) == 1 and next(iter(keep_tokens)):
+            overrides.setdefault("entities", {})["keep-tokens"] = next(iter(keep_tokens))
+        dataset.config_overrides = overrides
+        if not dataset.records and not dataset.images_on_disk and not problems:
+            raise DatasetError(f"{path}: a kohya dataset config with no DreamBooth subset to read")
+        return dataset
+
+    def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
+        return SidecarReader().render(dataset, file_changes)
+
+
+def _resolve(raw: str, config_folder: Path) -> Path | None:
+    """kohya opens image_dir relative to where it runs; lorakit tries there, then beside the config."""
+    candidate = Path(raw).expanduser()
+    for path in ((candidate,) if candidate.is_absolute() else (Path.cwd() / candidate, config_folder / candidate)):
+        if path.is_dir():
+            return path
+    return None
+
+
+def _label(image_dir: Path, base: Path, taken: set[str]) -> str:
+    """The subset's folder as records name it: relative to the config's folder when inside it."""
+    try:
+        label = image_dir.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        label = image_dir.name
+    unique, n = label, 2
+    while unique in taken:
+        unique, n = f"{label}~{n}", n + 1
+    taken.add(unique)
+    return unique
+
+
+def _concept(folder_name: str) -> str:
+    head, _, tail = folder_name.partition("_")
+    return tail if head.isdigit() and tail else folder_name
+
+
+def _merge(dataset: Dataset, part: Dataset, label: str, concept: str, repeats: int) -> None:
+    prefix = "" if label == "." else label + "/"
+    for record in part.records:
+        record.index = len(dataset.records)
+        record.image = prefix + (record.image or "")
+        record.concept, record.repeats = concept, repeats
+        dataset.records.append(record)
+    dataset.sources.extend(part.sources)
+    for item in part.problems:
+        dataset.problems.append(replace(item, image=prefix + item.image) if item.image else item)
+    dataset.images_on_disk.update(prefix + name for name in part.images_on_disk)
