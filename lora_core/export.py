@@ -1,0 +1,73 @@
+"""`lorakit export --to kohya`: a kohya sd-scripts `dataset_config.toml` for a lorakit dataset, so
+lint passes first and the user trains with the tool they know.
+
+One `[[datasets.subsets]]` per image folder: each kohya `N_name` folder with `num_repeats = N`
+(else the dataset folder, `num_repeats = 1`), the caption extension lorakit read, the concept's
+trigger as `class_tokens` (kohya uses them for images without a caption file), `keep_tokens` from
+`[entities] keep-tokens`, and `resolution` / `batch_size` from `[train]`, each only when the
+config sets it (kohya has its own defaults). image_dir paths
+are absolute (kohya opens them relative to where it runs). Only sidecar datasets: kohya's
+DreamBooth mode reads caption files beside the images, not metadata.csv. Keys are kohya's own
+(library/config_util.py); `lorakit lint` on the written file reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lora_core.config import Config
+from lora_core.datasets.model import Dataset
+from lora_core.errors import DatasetError
+
+FORMATS = ("kohya",)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string is a JSON string
+
+
+def kohya_dataset_config(dataset: Dataset, config: Config, triggers: dict[str, str] | None = None) -> str:
+    """The text of a kohya dataset_config.toml describing `dataset`. `triggers`: concept (or
+    "" for the whole dataset) -> trigger, written as class_tokens."""
+    if dataset.format not in ("sidecar", "kohya-config"):
+        raise DatasetError(f"{dataset.path}: kohya's DreamBooth datasets read caption files beside the images; "
+                           f"this is a {dataset.format} dataset (export its captions to sidecars first)")
+    triggers = triggers or {}
+    folders: dict[str, dict[str, Any]] = {}
+    for record in dataset.records:
+        if not record.image_path:
+            continue
+        folder = str(Path(record.image_path).parent.resolve().as_posix())
+        entry = folders.setdefault(folder, {"repeats": record.repeats or 1, "concept": record.concept or "",
+                                            "extension": Path(record.source.path).suffix if record.source else ".txt"})
+        entry["repeats"] = record.repeats or entry["repeats"]
+    if not folders:
+        raise DatasetError(f"{dataset.path}: no captioned image to export")
+    entities, train = config.section("entities"), config.section("train") if "train" in config.sections else {}
+    lines = [f"# kohya sd-scripts dataset config for {dataset.path}, written by `lorakit export --to kohya`.",
+             "# Train with: accelerate launch train_network.py --dataset_config <this file> ...", "", "[general]"]
+    extensions = {entry["extension"] for entry in folders.values()}
+    if len(extensions) == 1:
+        lines.append(f"caption_extension = {_toml_value(extensions.pop())}")
+    keep = entities.get("keep-tokens")
+    if "entities.keep-tokens" in config.present and isinstance(keep, int) and keep > 0:
+        lines.append(f"keep_tokens = {keep}")
+    lines += ["", "[[datasets]]"]
+    for key, kohya_key in (("resolution", "resolution"), ("batch-size", "batch_size")):
+        if f"train.{key}" in config.present and train.get(key):  # only what the user chose; kohya has defaults
+            lines.append(f"{kohya_key} = {int(train[key])}")
+    for folder, entry in sorted(folders.items()):
+        lines += ["", "  [[datasets.subsets]]", f"  image_dir = {_toml_value(folder)}",
+                  f"  num_repeats = {int(entry['repeats'])}"]
+        if len({e["extension"] for e in folders.values()}) > 1:
+            lines.append(f"  caption_extension = {_toml_value(entry['extension'])}")
+        trigger = triggers.get(entry["concept"]) or triggers.get("")
+        if trigger:
+            lines.append(f"  class_tokens = {_toml_value(trigger)}")
+    return "\n".join(lines) + "\n"
