@@ -67,17 +67,39 @@ def write_diffusers(folder: Path, unet: Any, text_encoders: list[Any], rank: int
     return path
 
 
+def sai_unet_path(module: str, layers_per_block: int) -> str:
+    """A diffusers U-Net module path in the original (SAI / LDM) layout kohya's SDXL U-Net uses:
+    down_blocks.i.attentions.j -> input_blocks.(1 + i*(n+1) + j).1, up_blocks.i.attentions.j ->
+    output_blocks.(i*(n+1) + j).1, mid_block.attentions.0 -> middle_block.1 (n: layers per block;
+    an up block has n + 1 layers). What is inside the transformer keeps its name."""
+    parts = module.split(".")
+    if parts[0] == "down_blocks" and parts[2] == "attentions":
+        block, layer = int(parts[1]), int(parts[3])
+        return ".".join(["input_blocks", str(1 + block * (layers_per_block + 1) + layer), "1", *parts[4:]])
+    if parts[0] == "up_blocks" and parts[2] == "attentions":
+        block, layer = int(parts[1]), int(parts[3])
+        return ".".join(["output_blocks", str(block * (layers_per_block + 1) + layer), "1", *parts[4:]])
+    if parts[0] == "mid_block" and parts[1] == "attentions":
+        return ".".join(["middle_block", "1", *parts[3:]])
+    return module
+
+
 def kohya_tensors(unet: Any, text_encoders: list[Any], alpha: float, sdxl: bool = False) -> dict[str, Any]:
-    """kohya prefixes: `lora_te` for SD 1.x/2.x's one text encoder, `lora_te1` / `lora_te2` for SDXL."""
+    """kohya prefixes: `lora_te` for SD 1.x/2.x's one text encoder, `lora_te1` / `lora_te2` for SDXL.
+    SDXL U-Net modules carry the original (SAI) names, as kohya writes them: its own loader maps
+    diffusers names too, but `networks/sdxl_merge_lora.py` does not (it would merge nothing of the
+    U-Net), and ComfyUI / A1111 read both."""
     import torch
 
     tensors = {}
     prefixes = ["lora_te1", "lora_te2"] if sdxl else ["lora_te"]
     groups = [("lora_unet", unet, False)] + [(prefix, encoder, True)
                                              for prefix, encoder in zip(prefixes, text_encoders)]
+    layers = getattr(getattr(unet, "config", None), "layers_per_block", 2)
+    layers = layers if isinstance(layers, int) else 2
     for prefix, model, is_text in groups:
         for module, (down, up) in lora_pairs(model).items():
-            path = _text_path(module) if is_text else module
+            path = _text_path(module) if is_text else (sai_unet_path(module, layers) if sdxl else module)
             name = prefix + "_" + path.replace(".", "_")
             tensors[f"{name}.lora_down.weight"] = down
             tensors[f"{name}.lora_up.weight"] = up
@@ -105,6 +127,25 @@ def tag_frequency(examples: list[Any]) -> dict[str, dict[str, int]]:
 ARCHITECTURES = {"sd_v1": "stable-diffusion-v1", "sd_v2": "stable-diffusion-v2-512",
                  "sdxl": "stable-diffusion-xl-v1-base"}
 KOHYA_VERSIONS = {"sdxl": "sdxl_base_v1-0"}
+MODELSPEC_VERSION = "1.0.1"  # kohya sd-scripts' library/sai_model_spec.py
+
+
+def architecture(base: Any) -> str:
+    """modelspec.architecture as kohya determines it: an SD 2.x v-prediction model is the 768-v one."""
+    if base.version == "sd_v2" and base.prediction_type == "v_prediction":
+        return "stable-diffusion-v2-768-v"
+    return ARCHITECTURES.get(base.version, base.version)
+
+
+def addnet_hashes(tensors: dict[str, Any], metadata: dict[str, str]) -> tuple[str, str]:
+    """(sshs_model_hash, sshs_legacy_hash), computed as kohya's precalculate_safetensors_hashes:
+    the file written with its `ss_*` metadata only; the model hash is the SHA-256 of everything
+    after the header (the tensor data: what A1111 and the additional-networks extension hash
+    when the key is absent), the legacy hash the first 8 hex digits of the SHA-256 of the 64 KiB
+    at offset 1 MiB."""
+    data = _safetensors_bytes(tensors, {k: v for k, v in metadata.items() if k.startswith("ss_")})
+    header = int.from_bytes(data[:8], "little")
+    return hashlib.sha256(data[8 + header:]).hexdigest(), hashlib.sha256(data[0x100000:0x110000]).hexdigest()[:8]
 
 
 def write_kohya(path: Path, unet: Any, text_encoders: list[Any], settings: Any, base: Any, examples: list[Any],
@@ -114,8 +155,17 @@ def write_kohya(path: Path, unet: Any, text_encoders: list[Any], settings: Any, 
     now = int(time.time())
     folders = Counter(e.image.parent.name or "." for e in examples)
     resolution = f"{settings.resolution}x{settings.resolution}"
+    sdxl = base.version == "sdxl"
+    text_lr = str(settings.learning_rate) if settings.train_text_encoder else "None"
     metadata = {
+        "ss_output_name": provenance.get("name", path.stem),
         "ss_network_module": "networks.lora",
+        "ss_network_args": json.dumps({"targets": settings.targets} if settings.targets != "kohya" else {}),
+        "ss_network_train_unet_only": str(not settings.train_text_encoder),
+        "ss_clip_skip": str(settings.clip_skip) if settings.clip_skip > 1 else "None",
+        "ss_max_train_steps": str(steps),
+        "ss_unet_lr": str(settings.learning_rate),
+        "ss_text_encoder_lr": text_lr,
         "ss_network_dim": str(settings.rank),
         "ss_network_alpha": str(settings.alpha),
         "ss_network_dropout": str(settings.dropout),
@@ -147,9 +197,11 @@ def write_kohya(path: Path, unet: Any, text_encoders: list[Any], settings: Any, 
                                               "img_count": count} for name, count in folders.items()}),
         "ss_training_started_at": str(provenance.get("started_at", now)),
         "ss_training_finished_at": str(now),
-        "modelspec.sai_model_spec": "1.0.0",
-        "modelspec.architecture": ARCHITECTURES.get(base.version, base.version) + "/lora",
-        "modelspec.implementation": "https://github.com/huggingface/diffusers",
+        "modelspec.sai_model_spec": MODELSPEC_VERSION,
+        "modelspec.architecture": architecture(base) + "/lora",
+        # as kohya: an SDXL LoRA in SAI names is the Stability AI implementation's, others diffusers'
+        "modelspec.implementation": "https://github.com/Stability-AI/generative-models" if sdxl else "diffusers",
+        "modelspec.prediction_type": "v" if base.prediction_type == "v_prediction" else "epsilon",
         "modelspec.title": provenance.get("name", path.stem),
         "modelspec.resolution": resolution,
         "modelspec.date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)),
@@ -159,6 +211,9 @@ def write_kohya(path: Path, unet: Any, text_encoders: list[Any], settings: Any, 
         "lorakit.allow_lint_errors": str(bool(provenance.get("allow_lint_errors", False))),
         "lorakit.caption_sha256": caption_hash([e.caption for e in examples]),
     }
-    tensors = kohya_tensors(unet, text_encoders, settings.alpha, sdxl=base.version == "sdxl")
+    if settings.clip_skip > 1:
+        metadata["modelspec.encoder_layer"] = str(settings.clip_skip)
+    tensors = kohya_tensors(unet, text_encoders, settings.alpha, sdxl=sdxl)
+    metadata["sshs_model_hash"], metadata["sshs_legacy_hash"] = addnet_hashes(tensors, metadata)
     atomic_write_bytes(path, _safetensors_bytes(tensors, metadata))
     return path

@@ -217,11 +217,17 @@ class Trainer:
         penultimate hidden states side by side, and the second encoder's projected pooled output."""
         hidden, pooled = [], None
         xl = self.base.text_encoder_2 is not None
+        skip = self.settings.clip_skip if not xl else 1  # SDXL reads the penultimate layer by design (as kohya)
         for tokenizer, encoder in zip(self.base.tokenizers, self.text_encoders):
             tokens = tokenizer(texts, padding="max_length", truncation=True, max_length=tokenizer.model_max_length,
                                return_tensors="pt")
-            out = encoder(tokens.input_ids.to(self.device), output_hidden_states=xl)
-            hidden.append(out.hidden_states[-2] if xl else out[0])
+            out = encoder(tokens.input_ids.to(self.device), output_hidden_states=xl or skip > 1)
+            if xl:
+                hidden.append(out.hidden_states[-2])
+            elif skip > 1:  # an earlier layer, through the final layer norm (as kohya and A1111 do)
+                hidden.append(getattr(encoder, "module", encoder).text_model.final_layer_norm(out.hidden_states[-skip]))
+            else:
+                hidden.append(out[0])
             if xl and hasattr(out, "text_embeds"):
                 pooled = out.text_embeds
         import torch

@@ -10,6 +10,18 @@ from lora_core.config import Bool, ConfigKey, ConfigSection, Float, Int, ListOf,
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+# Presets of [train] targets: which modules get LoRA layers.
+# - attention (default): the attention projections only: 128 U-Net modules on SD 1.5. Smaller
+#   files and steps, the part of the U-Net that binds words to image features, and what earlier
+#   lorakit versions trained (a default that changed would change every user's next run).
+# - kohya: kohya sd-scripts' default `networks.lora` set: every Linear and 1x1 conv inside the
+#   U-Net's transformer blocks (attention, feed-forward, proj_in/proj_out: 192 modules on SD 1.5)
+#   and the text encoders' attention and MLP (fc1, fc2); for parity with a kohya run.
+TARGET_PRESETS = {
+    "attention": (UNET_TARGETS, TEXT_ENCODER_TARGETS),
+    "kohya": (["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"],
+              ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]),
+}
 
 TRAINER_SECTION = ConfigSection(
     "train",
@@ -48,11 +60,18 @@ TRAINER_SECTION = ConfigSection(
         ConfigKey("weight-decay", Float(0.0), 1e-2, "AdamW weight decay."),
         ConfigKey("max-grad-norm", Float(0.0), 1.0, "Gradient clipping (0: off)."),
         ConfigKey("dropout", Float(0.0, 0.9), 0.0, "LoRA dropout."),
-        ConfigKey("unet-targets", ListOf(Str()), UNET_TARGETS, "UNet modules that get LoRA layers."),
+        ConfigKey("targets", Str(sorted(TARGET_PRESETS)), "attention",
+                  "Which modules get LoRA layers: attention (default: the attention projections, 128 SD 1.5 U-Net "
+                  "modules) or kohya (kohya's default set: also feed-forward and proj_in/proj_out, 192 modules, "
+                  "and the text encoders' MLP). unet-targets / text-encoder-targets, when set, win."),
+        ConfigKey("unet-targets", ListOf(Str()), [], "UNet modules that get LoRA layers ([]: the targets preset's)."),
         ConfigKey("train-text-encoder", Bool(), False, "Also train LoRA layers on the text encoder(s)."),
-        ConfigKey("text-encoder-targets", ListOf(Str()), TEXT_ENCODER_TARGETS,
-                  "Text-encoder modules that get LoRA layers (out_proj included: kohya files without it do not "
-                  "load in diffusers)."),
+        ConfigKey("text-encoder-targets", ListOf(Str()), [],
+                  "Text-encoder modules that get LoRA layers ([]: the targets preset's; out_proj is in both "
+                  "presets: kohya files without it do not load in diffusers)."),
+        ConfigKey("clip-skip", Int(1, 12), 1,
+                  "Text-encoder layer the captions are read from, counted from the end (1: the last, as SD 1.5 "
+                  "was trained; 2 for NovelAI-style anime models). Recorded as ss_clip_skip."),
         ConfigKey("noise-offset", Float(0.0), 0.0, "Noise offset (0.05-0.1 helps very dark or bright images)."),
         ConfigKey("min-snr-gamma", Float(0.0), 0.0, "Min-SNR loss weighting gamma (5 is usual; 0: off)."),
         ConfigKey("shuffle-captions", Bool(), False,
@@ -102,9 +121,11 @@ class TrainSettings:
     weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
     dropout: float = 0.0
-    unet_targets: list[str] = field(default_factory=lambda: list(UNET_TARGETS))
+    targets: str = "attention"
+    unet_targets: list[str] = field(default_factory=list)
     train_text_encoder: bool = False
-    text_encoder_targets: list[str] = field(default_factory=lambda: list(TEXT_ENCODER_TARGETS))
+    text_encoder_targets: list[str] = field(default_factory=list)
+    clip_skip: int = 1
     noise_offset: float = 0.0
     min_snr_gamma: float = 0.0
     shuffle_captions: bool = False
@@ -123,6 +144,9 @@ class TrainSettings:
         values = {k.replace("-", "_"): v for k, v in train.items() if k.replace("-", "_") in known}
         settings = cls(**values)
         settings.keep_tokens = int((entities or {}).get("keep-tokens", 0) or 0)
+        unet, text = TARGET_PRESETS.get(settings.targets, TARGET_PRESETS["attention"])
+        settings.unet_targets = list(settings.unet_targets or unet)
+        settings.text_encoder_targets = list(settings.text_encoder_targets or text)
         return settings
 
     def as_dict(self) -> dict[str, Any]:

@@ -392,6 +392,24 @@ def merged(module, tensors: dict, prefix: str):
     return module
 
 
+def merged_from_diffusers(unet, path):
+    """`unet` with the U-Net LoRA of a diffusers-format file folded in by hand (alpha from its
+    adapter metadata): the ground truth for a kohya SDXL file, whose U-Net names are SAI's."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as handle:
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (not a dict)
+        alpha = float(json.loads(handle.metadata()["lora_adapter_metadata"])["unet.lora_alpha"])
+    modules = dict(unet.named_modules())
+    for key, down in tensors.items():
+        if key.startswith("unet.") and key.endswith(".lora.down.weight"):
+            stem = key[len("unet."): -len(".lora.down.weight")]
+            up = tensors[f"unet.{stem}.lora.up.weight"]
+            with torch.no_grad():
+                modules[stem].weight += (alpha / down.shape[0]) * (up.float() @ down.float())
+    return unet
+
+
 def test_sdxl_trains_both_text_encoders_and_reloads_exactly(tmp_path):
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModelWithProjection
@@ -419,7 +437,9 @@ def test_sdxl_trains_both_text_encoders_and_reloads_exactly(tmp_path):
             return (unet(sample, torch.tensor([500]), hidden, added_cond_kwargs=extra).sample,
                     text_encoder_2(ids).text_embeds)
 
-    expected = outputs(merged(UNet2DConditionModel.from_pretrained(base, subfolder="unet"), tensors, "lora_unet"),
+    assert not any(k.startswith("lora_unet_down_blocks") for k in tensors)  # SAI names, as kohya writes SDXL
+    expected = outputs(merged_from_diffusers(UNet2DConditionModel.from_pretrained(base, subfolder="unet"),
+                                             run / "pytorch_lora_weights.safetensors"),
                        merged(CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2"), tensors,
                               "lora_te2"))
     for file in ("pytorch_lora_weights.safetensors", "ds.safetensors"):
