@@ -244,14 +244,22 @@ def crowd_clusters(members: Any, hashes: Any, distance: int, same: Any,
 
 PAIR_CACHE_FILE = "pairs-v1.json"
 COLOUR_TOLERANCE = 24.0  # mean difference (0-255) of the 4x4 colour thumbnails: a flat red and a flat blue differ
+COLOUR_CORRELATION = 0.9  # ... or the same layout, brighter or more saturated
 
 
 def _colours_close(a: Any, b: Any) -> bool:
+    """The 4x4 colour layouts agree: nearly equal, or the same layout brighter, darker or more
+    saturated (correlated), which a re-export or a filter makes. Two flat images of different
+    colours (whose detail says nothing) differ in both ways; so does a recoloured version."""
     import numpy as np
 
     if a is None or b is None or len(a) != len(b) or not len(a):
         return False
-    return float(np.abs(a - b).mean()) <= COLOUR_TOLERANCE
+    if float(np.abs(a - b).mean()) <= COLOUR_TOLERANCE:
+        return True
+    x, y = a - a.mean(), b - b.mean()
+    norm = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return norm > 0 and float((x * y).sum()) / norm >= COLOUR_CORRELATION
 
 
 def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], distance: int, threshold: float,

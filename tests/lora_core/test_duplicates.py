@@ -87,3 +87,15 @@ def test_crowd_members_far_in_hash_are_never_compared():
     hashes = np.asarray([0, 2**64 - 1, 0xFF, 2**64 - 1 - 0xFF], dtype=np.uint64)  # two pairs, far apart
     matched = list(crowd_clusters(np.arange(4), hashes, 8, lambda a, b: calls.append((a, b)) or True))
     assert matched == [(2, 0), (3, 1)] and calls == [(2, 0), (3, 1)]
+
+
+def test_colour_layouts_agree_when_brighter_not_when_recoloured():
+    from lora_core.duplicates import _colours_close
+
+    rng = np.random.default_rng(3)
+    layout = rng.integers(40, 200, 48).astype(np.int16)
+    brighter = np.clip(layout * 1.25, 0, 255).astype(np.int16)  # a re-export, a filter
+    recoloured = layout.reshape(16, 3)[:, ::-1].reshape(48)  # red and blue swapped
+    flat_red, flat_blue = np.tile([200, 30, 30], 16).astype(np.int16), np.tile([30, 30, 200], 16).astype(np.int16)
+    assert _colours_close(layout, layout) and _colours_close(layout, brighter)
+    assert not _colours_close(layout, recoloured) and not _colours_close(flat_red, flat_blue)
