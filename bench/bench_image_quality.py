@@ -161,6 +161,30 @@ def main() -> None:
                     scored = score_flags(set(result["flagged"]), blur_truth)
                 rows.append((kind, name, *scored, result["seconds"] / count))
 
+    variants = real_images.build_variants(Path(args.workdir))
+    variant_groups = real_images.duplicate_truth(variants)
+    robustness: dict[str, dict[str, list[int]]] = {}
+
+    def tally(tool: str, pairs: list[tuple[str, str]]) -> None:
+        found = {frozenset(p) for p in pairs}
+        table = robustness.setdefault(tool, {})
+        for group in variant_groups:
+            kind = next(k for k in real_images.VARIANTS if any(k in name for name in group))
+            hit = table.setdefault(kind, [0, 0])
+            hit[0] += frozenset(group) in found
+            hit[1] += 1
+        table.setdefault("false pairs", [0, 0])[0] += len(found - {frozenset(g) for g in variant_groups})
+
+    found, _ = lorakit(variants, "LK605")
+    tally("lorakit", [(v["image"], v["data"]["duplicate_of"]) for v in found])
+    if args.peers:
+        run = subprocess.run([args.peers, "-c", PEER_SCRIPT, "duplicates", str(variants)], capture_output=True,
+                             text=True)
+        if not run.returncode:
+            for name, result in json.loads(run.stdout.strip().splitlines()[-1]).items():
+                if name in ("imagededup PHash", "cleanvision"):
+                    tally(name, [tuple(p) for p in result["pairs"]])
+
     print(f"{'check':<11} {'tool':<22} {'precision':>9} {'recall':>7} {'false':>6} {'ms/image':>9}")
     for kind, name, precision, recall, false, per_image in rows:
         print(f"{kind:<11} {name:<22} {precision:>9.3f} {recall:>7.3f} {false:>6} {per_image * 1000:>9.1f}")
@@ -168,6 +192,12 @@ def main() -> None:
     print("lorakit missed copies:", [sorted(g) for g in missed_dup] or "none")
     print("lorakit wrong blur:", wrong_blur or "none")
     print("lorakit missed blur:", missed_blur or "none")
+    print("\nharder copies (found / planted), beyond what LK605 promises:")
+    kinds = [*real_images.VARIANTS, "false pairs"]
+    print(f"{'tool':<18} " + " ".join(f"{k:>13}" for k in kinds))
+    for tool, table in robustness.items():
+        cells = [f"{table[k][0]}/{table[k][1]}" if k != "false pairs" else str(table[k][0]) for k in kinds]
+        print(f"{tool:<18} " + " ".join(f"{c:>13}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -147,10 +147,22 @@ def _score(a: Any, b: Any, box: tuple[float, float, float, float], a_is_cropped:
     return min(detail, _correlation(x[inner], y[inner]))
 
 
+ROTATIONS = (-3.0, -2.0, -1.0, 1.0, 2.0, 3.0)  # degrees tried when the crops do not line a pair up
+
+
+def _rotated(thumb: Any, angle: float) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray(thumb, mode="F")
+    return np.asarray(image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=float(thumb.mean())),
+                      dtype=np.float32)
+
+
 def similarity(a: Any, b: Any) -> float:
     """How alike two same-size grey thumbnails are (-1..1): the lower of the correlations of their
     fine detail and of the pictures, at the best alignment found (either image cropped by up to 8%
-    on any side, searched coarse to fine)."""
+    on any side, searched coarse to fine, or the second turned by up to 3 degrees)."""
     best = _score(a, b, (0.0, 0.0, 1.0, 1.0), True)
     if best >= SAME_WITHOUT_SEARCH:
         return best
@@ -163,6 +175,13 @@ def similarity(a: Any, b: Any) -> float:
             score = _score(a, b, box, a_is_cropped)
             if score > best:
                 best, best_box, best_side = score, box, a_is_cropped
+    # a copy turned by a degree or three (a scan, a re-shot screen): rotations of the other image
+    unturned = b
+    for angle in ROTATIONS:
+        turned = _rotated(unturned, angle)
+        score = _score(a, turned, (0.0, 0.0, 1.0, 1.0), True)
+        if score > best:
+            best, best_box, best_side, b = score, (0.0, 0.0, 1.0, 1.0), True, turned
     # refine: move one side at a time by 0.01 while it helps
     step = 0.01
     improved = True

@@ -175,6 +175,60 @@ def build(folder: Path) -> dict[str, Path]:
     return sets
 
 
+# Harder copies, for the robustness table of bench/bench_image_quality.py (not a target: LK605
+# promises re-encoded, resized and slightly cropped copies; the rest shows where it stops).
+VARIANTS = ("brighter", "more-contrast", "jpeg-q30", "quarter-size", "watermark", "rotated-2deg", "greyscale",
+            "cropped-5pct", "saturated")
+
+
+def plant_variant(image: Any, kind: str) -> Any:
+    from PIL import Image, ImageDraw, ImageEnhance
+
+    if kind == "brighter":
+        return ImageEnhance.Brightness(image).enhance(1.25)
+    if kind == "more-contrast":
+        return ImageEnhance.Contrast(image).enhance(1.3)
+    if kind == "saturated":
+        return ImageEnhance.Color(image).enhance(1.4)
+    if kind == "quarter-size":
+        return image.resize((max(1, image.width // 4), max(1, image.height // 4)), Image.Resampling.LANCZOS)
+    if kind == "watermark":
+        marked = image.copy()
+        ImageDraw.Draw(marked).text((marked.width * 0.6, marked.height * 0.9), "@somebody 2024", fill=(255, 255, 255))
+        return marked
+    if kind == "rotated-2deg":
+        return image.rotate(2, resample=Image.Resampling.BICUBIC, fillcolor=(255, 255, 255))
+    if kind == "greyscale":
+        return image.convert("L").convert("RGB")
+    if kind == "cropped-5pct":
+        w, h = image.size
+        return image.crop((round(w * 0.05), round(h * 0.05), round(w * 0.95), round(h * 0.95)))
+    return image.copy()  # jpeg-q30: the caller saves it at quality 30
+
+
+def build_variants(folder: Path) -> Path:
+    """`folder/variants/`: every original once and one harder copy of it (VARIANTS, cycling)."""
+    sources = [s for s in originals() if s[2] != "blurry"]
+    target = folder / "variants"
+    marker = target / f".complete-{len(sources)}"
+    if marker.exists():
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    groups = []
+    for index, (name, path, _) in enumerate(sources):
+        image = _rgb(path)
+        _save(image, target / f"{name}.png")
+        kind = VARIANTS[index % len(VARIANTS)]
+        _save(plant_variant(image, kind), target / f"{name}-{kind}.jpg", quality=30 if kind == "jpeg-q30" else 90)
+        groups.append([f"{name}.png", f"{name}-{kind}.jpg"])
+    (target / "labels.json").write_text(json.dumps({"groups": groups}, indent=1), encoding="utf-8")
+    names = sorted(n for n in os.listdir(target) if n.endswith((".png", ".jpg")))
+    (target / "metadata.csv").write_text("file_name,text\n" + "".join(f"{n},a picture\n" for n in names),
+                                         encoding="utf-8")
+    marker.write_text("ok", encoding="utf-8")
+    return target
+
+
 def duplicate_truth(folder: Path) -> list[set[str]]:
     return [set(group) for group in json.loads((folder / "labels.json").read_text(encoding="utf-8"))["groups"]]
 
