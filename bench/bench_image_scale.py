@@ -58,8 +58,8 @@ def main() -> None:
         if not measured:
             continue
         peaks = [p for _, p in measured if p is not None]
-        print(f"{name:<18} median {statistics.median(t for t, _ in measured):.2f} s, "
-              f"peak {max(peaks):.0f} MB" if peaks else "", flush=True)
+        peak = f", peak {max(peaks):.0f} MB" if peaks else ""
+        print(f"{name:<18} median {statistics.median(t for t, _ in measured):.2f} s{peak}", flush=True)
     if runs["lora-audit scan"]:
         ratios = [a / b for (a, _), (b, _) in zip(runs["lorakit warm lint"], runs["lora-audit scan"])]
         print(f"lorakit / lora-audit: median {statistics.median(ratios):.2f}")

@@ -47,3 +47,23 @@ def test_bench_lint(tmp_path):
     assert re.search(r"^all rules concise\s+[\d.]+", out, re.M) and "Found " in out, out
     out = bench("bench_lint.py", "--rows", "300", "--per-rule", tmp_path=tmp_path)
     assert re.search(r"^total [\d.]+ s; worker shares [\d.]+ / [\d.]+$", out, re.M), out
+
+
+def test_bench_image_quality(tmp_path):
+    pytest.importorskip("skimage")
+    out = bench("bench_image_quality.py", tmp_path=tmp_path)
+    assert re.search(r"^duplicates\s+lorakit LK605\s+[\d.]+\s+[\d.]+", out, re.M), out
+    assert re.search(r"^blur\s+lorakit LK604\s+[\d.]+\s+[\d.]+", out, re.M) and "harder copies" in out, out
+
+
+def test_bench_image_scale(tmp_path):
+    from lora_core.testing import write_photo
+
+    folder = tmp_path / "sidecars"
+    for i in range(12):
+        write_photo(folder / f"{i}.png", f"s{i}", size=64)
+        (folder / f"{i}.txt").write_text(f"cybrpnk, street {i}", encoding="utf-8")
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "bench_image_scale.py"), "--folder", str(folder),
+                          "--repeat", "1"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert re.search(r"^lorakit warm lint\s+median [\d.]+ s", run.stdout, re.M), run.stdout
