@@ -53,8 +53,8 @@ def is_kohya_dataset_config(path: Path) -> bool:
         return False
     try:
         data = tomllib.loads(read_bytes(path).decode("utf-8-sig"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, DatasetError):
-        return False
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, DatasetError, RecursionError, ValueError):
+        return False  # not kohya's (the lorakit config reader says what is wrong with it, if anything)
     return isinstance(data.get("datasets"), list)
 
 

@@ -122,9 +122,9 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     dropout: float = 0.0
     targets: str = "attention"
-    unet_targets: list[str] = field(default_factory=list)
+    unet_targets: list[str] = field(default_factory=lambda: list(UNET_TARGETS))
     train_text_encoder: bool = False
-    text_encoder_targets: list[str] = field(default_factory=list)
+    text_encoder_targets: list[str] = field(default_factory=lambda: list(TEXT_ENCODER_TARGETS))
     clip_skip: int = 1
     noise_offset: float = 0.0
     min_snr_gamma: float = 0.0
@@ -145,8 +145,8 @@ class TrainSettings:
         settings = cls(**values)
         settings.keep_tokens = int((entities or {}).get("keep-tokens", 0) or 0)
         unet, text = TARGET_PRESETS.get(settings.targets, TARGET_PRESETS["attention"])
-        settings.unet_targets = list(settings.unet_targets or unet)
-        settings.text_encoder_targets = list(settings.text_encoder_targets or text)
+        settings.unet_targets = list(values.get("unet_targets") or unet)  # explicit lists win over the preset
+        settings.text_encoder_targets = list(values.get("text_encoder_targets") or text)
         return settings
 
     def as_dict(self) -> dict[str, Any]:

@@ -184,8 +184,13 @@ def test_multiline_quoted_caption_positions(tmp_path, registry):
 
 def test_paths_that_are_not_datasets(tmp_path, registry):
     image = write_png(tmp_path / "photo.png")
+    # a picture with no captions or metadata beside it belongs to no dataset (pre-commit passes
+    # docs/screenshot.png too): skipped with a note, like a .txt with no images
+    assert lora_core.lint(image, registry=registry).skipped == [image]
+    notes = tmp_path / "notes.md"
+    notes.write_text("x", encoding="utf-8")
     with pytest.raises(lora_core.DatasetError, match="not a dataset"):
-        lint(image, registry)
+        lint(notes, registry)
     with pytest.raises(lora_core.DatasetError, match="no such file"):
         lint(tmp_path / "nope.csv", registry)
     empty = tmp_path / "empty"
