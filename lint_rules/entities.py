@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from lora_core import Fix, RuleOption, Severity
 from lora_core.captions import SEPARATORS, STYLE_PREFIX, after_prefix, tag_spans
-from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf, Str
+from lora_core.config import Bool, ConfigKey, ConfigSection, Float, Int, ListOf, MapOf, Str
 from lora_core.conventions import (
     ConceptToken,
     Conventions,
@@ -55,6 +55,9 @@ ENTITIES_SECTION = ConfigSection(
                   "Words that show a person is depicted (need an identity token when identities are declared)."),
         ConfigKey("max-identity-share", Float(0.0, 1.0), 0.6,
                   "No identity may appear in more than this share of the captions that name an identity."),
+        ConfigKey("trigger-inserted", Bool(), False,
+                  "The trainer inserts the trigger into captions that lack it (ai-toolkit's trigger_word; set "
+                  "when linting an ai-toolkit config): LK305 is silent, variants and position are still checked."),
         ConfigKey("concept-triggers", MapOf(Str()), {},
                   'Per kohya concept folder (its name without the repeats): the trigger its captions carry, '
                   'e.g. `{ "person_A" = "person_A", "cyberpunk_style" = "cybrpnk" }`.'),
@@ -433,6 +436,8 @@ class TriggerMissing(Rule):
     cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        if _entities(ctx).get("trigger-inserted"):
+            return  # the trainer puts it in (ai-toolkit's trigger_word): a caption without it trains with it
         corpus = ctx.corpus
         conventions = of_context(ctx)
         persons = Terms(_entities(ctx).get("person-terms", DEFAULT_PERSON_TERMS))

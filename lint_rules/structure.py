@@ -409,11 +409,14 @@ class CaptionExtensionMismatch(_ProblemRule):
 class TrainerConfigMismatch(Rule):
     """## What it does
     Checks a trainer's own dataset config against the data it describes, when you lint the config
-    itself (`lorakit lint dataset_config.toml`, kohya sd-scripts' format): keys kohya does not know
-    (it refuses the whole config), an `image_dir` that does not exist, a subset without one, a
-    `caption_extension` that no caption file in its `image_dir` has, and a `keep_tokens` larger
-    than some captions' tag count while `shuffle_caption` is on (a warning). Subsets lorakit does
-    not read (fine-tuning `metadata_file`, ControlNet) are named too.
+    itself: kohya sd-scripts' `dataset_config.toml` and ai-toolkit's YAML job config.
+    - kohya: keys kohya does not know (it refuses the whole config), an `image_dir` that does not
+      exist, a subset without one, a `caption_extension` that no caption file in its `image_dir`
+      has, a `keep_tokens` larger than some captions' tag count while `shuffle_caption` is on (a
+      warning); subsets lorakit does not read (fine-tuning `metadata_file`, ControlNet) are named.
+    - ai-toolkit: keys it does not read (a warning: it ignores them silently), a `folder_path`
+      that does not exist, a `caption_ext` no file has, `[trigger]` in captions with no
+      `trigger_word` (ai-toolkit deletes it), images that train with `default_caption` (info).
 
     ## Why it matters
     The trainer trusts its config: a wrong extension trains every image with no caption (or only
@@ -438,10 +441,11 @@ class TrainerConfigMismatch(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         for problem in dataset.problems_of("dataset-config"):
             yield self.at(problem.location, problem.message)
-        for problem in dataset.problems_of("dataset-config-warning"):
-            violation = self.at(problem.location, problem.message)
-            violation.severity = Severity.WARNING
-            yield violation
+        for kind, severity in (("dataset-config-warning", Severity.WARNING), ("dataset-config-info", Severity.INFO)):
+            for problem in dataset.problems_of(kind):
+                violation = self.at(problem.location, problem.message)
+                violation.severity = severity
+                yield violation
 
 
 RULES = (

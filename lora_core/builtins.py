@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lora_core.config import DATASET_SECTION, INFER_SECTION, LINT_SECTION
+from lora_core.datasets.aitoolkit_config import AiToolkitConfigReader
 from lora_core.datasets.csv_reader import CsvReader
 from lora_core.datasets.jsonl_reader import JsonlReader
 from lora_core.datasets.kohya_config import KohyaConfigReader
@@ -27,6 +28,7 @@ def register_readers(register: Callable) -> None:
     register(CsvReader())
     register(JsonlReader())
     register(KohyaConfigReader())
+    register(AiToolkitConfigReader())
     register(SidecarReader())
 
 

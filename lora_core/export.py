@@ -21,7 +21,7 @@ from lora_core.config import Config
 from lora_core.datasets.model import Dataset
 from lora_core.errors import DatasetError
 
-FORMATS = ("kohya",)
+FORMATS = ("kohya", "ai-toolkit")
 
 
 def _toml_value(value: Any) -> str:
@@ -70,4 +70,40 @@ def kohya_dataset_config(dataset: Dataset, config: Config, triggers: dict[str, s
         trigger = triggers.get(entry["concept"]) or triggers.get("")
         if trigger:
             lines.append(f"  class_tokens = {_toml_value(trigger)}")
+    return "\n".join(lines) + "\n"
+
+
+def aitoolkit_datasets(dataset: Dataset, config: Config, triggers: dict[str, str] | None = None) -> str:
+    """A YAML job config for ai-toolkit with `datasets:` entries describing `dataset` (one per
+    image folder: folder_path, caption_ext, num_repeats) and the trigger as `trigger_word`; the
+    rest of a job (model, network, train) is the user's, as in ai-toolkit's own examples."""
+    if dataset.format not in ("sidecar", "kohya-config", "ai-toolkit-config"):
+        raise DatasetError(f"{dataset.path}: ai-toolkit datasets are folders of images with caption files; this "
+                           f"is a {dataset.format} dataset (export its captions to sidecars first)")
+    triggers = triggers or {}
+    folders: dict[str, dict[str, Any]] = {}
+    for record in dataset.records:
+        if not record.image_path:
+            continue
+        folder = str(Path(record.image_path).parent.resolve().as_posix())
+        entry = folders.setdefault(folder, {"repeats": record.repeats or 1, "concept": record.concept or "",
+                                            "extension": Path(record.source.path).suffix if record.source else ".txt"})
+    if not folders:
+        raise DatasetError(f"{dataset.path}: no captioned image to export")
+    own = {folder: triggers.get(entry["concept"]) or triggers.get("") or "" for folder, entry in folders.items()}
+    shared = set(own.values())  # one trigger for every folder: the process's; else each folder its own
+    lines = [f"# ai-toolkit job config for {dataset.path}, written by `lorakit export --to ai-toolkit`.",
+             "# Add model, network, train and sample sections (ai-toolkit's config/examples), then:",
+             "#   python run.py <this file>", "job: extension", "config:",
+             f"  name: {_toml_value(dataset.root.name or 'lora')}", "  process:", "    - type: 'sd_trainer'"]
+    if len(shared) == 1 and "" not in shared:
+        lines.append(f"      trigger_word: {_toml_value(shared.pop())}")
+        own = {}
+    lines.append("      datasets:")
+    for folder, entry in sorted(folders.items()):
+        lines += [f"        - folder_path: {_toml_value(folder)}",
+                  f"          caption_ext: {_toml_value(entry['extension'].lstrip('.'))}",
+                  f"          num_repeats: {int(entry['repeats'])}"]
+        if own.get(folder):  # ai-toolkit inserts it into every caption of this folder
+            lines.append(f"          trigger_word: {_toml_value(own[folder])}")
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from lora_core.cli.options import build_registry, plugin_options
 
 @cli.command()
 @click.argument("dataset", type=click.Path(path_type=Path), default=Path("."))
-@click.option("--to", "target", type=click.Choice(["kohya"]), required=True,
+@click.option("--to", "target", type=click.Choice(["kohya", "ai-toolkit"]), required=True,
               help="The trainer whose dataset config to write.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Write here (default: standard output).")
@@ -21,13 +21,13 @@ from lora_core.cli.options import build_registry, plugin_options
 @plugin_options
 def export(dataset: Path, target: str, output: Path | None, config: Path | None, plugin_flags: tuple[str, ...],
            require_plugins: tuple[str, ...]) -> None:
-    """Write DATASET's description in a trainer's own format (kohya sd-scripts' dataset_config.toml),
-    so that what lint checked is what the trainer trains."""
+    """Write DATASET's description in a trainer's own format (kohya sd-scripts' dataset_config.toml,
+    or an ai-toolkit job config's datasets), so that what lint checked is what the trainer trains."""
     from lora_core import api
     from lora_core.atomic import atomic_write_text
     from lora_core.datasets import open_dataset
     from lora_core.errors import OutputError
-    from lora_core.export import kohya_dataset_config
+    from lora_core.export import aitoolkit_datasets, kohya_dataset_config
 
     registry = build_registry(plugin_flags, require_plugins)
     options = api.LintOptions(config=config)
@@ -44,7 +44,7 @@ def export(dataset: Path, target: str, output: Path | None, config: Path | None,
         conventions = propose(data, lexicon=registry.lexicon).conventions
         for found in (conventions.triggers.values() if conventions else ()):
             triggers[found.scope.concept or ""] = found.token
-    text = kohya_dataset_config(data, settings, triggers)
+    text = (kohya_dataset_config if target == "kohya" else aitoolkit_datasets)(data, settings, triggers)
     if output is None:
         sys.stdout.write(text)
         return

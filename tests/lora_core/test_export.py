@@ -56,3 +56,26 @@ def test_a_metadata_csv_dataset_is_refused_with_a_reason(tmp_path):
     result = run("export", "--to", "kohya", str(EXAMPLES / "cyberpunk"))
     assert result.exit_code == 2
     assert "kohya's DreamBooth datasets read caption files beside the images; this is a csv dataset" in result.stderr
+
+
+def test_export_to_ai_toolkit_and_lint_it_back(tmp_path):
+    import yaml
+
+    from lora_core.datasets.aitoolkit_config import DATASET_KEYS as AITOOLKIT_KEYS
+
+    folder = tmp_path / "set"
+    shutil.copytree(EXAMPLES / "kohya-set", folder)
+    output = folder / "train.yaml"
+    assert run("export", "--to", "ai-toolkit", str(folder), "-o", str(output)).exit_code == 0
+    job = yaml.safe_load(output.read_text(encoding="utf-8"))
+    (process,) = job["config"]["process"]
+    entries = {Path(d["folder_path"]).name: d for d in process["datasets"]}
+    assert all(set(d) <= AITOOLKIT_KEYS for d in entries.values())  # ai-toolkit's DatasetConfig keys
+    assert {name: d["num_repeats"] for name, d in entries.items()} == {"10_person_A": 10, "3_person_B": 3,
+                                                                     "8_wtrclr_fox": 8}
+    # only the fox folder has a trigger: ai-toolkit would insert a process-level one everywhere
+    assert "trigger_word" not in process and entries["8_wtrclr_fox"]["trigger_word"] == "wtrclr"
+    assert "trigger_word" not in entries["10_person_A"]
+    # read back: the same findings, but "trigger missing" (ai-toolkit inserts it); the typo stays
+    expected = [f for f in findings(folder) if f[0] != "LK305"]
+    assert findings(output) == expected and ("LK307", "8_wtrclr_fox/f04.png") in expected

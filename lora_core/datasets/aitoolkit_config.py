@@ -1,0 +1,172 @@
+"""ai-toolkit's YAML job config (`config.process[*].datasets[*]`), read as one dataset: every
+dataset entry's `folder_path` with its own `caption_ext` (ai-toolkit's default `.txt`),
+`num_repeats` as repeats and its folder as the concept.
+
+ai-toolkit's trigger semantics (toolkit/dataloader_mixins.py, prompt_utils.py): with a
+`trigger_word` (the entry's, else the process's), `[trigger]` and `[name]` in a caption are
+replaced by it, and a caption without it gets it prepended, except in `is_reg` datasets; so a
+caption "missing" the trigger is not a problem there (`[entities] trigger = ""` for the set, unless
+a lorakit.toml says otherwise). Without a trigger_word, `[trigger]` is deleted from the caption:
+a finding. Keys ai-toolkit does not read are findings too (it ignores them silently: a typo such
+as `caption_extension` trains with the default). Images without a caption file train with
+`default_caption` when one is set (an info, not LK002). Needs PyYAML.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lora_core.datasets.kohya_config import _concept, _label, _merge, _resolve
+from lora_core.datasets.model import Dataset, ReadProblem
+from lora_core.datasets.reader import DatasetReader, DatasetSettings, read_bytes
+from lora_core.datasets.sidecar_reader import SidecarReader
+from lora_core.errors import DatasetError
+from lora_core.violations import Location
+
+# DatasetConfig's keys (toolkit/config_modules.py, ai-toolkit as of 2026-08).
+DATASET_KEYS = frozenset({
+    "alpha_mask", "audio_normalize", "audio_preserve_pitch", "augmentations", "augments", "auto_frame_count",
+    "batch_size", "bucket_tolerance", "buckets", "cache_clip_vision_to_disk", "cache_latents",
+    "cache_latents_num_workers", "cache_latents_to_disk", "cache_tensors_to_disk", "cache_text_embeddings",
+    "caption_dropout_rate", "caption_ext", "caption_type", "clip_image_augmentations", "clip_image_from_same_folder",
+    "clip_image_path", "clip_image_shuffle_augmentations", "control_from_same_folder", "control_path",
+    "control_path_1", "control_path_2", "control_path_3", "control_transparent_color", "controls", "dataset_path",
+    "debug", "default_caption", "diff_output_preservation", "diff_output_preservation_class", "do_audio", "do_i2v",
+    "extra_values", "fast_image_size", "flip_x", "flip_y", "folder_path", "fps", "full_size_control_images",
+    "guidance_type", "inpaint_path", "invert_mask", "is_reg", "keep_tokens", "load_image_when_caching_latents",
+    "loss_multiplier", "mask_min_value", "mask_path", "network_weight", "num_controls_from_same_folder",
+    "num_frames", "num_repeats", "num_workers", "poi", "prefetch_factor", "prior_reg", "random_crop",
+    "random_scale", "random_triggers", "random_triggers_max", "replacements", "replay_transforms", "resolution",
+    "scale", "shrink_video_to_frames", "shuffle_augmentations", "shuffle_tokens", "square_crop",
+    "standardize_images", "token_dropout_rate", "trigger_word", "trim_auto_frame_count_tail", "type",
+    "unconditional_path", "use_short_captions",
+})
+PLACEHOLDERS = ("[trigger]", "[name]")
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise DatasetError(f"{path}: reading an ai-toolkit config needs PyYAML (pip install pyyaml)") from None
+    try:
+        return yaml.safe_load(read_bytes(path).decode("utf-8-sig"))
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise DatasetError(f"{path}: not valid YAML ({str(exc).splitlines()[0][:120]})") from None
+
+
+def _processes(data: Any) -> list[dict[str, Any]]:
+    config = data.get("config") if isinstance(data, dict) else None
+    processes = config.get("process") if isinstance(config, dict) else None
+    return [p for p in processes if isinstance(p, dict)] if isinstance(processes, list) else []
+
+
+def is_aitoolkit_config(path: Path) -> bool:
+    """A YAML job config whose processes have `datasets`."""
+    if not path.is_file() or path.suffix.lower() not in (".yaml", ".yml"):
+        return False
+    try:
+        processes = _processes(_load_yaml(path))
+    except DatasetError:
+        return False
+    return any(isinstance(p.get("datasets"), list) for p in processes)
+
+
+class AiToolkitConfigReader(DatasetReader):
+    name = "ai-toolkit-config"
+    description = "ai-toolkit YAML job config: every datasets entry's folder_path with its own settings"
+    priority = 50
+
+    def claims(self, path: Path) -> bool:
+        return is_aitoolkit_config(path)
+
+    def read(self, path: Path, settings: DatasetSettings) -> Dataset:
+        text = read_bytes(path).decode("utf-8-sig", errors="replace")
+        lines = text.splitlines()
+        problems: list[ReadProblem] = []
+        dataset = Dataset(root=path.parent, path=path, format=self.name, records=[], sources=[], problems=problems,
+                          caption_column="", reader=self)
+
+        def line_of(needle: str, after: int = 0) -> Location:
+            for number in range(after + 1, len(lines) + 1):
+                if needle in lines[number - 1]:
+                    return Location(path, number, lines[number - 1].index(needle) + 1)
+            return Location(path, max(1, after), 1)
+
+        def problem(message: str, where: Location, kind: str = "dataset-config") -> None:
+            problems.append(ReadProblem(kind, where, message))
+
+        labels: set[str] = set()
+        triggers: dict[str, str] = {}
+        cursor = 0  # entries are found in the text in order: findings point at their own lines
+        for process in _processes(_load_yaml(path)):
+            process_trigger = process.get("trigger_word")
+            for number, entry in enumerate(process.get("datasets") or [], 1):
+                if not isinstance(entry, dict):
+                    continue
+                start = line_of("folder_path", cursor).line if "folder_path" in entry else cursor + 1
+                cursor = start
+                name = f"datasets entry #{number}"
+                for key in sorted(set(entry) - DATASET_KEYS):
+                    problem(f"`{key}` in {name} is not a key ai-toolkit reads (it ignores it silently: a typo trains "
+                            "with the default)", line_of(key, max(0, start - 3)), "dataset-config-warning")
+                raw_dir = entry.get("folder_path")
+                if not isinstance(raw_dir, str) or not raw_dir:
+                    problem(f"{name} has no folder_path (lorakit reads folder datasets)", Location(path, start, 1))
+                    continue
+                folder = _resolve(raw_dir, path.parent)
+                if folder is None:
+                    problem(f"folder_path `{raw_dir}` of {name} does not exist", line_of("folder_path", start - 1))
+                    continue
+                extension = str(entry.get("caption_ext") or entry.get("caption_type") or ".txt")
+                extension = extension if extension.startswith(".") else "." + extension
+                repeats = int(entry.get("num_repeats", 1) or 1)
+                is_reg = bool(entry.get("is_reg", False))
+                trigger = entry.get("trigger_word") or process_trigger
+                label = _label(folder, path.parent, labels)
+                shown = "" if label == "." else label + "/"  # names as the merged dataset gives them
+                part = SidecarReader().read(folder, DatasetSettings(caption_extension=extension))
+                captioned = {r.image for r in part.records}
+                uncaptioned = sorted(part.images_on_disk - captioned)
+                default = entry.get("default_caption")
+                if uncaptioned and isinstance(default, str) and default.strip():
+                    part.images_on_disk.difference_update(uncaptioned)  # they do train: not LK002
+                    problem(f"{len(uncaptioned)} images in `{raw_dir}` have no `{extension}` file and train with "
+                            f"default_caption `{default}` (e.g. `{shown}{uncaptioned[0]}`)",
+                            line_of("default_caption", start - 1), "dataset-config-info")
+                if not part.records and uncaptioned and not default:
+                    where = line_of("caption_ext", start - 1) if "caption_ext" in entry else Location(path, start, 1)
+                    problem(f"caption_ext `{extension}` of {name} matches no file in `{raw_dir}`: ai-toolkit trains "
+                            f"its {len(uncaptioned)} images with empty captions", where)
+                placeholders = [r for r in part.records if r.caption and any(p in r.caption for p in PLACEHOLDERS)]
+                if placeholders and not trigger:
+                    problem(f"{len(placeholders)} captions in `{raw_dir}` use [trigger] (e.g. "
+                            f"`{shown}{placeholders[0].image}`) but no trigger_word is set: ai-toolkit deletes the "
+                            "placeholder", Location(path, start, 1))
+                if trigger:
+                    # what ai-toolkit trains: the placeholder replaced (a fix writes that text back,
+                    # which trains the same)
+                    for record in placeholders:
+                        caption = record.caption or ""
+                        for placeholder in PLACEHOLDERS:
+                            caption = caption.replace(placeholder, str(trigger))
+                        record.caption = record.original_caption = caption
+                if trigger and not is_reg:
+                    triggers[_concept(folder.name)] = str(trigger)
+                _merge(dataset, part, label, _concept(folder.name), repeats)
+                dataset.subsets.append({"image_dir": str(folder), "num_repeats": repeats,
+                                        "caption_extension": extension, "is_reg": is_reg, "class_tokens": trigger})
+        if triggers:
+            # ai-toolkit puts the trigger into every caption that lacks it: LK305 is moot, the
+            # trigger itself (its variants, its position) is still checked
+            entities: dict[str, Any] = {"trigger-inserted": True, "concept-triggers": triggers}
+            if len(set(triggers.values())) == 1:
+                entities["trigger"] = next(iter(triggers.values()))
+            dataset.config_overrides = {"entities": entities}
+        if not dataset.records and not dataset.images_on_disk and not problems:
+            raise DatasetError(f"{path}: an ai-toolkit config with no folder dataset to read")
+        return dataset
+
+    def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
+        return SidecarReader().render(dataset, file_changes)
