@@ -417,6 +417,10 @@ class TrainerConfigMismatch(Rule):
     - ai-toolkit: keys it does not read (a warning: it ignores them silently), a `folder_path`
       that does not exist, a `caption_ext` no file has, `[trigger]` in captions with no
       `trigger_word` (ai-toolkit deletes it), images that train with `default_caption` (info).
+    - OneTrainer concepts and SimpleTuner data backends: a folder that does not exist, keys the
+      trainer does not read (warning), captions not taken from caption files (info), a
+      SimpleTuner backend with no `caption_strategy` (its default, `filename`, ignores the caption
+      files), OneTrainer's `keep_tags_count` beyond the tags with shuffling on (warning).
 
     ## Why it matters
     The trainer trusts its config: a wrong extension trains every image with no caption (or only

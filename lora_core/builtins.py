@@ -13,6 +13,7 @@ from lora_core.datasets.csv_reader import CsvReader
 from lora_core.datasets.jsonl_reader import JsonlReader
 from lora_core.datasets.kohya_config import KohyaConfigReader
 from lora_core.datasets.sidecar_reader import SidecarReader
+from lora_core.datasets.trainer_json import OneTrainerConceptsReader, SimpleTunerBackendsReader
 from lora_core.hookspecs import hookimpl
 
 
@@ -29,6 +30,8 @@ def register_readers(register: Callable) -> None:
     register(JsonlReader())
     register(KohyaConfigReader())
     register(AiToolkitConfigReader())
+    register(OneTrainerConceptsReader())
+    register(SimpleTunerBackendsReader())
     register(SidecarReader())
 
 
