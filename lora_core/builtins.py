@@ -11,7 +11,7 @@ from lora_core.config import DATASET_SECTION, INFER_SECTION, LINT_SECTION
 from lora_core.datasets.aitoolkit_config import AiToolkitConfigReader
 from lora_core.datasets.csv_reader import CsvReader
 from lora_core.datasets.jsonl_reader import JsonlReader
-from lora_core.datasets.kohya_config import KohyaConfigReader
+from lora_core.datasets.kohya_config import KohyaArgumentsReader, KohyaConfigReader
 from lora_core.datasets.sidecar_reader import SidecarReader
 from lora_core.datasets.trainer_json import OneTrainerConceptsReader, SimpleTunerBackendsReader
 from lora_core.hookspecs import hookimpl
@@ -29,6 +29,7 @@ def register_readers(register: Callable) -> None:
     register(CsvReader())
     register(JsonlReader())
     register(KohyaConfigReader())
+    register(KohyaArgumentsReader())
     register(AiToolkitConfigReader())
     register(OneTrainerConceptsReader())
     register(SimpleTunerBackendsReader())

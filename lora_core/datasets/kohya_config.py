@@ -239,3 +239,114 @@ def _merge(dataset: Dataset, part: Dataset, label: str, concept: str, repeats: i
     for item in part.problems:
         dataset.problems.append(replace(item, image=prefix + item.image) if item.image else item)
     dataset.images_on_disk.update(prefix + name for name in part.images_on_disk)
+
+
+# ---------------------------------------------------------------------------------------------
+# kohya_ss (GUI) and lora-scripts configs: sd-scripts' command-line arguments saved as a JSON file
+# (kohya_ss) or a TOML file (`--config_file`, lora-scripts; tables are only grouping). They name
+# the data by `train_data_dir` (kohya `N_name` folders) and `reg_data_dir`, or embed a dataset
+# config by path (`dataset_config`).
+
+ARGS_KEYS = ("train_data_dir", "dataset_config")
+
+
+def _flat_arguments(data: Any) -> dict[str, Any]:
+    """Every scalar key of nested tables, the first occurrence winning (tables only group)."""
+    flat: dict[str, Any] = {}
+    stack = [data]
+    while stack:
+        table = stack.pop(0)
+        if not isinstance(table, dict):
+            continue
+        for key, value in table.items():
+            if isinstance(value, dict):
+                stack.append(value)
+            else:
+                flat.setdefault(key, value)
+    return flat
+
+
+def training_arguments(path: Path) -> dict[str, Any] | None:
+    """sd-scripts' arguments from a kohya_ss JSON or a `--config_file` TOML, when they name data."""
+    if not path.is_file() or path.suffix.lower() not in (".json", ".toml"):
+        return None
+    try:
+        text = read_bytes(path).decode("utf-8-sig")
+        import json
+
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError, DatasetError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("datasets"), list):
+        return None  # a dataset config itself
+    flat = _flat_arguments(data)
+    return flat if any(isinstance(flat.get(k), str) and flat.get(k) for k in ARGS_KEYS) else None
+
+
+class KohyaArgumentsReader(DatasetReader):
+    name = "kohya-arguments"
+    description = "kohya_ss / lora-scripts training config (train_data_dir, reg_data_dir or dataset_config)"
+    priority = 45
+
+    def claims(self, path: Path) -> bool:
+        return training_arguments(path) is not None
+
+    def read(self, path: Path, settings: DatasetSettings) -> Dataset:
+        arguments = training_arguments(path) or {}
+        embedded = arguments.get("dataset_config")
+        if isinstance(embedded, str) and embedded:
+            config = _resolve_file(embedded, path.parent)
+            if config is None:
+                raise DatasetError(f"{path}: dataset_config `{embedded}` does not exist")
+            return KohyaConfigReader().read(config, settings)
+        extension = str(arguments.get("caption_extension") or KOHYA_CAPTION_EXTENSION)
+        extension = extension if extension.startswith(".") else "." + extension
+        dataset = Dataset(root=path.parent, path=path, format=self.name, records=[], sources=[], problems=[],
+                          caption_column="", reader=self)
+        labels: set[str] = set()
+        for key in ("train_data_dir", "reg_data_dir"):
+            raw = arguments.get(key)
+            if not isinstance(raw, str) or not raw:
+                continue
+            folder = _resolve(raw, path.parent)
+            if folder is None:
+                dataset.problems.append(ReadProblem("dataset-config", _line_of(path, key),
+                                                    f"{key} `{raw}` does not exist"))
+                continue
+            part = SidecarReader().read(folder, DatasetSettings(caption_extension=extension))
+            label = _label(folder, path.parent, labels)
+            prefix = "" if label == "." else label + "/"
+            for record in part.records:
+                record.index = len(dataset.records)
+                record.image = prefix + (record.image or "")
+                dataset.records.append(record)  # kohya N_name folders keep their own repeats and concepts
+            dataset.sources.extend(part.sources)
+            dataset.problems.extend(replace(p, image=prefix + p.image) if p.image else p for p in part.problems)
+            dataset.images_on_disk.update(prefix + name for name in part.images_on_disk)
+        keep = arguments.get("keep_tokens")
+        if isinstance(keep, int) and keep > 0:
+            dataset.config_overrides = {"entities": {"keep-tokens": keep}}
+        if not dataset.records and not dataset.images_on_disk and not dataset.problems:
+            raise DatasetError(f"{path}: its train_data_dir holds no images")
+        return dataset
+
+    def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
+        return SidecarReader().render(dataset, file_changes)
+
+
+def _resolve_file(raw: str, folder: Path) -> Path | None:
+    candidate = Path(raw).expanduser()
+    for path in ((candidate,) if candidate.is_absolute() else (Path.cwd() / candidate, folder / candidate)):
+        if path.is_file():
+            return path
+    return None
+
+
+def _line_of(path: Path, needle: str) -> Location:
+    try:
+        for number, line in enumerate(read_bytes(path).decode("utf-8", "replace").splitlines(), 1):
+            if needle in line:
+                return Location(path, number, line.index(needle) + 1)
+    except DatasetError:
+        pass
+    return Location(path, 1, 1)

@@ -112,3 +112,23 @@ def test_stats_count_the_configs_repeats_and_config_flag_points_at_lint(kohya):
     wrong = CliRunner().invoke(cli, ["lint", str(kohya.parent), "--config", str(kohya)])
     assert wrong.exit_code == 2
     assert "a kohya dataset config, not a lorakit config: lint it as the dataset" in wrong.stderr
+
+
+def test_kohya_ss_and_lora_scripts_training_configs(tmp_path, registry):
+    """sd-scripts' arguments saved by kohya_ss (JSON) or as a --config_file / lora-scripts TOML:
+    train_data_dir read with the config's caption extension; an embedded dataset_config is read."""
+    shutil.copytree(KOHYA_SET, tmp_path / "img")
+    gui = tmp_path / "kohya_ss.json"
+    gui.write_text(json.dumps({"train_data_dir": "img", "reg_data_dir": "", "caption_extension": ".txt",
+                               "keep_tokens": 1, "dataset_config": "", "output_name": "x"}), encoding="utf-8")
+    from_gui = found(gui, registry)
+    assert len(from_gui.datasets[0].dataset.records) == 19 and not [v for v in from_gui if v.code == "LK009"]
+    args = tmp_path / "train.toml"
+    args.write_text('[dataset_arguments]\ntrain_data_dir = "img"\ncaption_extension = ".caption"\n'
+                    '[training_arguments]\nmax_train_epochs = 10\n', encoding="utf-8")
+    assert len([v for v in found(args, registry) if v.code == "LK009"]) == 19  # .caption: no caption trains
+    (tmp_path / "dataset_config.toml").write_text(CONFIG.replace('"10_person_A"', '"img/10_person_A"')
+                                                  .replace('"3_person_B"', '"img/3_person_B"')
+                                                  .replace('"8_wtrclr_fox"', '"img/8_wtrclr_fox"'), encoding="utf-8")
+    gui.write_text(json.dumps({"train_data_dir": "", "dataset_config": "dataset_config.toml"}), encoding="utf-8")
+    assert any(v.code == "LK010" and "unknown key `flip`" in v.message for v in found(gui, registry))
