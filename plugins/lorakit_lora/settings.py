@@ -64,11 +64,12 @@ TRAINER_SECTION = ConfigSection(
                   "Which modules get LoRA layers: attention (default: the attention projections, 128 SD 1.5 U-Net "
                   "modules) or kohya (kohya's default set: also feed-forward and proj_in/proj_out, 192 modules, "
                   "and the text encoders' MLP). unet-targets / text-encoder-targets, when set, win."),
-        ConfigKey("unet-targets", ListOf(Str()), [], "UNet modules that get LoRA layers ([]: the targets preset's)."),
+        ConfigKey("unet-targets", ListOf(Str()), UNET_TARGETS,
+                  "UNet modules that get LoRA layers (left at this default, `targets = \"kohya\"` uses its own)."),
         ConfigKey("train-text-encoder", Bool(), False, "Also train LoRA layers on the text encoder(s)."),
-        ConfigKey("text-encoder-targets", ListOf(Str()), [],
-                  "Text-encoder modules that get LoRA layers ([]: the targets preset's; out_proj is in both "
-                  "presets: kohya files without it do not load in diffusers)."),
+        ConfigKey("text-encoder-targets", ListOf(Str()), TEXT_ENCODER_TARGETS,
+                  "Text-encoder modules that get LoRA layers (left at this default, `targets = \"kohya\"` uses its "
+                  "own; out_proj is in both presets: kohya files without it do not load in diffusers)."),
         ConfigKey("clip-skip", Int(1, 12), 1,
                   "Text-encoder layer the captions are read from, counted from the end (1: the last, as SD 1.5 "
                   "was trained; 2 for NovelAI-style anime models). Recorded as ss_clip_skip."),
@@ -145,8 +146,12 @@ class TrainSettings:
         settings = cls(**values)
         settings.keep_tokens = int((entities or {}).get("keep-tokens", 0) or 0)
         unet, text = TARGET_PRESETS.get(settings.targets, TARGET_PRESETS["attention"])
-        settings.unet_targets = list(values.get("unet_targets") or unet)  # explicit lists win over the preset
-        settings.text_encoder_targets = list(values.get("text_encoder_targets") or text)
+        # a list changed from its default wins over the preset; the default (the attention preset's
+        # list) gives way to the chosen preset
+        if list(settings.unet_targets) in ([], UNET_TARGETS):
+            settings.unet_targets = list(unet)
+        if list(settings.text_encoder_targets) in ([], TEXT_ENCODER_TARGETS):
+            settings.text_encoder_targets = list(text)
         return settings
 
     def as_dict(self) -> dict[str, Any]:
