@@ -326,25 +326,21 @@ def _has_metadata(folder: Path) -> bool:
 
 
 def _has_captions(folder: Path) -> bool:
-    try:
-        with os.scandir(folder) as listing:
-            return any(os.path.splitext(e.name)[1].lower() in CAPTION_EXTENSIONS for e in listing)
-    except OSError:
-        return False
+    return _any_entry(folder, lambda e: os.path.splitext(e.name)[1].lower() in CAPTION_EXTENSIONS)
 
 
 def _has_kohya_folders(folder: Path) -> bool:
-    try:
-        with os.scandir(folder) as listing:
-            return any(e.is_dir() and KOHYA_FOLDER.match(e.name) for e in listing)
-    except OSError:
-        return False
+    return _any_entry(folder, lambda e: e.is_dir() and KOHYA_FOLDER.match(e.name) is not None)
 
 
 def _has_images(folder: Path) -> bool:
+    return _any_entry(folder, lambda e: os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS)
+
+
+def _any_entry(folder: Path, wanted: Any) -> bool:
     try:
         with os.scandir(folder) as listing:
-            return any(os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS for e in listing)
+            return any(wanted(e) for e in listing)
     except OSError:
         return False
 

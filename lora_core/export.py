@@ -32,13 +32,8 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string is a JSON string
 
 
-def kohya_dataset_config(dataset: Dataset, config: Config, triggers: dict[str, str] | None = None) -> str:
-    """The text of a kohya dataset_config.toml describing `dataset`. `triggers`: concept (or
-    "" for the whole dataset) -> trigger, written as class_tokens."""
-    if dataset.format not in ("sidecar", "kohya-config"):
-        raise DatasetError(f"{dataset.path}: kohya's DreamBooth datasets read caption files beside the images; "
-                           f"this is a {dataset.format} dataset (export its captions to sidecars first)")
-    triggers = triggers or {}
+def image_folders(dataset: Dataset) -> dict[str, dict[str, Any]]:
+    """{absolute folder: {repeats, concept, extension}} of the dataset's captioned images."""
     folders: dict[str, dict[str, Any]] = {}
     for record in dataset.records:
         if not record.image_path:
@@ -49,6 +44,17 @@ def kohya_dataset_config(dataset: Dataset, config: Config, triggers: dict[str, s
         entry["repeats"] = record.repeats or entry["repeats"]
     if not folders:
         raise DatasetError(f"{dataset.path}: no captioned image to export")
+    return folders
+
+
+def kohya_dataset_config(dataset: Dataset, config: Config, triggers: dict[str, str] | None = None) -> str:
+    """The text of a kohya dataset_config.toml describing `dataset`. `triggers`: concept (or
+    "" for the whole dataset) -> trigger, written as class_tokens."""
+    if dataset.format not in ("sidecar", "kohya-config"):
+        raise DatasetError(f"{dataset.path}: kohya's DreamBooth datasets read caption files beside the images; "
+                           f"this is a {dataset.format} dataset (export its captions to sidecars first)")
+    triggers = triggers or {}
+    folders = image_folders(dataset)
     entities, train = config.section("entities"), config.section("train") if "train" in config.sections else {}
     lines = [f"# kohya sd-scripts dataset config for {dataset.path}, written by `lorakit export --to kohya`.",
              "# Train with: accelerate launch train_network.py --dataset_config <this file> ...", "", "[general]"]
@@ -81,15 +87,7 @@ def aitoolkit_datasets(dataset: Dataset, config: Config, triggers: dict[str, str
         raise DatasetError(f"{dataset.path}: ai-toolkit datasets are folders of images with caption files; this "
                            f"is a {dataset.format} dataset (export its captions to sidecars first)")
     triggers = triggers or {}
-    folders: dict[str, dict[str, Any]] = {}
-    for record in dataset.records:
-        if not record.image_path:
-            continue
-        folder = str(Path(record.image_path).parent.resolve().as_posix())
-        entry = folders.setdefault(folder, {"repeats": record.repeats or 1, "concept": record.concept or "",
-                                            "extension": Path(record.source.path).suffix if record.source else ".txt"})
-    if not folders:
-        raise DatasetError(f"{dataset.path}: no captioned image to export")
+    folders = image_folders(dataset)
     own = {folder: triggers.get(entry["concept"]) or triggers.get("") or "" for folder, entry in folders.items()}
     shared = set(own.values())  # one trigger for every folder: the process's; else each folder its own
     lines = [f"# ai-toolkit job config for {dataset.path}, written by `lorakit export --to ai-toolkit`.",

@@ -201,11 +201,12 @@ class KohyaConfigReader(DatasetReader):
         return SidecarReader().render(dataset, file_changes)
 
 
-def _resolve(raw: str, config_folder: Path) -> Path | None:
-    """kohya opens image_dir relative to where it runs; lorakit tries there, then beside the config."""
+def _resolve(raw: str, config_folder: Path, is_kind: Any = Path.is_dir) -> Path | None:
+    """kohya opens image_dir relative to where it runs; lorakit tries there, then beside the config.
+    `is_kind`: what the path must be (a folder; `Path.is_file` for a config file)."""
     candidate = Path(raw).expanduser()
     for path in ((candidate,) if candidate.is_absolute() else (Path.cwd() / candidate, config_folder / candidate)):
-        if path.is_dir():
+        if is_kind(path):
             return path
     return None
 
@@ -295,7 +296,7 @@ class KohyaArgumentsReader(DatasetReader):
         arguments = training_arguments(path) or {}
         embedded = arguments.get("dataset_config")
         if isinstance(embedded, str) and embedded:
-            config = _resolve_file(embedded, path.parent)
+            config = _resolve(embedded, path.parent, Path.is_file)
             if config is None:
                 raise DatasetError(f"{path}: dataset_config `{embedded}` does not exist")
             return KohyaConfigReader().read(config, settings)
@@ -332,14 +333,6 @@ class KohyaArgumentsReader(DatasetReader):
 
     def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
         return SidecarReader().render(dataset, file_changes)
-
-
-def _resolve_file(raw: str, folder: Path) -> Path | None:
-    candidate = Path(raw).expanduser()
-    for path in ((candidate,) if candidate.is_absolute() else (Path.cwd() / candidate, folder / candidate)):
-        if path.is_file():
-            return path
-    return None
 
 
 def _line_of(path: Path, needle: str) -> Location:
