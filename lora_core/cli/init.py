@@ -32,7 +32,7 @@ def init(dataset: Path, to_stdout: bool, force: bool, plugin_flags: tuple[str, .
     options = api.LintOptions(isolated=True)
     settings = api.dataset_settings(api.load_config(dataset, options, registry), options)
     data = open_dataset(dataset, settings, registry.readers)
-    text = render(propose(data, lexicon=registry.lexicon), data.root.name)
+    text = render(propose(data, lexicon=registry.lexicon), data.root.resolve().name)
     # The proposal must itself be a valid config for the installed plugins.
     resolve_config(tomllib.loads(text), registry.config_sections)
     if to_stdout:

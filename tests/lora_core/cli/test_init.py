@@ -64,3 +64,11 @@ def test_init_infers_nothing_from_too_few_captions(tmp_path):
     make_sidecar_dataset(tmp_path / "ds", {"a.png": "ohwx, fox, snow", "b.png": "ohwx, fox, river"})
     config = tomllib.loads(CliRunner().invoke(cli, ["init", str(tmp_path / "ds"), "--stdout"]).stdout)
     assert "trigger" not in config["entities"] and "required" not in config["style"]
+
+
+def test_init_of_the_current_folder_names_it(tmp_path, monkeypatch):
+    folder = tmp_path / "neon_set"
+    make_csv_dataset(folder, [("a.png", "cybrpnk, neon city, rain")])
+    monkeypatch.chdir(folder)
+    shown = CliRunner().invoke(cli, ["init", ".", "--stdout"])
+    assert shown.stdout.startswith("# lorakit configuration for neon_set, ")  # not "for , " (Path(".").name)
