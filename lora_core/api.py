@@ -353,11 +353,15 @@ def load_config(target: Path, options: LintOptions, registry: Registry) -> Confi
         config = resolve_config({}, sections)
     elif not path.is_file():
         raise ConfigError(f"{path}: " + ("not a regular file" if path.exists() else "config file not found"))
-    elif is_kohya_dataset_config(path):
-        raise ConfigError(f"{path}: a kohya dataset config, not a lorakit config: lint it as the dataset "
-                          f"(lorakit lint {path})")
     else:
-        config = resolve_config(read_config_table(path), sections, path)
+        try:
+            config = resolve_config(read_config_table(path), sections, path)
+        except ConfigError:
+            # checked only when the file is not a lorakit config: no second parse on every lint
+            if is_kohya_dataset_config(path):
+                raise ConfigError(f"{path}: a kohya dataset config, not a lorakit config: lint it as the dataset "
+                                  f"(lorakit lint {path})") from None
+            raise
     config.lexicon = list(registry.lexicon)
     if not options.infer and "infer" in config.sections:
         config.sections["infer"] = dict(config.sections["infer"], enabled=False)

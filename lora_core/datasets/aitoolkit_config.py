@@ -17,10 +17,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lora_core.datasets.kohya_config import _concept, _label, _merge, _resolve
+from lora_core.datasets.folder_config import (
+    FolderConfigReader,
+    concept_name,
+    folder_label,
+    line_of,
+    merge_folder,
+    read_folder,
+    resolve_path,
+)
 from lora_core.datasets.model import Dataset, ReadProblem
-from lora_core.datasets.reader import DatasetReader, DatasetSettings, read_bytes
-from lora_core.datasets.sidecar_reader import SidecarReader
+from lora_core.datasets.reader import DatasetSettings, read_bytes
 from lora_core.errors import DatasetError
 from lora_core.violations import Location
 
@@ -45,13 +52,14 @@ DATASET_KEYS = frozenset({
 PLACEHOLDERS = ("[trigger]", "[name]")
 
 
-def _load_yaml(path: Path) -> Any:
+def _load_yaml(path: Path, text: str | None = None) -> Any:
+    """The YAML of `path` (or of its `text`, already read)."""
     try:
         import yaml
     except ImportError:
         raise DatasetError(f"{path}: reading an ai-toolkit config needs PyYAML (pip install pyyaml)") from None
     try:
-        return yaml.safe_load(read_bytes(path).decode("utf-8-sig"))
+        return yaml.safe_load(text if text is not None else read_bytes(path).decode("utf-8-sig"))
     except (UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError) as exc:
         raise DatasetError(f"{path}: not valid YAML ({str(exc).splitlines()[0][:120]})") from None
 
@@ -73,10 +81,9 @@ def is_aitoolkit_config(path: Path) -> bool:
     return any(isinstance(p.get("datasets"), list) for p in processes)
 
 
-class AiToolkitConfigReader(DatasetReader):
+class AiToolkitConfigReader(FolderConfigReader):
     name = "ai-toolkit-config"
     description = "ai-toolkit YAML job config: every datasets entry's folder_path with its own settings"
-    priority = 50
 
     def claims(self, path: Path) -> bool:
         return is_aitoolkit_config(path)
@@ -84,49 +91,44 @@ class AiToolkitConfigReader(DatasetReader):
     def read(self, path: Path, settings: DatasetSettings) -> Dataset:
         text = read_bytes(path).decode("utf-8-sig", errors="replace")
         lines = text.splitlines()
-        problems: list[ReadProblem] = []
-        dataset = Dataset(root=path.parent, path=path, format=self.name, records=[], sources=[], problems=problems,
-                          caption_column="", reader=self)
+        dataset = self.empty_dataset(path)
 
-        def line_of(needle: str, after: int = 0) -> Location:
-            for number in range(after + 1, len(lines) + 1):
-                if needle in lines[number - 1]:
-                    return Location(path, number, lines[number - 1].index(needle) + 1)
-            return Location(path, max(1, after), 1)
+        def at(needle: str, after: int = 0) -> Location:
+            return line_of(path, lines, needle, after)
 
         def problem(message: str, where: Location, kind: str = "dataset-config") -> None:
-            problems.append(ReadProblem(kind, where, message))
+            dataset.problems.append(ReadProblem(kind, where, message))
 
         labels: set[str] = set()
         triggers: dict[str, str] = {}
         cursor = 0  # entries are found in the text in order: findings point at their own lines
-        for process in _processes(_load_yaml(path)):
+        for process in _processes(_load_yaml(path, text)):
             process_trigger = process.get("trigger_word")
             for number, entry in enumerate(process.get("datasets") or [], 1):
                 if not isinstance(entry, dict):
                     continue
-                start = line_of("folder_path", cursor).line if "folder_path" in entry else cursor + 1
+                start = at("folder_path", cursor).line if "folder_path" in entry else cursor + 1
                 cursor = start
                 name = f"datasets entry #{number}"
                 for key in sorted(set(entry) - DATASET_KEYS):
                     problem(f"`{key}` in {name} is not a key ai-toolkit reads (it ignores it silently: a typo trains "
-                            "with the default)", line_of(key, max(0, start - 3)), "dataset-config-warning")
+                            "with the default)", at(key, max(0, start - 3)), "dataset-config-warning")
                 raw_dir = entry.get("folder_path")
                 if not isinstance(raw_dir, str) or not raw_dir:
                     problem(f"{name} has no folder_path (lorakit reads folder datasets)", Location(path, start, 1))
                     continue
-                folder = _resolve(raw_dir, path.parent)
+                folder = resolve_path(raw_dir, path.parent)
                 if folder is None:
-                    problem(f"folder_path `{raw_dir}` of {name} does not exist", line_of("folder_path", start - 1))
+                    problem(f"folder_path `{raw_dir}` of {name} does not exist", at("folder_path", start - 1))
                     continue
                 extension = str(entry.get("caption_ext") or entry.get("caption_type") or ".txt")
                 extension = extension if extension.startswith(".") else "." + extension
                 repeats = int(entry.get("num_repeats", 1) or 1)
                 is_reg = bool(entry.get("is_reg", False))
                 trigger = entry.get("trigger_word") or process_trigger
-                label = _label(folder, path.parent, labels)
+                label = folder_label(folder, path.parent, labels)
                 shown = "" if label == "." else label + "/"  # names as the merged dataset gives them
-                part = SidecarReader().read(folder, DatasetSettings(caption_extension=extension))
+                part = read_folder(folder, extension)
                 captioned = {r.image for r in part.records}
                 uncaptioned = sorted(part.images_on_disk - captioned)
                 default = entry.get("default_caption")
@@ -134,9 +136,9 @@ class AiToolkitConfigReader(DatasetReader):
                     part.images_on_disk.difference_update(uncaptioned)  # they do train: not LK002
                     problem(f"{len(uncaptioned)} images in `{raw_dir}` have no `{extension}` file and train with "
                             f"default_caption `{default}` (e.g. `{shown}{uncaptioned[0]}`)",
-                            line_of("default_caption", start - 1), "dataset-config-info")
+                            at("default_caption", start - 1), "dataset-config-info")
                 if not part.records and uncaptioned and not default:
-                    where = line_of("caption_ext", start - 1) if "caption_ext" in entry else Location(path, start, 1)
+                    where = at("caption_ext", start - 1) if "caption_ext" in entry else Location(path, start, 1)
                     problem(f"caption_ext `{extension}` of {name} matches no file in `{raw_dir}`: ai-toolkit trains "
                             f"its {len(uncaptioned)} images with empty captions", where)
                 placeholders = [r for r in part.records if r.caption and any(p in r.caption for p in PLACEHOLDERS)]
@@ -153,8 +155,8 @@ class AiToolkitConfigReader(DatasetReader):
                             caption = caption.replace(placeholder, str(trigger))
                         record.caption = record.original_caption = caption
                 if trigger and not is_reg:
-                    triggers[_concept(folder.name)] = str(trigger)
-                _merge(dataset, part, label, _concept(folder.name), repeats)
+                    triggers[concept_name(folder.name)] = str(trigger)
+                merge_folder(dataset, part, label, concept_name(folder.name), repeats)
                 dataset.subsets.append({"image_dir": str(folder), "num_repeats": repeats,
                                         "caption_extension": extension, "is_reg": is_reg, "class_tokens": trigger})
         if triggers:
@@ -164,9 +166,6 @@ class AiToolkitConfigReader(DatasetReader):
             if len(set(triggers.values())) == 1:
                 entities["trigger"] = next(iter(triggers.values()))
             dataset.config_overrides = {"entities": entities}
-        if not dataset.records and not dataset.images_on_disk and not problems:
+        if not dataset.records and not dataset.images_on_disk and not dataset.problems:
             raise DatasetError(f"{path}: an ai-toolkit config with no folder dataset to read")
         return dataset
-
-    def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
-        return SidecarReader().render(dataset, file_changes)

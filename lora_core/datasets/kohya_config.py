@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from lora_core.datasets.folder_config import (
+    FolderConfigReader,
+    concept_name,
+    folder_label,
+    line_of,
+    merge_folder,
+    read_folder,
+    resolve_path,
+)
 from lora_core.datasets.model import Dataset, ReadProblem
-from lora_core.datasets.reader import DatasetReader, DatasetSettings, read_bytes
-from lora_core.datasets.sidecar_reader import SidecarReader
+from lora_core.datasets.reader import DatasetSettings, read_bytes
 from lora_core.errors import DatasetError
 from lora_core.violations import Location
 
@@ -58,10 +65,9 @@ def is_kohya_dataset_config(path: Path) -> bool:
     return isinstance(data.get("datasets"), list)
 
 
-class KohyaConfigReader(DatasetReader):
+class KohyaConfigReader(FolderConfigReader):
     name = "kohya-config"
     description = "kohya sd-scripts dataset_config.toml: every subset's image_dir with its own settings"
-    priority = 50
 
     def claims(self, path: Path) -> bool:
         return is_kohya_dataset_config(path)
@@ -71,9 +77,8 @@ class KohyaConfigReader(DatasetReader):
         text = read_bytes(path).decode("utf-8-sig", errors="replace")
         data = tomllib.loads(text)
         lines = text.splitlines()
-        problems: list[ReadProblem] = []
-        dataset = Dataset(root=path.parent, path=path, format=self.name, records=[], sources=[], problems=problems,
-                          caption_column="", reader=self)
+        dataset = self.empty_dataset(path)
+        problems = dataset.problems
 
         tables = [n for n, line in enumerate(lines, 1) if line.strip().startswith("[")]
         subset_lines = [n for n, line in enumerate(lines, 1) if line.strip().replace(" ", "") == "[[datasets.subsets]]"]
@@ -148,7 +153,7 @@ class KohyaConfigReader(DatasetReader):
                 if not isinstance(raw_dir, str) or not raw_dir:
                     problem(f"{name} has no image_dir (kohya requires one)")
                     continue
-                image_dir = _resolve(raw_dir, config_path.parent)
+                image_dir = resolve_path(raw_dir, config_path.parent)
                 if image_dir is None:
                     problem(f"image_dir `{raw_dir}` of {name} does not exist (looked in the current folder and "
                             f"next to {config_path.name})", "image_dir")
@@ -157,9 +162,9 @@ class KohyaConfigReader(DatasetReader):
                 extension = extension if extension.startswith(".") else "." + extension
                 repeats = int(setting("num_repeats", 1))
                 is_reg = bool(subset.get("is_reg", False))
-                label = _label(image_dir, config_path.parent, labels)
-                concept = _concept(image_dir.name)
-                part = SidecarReader().read(image_dir, DatasetSettings(caption_extension=extension))
+                label = folder_label(image_dir, config_path.parent, labels)
+                concept = concept_name(image_dir.name)
+                part = read_folder(image_dir, extension)
                 if not part.records and part.images_on_disk:
                     found = sorted({os.path.splitext(p.location.path.name)[1] for p in part.problems
                                     if p.kind == "extension-mismatch"})
@@ -182,7 +187,7 @@ class KohyaConfigReader(DatasetReader):
                 class_tokens = setting("class_tokens", None)
                 if isinstance(class_tokens, str) and class_tokens.split() and not is_reg:
                     triggers[concept] = class_tokens.split()[0]
-                _merge(dataset, part, label, concept, repeats)
+                merge_folder(dataset, part, label, concept, repeats)
                 dataset.subsets.append({
                     "image_dir": str(image_dir), "label": label, "concept": concept, "num_repeats": repeats,
                     "caption_extension": extension, "is_reg": is_reg, "keep_tokens": keep,
@@ -196,50 +201,6 @@ class KohyaConfigReader(DatasetReader):
         if not dataset.records and not dataset.images_on_disk and not problems:
             raise DatasetError(f"{path}: a kohya dataset config with no DreamBooth subset to read")
         return dataset
-
-    def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
-        return SidecarReader().render(dataset, file_changes)
-
-
-def _resolve(raw: str, config_folder: Path, is_kind: Any = Path.is_dir) -> Path | None:
-    """kohya opens image_dir relative to where it runs; lorakit tries there, then beside the config.
-    `is_kind`: what the path must be (a folder; `Path.is_file` for a config file)."""
-    candidate = Path(raw).expanduser()
-    for path in ((candidate,) if candidate.is_absolute() else (Path.cwd() / candidate, config_folder / candidate)):
-        if is_kind(path):
-            return path
-    return None
-
-
-def _label(image_dir: Path, base: Path, taken: set[str]) -> str:
-    """The subset's folder as records name it: relative to the config's folder when inside it."""
-    try:
-        label = image_dir.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        label = image_dir.name
-    unique, n = label, 2
-    while unique in taken:
-        unique, n = f"{label}~{n}", n + 1
-    taken.add(unique)
-    return unique
-
-
-def _concept(folder_name: str) -> str:
-    head, _, tail = folder_name.partition("_")
-    return tail if head.isdigit() and tail else folder_name
-
-
-def _merge(dataset: Dataset, part: Dataset, label: str, concept: str, repeats: int) -> None:
-    prefix = "" if label == "." else label + "/"
-    for record in part.records:
-        record.index = len(dataset.records)
-        record.image = prefix + (record.image or "")
-        record.concept, record.repeats = concept, repeats
-        dataset.records.append(record)
-    dataset.sources.extend(part.sources)
-    for item in part.problems:
-        dataset.problems.append(replace(item, image=prefix + item.image) if item.image else item)
-    dataset.images_on_disk.update(prefix + name for name in part.images_on_disk)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +245,7 @@ def training_arguments(path: Path) -> dict[str, Any] | None:
     return flat if any(isinstance(flat.get(k), str) and flat.get(k) for k in ARGS_KEYS) else None
 
 
-class KohyaArgumentsReader(DatasetReader):
+class KohyaArgumentsReader(FolderConfigReader):
     name = "kohya-arguments"
     description = "kohya_ss / lora-scripts training config (train_data_dir, reg_data_dir or dataset_config)"
     priority = 45
@@ -296,50 +257,30 @@ class KohyaArgumentsReader(DatasetReader):
         arguments = training_arguments(path) or {}
         embedded = arguments.get("dataset_config")
         if isinstance(embedded, str) and embedded:
-            config = _resolve(embedded, path.parent, Path.is_file)
+            config = resolve_path(embedded, path.parent, Path.is_file)
             if config is None:
                 raise DatasetError(f"{path}: dataset_config `{embedded}` does not exist")
             return KohyaConfigReader().read(config, settings)
         extension = str(arguments.get("caption_extension") or KOHYA_CAPTION_EXTENSION)
         extension = extension if extension.startswith(".") else "." + extension
-        dataset = Dataset(root=path.parent, path=path, format=self.name, records=[], sources=[], problems=[],
-                          caption_column="", reader=self)
+        dataset = self.empty_dataset(path)
         labels: set[str] = set()
+        lines: list[str] | None = None
         for key in ("train_data_dir", "reg_data_dir"):
             raw = arguments.get(key)
             if not isinstance(raw, str) or not raw:
                 continue
-            folder = _resolve(raw, path.parent)
+            folder = resolve_path(raw, path.parent)
             if folder is None:
-                dataset.problems.append(ReadProblem("dataset-config", _line_of(path, key),
+                lines = lines or read_bytes(path).decode("utf-8", "replace").splitlines()
+                dataset.problems.append(ReadProblem("dataset-config", line_of(path, lines, key),
                                                     f"{key} `{raw}` does not exist"))
                 continue
-            part = SidecarReader().read(folder, DatasetSettings(caption_extension=extension))
-            label = _label(folder, path.parent, labels)
-            prefix = "" if label == "." else label + "/"
-            for record in part.records:
-                record.index = len(dataset.records)
-                record.image = prefix + (record.image or "")
-                dataset.records.append(record)  # kohya N_name folders keep their own repeats and concepts
-            dataset.sources.extend(part.sources)
-            dataset.problems.extend(replace(p, image=prefix + p.image) if p.image else p for p in part.problems)
-            dataset.images_on_disk.update(prefix + name for name in part.images_on_disk)
+            # kohya N_name folders keep their own repeats and concepts
+            merge_folder(dataset, read_folder(folder, extension), folder_label(folder, path.parent, labels))
         keep = arguments.get("keep_tokens")
         if isinstance(keep, int) and keep > 0:
             dataset.config_overrides = {"entities": {"keep-tokens": keep}}
         if not dataset.records and not dataset.images_on_disk and not dataset.problems:
             raise DatasetError(f"{path}: its train_data_dir holds no images")
         return dataset
-
-    def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
-        return SidecarReader().render(dataset, file_changes)
-
-
-def _line_of(path: Path, needle: str) -> Location:
-    try:
-        for number, line in enumerate(read_bytes(path).decode("utf-8", "replace").splitlines(), 1):
-            if needle in line:
-                return Location(path, number, line.index(needle) + 1)
-    except DatasetError:
-        pass
-    return Location(path, 1, 1)

@@ -22,10 +22,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lora_core.datasets.kohya_config import _concept, _label, _merge, _resolve
+from lora_core.datasets.folder_config import (
+    FolderConfigReader,
+    concept_name,
+    folder_label,
+    line_of,
+    merge_folder,
+    read_folder,
+    resolve_path,
+)
 from lora_core.datasets.model import Dataset, ReadProblem
-from lora_core.datasets.reader import DatasetReader, DatasetSettings, read_bytes
-from lora_core.datasets.sidecar_reader import SidecarReader
+from lora_core.datasets.reader import DatasetSettings, read_bytes
 from lora_core.errors import DatasetError
 from lora_core.violations import Location
 
@@ -87,10 +94,9 @@ def _simpletuner_backends(data: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-class _FolderConfigReader(DatasetReader):
+class _JsonFolderConfigReader(FolderConfigReader):
     """Shared by the two: a JSON file naming image folders, read into one dataset."""
 
-    priority = 50
     extract: Any = None
 
     def claims(self, path: Path) -> bool:
@@ -98,22 +104,17 @@ class _FolderConfigReader(DatasetReader):
 
     def start(self, path: Path) -> tuple[Dataset, list[str], Any]:
         text = read_bytes(path).decode("utf-8-sig", errors="replace")
-        dataset = Dataset(root=path.parent, path=path, format=self.name, records=[], sources=[], problems=[],
-                          caption_column="", reader=self)
-        return dataset, text.splitlines(), type(self).extract(json.loads(text))
+        return self.empty_dataset(path), text.splitlines(), type(self).extract(json.loads(text))
 
-    @staticmethod
-    def line_of(path: Path, lines: list[str], needle: str, after: int = 0) -> Location:
-        for number in range(after + 1, len(lines) + 1):
-            if needle in lines[number - 1]:
-                return Location(path, number, lines[number - 1].index(needle) + 1)
-        return Location(path, max(1, after), 1)
-
-    def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
-        return SidecarReader().render(dataset, file_changes)
+    def problem_at(self, dataset: Dataset, lines: list[str], message: str, needle: str, after: int, fallback: int,
+                   kind: str = "dataset-config") -> None:
+        """A finding at the first line after `after` mentioning `needle`, or at line `fallback`."""
+        path = dataset.path
+        where = line_of(path, lines, needle, after) if needle else Location(path, fallback, 1)
+        dataset.problems.append(ReadProblem(kind, where, message))
 
 
-class OneTrainerConceptsReader(_FolderConfigReader):
+class OneTrainerConceptsReader(_JsonFolderConfigReader):
     name = "onetrainer-concepts"
     description = "OneTrainer concepts (concepts.json, or a config's concepts): every enabled concept's folder"
     extract = staticmethod(_onetrainer_concepts)
@@ -125,13 +126,12 @@ class OneTrainerConceptsReader(_FolderConfigReader):
         for number, concept in enumerate(concepts, 1):
             raw = str(concept.get("path") or "")
             previous = cursor  # this concept's keys lie after the previous concept's "path"
-            start = self.line_of(path, lines, '"path"', cursor).line
+            start = line_of(path, lines, '"path"', cursor).line
             cursor = start
 
             def problem(message: str, needle: str = "", kind: str = "dataset-config", start: int = start,
                         previous: int = previous) -> None:
-                where = self.line_of(path, lines, needle, previous) if needle else Location(path, start, 1)
-                dataset.problems.append(ReadProblem(kind, where, message))
+                self.problem_at(dataset, lines, message, needle, previous, start, kind)
 
             name = f"concept #{number}" + (f" ({concept['name']})" if concept.get("name") else "")
             for key in sorted(set(concept) - ONETRAINER_KEYS):
@@ -140,7 +140,7 @@ class OneTrainerConceptsReader(_FolderConfigReader):
             if not concept.get("enabled", True) or str(concept.get("type", "STANDARD")).upper() != "STANDARD" \
                     or concept.get("validation_concept"):
                 continue  # disabled, validation or prior-prediction concepts do not train captions
-            folder = _resolve(raw, path.parent) if raw else None
+            folder = resolve_path(raw, path.parent) if raw else None
             if folder is None:
                 problem(f"path `{raw}` of {name} does not exist" if raw else f"{name} has no path", '"path"')
                 continue
@@ -151,7 +151,7 @@ class OneTrainerConceptsReader(_FolderConfigReader):
                 problem(f"{name} takes its captions from {what} (prompt_source = {source}), not from caption files: "
                         "not linted", '"prompt_source"', "dataset-config-info")
                 continue
-            part = SidecarReader().read(folder, DatasetSettings(caption_extension=".txt"))
+            part = read_folder(folder, ".txt")
             images = len(part.images_on_disk) or 1
             balancing = float(concept.get("balancing", concept.get("repeats", 1.0)) or 1.0)
             strategy = str(concept.get("balancing_strategy", "REPEATS")).upper()
@@ -164,13 +164,13 @@ class OneTrainerConceptsReader(_FolderConfigReader):
                 if short:
                     problem(f"keep_tags_count = {keep} in {name}, but {len(short)} of its captions have fewer tags: "
                             "nothing shuffles in them", '"keep_tags_count"', "dataset-config-warning")
-            _merge(dataset, part, _label(folder, path.parent, labels), _concept(folder.name), repeats)
+            merge_folder(dataset, part, folder_label(folder, path.parent, labels), concept_name(folder.name), repeats)
         if not dataset.records and not dataset.images_on_disk and not dataset.problems:
             raise DatasetError(f"{path}: OneTrainer concepts with no enabled folder to read")
         return dataset
 
 
-class SimpleTunerBackendsReader(_FolderConfigReader):
+class SimpleTunerBackendsReader(_JsonFolderConfigReader):
     name = "simpletuner-backends"
     description = "SimpleTuner data backends (multidatabackend.json): every enabled local image backend's folder"
     extract = staticmethod(_simpletuner_backends)
@@ -182,12 +182,11 @@ class SimpleTunerBackendsReader(_FolderConfigReader):
         cursor = 0
         for backend in backends:
             ident = str(backend.get("id"))
-            start = self.line_of(path, lines, f'"{ident}"', cursor).line
+            start = line_of(path, lines, f'"{ident}"', cursor).line
             cursor = start
 
             def problem(message: str, needle: str = "", kind: str = "dataset-config", start: int = start) -> None:
-                where = self.line_of(path, lines, needle, start - 1) if needle else Location(path, start, 1)
-                dataset.problems.append(ReadProblem(kind, where, message))
+                self.problem_at(dataset, lines, message, needle, start - 1, start, kind)
 
             name = f"backend `{ident}`"
             for key in sorted(set(backend) - SIMPLETUNER_KEYS):
@@ -201,7 +200,7 @@ class SimpleTunerBackendsReader(_FolderConfigReader):
                         "dataset-config-info")
                 continue
             raw = str(backend.get("instance_data_dir") or "")
-            folder = _resolve(raw, path.parent) if raw else None
+            folder = resolve_path(raw, path.parent) if raw else None
             if folder is None:
                 problem(f"instance_data_dir `{raw}` of {name} does not exist" if raw else
                         f"{name} has no instance_data_dir", '"instance_data_dir"')
@@ -210,7 +209,7 @@ class SimpleTunerBackendsReader(_FolderConfigReader):
             extensions = backend.get("caption_file_extensions")
             extension = str(extensions[0]) if isinstance(extensions, list) and extensions else ".txt"
             extension = extension if extension.startswith(".") else "." + extension
-            part = SidecarReader().read(folder, DatasetSettings(caption_extension=extension))
+            part = read_folder(folder, extension)
             if strategy is None and part.records:
                 problem(f"{name} sets no caption_strategy: SimpleTuner then uses its --caption_strategy, whose "
                         f"default is `filename`, and the {len(part.records)} `{extension}` captions in `{raw}` do not "
@@ -226,8 +225,8 @@ class SimpleTunerBackendsReader(_FolderConfigReader):
             prompt = backend.get("instance_prompt")
             regularisation = backend.get("is_regularisation_data") or backend.get("is_regularization_data")
             if prompt and backend.get("prepend_instance_prompt") and not regularisation:
-                triggers[_concept(folder.name)] = str(prompt)
-            _merge(dataset, part, _label(folder, path.parent, labels), _concept(folder.name), repeats)
+                triggers[concept_name(folder.name)] = str(prompt)
+            merge_folder(dataset, part, folder_label(folder, path.parent, labels), concept_name(folder.name), repeats)
         if triggers:
             dataset.config_overrides = {"entities": {"trigger-inserted": True, "concept-triggers": triggers}}
         if not dataset.records and not dataset.images_on_disk and not dataset.problems:
