@@ -228,14 +228,9 @@ class PairVerdicts:
     def save(self) -> None:
         if self.path is None or not self.changed:
             return
-        from lora_core.atomic import atomic_write_bytes
-        from lora_core.image_facts import make_cache_folder
+        from lora_core.image_facts import write_cache
 
-        try:
-            make_cache_folder(self.path.parent)
-            atomic_write_bytes(self.path, json.dumps({"pairs": self.entries}, separators=(",", ":")).encode())
-        except OSError:
-            pass  # a read-only dataset: only slower next time
+        write_cache(self.path, {"pairs": self.entries})
 
 
 def crowd_clusters(members: Any, hashes: Any, distance: int, same: Any,
@@ -313,11 +308,17 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], di
             value = readable[index][1].get("colours")
             colour_arrays[index] = None if value is None else np.asarray(value, dtype=np.int16)
         return colour_arrays[index]
+
     decided: dict[tuple[int, int], float] = {}
 
     def stamp(index: int) -> list[int]:
+        """The file's [size, mtime]: as collect() read them when the facts carry them (no second
+        stat), else from the file."""
+        record, facts = readable[index]
+        if hasattr(facts, "stamp"):
+            return list(facts.stamp)
         try:
-            info = os.stat(str(readable[index][0].image_path))
+            info = os.stat(str(record.image_path))
             return [info.st_size, info.st_mtime_ns]
         except (OSError, ValueError):
             return [-1, -1]

@@ -243,6 +243,11 @@ class ImageFacts(Mapping):
         except KeyError:
             return default
 
+    @property
+    def stamp(self) -> list[int]:
+        """[size, mtime_ns] of the file the facts were taken from (its cache key's check)."""
+        return [self.row[0], self.row[1]]
+
     def __contains__(self, key: object) -> bool:
         index = _INDEX.get(key) if isinstance(key, str) else None
         return index is not None and index < len(self.row) and self.row[index] is not None
@@ -366,12 +371,17 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
         results[image] = facts
         cache[_cache_key(root, path)] = facts.row
     if cache_on and todo:
-        try:
-            make_cache_folder(cache_file.parent)
-            document = {"fields": list(FIELDS), "max_pixels": max_pixels, "rows": cache}
-            atomic_write_bytes(cache_file, json.dumps(document, separators=(",", ":")).encode("utf-8"))
-        except OSError:
-            pass  # a read-only dataset folder: lint still works, only slower next time
+        write_cache(cache_file, {"fields": list(FIELDS), "max_pixels": max_pixels, "rows": cache})
     return results
+
+
+def write_cache(path: Path, document: Any) -> None:
+    """Write a cache file of the dataset's `.lorakit_cache/` atomically; a read-only dataset
+    folder only makes the next lint slower."""
+    try:
+        make_cache_folder(path.parent)
+        atomic_write_bytes(path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
+    except OSError:
+        pass
 
 

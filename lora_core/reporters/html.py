@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any, TextIO
 
 from lora_core.reporters import Report
@@ -60,6 +61,20 @@ def _highlight(caption: str, violations: list[Violation]) -> str:
     return "".join(out)
 
 
+def _picture(path: str, root: str, embed: bool, cwd: Path) -> str | None:
+    """A card's picture: an embedded thumbnail, or a path relative to the report for a big set.
+    A report people share carries only pictures the dataset owns: never one that a symlink (or any
+    path) leads out of the dataset folder to."""
+    if not _owned(path, root):
+        return None
+    return _thumbnail(path) if embed else os.path.relpath(path, cwd)
+
+
+def _finding(violation: Violation) -> dict[str, str]:
+    return {"code": violation.code, "name": violation.name, "severity": violation.severity.value,
+            "message": violation.message}
+
+
 def _identities(report: Report) -> list[str]:
     names: list[str] = []
     for item in report.result.datasets:
@@ -84,17 +99,13 @@ def _cards(report: Report) -> list[dict[str, Any]]:
         for record in item.dataset.records:
             found = by_record.get(id(record), []) + by_image.get(record.image or "", [])
             caption = record.caption or ""
-            source = None
-            # A report people share carries only pictures the dataset owns: never one that a
-            # symlink (or any path) leads out of the dataset folder to.
-            if record.image_path and record.image_exists and _owned(record.image_path, root):
-                source = _thumbnail(record.image_path) if embed else os.path.relpath(record.image_path, report.cwd)
+            source = _picture(record.image_path, root, embed, report.cwd) \
+                if record.image_path and record.image_exists else None
             scores = [v.data.get("score") for v in found if v.data and v.data.get("score") is not None]
             cards.append({
                 "image": record.image or "", "caption": caption, "html": _highlight(caption, found),
                 "src": source,
-                "violations": [{"code": v.code, "name": v.name, "severity": v.severity.value, "message": v.message}
-                               for v in found],
+                "violations": [_finding(v) for v in found],
                 "identities": [n for n in identities if n in caption],
                 "score": scores[0] if scores else None,
             })
@@ -103,15 +114,10 @@ def _cards(report: Report) -> list[dict[str, Any]]:
         listed = {record.image for record in item.dataset.records}
         for image in sorted(name for name in item.dataset.images_on_disk if name not in listed and name in by_image):
             path = os.path.join(item.dataset.root, image)
-            source = None
-            if os.path.isfile(path) and _owned(path, root):
-                source = _thumbnail(path) if embed else os.path.relpath(path, report.cwd)
-            found = by_image[image]
             cards.append({
-                "image": image, "caption": "", "html": '<span class="nocaption">no caption</span>', "src": source,
-                "violations": [{"code": v.code, "name": v.name, "severity": v.severity.value, "message": v.message}
-                               for v in found],
-                "identities": [], "score": None,
+                "image": image, "caption": "", "html": '<span class="nocaption">no caption</span>',
+                "src": _picture(path, root, embed, report.cwd) if os.path.isfile(path) else None,
+                "violations": [_finding(v) for v in by_image[image]], "identities": [], "score": None,
             })
     return cards
 
