@@ -24,7 +24,8 @@ from lora_core.errors import DatasetError
 FORMATS = ("kohya", "ai-toolkit")
 
 
-def _toml_value(value: Any) -> str:
+def _scalar(value: Any) -> str:
+    """A value as TOML and YAML both write it (their basic strings are JSON strings)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -47,6 +48,11 @@ def image_folders(dataset: Dataset) -> dict[str, dict[str, Any]]:
     return folders
 
 
+def folder_triggers(folders: dict[str, dict[str, Any]], triggers: dict[str, str]) -> dict[str, str]:
+    """{folder: its trigger, or ""}: the folder's concept's trigger, else the dataset's (key "")."""
+    return {folder: triggers.get(entry["concept"]) or triggers.get("") or "" for folder, entry in folders.items()}
+
+
 def kohya_dataset_config(dataset: Dataset, config: Config, triggers: dict[str, str] | None = None) -> str:
     """The text of a kohya dataset_config.toml describing `dataset`. `triggers`: concept (or
     "" for the whole dataset) -> trigger, written as class_tokens."""
@@ -59,8 +65,8 @@ def kohya_dataset_config(dataset: Dataset, config: Config, triggers: dict[str, s
     lines = [f"# kohya sd-scripts dataset config for {dataset.path}, written by `lorakit export --to kohya`.",
              "# Train with: accelerate launch train_network.py --dataset_config <this file> ...", "", "[general]"]
     extensions = {entry["extension"] for entry in folders.values()}
-    if len(extensions) == 1:
-        lines.append(f"caption_extension = {_toml_value(extensions.pop())}")
+    if len(extensions) == 1:  # else each subset says its own
+        lines.append(f"caption_extension = {_scalar(next(iter(extensions)))}")
     keep = entities.get("keep-tokens")
     if "entities.keep-tokens" in config.present and isinstance(keep, int) and keep > 0:
         lines.append(f"keep_tokens = {keep}")
@@ -68,14 +74,14 @@ def kohya_dataset_config(dataset: Dataset, config: Config, triggers: dict[str, s
     for key, kohya_key in (("resolution", "resolution"), ("batch-size", "batch_size")):
         if f"train.{key}" in config.present and train.get(key):  # only what the user chose; kohya has defaults
             lines.append(f"{kohya_key} = {int(train[key])}")
+    trigger_of = folder_triggers(folders, triggers)
     for folder, entry in sorted(folders.items()):
-        lines += ["", "  [[datasets.subsets]]", f"  image_dir = {_toml_value(folder)}",
+        lines += ["", "  [[datasets.subsets]]", f"  image_dir = {_scalar(folder)}",
                   f"  num_repeats = {int(entry['repeats'])}"]
-        if len({e["extension"] for e in folders.values()}) > 1:
-            lines.append(f"  caption_extension = {_toml_value(entry['extension'])}")
-        trigger = triggers.get(entry["concept"]) or triggers.get("")
-        if trigger:
-            lines.append(f"  class_tokens = {_toml_value(trigger)}")
+        if len(extensions) > 1:
+            lines.append(f"  caption_extension = {_scalar(entry['extension'])}")
+        if trigger_of[folder]:
+            lines.append(f"  class_tokens = {_scalar(trigger_of[folder])}")
     return "\n".join(lines) + "\n"
 
 
@@ -88,20 +94,20 @@ def aitoolkit_datasets(dataset: Dataset, config: Config, triggers: dict[str, str
                            f"is a {dataset.format} dataset (export its captions to sidecars first)")
     triggers = triggers or {}
     folders = image_folders(dataset)
-    own = {folder: triggers.get(entry["concept"]) or triggers.get("") or "" for folder, entry in folders.items()}
+    own = folder_triggers(folders, triggers)
     shared = set(own.values())  # one trigger for every folder: the process's; else each folder its own
     lines = [f"# ai-toolkit job config for {dataset.path}, written by `lorakit export --to ai-toolkit`.",
              "# Add model, network, train and sample sections (ai-toolkit's config/examples), then:",
              "#   python run.py <this file>", "job: extension", "config:",
-             f"  name: {_toml_value(dataset.root.name or 'lora')}", "  process:", "    - type: 'sd_trainer'"]
+             f"  name: {_scalar(dataset.root.resolve().name or 'lora')}", "  process:", "    - type: 'sd_trainer'"]
     if len(shared) == 1 and "" not in shared:
-        lines.append(f"      trigger_word: {_toml_value(shared.pop())}")
+        lines.append(f"      trigger_word: {_scalar(shared.pop())}")
         own = {}
     lines.append("      datasets:")
     for folder, entry in sorted(folders.items()):
-        lines += [f"        - folder_path: {_toml_value(folder)}",
-                  f"          caption_ext: {_toml_value(entry['extension'].lstrip('.'))}",
+        lines += [f"        - folder_path: {_scalar(folder)}",
+                  f"          caption_ext: {_scalar(entry['extension'].lstrip('.'))}",
                   f"          num_repeats: {int(entry['repeats'])}"]
         if own.get(folder):  # ai-toolkit inserts it into every caption of this folder
-            lines.append(f"          trigger_word: {_toml_value(own[folder])}")
+            lines.append(f"          trigger_word: {_scalar(own[folder])}")
     return "\n".join(lines) + "\n"
