@@ -297,10 +297,11 @@ def _workers(setting: int, count: int) -> int:
     return setting or min(8, os.cpu_count() or 1)
 
 
-def _same_files(todo: list[tuple[str, str, list[int]]]) -> dict[str, str]:
+def _same_files(todo: list[tuple[str, str, list[int]]], inodes: dict[str, tuple[int, int]]) -> dict[str, str]:
     """{path: an earlier path with the same bytes} among files to analyse. Only files whose size
     another file shares are read and hashed (distinct photos seldom share a byte count; copies
-    always do), and hard links are known by their inode without reading."""
+    always do), and hard links are known by their inode (`inodes`: from collect's stat) without
+    reading."""
     by_size: dict[int, list[str]] = {}
     for _, path, stamp in todo:
         by_size.setdefault(stamp[0], []).append(path)
@@ -311,8 +312,7 @@ def _same_files(todo: list[tuple[str, str, list[int]]]) -> dict[str, str]:
         first_with: dict[Any, str] = {}
         for path in paths:
             try:
-                info = os.stat(path)
-                inode = ("inode", info.st_dev, info.st_ino)
+                inode = ("inode", *inodes[path])
                 if inode in first_with:
                     same[path] = first_with[inode]
                     continue
@@ -340,6 +340,7 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
     pixels_at = _INDEX["pixels"]
     results: dict[str, Mapping[str, Any]] = {}
     todo: list[tuple[str, str, list[int]]] = []
+    inodes: dict[str, tuple[int, int]] = {}
     for record in records:
         path = str(record.image_path)
         try:
@@ -352,7 +353,8 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
             results[record.image] = ImageFacts(row)
         else:
             todo.append((record.image, path, [stat.st_size, stat.st_mtime_ns]))
-    same_file = _same_files(todo)  # copies are analysed once: a folder of 10,000 placeholders decodes one
+            inodes[path] = (stat.st_dev, stat.st_ino)
+    same_file = _same_files(todo, inodes)  # copies are analysed once: a folder of 10,000 placeholders decodes one
     distinct = [path for _, path, _ in todo if path not in same_file]
     workers = _workers(int(settings.get("workers", 0)), len(distinct))
     if workers > 1:
