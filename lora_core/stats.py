@@ -66,7 +66,7 @@ def compute(dataset: Dataset, config: Config, top: int = 30, images: bool = True
     tags: Counter[str] = Counter()
     words: Counter[str] = Counter()
     for caption in captions:
-        tags.update(t.strip().casefold() for t in caption.split(",") if t.strip())
+        tags.update(_tags(caption))
         words.update(w for w in (m.group(0).casefold() for m in _WORD.finditer(caption)) if w not in STOP_WORDS)
     count, unit = _token_counter(config, Path(dataset.root))
     lengths = [count(c) for c in captions]
@@ -100,6 +100,11 @@ def compute(dataset: Dataset, config: Config, top: int = 30, images: bool = True
     return result
 
 
+def _tags(caption: str) -> list[str]:
+    """A caption's comma-separated tags, trimmed and case-folded (a repeated tag counts twice)."""
+    return [t.strip().casefold() for t in caption.split(",") if t.strip()]
+
+
 def _concepts(dataset: Dataset, top: int) -> dict[str, Any] | None:
     """What one epoch shows the model in a kohya set: each `N_name` folder's images times its
     repeats, and the tags weighted the same way (a tag in a 10x folder is seen ten times). None
@@ -113,8 +118,8 @@ def _concepts(dataset: Dataset, top: int) -> dict[str, Any] | None:
         entry = folders.setdefault(name, {"folder": name, "repeats": record.repeats, "images": 0, "samples": 0})
         entry["images"] += 1
         entry["samples"] += record.repeats
-        if record.caption:
-            weighted.update({t.strip().casefold(): record.repeats for t in record.caption.split(",") if t.strip()})
+        for tag in _tags(record.caption or ""):  # counted as in `tags`, each time times the repeats
+            weighted[tag] += record.repeats
     if not folders:
         return None
     total = sum(f["samples"] for f in folders.values())
