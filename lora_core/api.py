@@ -298,7 +298,7 @@ def dataset_targets(paths: PathLike | Sequence[PathLike]) -> tuple[list[Path], l
                 skipped.append(path)
                 continue
             target = dataset_root_for_sidecar(path)
-            if (target / "metadata.csv").is_file() or (target / "metadata.jsonl").is_file():
+            if _has_metadata(target):
                 skipped.append(path)
                 continue
         elif path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
