@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lora_core.architectures import sai_unet_path
+
 #: Words the tiny tokenizers know, so random captions read as words.
 CORPUS = ["a neon city at night", "a cyberpunk street in the rain", "a photo of a cat", "glowing signs and fog",
           "question: what style is this? answer: cyberpunk", "a steampunk gear device", "a watercolor landscape"] * 20
@@ -321,23 +323,22 @@ def _unet_to_ldm(name: str, up_blocks_with_attention: set[int]) -> str:
         if name.startswith(old + "."):
             return new + name[len(old):]
     parts = name.split(".")
-    if head == "mid_block":
-        kind, index, tail = parts[1], int(parts[2]), ".".join(parts[3:])
-        place = f"middle_block.{2 * index}" if kind == "resnets" else "middle_block.1"
-        return f"{place}.{_resnet(tail) if kind == 'resnets' else tail}"
+    if "attentions" in parts[1:3]:
+        return sai_unet_path(name, 2)  # a transformer: the mapping kohya's SDXL LoRA names use too
+    if head == "mid_block":  # resnets
+        index, tail = int(parts[2]), ".".join(parts[3:])
+        return f"middle_block.{2 * index}.{_resnet(tail)}"
     block, kind = int(parts[1]), parts[2]
     if head == "down_blocks":
         if kind == "downsamplers":
             return f"input_blocks.{3 * (block + 1)}.0.op." + ".".join(parts[5:])
         layer, tail = int(parts[3]), ".".join(parts[4:])
-        return f"input_blocks.{3 * block + layer + 1}.{0 if kind == 'resnets' else 1}." + \
-            (_resnet(tail) if kind == "resnets" else tail)
+        return f"input_blocks.{3 * block + layer + 1}.0.{_resnet(tail)}"
     if kind == "upsamplers":
         place = 2 if block in up_blocks_with_attention else 1  # after the resnet, and the attention if any
         return f"output_blocks.{3 * block + 2}.{place}." + ".".join(parts[4:])
     layer, tail = int(parts[3]), ".".join(parts[4:])
-    return f"output_blocks.{3 * block + layer}.{0 if kind == 'resnets' else 1}." + \
-        (_resnet(tail) if kind == "resnets" else tail)
+    return f"output_blocks.{3 * block + layer}.0.{_resnet(tail)}"
 
 
 def _resnet(tail: str) -> str:
