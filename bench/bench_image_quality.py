@@ -18,13 +18,14 @@ copy of it). Blur is scored per image.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+from bench_inference import load_test_module  # bench/ is on the path when a script runs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,14 +64,6 @@ PEER_SCRIPT = textwrap.dedent('''
         out["cleanvision-scores"] = {"scores": scores, "seconds": seconds}
     print(json.dumps(out))
 ''')
-
-
-def load_real_images():
-    spec = importlib.util.spec_from_file_location("real_images", REPO / "tests" / "real_images.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["real_images"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def lorakit(folder: Path, code: str, images_config: str = "") -> tuple[list[dict], float]:
@@ -121,7 +114,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="build/bench-quality")
     parser.add_argument("--peers", default="", help="a Python with imagededup and cleanvision installed")
     args = parser.parse_args()
-    real_images = load_real_images()
+    real_images = load_test_module("real_images")
     sets = real_images.build(Path(args.workdir))
     groups = real_images.duplicate_truth(sets["duplicates"])
     blur_truth = real_images.blur_truth(sets["blur"])

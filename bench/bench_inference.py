@@ -33,10 +33,12 @@ PEER_PACKAGES = ["caption-audit==1.3.0", "lora-audit==0.1.0"]
 LORA_AUDIT_IMAGE_CODES = {"W007", "W008", "W013", "I001", "I002"}
 
 
-def load_corpora():
-    spec = importlib.util.spec_from_file_location("corpora", REPO / "tests" / "corpora.py")
+def load_test_module(name: str):
+    """A helper module of tests/ (the realistic corpora, the labelled real pictures) by path:
+    tests/ is not a package."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["corpora"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -145,7 +147,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("build/inference"))
     parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
-    corpora = load_corpora()
+    corpora = load_test_module("corpora")
     peers = not args.no_peers and ensure_peers()
     tools: dict[str, Callable[[Path, Path], set[str | None]]] = {
         "lorakit (no config)": lambda path, side: lorakit_rows(path, isolated=True),

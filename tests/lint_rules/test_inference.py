@@ -7,12 +7,11 @@ planted failure is reported on its row and nothing else is.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import load_test_module
 
 import lora_core
 from lora_core.cli import cli
@@ -21,17 +20,7 @@ from lora_core.conventions import find_variant, is_rare_token, osa_distance, sub
 from lora_core.testing import make_csv_dataset, make_sidecar_dataset
 from lora_core.violations import Severity
 
-
-def _load_corpora():
-    # tests/ is not a package (tests/lora_core would shadow lora_core): load the module by path.
-    spec = importlib.util.spec_from_file_location("corpora", Path(__file__).resolve().parent.parent / "corpora.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["corpora"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-corpora = _load_corpora()
+corpora = load_test_module("corpora")
 PLANTED = [name for name in corpora.DATASETS if name not in corpora.CLEAN_ONLY]
 IMAGE_RULES = ["LK6"]  # judged on real photographs (bench/), not on the corpora's placeholder PNGs
 
