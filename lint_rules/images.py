@@ -10,7 +10,7 @@ re-linting unchanged images does not open them. Needs Pillow and numpy, not torc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lora_core import RuleOption, Severity
@@ -50,7 +50,7 @@ def _settings(ctx: LintContext) -> dict[str, Any]:
     return ctx.section("images")
 
 
-def image_facts(ctx: LintContext, pixels: bool) -> dict[str, dict[str, Any]]:
+def image_facts(ctx: LintContext, pixels: bool) -> dict[str, Mapping[str, Any]]:
     """Facts for every image of the dataset, computed once per lint run."""
     if not pixels:  # the pixel analysis, when already done, has the header facts too
         done = ctx.memoized(("lk6-facts", True))
@@ -59,7 +59,7 @@ def image_facts(ctx: LintContext, pixels: bool) -> dict[str, dict[str, Any]]:
     return ctx.memo(("lk6-facts", pixels), lambda: collect(ctx.dataset, pixels, _settings(ctx)))
 
 
-def _records_with(ctx: LintContext, pixels: bool) -> Iterable[tuple[Record, dict[str, Any]]]:
+def _records_with(ctx: LintContext, pixels: bool) -> Iterable[tuple[Record, Mapping[str, Any]]]:
     facts = image_facts(ctx, pixels)
     for record in ctx.dataset.records:
         found = facts.get(record.image)
@@ -71,7 +71,7 @@ class ImageRule(Rule):
     shares = "images"
     cost = 1  # the decoding is charged to LK601, which always runs first in the shared group
 
-    def readable(self, ctx: LintContext, pixels: bool = False) -> Iterable[tuple[Record, dict[str, Any]]]:
+    def readable(self, ctx: LintContext, pixels: bool = False) -> Iterable[tuple[Record, Mapping[str, Any]]]:
         for record, facts in _records_with(ctx, pixels):
             if not facts.get("error") and "width" in facts:
                 yield record, facts

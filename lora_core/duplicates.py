@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +276,7 @@ def _colours_close(a: Any, b: Any) -> bool:
     return norm > 0 and float((x * y).sum()) / norm >= COLOUR_CORRELATION
 
 
-def find_duplicates(dataset: Any, readable: list[tuple[Any, dict[str, Any]]], distance: int, threshold: float,
+def find_duplicates(dataset: Any, readable: list[tuple[Any, Mapping[str, Any]]], distance: int, threshold: float,
                     cache: bool = True) -> list[tuple[Any, Any, str]]:
     """(record, earlier record, message) for every image that is the same picture as an earlier
     one, in dataset order. `readable`: (record, pixel facts) of the decodable images."""
