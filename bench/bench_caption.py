@@ -9,7 +9,7 @@ CPU, `torch.cuda.max_memory_allocated` on a GPU. The images are 640x480 random-n
 and preprocessed through the captioner's own `prepare` (in DataLoader workers on CUDA, as
 `lorakit caption` does), so the figures include preprocessing. One warm-up batch is not timed.
 
-Sizes: `tiny` builds the test suite's tiny random models (lora_core.tiny_models): the numbers are
+Sizes: `tiny` builds the test suite's tiny random models (lora_core.testing.tiny_models): the numbers are
 per-step overhead, not FLOPs, and only check the harness. `full` builds the real architectures with
 random weights (same compute as the real checkpoints): BLIP-large (ViT-L/16 at 384 px),
 BLIP-2 OPT-2.7b, CoCa ViT-L-14, and the CLIP ViT-L/14 scorer; for a GPU. Generation is forced to
@@ -48,7 +48,7 @@ def build_full(name: str, device: str) -> object:
     import torch
     import transformers
 
-    from lora_core.devices import resolve_device, resolve_dtype
+    from lora_core.toolkit.devices import resolve_device, resolve_dtype
 
     target = resolve_device(device)
     dtype = resolve_dtype("auto", target)
@@ -88,8 +88,8 @@ def build_full(name: str, device: str) -> object:
         if name == "clip":  # openai/clip-vit-large-patch14's architecture
             import tempfile
 
-            from lora_core.clip_scoring import ClipScorer
-            from lora_core.clip_tokens import write_tokenizer_folder
+            from lora_core.toolkit.clip_scoring import ClipScorer
+            from lora_core.toolkit.clip_tokens import write_tokenizer_folder
 
             tokenizer = transformers.CLIPTokenizer.from_pretrained(write_tokenizer_folder(Path(tempfile.mkdtemp())))
             processor = transformers.CLIPProcessor(image_processor=transformers.CLIPImageProcessor(),
@@ -123,7 +123,7 @@ def _gpt2_tokenizer() -> object:
 
     from transformers import GPT2Tokenizer
 
-    from lora_core.tiny_models import _byte_level_bpe
+    from lora_core.testing.tiny_models import _byte_level_bpe
 
     vocab, merges = _byte_level_bpe(Path(tempfile.mkdtemp()))
     return GPT2Tokenizer(vocab=vocab, merges=merges, bos_token="</s>", eos_token="</s>", unk_token="<unk>",
@@ -142,7 +142,7 @@ def build_tiny(name: str, workdir: Path, device: str) -> object:
 
 def load(name: str, model: str, device: str) -> object:
     if name == "clip":
-        from lora_core.clip_scoring import ClipScorer
+        from lora_core.toolkit.clip_scoring import ClipScorer
 
         return ClipScorer(model, device=device)
     if name == "coca":

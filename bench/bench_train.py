@@ -44,14 +44,13 @@ def base_model(size: str, workdir: Path) -> Path:
     if (folder / "model_index.json").is_file():
         return folder
     if size in ("tiny", "tiny-xl"):
-        from lora_core.tiny_models import tiny_sd, tiny_sdxl
+        from lora_core.testing.tiny_models import tiny_sd, tiny_sdxl
 
         return (tiny_sd if size == "tiny" else tiny_sdxl)(folder)
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
+    from lorakit_lora.architectures import write_config_folder
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    from lora_core.architectures import write_config_folder
 
     write_config_folder(folder, size)  # random weights in the published architecture
     torch.manual_seed(0)

@@ -1,6 +1,6 @@
 """Write a small dataset for the offline training walk-through (docs/offline-training.md): eight
 64 px pictures with captions in `metadata.csv`, and a lorakit.toml whose `[train]` section points
-at a tiny model built with `python -m lora_core.tiny_models sd FOLDER`.
+at a tiny model built with `python -m lora_core.testing.tiny_models sd FOLDER`.
 
     python examples/make_offline_dataset.py build/offline-ds build/tiny-sd
 """

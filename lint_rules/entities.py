@@ -14,9 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lora_core import Fix, RuleOption, Severity
-from lora_core.captions import SEPARATORS, STYLE_PREFIX, after_prefix, tag_spans
 from lora_core.config import Bool, ConfigKey, ConfigSection, Float, Int, ListOf, MapOf, Str
-from lora_core.conventions import (
+from lora_core.datasets.model import Dataset, Record
+from lora_core.rules import LintContext, Rule, RulePack
+from lora_core.toolkit.captions import SEPARATORS, STYLE_PREFIX, after_prefix, tag_spans
+from lora_core.toolkit.conventions import (
     ConceptToken,
     Conventions,
     Variant,
@@ -26,9 +28,7 @@ from lora_core.conventions import (
     of_context,
     token_pattern,
 )
-from lora_core.datasets.model import Dataset, Record
-from lora_core.rules import LintContext, Rule, RulePack
-from lora_core.terms import Terms
+from lora_core.toolkit.terms import Terms
 from lora_core.violations import Applicability, Violation
 
 DEFAULT_PERSON_TERMS = ["portrait", "woman", "man", "girl", "boy", "person", "face", "lady", "guy",
@@ -431,6 +431,7 @@ class TriggerMissing(Rule):
     severity = Severity.ERROR
     shares = "trigger-tokens"
     fix = Applicability.UNSAFE
+    postprocess_captions = True
     options = (RuleOption("entities.trigger", "the trigger token"),
                RuleOption("infer.trigger-share", "the share of captions an inferred trigger needs"))
     cost = 5
@@ -658,6 +659,7 @@ class TriggerPosition(Rule):
     summary = "Trigger not within the first keep-tokens tags"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    postprocess_captions = True
     options = (RuleOption("entities.trigger", "the trigger token"),
                RuleOption("entities.keep-tokens", "how many leading tags stay in place"))
     cost = 6

@@ -15,7 +15,9 @@ from collections import Counter
 from collections.abc import Iterable
 
 from lora_core import Fix, RuleOption, Severity
-from lora_core.captions import (
+from lora_core.datasets.model import Dataset, Record
+from lora_core.rules import LintContext, Rule, RulePack
+from lora_core.toolkit.captions import (
     SEPARATORS,
     caption_styles,
     duplicate_tag_candidates,
@@ -24,9 +26,7 @@ from lora_core.captions import (
     tag_spans,
     word_bags,
 )
-from lora_core.conventions import of_context, squash
-from lora_core.datasets.model import Dataset, Record
-from lora_core.rules import LintContext, Rule, RulePack
+from lora_core.toolkit.conventions import of_context, squash
 from lora_core.violations import Applicability, Edit, Violation
 
 _WHITESPACE = re.compile(
@@ -73,6 +73,7 @@ class Whitespace(Rule):
     summary = "Leading/trailing/double spaces, tabs or line breaks in a caption"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    postprocess_captions = True
     cost = 5
 
     _MESSAGES = {
@@ -128,6 +129,7 @@ class MixedSeparators(Rule):
     summary = "`,` mixed with `;` or `|` in a caption or across the dataset"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    postprocess_captions = True
     cost = 2
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
@@ -232,6 +234,7 @@ class EmptyTag(Rule):
     summary = "`,,` or a leading/trailing separator"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    postprocess_captions = True
     cost = 6
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
@@ -286,6 +289,7 @@ class InvisibleCharacter(Rule):
     summary = "Zero-width, NBSP or control characters (they break trigger-word matching)"
     severity = Severity.WARNING
     fix = Applicability.SAFE
+    postprocess_captions = True
     cost = 3
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
@@ -346,6 +350,7 @@ class TypographicCharacters(Rule):
     summary = "Smart quotes, non-ASCII punctuation or full-width separators"
     severity = Severity.INFO
     fix = Applicability.SAFE
+    postprocess_captions = True
     cost = 3
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:

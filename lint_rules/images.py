@@ -16,9 +16,9 @@ from typing import Any
 from lora_core import RuleOption, Severity
 from lora_core.config import Bool, ConfigKey, ConfigSection, Float, Int
 from lora_core.datasets.model import Dataset, Record
-from lora_core.duplicates import SIMILAR_DETAIL
-from lora_core.image_facts import DEFAULT_MAX_PIXELS, collect
 from lora_core.rules import LintContext, Rule, RulePack
+from lora_core.toolkit.duplicates import SIMILAR_DETAIL
+from lora_core.toolkit.image_facts import DEFAULT_MAX_PIXELS, collect
 from lora_core.violations import Violation
 
 DEFAULT_MAX_BLUR = 0.38
@@ -270,7 +270,7 @@ class DuplicateImage(ImageRule):
                RuleOption("images.duplicate-similarity", "aligned detail correlation that confirms a candidate"))
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        from lora_core.duplicates import find_duplicates
+        from lora_core.toolkit.duplicates import find_duplicates
 
         settings = _settings(ctx)
         readable = list(self.readable(ctx, pixels=True))

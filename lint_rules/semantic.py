@@ -125,7 +125,7 @@ def _embed(ctx: LintContext) -> Embeddings:
     import numpy as np
     from PIL import Image, ImageOps
 
-    from lora_core.clip_scoring import ClipScorer
+    from lora_core.toolkit.clip_scoring import ClipScorer
 
     settings = ctx.section("semantic")
     model = str(settings.get("clip-model") or "openai/clip-vit-large-patch14")
@@ -213,7 +213,7 @@ class _EmbeddingCache:
         buffer = io.BytesIO()
         np.savez(buffer, keys=np.array(json.dumps(keys)), vectors=np.stack([v for _, v in self.entries.values()]))
         try:
-            from lora_core.image_facts import make_cache_folder
+            from lora_core.toolkit.image_facts import make_cache_folder
 
             make_cache_folder(self.path.parent)
             atomic_write_bytes(self.path, buffer.getvalue())

@@ -12,9 +12,11 @@ from collections import Counter
 from collections.abc import Iterable
 
 from lora_core import Fix, RuleOption, Severity
-from lora_core.captions import STYLE_PREFIX, caption_style, tag_spans
 from lora_core.config import ConfigKey, ConfigSection, Float, Int, ListOf, MapOf, Str
-from lora_core.conventions import (
+from lora_core.datasets.model import Dataset, Record
+from lora_core.rules import LintContext, Rule, RulePack
+from lora_core.toolkit.captions import STYLE_PREFIX, caption_style, tag_spans
+from lora_core.toolkit.conventions import (
     StyleGroup,
     compatible,
     configured,
@@ -23,9 +25,7 @@ from lora_core.conventions import (
     style_groups,
     subject_mentions,
 )
-from lora_core.datasets.model import Dataset, Record
-from lora_core.rules import LintContext, Rule, RulePack
-from lora_core.terms import Terms
+from lora_core.toolkit.terms import Terms
 from lora_core.violations import Applicability, Violation
 
 STYLE_SECTION = ConfigSection(
@@ -96,6 +96,7 @@ class StyleTermMissing(Rule):
     severity = Severity.ERROR
     shares = "style-coverage"
     fix = Applicability.SAFE
+    postprocess_captions = True
     options = (RuleOption("style.required", "the style terms"),
                RuleOption("style.prefix", "added by the fix when set"),
                RuleOption("infer.style-required-share", "when an inferred style is required"))
@@ -180,6 +181,7 @@ class StylePrefixInconsistent(Rule):
     summary = "Style prefix present on some captions and absent or different on others"
     severity = Severity.ERROR
     fix = Applicability.SAFE
+    postprocess_captions = True
     options = (RuleOption("style.prefix", "the prefix every caption must start with"),)
     cost = 2
 
@@ -249,6 +251,7 @@ class VagueTerm(Rule):
     summary = "A vague term where the config or the set itself has a specific one"
     severity = Severity.WARNING
     fix = Applicability.UNSAFE
+    postprocess_captions = True
     options = (RuleOption("style.vague", "vague term -> specific replacement"),
                RuleOption("infer.deviation-share", "how rare the generic wording must be to be reported"))
     cost = 3

@@ -1,6 +1,6 @@
 """LK5xx: what the text encoder actually sees. CLIP reads 77 tokens (75 of content) and trainers
 cut the rest silently; a trigger that splits into several tokens, or that is a common word, binds
-the concept weakly. Counts are exact (lora_core.clip_tokens); these rules read `[tokens]`.
+the concept weakly. Counts are exact (lora_core.toolkit.clip_tokens); these rules read `[tokens]`.
 """
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lora_core import RuleOption, Severity
-from lora_core.clip_tokens import COMMON_WORD_ID, ClipTokenizer, TokenizerUnavailable, load_tokenizer
 from lora_core.config import ConfigKey, ConfigSection, Int, Str, key_location
 from lora_core.datasets.model import Dataset
 from lora_core.errors import ConfigError
 from lora_core.rules import LintContext, Rule, RulePack
+from lora_core.toolkit.clip_tokens import COMMON_WORD_ID, ClipTokenizer, TokenizerUnavailable, load_tokenizer
 from lora_core.violations import Violation
 
 TOKENS_SECTION = ConfigSection(

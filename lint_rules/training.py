@@ -4,6 +4,10 @@ Observed guidance from the lorakit brief (not laws): many epochs on a small data
 wrong labels, a high learning rate locks early errors in, a low rank has no capacity to absorb
 conflicting samples, and without a validation split nobody sees the loss rise. These rules read
 the `[train]` table (only when the config file has one) and point at the line that sets the value.
+
+The trainer plugin owns `[train]`: its keys, types and defaults are registered once, by the
+trainer (lorakit_lora.settings); these rules only read the resolved values, so the pack can be
+disabled (`-p no:training`) without making any key of `[train]` unknown.
 """
 
 from __future__ import annotations
@@ -11,31 +15,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lora_core import RuleOption, Severity
-from lora_core.config import ConfigKey, ConfigSection, Float, Int, Str, key_location
+from lora_core.config import key_location
 from lora_core.datasets.model import Dataset
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Location, Violation
 
-TRAIN_SECTION = ConfigSection(
-    "train",
-    "Training settings (the trainer reads these; LK7xx checks them).",
-    [
-        ConfigKey("base-model", Str(), "", "Base model: a diffusers folder, a hub id, or a .safetensors file."),
-        ConfigKey("epochs", Int(1), 10, "Passes over the dataset."),
-        ConfigKey("learning-rate", Float(0.0), 1e-4, "Optimizer learning rate."),
-        ConfigKey("rank", Int(1), 16, "LoRA rank."),
-        ConfigKey("alpha", Float(0.0), 16.0, "LoRA alpha (scale = alpha / rank)."),
-        ConfigKey("validation-split", Float(0.0, 0.9), 0.0, "Share of images held out for validation loss."),
-        ConfigKey("early-stopping-patience", Int(0), 0,
-                  "Epochs without validation improvement before stopping (0: off)."),
-    ],
-)
-
 SMALL_DATASET = 100
+#: The `[train]` keys these rules read (lorakit's trainer registers them; another trainer that owns
+#: `[train]` without them is simply not checked).
+READS = frozenset({"epochs", "learning-rate", "rank", "alpha", "validation-split", "early-stopping-patience"})
 
 
 def _train(ctx: LintContext) -> dict | None:
-    return ctx.section("train") if ctx.has_section("train") else None
+    """`[train]` resolved (the trainer plugin owns the section and its defaults), or None when the
+    config file does not set it or no loaded plugin provides it."""
+    train = ctx.section("train") if ctx.has_section("train") else None
+    return train if train is not None and READS <= train.keys() else None
 
 
 def _where(ctx: LintContext, key: str) -> Location:
@@ -43,7 +38,7 @@ def _where(ctx: LintContext, key: str) -> Location:
 
 
 def _has_validation(train: dict) -> bool:
-    return train.get("validation-split", 0.0) > 0 or train.get("early-stopping-patience", 0) > 0
+    return train["validation-split"] > 0 or train["early-stopping-patience"] > 0
 
 
 class EpochsHigh(Rule):
@@ -74,7 +69,7 @@ class EpochsHigh(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         train = _train(ctx)
-        if train is None or train.get("epochs", 10) <= 15:
+        if train is None or train["epochs"] <= 15:
             return
         images = len(dataset.records)
         epochs = train["epochs"]
@@ -112,7 +107,7 @@ class LearningRateHigh(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         train = _train(ctx)
-        if train is None or train.get("learning-rate", 1e-4) <= 3e-4:
+        if train is None or train["learning-rate"] <= 3e-4:
             return
         rate = train["learning-rate"]
         yield self.at(_where(ctx, "learning-rate"), f"learning-rate = {rate:g} (> 3e-4) locks early caption errors "
@@ -145,7 +140,7 @@ class RankLow(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         train = _train(ctx)
-        if train is None or train.get("rank", 16) >= 8:
+        if train is None or train["rank"] >= 8:
             return
         yield self.at(_where(ctx, "rank"), f"rank = {train['rank']} (< 8) cannot absorb conflicting samples; use 8+, "
                       "16 for complex styles", rank=train["rank"])
@@ -178,7 +173,7 @@ class NoValidation(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         train = _train(ctx)
-        if train is None or train.get("epochs", 10) <= 10 or _has_validation(train):
+        if train is None or train["epochs"] <= 10 or _has_validation(train):
             return
         yield self.at(_where(ctx, "epochs"), f"epochs = {train['epochs']} with no validation-split or "
                       "early-stopping-patience: label-noise overfitting goes unseen")
@@ -213,7 +208,7 @@ class AlphaRankRatio(Rule):
         train = _train(ctx)
         if train is None:
             return
-        rank, alpha = train.get("rank", 16), train.get("alpha", 16.0)
+        rank, alpha = train["rank"], train["alpha"]
         if rank / 4 <= alpha <= 2 * rank:
             return
         yield self.at(_where(ctx, "alpha"), f"alpha = {alpha:g} with rank = {rank}: scale {alpha / rank:g} is outside "
@@ -222,4 +217,4 @@ class AlphaRankRatio(Rule):
 
 RULES = (EpochsHigh, LearningRateHigh, RankLow, NoValidation, AlphaRankRatio)
 
-plugin = RulePack(RULES, config=[TRAIN_SECTION])
+plugin = RulePack(RULES)

@@ -20,10 +20,7 @@ from typing import Any, overload
 
 from lora_core.atomic import write_error, write_user_file
 from lora_core.config import CONFIG_FILENAME, Config, find_config_file, read_config_table, resolve_config
-from lora_core.datasets import Dataset, DatasetSettings, open_dataset
-from lora_core.datasets.kohya_config import is_kohya_dataset_config
-from lora_core.datasets.reader import IMAGE_EXTENSIONS, KOHYA_FOLDER
-from lora_core.datasets.sidecar_reader import CAPTION_EXTENSIONS, dataset_root_for_sidecar
+from lora_core.datasets import Dataset, DatasetReader, DatasetSettings, call_reader, open_dataset
 from lora_core.engine import RuleCrash, Selection, run_rules
 from lora_core.errors import ConfigError, DatasetError
 from lora_core.fixer import FixOutcome, fix_dataset
@@ -260,7 +257,7 @@ def _start(
     options = _options(options, kwargs)
     registry = registry if registry is not None else load_plugins()
     registry.require(options.require_plugins)
-    targets, skipped = dataset_targets(paths)
+    targets, skipped = dataset_targets(paths, registry.readers)
     return options, registry, targets, skipped
 
 
@@ -275,16 +272,23 @@ def _options(options: LintOptions | None, kwargs: dict[str, Any]) -> LintOptions
     return options
 
 
-def dataset_targets(paths: PathLike | Sequence[PathLike]) -> tuple[list[Path], list[Path]]:
-    """Datasets to lint for the given paths, and sidecar-like files that belong to no dataset.
+def dataset_targets(
+    paths: PathLike | Sequence[PathLike], readers: Sequence[DatasetReader] = (),
+) -> tuple[list[Path], list[Path]]:
+    """Datasets to lint for the given paths, and files that belong to no dataset.
 
-    A caption sidecar stands for its whole dataset (cross-file rules need every caption), which
-    is how pre-commit's per-file invocation still gets dataset-level checks. So do an image (a
-    changed picture is checked with its dataset) and a `lorakit.toml` (a config change re-lints
-    the dataset in its folder; one above the datasets belongs to none and is skipped).
+    A path the readers read as a dataset (a metadata file, a trainer config, a folder) is one.
+    A file that is only part of a dataset stands for that whole dataset (cross-file rules need
+    every caption), which is how pre-commit's per-file invocation still gets dataset-level
+    checks: the readers say which dataset (`DatasetReader.dataset_for`), asked in priority order,
+    and the reader that reads that dataset must be the one that placed the file there (a caption
+    sidecar beside a metadata.csv is not one of its captions). A caption, image or lorakit.toml
+    that no reader places (a picture in docs/, a config above the datasets) is skipped.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    ordered = sorted(readers, key=lambda r: -r.priority)
+    members = frozenset().union(*(r.member_suffixes for r in ordered))
     targets: list[Path] = []
     skipped: list[Path] = []
     seen: set[Path] = set()
@@ -293,25 +297,14 @@ def dataset_targets(paths: PathLike | Sequence[PathLike]) -> tuple[list[Path], l
         if not path.exists() and not path.is_symlink():
             raise DatasetError(f"{path}: no such file or folder")
         target = path
-        if path.is_file() and path.suffix.lower() in CAPTION_EXTENSIONS:
-            if not _has_images(path.parent):
-                skipped.append(path)
-                continue
-            target = dataset_root_for_sidecar(path)
-            if _has_metadata(target):
-                skipped.append(path)
-                continue
-        elif path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-            folder = path.resolve().parent
-            target = next((f for f in (folder, folder.parent) if _has_metadata(f)), None)
-            if target is None:
-                if not _has_captions(folder):  # a picture in docs/ or assets/: not training data
+        if path.is_file():
+            placed = _place(path, ordered)
+            if placed is not None:
+                target, by = placed
+                if _reader_of(target, ordered) is not by:
                     skipped.append(path)
                     continue
-                target = dataset_root_for_sidecar(path)
-        elif path.is_file() and path.name == CONFIG_FILENAME:
-            target = path.resolve().parent
-            if not (_has_metadata(target) or _has_images(target) or _has_kohya_folders(target)):
+            elif path.suffix.lower() in members or path.name == CONFIG_FILENAME:
                 skipped.append(path)
                 continue
         key = target.resolve()
@@ -321,28 +314,17 @@ def dataset_targets(paths: PathLike | Sequence[PathLike]) -> tuple[list[Path], l
     return targets, skipped
 
 
-def _has_metadata(folder: Path) -> bool:
-    return (folder / "metadata.csv").is_file() or (folder / "metadata.jsonl").is_file()
+def _place(path: Path, readers: Sequence[DatasetReader]) -> tuple[Path, DatasetReader] | None:
+    """The dataset a member file stands for, and the reader that says so."""
+    for reader in readers:
+        found = call_reader(reader, "dataset_for", path)
+        if found is not None:
+            return Path(found), reader
+    return None
 
 
-def _has_captions(folder: Path) -> bool:
-    return _any_entry(folder, lambda e: os.path.splitext(e.name)[1].lower() in CAPTION_EXTENSIONS)
-
-
-def _has_kohya_folders(folder: Path) -> bool:
-    return _any_entry(folder, lambda e: e.is_dir() and KOHYA_FOLDER.match(e.name) is not None)
-
-
-def _has_images(folder: Path) -> bool:
-    return _any_entry(folder, lambda e: os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS)
-
-
-def _any_entry(folder: Path, wanted: Any) -> bool:
-    try:
-        with os.scandir(folder) as listing:
-            return any(wanted(e) for e in listing)
-    except OSError:
-        return False
+def _reader_of(target: Path, readers: Sequence[DatasetReader]) -> DatasetReader | None:
+    return next((r for r in readers if call_reader(r, "claims", target)), None)
 
 
 def load_config(target: Path, options: LintOptions, registry: Registry) -> Config:
@@ -355,11 +337,13 @@ def load_config(target: Path, options: LintOptions, registry: Registry) -> Confi
         raise ConfigError(f"{path}: " + ("not a regular file" if path.exists() else "config file not found"))
     else:
         try:
-            config = resolve_config(read_config_table(path), sections, path)
+            config = resolve_config(read_config_table(path), sections, path, registry.disabled)
         except ConfigError:
-            # checked only when the file is not a lorakit config: no second parse on every lint
-            if is_kohya_dataset_config(path):
-                raise ConfigError(f"{path}: a kohya dataset config, not a lorakit config: lint it as the dataset "
+            # asked only when the file is not a lorakit config: no second parse on every lint
+            reader = _reader_of(path, sorted(registry.readers, key=lambda r: -r.priority))
+            if reader is not None:
+                kind = reader.description.split(":")[0] or f"{reader.name} dataset"
+                raise ConfigError(f"{path}: a {kind}, not a lorakit config: lint it as the dataset "
                                   f"(lorakit lint {path})") from None
             raise
     config.lexicon = list(registry.lexicon)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,9 @@ class Config:
     top: dict[str, Any] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)  # sections ("style") and keys ("style.prefix") the file sets
     lexicon: list[Any] = field(default_factory=list)  # plugins' lexicon entries (lora_core.plugins.LexiconEntry)
+    #: Sections the file sets that no loaded plugin provides, left unchecked because plugins were
+    #: disabled (`-p no:lora` with a `[train]` table): presumably theirs.
+    ignored: list[str] = field(default_factory=list)
 
     def section(self, name: str) -> dict[str, Any]:
         return self.sections.get(name, {})
@@ -261,15 +264,22 @@ def _tool_table(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_config(
-    table: dict[str, Any], sections: dict[str, ConfigSection], path: Path | None = None
+    table: dict[str, Any], sections: dict[str, ConfigSection], path: Path | None = None,
+    disabled_plugins: Sequence[str] = (),
 ) -> Config:
-    """Validate a raw lorakit table against the registered sections and fill in defaults."""
+    """Validate a raw lorakit table against the registered sections and fill in defaults.
+
+    An unknown section is an error, unless plugins are disabled (`disabled_plugins`): it is then
+    presumably one of theirs, and is listed in `Config.ignored` instead of checked."""
     where = str(path) if path else "configuration"
     prefix = "tool.lorakit." if path is not None and path.name == "pyproject.toml" else ""
     config = Config(path=path, sections={name: s.defaults() for name, s in sections.items()})
     for key, value in table.items():
         if isinstance(value, dict) and key not in TOP_LEVEL_KEYS:
             section = sections.get(key)
+            if section is None and disabled_plugins:
+                config.ignored.append(key)
+                continue
             if section is None:
                 raise ConfigError(
                     f"{where}: unknown section [{prefix}{key}]{_suggest(key, sections)}"
@@ -353,7 +363,7 @@ DATASET_SECTION = ConfigSection(
     ],
 )
 
-# The thresholds are explained in lora_core/conventions.py and docs/configuration.md.
+# The thresholds are explained in lora_core/toolkit/conventions.py and docs/configuration.md.
 
 INFER_SECTION = ConfigSection(
     "infer",

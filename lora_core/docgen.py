@@ -78,7 +78,7 @@ def config_markdown(sections: Iterable[ConfigSection]) -> str:
             default = _toml(key.default)
             lines.append(f"| `{key.name}` | {key.type.label} | `{default}` | {key.description} |")
         lines.append("")
-    from lora_core.conventions import INFERENCE_DOC, lexicon_markdown
+    from lora_core.toolkit.conventions import INFERENCE_DOC, lexicon_markdown
 
     lines += [INFERENCE_DOC, lexicon_markdown()]
     return "\n".join(lines)

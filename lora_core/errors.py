@@ -7,6 +7,7 @@ into one line on stderr and exit code 2; Python callers can catch them by type.
     ├── ConfigError      a config file or option is wrong (names the file and key)
     ├── DatasetError     a path cannot be read as a dataset at all (names the path)
     ├── PluginError      a required plugin is missing or a plugin registered something invalid
+    │   └── PluginConflictError  two plugins claim one rule code: no lint can say which is meant
     └── OutputError      a report or a fixed file cannot be written (names the file)
 """
 
@@ -27,6 +28,12 @@ class DatasetError(LorakitError):
 
 class PluginError(LorakitError):
     """A plugin failed to load, registered something invalid, or a required plugin is absent."""
+
+
+class PluginConflictError(PluginError):
+    """Two plugins register the same rule code. Unlike a plugin that merely fails (it is recorded
+    and skipped), this stops loading: a selection, a `noqa` or a report naming that code would mean
+    one rule or the other by accident."""
 
 
 class OutputError(LorakitError):

@@ -10,8 +10,14 @@ and decorates functions with ``lora_core.hookimpl``. Each hook receives a ``regi
 call it once per thing you contribute. The core validates every call (codes, names, duplicates)
 and attributes errors to your plugin, so a broken plugin never takes the others down.
 
-An implementation may accept fewer arguments than the spec (pluggy allows it), which is how new
+An implementation may accept fewer arguments than the spec (pluggy's rule, which the loader
+follows: each implementation is called with exactly the arguments it names), which is how new
 arguments can be added to a hook later without breaking existing plugins.
+
+What plugins build on: the framework's API (``lora_core``: Rule, Violation, Fix, ...), the
+protocols a captioner or trainer implements (``lora_core.protocols``), the toolkit
+(``lora_core.toolkit``: caption helpers, terms, templates, CLIP tokens, image facts, model
+loading) and the test helpers (``lora_core.testing``). docs/plugins.md walks through a plugin.
 """
 
 from __future__ import annotations
@@ -78,13 +84,29 @@ def register_lexicon(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_commands(register: Callable[[Any], None]) -> None:
+    """Contribute ``lorakit`` subcommands (as llm's ``register_commands``).
+
+    ``register(command)``: a ``click.Command`` (or group) with a name no other command has; it
+    appears in ``lorakit --help`` and runs as ``lorakit NAME``. Build it with click at hook time,
+    but import heavy libraries only inside the command's callback: ``lorakit --help`` loads every
+    plugin's commands. lorakit's own trainer plugin contributes ``lorakit generate`` this way.
+    """
+
+
+@hookspec
 def register_captioners(register: Callable[..., None]) -> None:
     """Contribute image captioners for ``lorakit caption``.
 
-    ``register(name, factory, **info)``: ``factory(model=None, device="auto", dtype="auto")``
-    returns an object with ``caption(images, prompt=None) -> list[str]``. Import heavy libraries
-    (torch, transformers) inside the factory, never at module import time: ``lorakit lint``
-    loads every plugin and must stay light.
+    ``register(name, factory, description="", default_model=None, takes_prompt=False,
+    answers_questions=False)``: ``factory(model=None, device="auto", dtype="auto", **options)``
+    returns a ``lora_core.protocols.Captioner`` (``caption(items, prompt=None) -> list[str]``).
+    A factory that takes a ``registry`` argument gets the loaded ``Registry`` (to open datasets
+    with its readers, say) instead of loading the plugin system again. ``takes_prompt``: whether
+    ``--prompt`` is passed on (others get ``prompt=None``); ``answers_questions``: whether
+    ``--template`` may ask it slot questions; ``default_model`` is shown by ``lorakit plugins``.
+    Import heavy libraries (torch, transformers) inside the factory, never at module import
+    time: ``lorakit lint`` loads every plugin and must stay light.
     """
 
 
@@ -92,7 +114,8 @@ def register_captioners(register: Callable[..., None]) -> None:
 def register_trainers(register: Callable[..., None]) -> None:
     """Contribute trainers for ``lorakit train``.
 
-    ``register(name, factory, **info)``: ``factory()`` returns an object with
+    ``register(name, factory, description="")``: ``factory()`` (or ``factory(registry=...)``)
+    returns a ``lora_core.protocols.Trainer``: an object with
     ``train(job: lora_core.train.TrainJob) -> lora_core.train.TrainOutcome``. The job carries the
     linted dataset, the resolved config (``job.config.section("train")``), the run folder to
     write into, a cache folder, the lint summary, and ``report`` / ``warn`` callbacks; lint has

@@ -5,10 +5,16 @@ point of the "lorakit" group one at a time (a plugin that fails to import is rec
 fatal), then calls each plugin's `register_*` hooks one plugin at a time so that what a plugin
 registers, and any error it raises, is attributed to it. Built-in packs are entry points of the
 "lorakit" distribution itself and go through exactly the same path.
+
+A plugin that fails is rolled back completely: its rules, readers, formats, commands, captioners,
+trainers, lexicon entries and the config keys it added to a shared section all go, so a broken
+plugin is as if it were not installed. Only `PluginConflictError` (two plugins claiming one rule
+code) stops loading.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +25,7 @@ import pluggy
 
 from lora_core import hookspecs
 from lora_core.config import ConfigSection
-from lora_core.errors import PluginError
+from lora_core.errors import PluginConflictError, PluginError
 from lora_core.rules import CODE_PATTERN, NAME_PATTERN, Rule
 from lora_core.violations import Severity
 
@@ -28,6 +34,10 @@ DISABLE_ENV = "LORAKIT_DISABLE_PLUGINS"
 BUILTIN_DISTRIBUTION = "lorakit"
 #: Plugins the tool cannot work without; they cannot be disabled.
 ESSENTIAL = frozenset({"core"})
+#: The order the registration hooks are called in: config sections first, so that everything
+#: registered later can be checked against them.
+HOOK_ORDER = ("register_config", "register_readers", "register_formats", "register_rules", "register_commands",
+              "register_captioners", "register_trainers", "register_lexicon")
 
 
 @dataclass
@@ -59,12 +69,62 @@ class PluginInfo:
 
 @dataclass
 class Registered:
-    """A captioner or trainer factory with its metadata."""
+    """A captioner or trainer factory with what its plugin said of it.
+
+    Known details (read by lorakit): ``description``; for captioners ``default_model`` (shown by
+    `lorakit plugins`), ``takes_prompt`` (``--prompt`` goes only to captioners that take one) and
+    ``answers_questions`` (``--template`` asks such captioners its slot questions).
+    """
 
     name: str
     factory: Callable[..., Any]
     plugin: str
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        return str(self.info.get("description") or "")
+
+    @property
+    def default_model(self) -> str | None:
+        model = self.info.get("default_model")
+        return str(model) if model else None
+
+    @property
+    def takes_prompt(self) -> bool:
+        return bool(self.info.get("takes_prompt", False))
+
+    @property
+    def answers_questions(self) -> bool:
+        return bool(self.info.get("answers_questions", False))
+
+    def build(self, registry: Registry, **arguments: Any) -> Any:
+        """Call the factory with `arguments`, plus the registry when the factory takes a
+        ``registry`` argument (so a plugin never loads the plugin system a second time)."""
+        if accepts_argument(self.factory, "registry"):
+            arguments["registry"] = registry
+        return self.factory(**arguments)
+
+
+def accepts_argument(function: Callable[..., Any], name: str) -> bool:
+    """True when `function` can be called with the keyword argument `name`."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    found = parameters.get(name)
+    if found is not None:
+        return found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY)
+    return any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+@dataclass
+class PluginCommand:
+    """A `lorakit` subcommand a plugin contributed (a click command)."""
+
+    name: str
+    command: Any  # click.Command: click is imported only where commands are built
+    plugin: str
 
 
 @dataclass(frozen=True)
@@ -99,7 +159,10 @@ class Registry:
         self.captioners: dict[str, Registered] = {}
         self.trainers: dict[str, Registered] = {}
         self.lexicon: list[LexiconEntry] = []
+        self.commands: dict[str, PluginCommand] = {}
         self.pm: pluggy.PluginManager | None = None
+        # (section, key) -> the plugin that registered the key: a section can be shared
+        self._key_owners: dict[tuple[str, str], str] = {}
 
     # -- registration callbacks (bound to one plugin at a time) ---------------------------------
 
@@ -117,7 +180,7 @@ class Registry:
         if not isinstance(rule_class.severity, Severity):
             raise PluginError(f"plugin {plugin!r}: rule {code} severity must be a lora_core.Severity")
         if code in self.rules:
-            raise PluginError(
+            raise PluginConflictError(
                 f"duplicate rule code {code}: registered by plugin {self.rules[code].plugin!r} "
                 f"and again by plugin {plugin!r}; uninstall one, or skip one with `-p no:{plugin}`"
             )
@@ -163,10 +226,27 @@ class Registry:
                                   f"plugin {existing.plugin!r} and again by plugin {plugin!r}")
             existing.keys.extend(section.keys)
         else:
-            section.plugin = plugin
             self.config_sections[section.name] = ConfigSection(
                 section.name, section.description, list(section.keys), plugin)
+        for key in section.keys:
+            self._key_owners[(section.name, key.name)] = plugin
         self.plugins[plugin].note("config", f"[{section.name}]")
+
+    def _add_command(self, plugin: str, command: Any) -> None:
+        import sys
+
+        import click
+
+        if not isinstance(command, click.Command) or not command.name:
+            raise PluginError(f"plugin {plugin!r} registered {command!r}, which is not a named click command")
+        name = command.name
+        cli_module = sys.modules.get("lora_core.cli")  # loaded when a command line runs (the API needs no CLI)
+        if cli_module is not None and name in cli_module.cli.commands:
+            raise PluginError(f"plugin {plugin!r}: command {name!r} is one of lorakit's own")
+        if name in self.commands:
+            raise PluginError(f"duplicate command {name!r}: from plugin {self.commands[name].plugin!r} and {plugin!r}")
+        self.commands[name] = PluginCommand(name, command, plugin)
+        self.plugins[plugin].note("commands", name)
 
     def _add_named(self, table: dict[str, Registered], kind: str, plugin: str, name: str,
                    factory: Callable[..., Any], **info: Any) -> None:
@@ -192,6 +272,7 @@ class Registry:
             "register_formats": lambda name, render, description="": self._add_format(
                 plugin, name, render, description),
             "register_config": lambda section: self._add_config(plugin, section),
+            "register_commands": lambda command: self._add_command(plugin, command),
             "register_captioners": lambda name, factory, **info: self._add_named(
                 self.captioners, "captioner", plugin, name, factory, **info),
             "register_trainers": lambda name, factory, **info: self._add_named(
@@ -205,6 +286,34 @@ class Registry:
     @property
     def failed(self) -> list[PluginInfo]:
         return [p for p in self.plugins.values() if p.status == "failed"]
+
+    @property
+    def disabled(self) -> list[str]:
+        """Names of the plugins installed but disabled (`-p no:NAME`, LORAKIT_DISABLE_PLUGINS)."""
+        return [p.name for p in self.plugins.values() if p.status == "disabled"]
+
+    def remove(self, plugin: str) -> None:
+        """Drop everything `plugin` registered: its rules, readers, formats, commands, captioners,
+        trainers, lexicon entries, and its config keys (from shared sections too)."""
+        self.rules = {c: r for c, r in self.rules.items() if r.plugin != plugin}
+        self.readers = [r for r in self.readers if getattr(r, "plugin", None) != plugin]
+        self.formats = {k: f for k, f in self.formats.items() if f.plugin != plugin}
+        self.commands = {k: c for k, c in self.commands.items() if c.plugin != plugin}
+        self.captioners = {k: c for k, c in self.captioners.items() if c.plugin != plugin}
+        self.trainers = {k: t for k, t in self.trainers.items() if t.plugin != plugin}
+        self.lexicon = [e for e in self.lexicon if e.plugin != plugin]
+        owned = {pair for pair, owner in self._key_owners.items() if owner == plugin}
+        for section_name, key_name in owned:
+            del self._key_owners[(section_name, key_name)]
+        for name, section in list(self.config_sections.items()):
+            keys = [k for k in section.keys if (name, k.name) not in owned]
+            if not keys and (section.keys or section.plugin == plugin):
+                del self.config_sections[name]
+                continue
+            owner = section.plugin
+            if owner == plugin:  # the section stays for the keys others added: the first of them owns it
+                owner = next(self._key_owners[(name, k.name)] for k in keys)
+            self.config_sections[name] = ConfigSection(section.name, section.description, keys, owner)
 
     def rule(self, code_or_name: str) -> Rule | None:
         key = code_or_name.strip()
@@ -300,19 +409,20 @@ def load_plugins(
             raise PluginError(str(exc)) from None
         _fail(registry, pm, bad_name, f"unknown hook: {exc}")
 
-    # Call each plugin's hooks separately so errors and registrations are attributed to it.
-    for hook_name in ("register_config", "register_readers", "register_formats", "register_rules",
-                      "register_captioners", "register_trainers", "register_lexicon"):
+    # Call each plugin's hooks separately so errors and registrations are attributed to it. An
+    # implementation gets only the arguments it names (pluggy's own rule: the hookimpl's argnames),
+    # so hooks can gain arguments later without breaking plugins written against older specs.
+    for hook_name in HOOK_ORDER:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin_name = impl.plugin_name
             if registry.plugins[plugin_name].status != "loaded":
                 continue
-            register = registry.callbacks(plugin_name)[hook_name]
+            available = {"register": registry.callbacks(plugin_name)[hook_name]}
             try:
-                impl.function(register=register)
+                impl.function(*[available[name] for name in impl.argnames])
+            except PluginConflictError:
+                raise
             except (Exception, SystemExit) as exc:
-                if isinstance(exc, PluginError) and exc.args[0].startswith("duplicate rule code"):
-                    raise
                 _fail(registry, pm, plugin_name, f"{type(exc).__name__}: {exc}")
     return registry
 
@@ -321,14 +431,7 @@ def _fail(registry: Registry, pm: pluggy.PluginManager, name: str, error: str) -
     info = registry.plugins[name]
     info.status, info.error = "failed", error
     info.registered.clear()
-    # Drop whatever the plugin registered before it failed, so it is all-or-nothing.
-    registry.rules = {c: r for c, r in registry.rules.items() if r.plugin != name}
-    registry.readers = [r for r in registry.readers if getattr(r, "plugin", None) != name]
-    registry.formats = {k: f for k, f in registry.formats.items() if f.plugin != name}
-    registry.config_sections = {k: s for k, s in registry.config_sections.items() if s.plugin != name}
-    registry.captioners = {k: c for k, c in registry.captioners.items() if c.plugin != name}
-    registry.trainers = {k: t for k, t in registry.trainers.items() if t.plugin != name}
-    registry.lexicon = [e for e in registry.lexicon if e.plugin != name]
+    registry.remove(name)  # all or nothing: what it registered before failing goes too
     plugin = pm.get_plugin(name)
     if plugin is not None:
         pm.unregister(plugin)

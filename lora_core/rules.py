@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from lora_core.datasets.model import Dataset, Record
 from lora_core.hookspecs import hookimpl
-from lora_core.terms import Terms
+from lora_core.toolkit.terms import Terms
 from lora_core.violations import Applicability, Fix, Location, Severity, Violation
 
 CODE_PATTERN = re.compile(r"^[A-Z]{1,4}[0-9]{3,4}$")
@@ -289,6 +289,9 @@ class Rule:
     #: Rules with the same non-empty value share work through `ctx.memo` (or a loaded model) and
     #: run in the same worker process.
     shares: ClassVar[str] = ""
+    #: True when this rule's fixes also shape fresh machine captions in `lorakit caption`: all of
+    #: them, unsafe ones included (they rewrite a captioner's draft, never a human's caption).
+    postprocess_captions: ClassVar[bool] = False
 
     # Set by the registry when the rule is registered.
     plugin: str = ""

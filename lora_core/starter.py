@@ -1,6 +1,6 @@
 """`lorakit init`: a starter lorakit.toml written from what inference is confident about.
 
-The proposal is lora_core.conventions' inference, pinned: the trigger (per kohya concept folder
+The proposal is lora_core.toolkit.conventions' inference, pinned: the trigger (per kohya concept folder
 in a multi-concept set), where it sits (`keep-tokens`), the set's style when most captions name
 it, the style groups that conflict with it, the specific wording the set uses for generic words,
 identity tokens, the prefix most captions start with. Each value comes with the evidence as a
@@ -17,10 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from lora_core.captions import STYLE_PREFIX
 from lora_core.config import INFER_SECTION
-from lora_core.conventions import IDENTITY_PATTERN, Conventions, compatible, infer_records
 from lora_core.datasets.model import Dataset
+from lora_core.toolkit.captions import STYLE_PREFIX
+from lora_core.toolkit.conventions import IDENTITY_PATTERN, Conventions, compatible, infer_records
 
 _IDENTITY = re.compile(r"(?<!\w)" + IDENTITY_PATTERN + r"(?!\w)")
 

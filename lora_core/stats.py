@@ -49,7 +49,7 @@ class Histogram:
 
 
 def _token_counter(config: Config, root: Path) -> tuple[Any, str]:
-    from lora_core.clip_tokens import TokenizerUnavailable, load_tokenizer
+    from lora_core.toolkit.clip_tokens import TokenizerUnavailable, load_tokenizer
 
     tokens = config.section("tokens")
     try:
@@ -131,7 +131,7 @@ def _concepts(dataset: Dataset, top: int) -> dict[str, Any] | None:
 
 
 def _image_stats(dataset: Dataset, config: Config) -> dict[str, Any]:
-    from lora_core.image_facts import collect
+    from lora_core.toolkit.image_facts import collect
 
     facts = collect(dataset, pixels=False, settings=config.section("images"))
     readable = [f for f in facts.values() if not f.get("error") and "width" in f]

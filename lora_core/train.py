@@ -4,8 +4,9 @@ The gate runs exactly the lint `lorakit lint` runs on the dataset and its config
 `[train]`). Any error blocks training before a model is loaded, unless `allow_lint_errors`, which
 is recorded in the run folder and in the LoRA file's metadata.
 
-A trainer plugin registers `factory()` returning an object with `train(job: TrainJob) ->
-TrainOutcome`; it writes its files into `job.run_dir` and reports progress through `job.report`.
+A trainer plugin registers `factory()` (or `factory(registry=...)`) returning a
+`lora_core.protocols.Trainer`: `train(job: TrainJob) -> TrainOutcome`; it writes its files into
+`job.run_dir` and reports progress through `job.report`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import Any
 
 from lora_core.api import LintOptions, LintResult, lint
 from lora_core.atomic import atomic_write_bytes
-from lora_core.captions import valid_text
 from lora_core.config import Config
 from lora_core.errors import ConfigError, DatasetError, PluginError
-from lora_core.hub import PICKLE_SUFFIXES
 from lora_core.plugins import Registry
+from lora_core.protocols import check_built
+from lora_core.toolkit.captions import valid_text
+from lora_core.toolkit.hub import PICKLE_SUFFIXES
 from lora_core.violations import Severity
 
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -177,7 +179,9 @@ def train(dataset: Path, options: TrainOptions, registry: Registry, report: Call
                    device=options.device, lint_summary=lint_summary(result),
                    allow_lint_errors=options.allow_lint_errors, report=report, warn=warn)
     try:
-        outcome = entry.factory().train(job)
+        trainer = entry.build(registry)
+        check_built("trainer", options.trainer, entry.plugin, trainer)
+        outcome = trainer.train(job)
     except BaseException:
         # A run that failed before its first checkpoint (a bad setting, a missing model, Ctrl-C
         # while loading) leaves nothing to resume: remove its folder so the same --tag works again.

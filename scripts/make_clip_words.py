@@ -2,7 +2,7 @@
 tokenizer package is installed) and clip_words.txt.gz, the English words the vocabulary holds as
 one token.
 
-Trigger inference (lora_core/conventions.py) must never propose a common word as a trigger, and
+Trigger inference (lora_core/toolkit/conventions.py) must never propose a common word as a trigger, and
 the core install has no tokenizer. This list is derived from the CLIP BPE merges (the file
 open_clip ships, the vocabulary SD 1.x/SDXL text encoders use): every merge that produces a
 whole-word token of letters only, in merge order (= token id order), one word a line,

@@ -66,7 +66,7 @@ def tiny_clip(tmp_path_factory) -> Path:
     """A tiny random CLIP (transformers) with the real tokenizer, saved like a checkpoint."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from lora_core.tiny_models import tiny_clip
+    from lora_core.testing.tiny_models import tiny_clip
 
     torch.set_num_threads(1)
     return tiny_clip(tmp_path_factory.mktemp("tiny-clip"))

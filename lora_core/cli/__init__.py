@@ -23,7 +23,21 @@ EXIT_FAILURE = 2
 
 
 class LorakitGroup(click.Group):
-    """Turns lorakit's user-facing exceptions into one clean line and exit code 2."""
+    """lorakit's own commands plus those plugins contribute (the `register_commands` hook), and
+    lorakit's user-facing exceptions turned into one clean line and exit code 2.
+
+    Plugin commands are looked up only for a name that is not one of lorakit's own (and for
+    `--help`), so `lorakit lint` never loads the plugin system twice."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            found = _plugin_commands().get(cmd_name)
+            command = found.command if found is not None else None
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -65,6 +79,21 @@ def cli() -> None:
 
 
 _skip_teardown = False
+_commands_of_plugins: dict[str, Any] | None = None
+
+
+def _plugin_commands() -> dict[str, Any]:
+    """Commands the installed plugins contribute (honouring LORAKIT_DISABLE_PLUGINS), loaded once
+    per process. A broken plugin is reported by `lorakit plugins`, not here."""
+    global _commands_of_plugins
+    if _commands_of_plugins is None:
+        from lora_core.plugins import load_plugins
+
+        try:
+            _commands_of_plugins = dict(load_plugins().commands)
+        except LorakitError:  # the plugin system itself cannot load: the command that needs it says why
+            _commands_of_plugins = {}
+    return _commands_of_plugins
 
 
 def skip_teardown() -> None:
@@ -93,7 +122,7 @@ def main() -> None:
 
 
 # Subcommands register themselves on `cli`; they import nothing heavy at module level.
-from lora_core.cli import caption, export, generate, info, init, lint, stats, train  # noqa: E402, F401
+from lora_core.cli import caption, export, info, init, lint, stats, train  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

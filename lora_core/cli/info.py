@@ -9,6 +9,7 @@ import click
 
 from lora_core.cli import cli
 from lora_core.cli.options import build_registry, plugin_options
+from lora_core.plugins import Registered
 
 
 @cli.command()
@@ -81,7 +82,14 @@ def plugins(output_format: str, plugin_flags: tuple[str, ...], require_plugins: 
     registry = build_registry(plugin_flags, require_plugins)
     infos = sorted(registry.plugins.values(), key=lambda p: (not p.builtin, p.name))
     if output_format == "json":
-        json.dump([p.as_json() for p in infos], sys.stdout, indent=2, ensure_ascii=False)
+        listing = []
+        for info in infos:
+            item = info.as_json()
+            # what lorakit reads of each captioner and trainer (added fields; "registers" is unchanged)
+            item["captioners"] = [_factory_json(c) for c in registry.captioners.values() if c.plugin == info.name]
+            item["trainers"] = [_factory_json(t) for t in registry.trainers.values() if t.plugin == info.name]
+            listing.append(item)
+        json.dump(listing, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return
     from rich.console import Console
@@ -98,4 +106,20 @@ def plugins(output_format: str, plugin_flags: tuple[str, ...], require_plugins: 
             status.append(f": {info.error}")
         name = info.name + (" (built-in)" if info.builtin else "")
         table.add_row(name, info.distribution or "-", info.version or "-", Text(registers or "-"), status)
-    Console(soft_wrap=False).print(table)
+    console = Console(soft_wrap=False)
+    console.print(table)
+    if registry.captioners:
+        captioners = Table(box=None, header_style="bold", title="captioners", title_justify="left")
+        for column in ("name", "plugin", "default model", "--prompt", "--template", "description"):
+            captioners.add_column(column)
+        for entry in sorted(registry.captioners.values(), key=lambda c: c.name):
+            captioners.add_row(entry.name, entry.plugin, entry.default_model or "-",
+                               "yes" if entry.takes_prompt else "-", "yes" if entry.answers_questions else "-",
+                               Text(entry.description or "-"))
+        console.print()
+        console.print(captioners)
+
+
+def _factory_json(entry: Registered) -> dict[str, object]:
+    return {"name": entry.name, "description": entry.description, "default_model": entry.default_model,
+            "takes_prompt": entry.takes_prompt, "answers_questions": entry.answers_questions}

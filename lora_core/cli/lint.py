@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
 from lora_core import api
 from lora_core.atomic import atomic_write_text, write_error
-from lora_core.captions import valid_text
 from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, skip_teardown
 from lora_core.cli.options import build_registry, plugin_options, split_codes
 from lora_core.fixer import MAX_ROUNDS
 from lora_core.reporters import Report, fixed_summary, plural
 from lora_core.reporters.machine import render_github
+from lora_core.toolkit.captions import valid_text
 
 HUMAN_FORMATS = ("full", "concise")
 
@@ -69,9 +71,20 @@ def lint(
       lorakit lint data/ --format sarif -o lorakit.sarif
     """
     # A lint allocates many small objects and frees them all at exit: the cyclic collector's
-    # full passes over them cost about 15% of the run time and reclaim nothing.
-    gc.disable()
-    keep_freed_memory()
+    # full passes over them cost about 15% of the run time and reclaim nothing. Both settings are
+    # the process's own: they are restored when the command ends (a Python caller, or CliRunner
+    # in a test suite, goes on with its usual collector and allocator).
+    with lint_process_tuning():
+        _lint(**click.get_current_context().params)  # the same arguments, by name
+
+
+def _lint(
+    paths: tuple[Path, ...], output_format: str, output_file: Path | None, apply_fix: bool, unsafe_fixes: bool,
+    diff: bool, select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
+    statistics: bool, strict: bool, exit_zero: bool, config: Path | None, isolated: bool, no_infer: bool,
+    caption_column: str | None, caption_extension: str | None, color: bool | None, jobs: int | None,
+    semantic: bool, clip_model: str | None, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...],
+) -> None:
     registry = build_registry(plugin_flags, require_plugins)
     if output_format not in registry.formats:
         raise click.BadParameter(
@@ -113,6 +126,10 @@ def lint(
 
     for skipped in result.skipped:
         click.echo(f"lorakit: note: skipped {skipped}: not a caption sidecar, image or config of a dataset", err=True)
+    for item in result.datasets:
+        for name in item.config.ignored:
+            click.echo(f"lorakit: note: {item.config.path}: [{name}] not checked: no loaded plugin provides it "
+                       f"(disabled: {', '.join(registry.disabled)})", err=True)
 
     report = Report(result, cwd=Path.cwd(), fixed=fixed, unsafe_fixes=unsafe_fixes, statistics=statistics,
                     color=color)
@@ -157,22 +174,55 @@ def _refuse_overwriting_inputs(output_file: Path, result: api.LintResult) -> Non
                               "(choose another -o)")
 
 
-def keep_freed_memory() -> None:
-    """Ask glibc to keep freed memory for reuse. By default it hands every large block (the
-    corpus-sized strings and lists each rule builds and drops) back to the system when freed,
-    and the next rule's block faults in again page by page: a quarter of a big lint's system
-    time. The memory is the process's own until it exits, which a lint does soon."""
+@contextlib.contextmanager
+def lint_process_tuning() -> Iterator[None]:
+    """No cyclic garbage collection and glibc keeping freed memory (`keep_freed_memory`) while
+    a lint runs; the collector and the allocator's settings are restored afterwards."""
+    collecting = gc.isenabled()
+    gc.disable()
+    tuned = keep_freed_memory()
+    try:
+        yield
+    finally:
+        if tuned:
+            _mallopt_defaults()
+        if collecting:
+            gc.enable()
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024  # both thresholds' documented default (mallopt(3))
+
+
+def _mallopt() -> Callable[[int, int], int] | None:
     if not sys.platform.startswith("linux"):
-        return
+        return None
     import ctypes
 
     try:
-        mallopt = ctypes.CDLL(None).mallopt
+        return ctypes.CDLL(None).mallopt  # type: ignore[no-any-return]
     except (OSError, AttributeError):  # not glibc (musl has no mallopt): keep its defaults
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 256 << 20)  # blocks up to 256 MB come from the heap...
-    mallopt(m_trim_threshold, 1 << 30)  # ...which is not trimmed back below 1 GB
+        return None
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse; True when it was asked. By default it hands
+    every large block (the corpus-sized strings and lists each rule builds and drops) back to the
+    system when freed, and the next rule's block faults in again page by page: a quarter of a big
+    lint's system time. `lint_process_tuning` puts the defaults back when the lint ends."""
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    mallopt(_M_MMAP_THRESHOLD, 256 << 20)  # blocks up to 256 MB come from the heap...
+    mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # ...which is not trimmed back below 1 GB
+    return True
+
+
+def _mallopt_defaults() -> None:
+    mallopt = _mallopt()
+    if mallopt is not None:
+        mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
 
 
 def _print_crashes(result: api.LintResult) -> None:

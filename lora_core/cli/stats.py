@@ -49,7 +49,7 @@ def stats(dataset: Path, output_format: str, plot_dir: Path | None, top: int, no
 
 
 def _valid_strings(value: Any) -> Any:
-    from lora_core.captions import valid_text
+    from lora_core.toolkit.captions import valid_text
 
     if isinstance(value, str):
         return valid_text(value)

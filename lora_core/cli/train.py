@@ -43,11 +43,6 @@ def train(dataset: Path, config: Path | None, trainer: str, tag: str | None, res
     from lora_core.train import train as run_training
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import logging
-
-    # bitsandbytes, imported by diffusers/peft when installed, warns at import about 4-bit CPU
-    # kernels lorakit never uses
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     registry = build_registry(plugin_flags, require_plugins)
     options = TrainOptions(trainer=trainer, config=config, tag=tag, resume=resume,
                            allow_lint_errors=allow_lint_errors, allow_pickle=allow_pickle, device=device)

@@ -19,6 +19,7 @@ __all__ = [
     "Record",
     "SourceFile",
     "open_dataset",
+    "call_reader",
     "check_dataset_path",
 ]
 
@@ -36,22 +37,17 @@ def check_dataset_path(path: Path) -> None:
 def open_dataset(path: Path, settings: DatasetSettings, readers: Sequence[DatasetReader]) -> Dataset:
     """Read `path` with the highest-priority reader that claims it."""
     check_dataset_path(path)
-    if path.is_dir() and (path / "metadata.csv").is_file() and (path / "metadata.jsonl").is_file():
-        raise DatasetError(
-            f"{path}: holds both metadata.csv and metadata.jsonl; keep one (HF imagefolder refuses both), "
-            "or name the file to lint"
-        )
     for reader in sorted(readers, key=lambda r: -r.priority):
-        if _call_reader(reader, "claims", path):
-            return _call_reader(reader, "read", path, settings)
+        if call_reader(reader, "claims", path):
+            return call_reader(reader, "read", path, settings)
     raise DatasetError(
         f"{path}: not a dataset (expected a metadata.csv, a metadata.jsonl, a caption sidecar "
         "such as img.txt, or a folder of images)"
     )
 
 
-def _call_reader(reader: DatasetReader, method: str, *args: Any) -> Any:
-    """A reader's claims() or read(); what a plugin's reader raises (other than lorakit's own
+def call_reader(reader: DatasetReader, method: str, *args: Any) -> Any:
+    """A reader's claims(), dataset_for() or read(); what a plugin's reader raises (other than lorakit's own
     one-line errors) is reported against that plugin, never as an internal error."""
     from lora_core.errors import LorakitError, PluginError
 

@@ -3,6 +3,10 @@
 A reader claims a path, reads it into a Dataset, and renders changed captions back into new file
 contents. Rendering returns text per file; writing it (atomically) is the core's job, so a
 third-party reader never has to get atomic writes right.
+
+Readers also take part in dataset discovery: given a file that is part of a dataset rather than
+the dataset itself (a caption, an image, a lorakit.toml: what pre-commit passes one by one), a
+reader's `dataset_for` names the dataset it stands for (`lora_core.api.dataset_targets`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from lora_core.config import CONFIG_FILENAME
 from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
 from lora_core.errors import DatasetError
 
@@ -23,6 +28,8 @@ _SURROGATES = re.compile("[\udc80-\udcff]+")
 _LINE_ENDINGS = re.compile(r"\r\n|\r|\n")
 # Pre-compiled folder-name pattern of kohya repeat folders: "10_cyberpunk city".
 KOHYA_FOLDER = re.compile(r"^(\d+)_(.+)$")
+#: The metadata files of a Hugging Face imagefolder; a folder holds at most one of them.
+IMAGEFOLDER_METADATA = ("metadata.csv", "metadata.jsonl")
 
 
 @dataclass(frozen=True)
@@ -43,9 +50,22 @@ class DatasetReader:
     #: Readers are asked in descending priority; the folder-of-sidecars fallback is lowest.
     priority: int = 0
 
+    #: Suffixes of files that only ever belong to a dataset (captions, images): such a file that no
+    #: reader places in a dataset (`dataset_for`) is skipped with a note, not an error.
+    member_suffixes: frozenset[str] = frozenset()
+
     def claims(self, path: Path) -> bool:
         """True when this reader understands `path` (a file or a folder)."""
         raise NotImplementedError
+
+    def dataset_for(self, path: Path) -> Path | None:
+        """For a file that belongs to a dataset this reader reads, without being it (a caption
+        sidecar, an image, a `lorakit.toml` in the dataset's folder): the dataset's path, which
+        this reader must then claim. None: not a file of such a dataset (the default).
+
+        This is how `lorakit lint img_01.txt` (pre-commit's per-file call) lints the whole
+        dataset the caption belongs to, so cross-file rules still see every caption."""
+        return None
 
     def read(self, path: Path, settings: DatasetSettings) -> Dataset:
         raise NotImplementedError
@@ -62,11 +82,28 @@ class MetadataFileReader(DatasetReader):
     a folder holding `filename`, or any file with the same suffix."""
 
     filename: str = ""
+    member_suffixes = IMAGE_EXTENSIONS
 
     def claims(self, path: Path) -> bool:
         if path.is_dir():
-            return (path / self.filename).is_file()
+            if not (path / self.filename).is_file():
+                return False
+            others = [name for name in IMAGEFOLDER_METADATA if name != self.filename and (path / name).is_file()]
+            if others:
+                raise DatasetError(f"{path}: holds both {self.filename} and {others[0]}; keep one (HF imagefolder "
+                                   "refuses both), or name the file to lint")
+            return True
         return path.suffix.lower() == Path(self.filename).suffix
+
+    def dataset_for(self, path: Path) -> Path | None:
+        """An image in the metadata file's folder or one below it (imagefolder's `train/`), or the
+        folder's lorakit.toml, stands for the folder."""
+        suffix = path.suffix.lower()
+        if suffix not in IMAGE_EXTENSIONS and path.name != CONFIG_FILENAME:
+            return None
+        folder = path.resolve().parent
+        places = (folder, folder.parent) if suffix in IMAGE_EXTENSIONS else (folder,)
+        return next((place for place in places if (place / self.filename).is_file()), None)
 
     def open(self, path: Path, settings: DatasetSettings) -> tuple[Dataset, SourceFile, ImageResolver]:
         """Decode the metadata file: (dataset without records, source, a resolver for its image

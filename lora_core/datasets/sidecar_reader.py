@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+from lora_core.config import CONFIG_FILENAME
 from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
 from lora_core.datasets.reader import (
     IMAGE_EXTENSIONS,
@@ -37,8 +39,23 @@ class SidecarReader(DatasetReader):
     description = "folder of images with caption sidecar files (kohya `N_name` repeat folders too)"
     priority = -100  # the fallback for any folder
 
+    member_suffixes = frozenset(CAPTION_EXTENSIONS) | IMAGE_EXTENSIONS
+
     def claims(self, path: Path) -> bool:
         return path.is_dir() or path.suffix.lower() in CAPTION_EXTENSIONS
+
+    def dataset_for(self, path: Path) -> Path | None:
+        """A caption beside images, an image beside captions, or the lorakit.toml of a folder of
+        images or kohya `N_name` folders stands for the sidecar dataset's root."""
+        suffix = path.suffix.lower()
+        if suffix in CAPTION_EXTENSIONS:
+            return dataset_root_for_sidecar(path) if _any_entry(path.parent, _is_image) else None
+        if suffix in IMAGE_EXTENSIONS:
+            return dataset_root_for_sidecar(path) if _any_entry(path.resolve().parent, _is_caption) else None
+        if path.name == CONFIG_FILENAME:
+            folder = path.resolve().parent
+            return folder if _any_entry(folder, _is_image) or _any_entry(folder, _is_kohya_folder) else None
+        return None
 
     def read(self, path: Path, settings: DatasetSettings) -> Dataset:
         root = dataset_root_for_sidecar(path) if path.is_file() else path
@@ -176,3 +193,23 @@ def _walk(root: Path, caption_exts: set[str]):
             if os.path.isdir(path) and not os.path.islink(path):
                 stack.append((path, f"{rel}{name}/"))
         yield folder, rel, images, captions
+
+
+def _is_image(entry: os.DirEntry[str]) -> bool:
+    return os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _is_caption(entry: os.DirEntry[str]) -> bool:
+    return os.path.splitext(entry.name)[1].lower() in CAPTION_EXTENSIONS
+
+
+def _is_kohya_folder(entry: os.DirEntry[str]) -> bool:
+    return entry.is_dir() and KOHYA_FOLDER.match(entry.name) is not None
+
+
+def _any_entry(folder: Path, wanted: Callable[[os.DirEntry[str]], bool]) -> bool:
+    try:
+        with os.scandir(folder) as listing:
+            return any(wanted(e) for e in listing)
+    except OSError:
+        return False

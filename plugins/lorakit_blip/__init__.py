@@ -16,7 +16,7 @@ from typing import Any
 
 from lora_core.errors import PluginError
 from lora_core.hookspecs import hookimpl
-from lora_core.hub import load_pretrained
+from lora_core.toolkit.hub import load_pretrained
 
 MODELS = {
     "large": "Salesforce/blip-image-captioning-large",
@@ -44,7 +44,7 @@ class TransformersCaptioner:
         except ImportError as exc:
             raise PluginError(f"captioner {self.name} needs torch and transformers: pip install 'lorakit[caption]' "
                               f"({exc})") from None
-        from lora_core.devices import resolve_device, resolve_dtype
+        from lora_core.toolkit.devices import resolve_device, resolve_dtype
 
         self.torch = torch
         self.device = resolve_device(device)
@@ -63,7 +63,7 @@ class TransformersCaptioner:
         """A captioner around an already built model and processor (benchmarks, notebooks)."""
         import torch
 
-        from lora_core.devices import resolve_device, resolve_dtype
+        from lora_core.toolkit.devices import resolve_device, resolve_dtype
 
         self = cls.__new__(cls)
         self.torch, self.model_id = torch, type(model).__name__

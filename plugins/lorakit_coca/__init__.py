@@ -62,7 +62,7 @@ class CocaCaptioner:
         self.settings = self._settings(decoding, max_new_tokens, min_new_tokens, num_beams, length_penalty, top_k,
                                        top_p, temperature, seed)
         open_clip = _import_open_clip()
-        from lora_core.devices import resolve_device, resolve_dtype
+        from lora_core.toolkit.devices import resolve_device, resolve_dtype
 
         resolve_dtype(dtype, resolve_device(device))  # refuse fp16 on a CPU before loading anything
         self.model_id = MODELS.get(model or "", model or DEFAULT_MODEL)
@@ -92,7 +92,7 @@ class CocaCaptioner:
     def _adopt(self, model: Any, preprocess: Any, tokenizer: Any, device: str, dtype: str) -> None:
         import torch
 
-        from lora_core.devices import resolve_device, resolve_dtype
+        from lora_core.toolkit.devices import resolve_device, resolve_dtype
 
         self.torch = torch
         self.device = resolve_device(device)
@@ -122,7 +122,7 @@ class CocaCaptioner:
         return name, tag or None
 
     def _load(self, open_clip: Any, name: str, pretrained: str | None) -> Any:
-        from lora_core.hub import missing_model, require_reachable
+        from lora_core.toolkit.hub import missing_model, require_reachable
 
         hub_id = None
         if name.startswith("hf-hub:"):

@@ -17,13 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from lora_core.hookspecs import hookimpl
+from lora_core.plugins import Registry, load_plugins
+from lora_core.train import TrainJob, TrainOutcome
 from lorakit_lora.settings import TRAINER_SECTION
 
 __version__ = "0.1.0"
 
 
 class LoraTrainer:
-    def train(self, job: Any) -> Any:
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry
+
+    def train(self, job: TrainJob) -> TrainOutcome:
+        import logging
+
+        # bitsandbytes, imported by diffusers/peft when installed, warns at import about 4-bit CPU
+        # kernels lorakit never uses
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
         try:
             import diffusers  # noqa: F401
             import peft  # noqa: F401
@@ -33,7 +43,6 @@ class LoraTrainer:
 
             raise PluginError(f"trainer lora needs torch, diffusers and peft: pip install 'lorakit[train]' ({exc})") \
                 from None
-        from lora_core.train import TrainOutcome
         from lorakit_lora import export, monitor
         from lorakit_lora.data import examples_from, split_validation
         from lorakit_lora.loop import Trainer
@@ -78,15 +87,13 @@ class LoraTrainer:
             outcome.warnings.append(warning)
         return outcome
 
-    @staticmethod
-    def _validation_file(job: Any, settings: Any) -> list[Any]:
+    def _validation_file(self, job: TrainJob, settings: Any) -> list[Any]:
         from lora_core.api import LintOptions, dataset_settings
         from lora_core.datasets import open_dataset
-        from lora_core.plugins import load_plugins
         from lorakit_lora.data import examples_from
 
         path = Path(job.resolve(settings.validation_file))
-        registry = load_plugins()
+        registry = self.registry if self.registry is not None else load_plugins()
         dataset = open_dataset(path, dataset_settings(job.config, LintOptions()), registry.readers)
         return examples_from(dataset)
 
@@ -94,6 +101,13 @@ class LoraTrainer:
 @hookimpl
 def register_config(register: Callable[[Any], None]) -> None:
     register(TRAINER_SECTION)
+
+
+@hookimpl
+def register_commands(register: Callable[[Any], None]) -> None:
+    from lorakit_lora.commands import generate
+
+    register(generate)
 
 
 @hookimpl

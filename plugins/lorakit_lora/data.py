@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lora_core.captions import valid_text
 from lora_core.errors import DatasetError
+from lora_core.toolkit.captions import valid_text
 
 
 @dataclass(frozen=True)

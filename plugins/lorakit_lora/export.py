@@ -19,8 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lora_core.architectures import sai_unet_path
 from lora_core.atomic import atomic_write_bytes
+from lorakit_lora.architectures import sai_unet_path
 
 DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"
 

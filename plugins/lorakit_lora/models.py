@@ -1,5 +1,5 @@
 """Loading the base model a LoRA is trained on: a diffusers folder, a hub id in the local cache,
-or a single-file `.safetensors` checkpoint (loaded offline: lora_core.architectures). Pickle
+or a single-file `.safetensors` checkpoint (loaded offline: lorakit_lora.architectures). Pickle
 checkpoints (.ckpt, .pt, .bin) can run code when loaded: refused unless allowed.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_core.errors import ConfigError
-from lora_core.hub import PICKLE_SUFFIXES, refuse_pickle
+from lora_core.toolkit.hub import PICKLE_SUFFIXES, refuse_pickle
 
 
 @dataclass
@@ -73,7 +73,7 @@ def _from_pretrained(source: str) -> BaseModel:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from lora_core.hub import load_pretrained
+    from lora_core.toolkit.hub import load_pretrained
 
     who, probe = "[train] base-model", "model_index.json"  # every diffusers model folder has one
 
@@ -110,7 +110,7 @@ def _read_index(source: str) -> dict[str, Any]:
 def _from_single_file(path: Path, config_folder: str | None, allow_pickle: bool) -> BaseModel:
     from diffusers import DDPMScheduler
 
-    from lora_core.architectures import load_single_file
+    from lorakit_lora.architectures import load_single_file
 
     pipeline = load_single_file(path, config_folder, allow_pickle)
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)

@@ -27,6 +27,14 @@ TRAINER_SECTION = ConfigSection(
     "train",
     "Training settings (the trainer reads these; LK7xx checks them).",
     [
+        ConfigKey("base-model", Str(), "", "Base model: a diffusers folder, a hub id, or a .safetensors file."),
+        ConfigKey("epochs", Int(1), 10, "Passes over the dataset."),
+        ConfigKey("learning-rate", Float(0.0), 1e-4, "Optimizer learning rate."),
+        ConfigKey("rank", Int(1), 16, "LoRA rank."),
+        ConfigKey("alpha", Float(0.0), 16.0, "LoRA alpha (scale = alpha / rank)."),
+        ConfigKey("validation-split", Float(0.0, 0.9), 0.0, "Share of images held out for validation loss."),
+        ConfigKey("early-stopping-patience", Int(0), 0,
+                  "Epochs without validation improvement before stopping (0: off)."),
         ConfigKey("base-model-config", Str(), "",
                   "For a single-file base model: a diffusers folder of the same architecture (configs and tokenizer "
                   "suffice) to read it against, offline. Unset: lorakit's own SD 1.5, SD 2.1 or SDXL configs, "
@@ -88,56 +96,61 @@ TRAINER_SECTION = ConfigSection(
 )
 
 
+#: Every [train] key's default, from the section: the dataclass below repeats none of them.
+_DEFAULTS: dict[str, Any] = TRAINER_SECTION.defaults()
+
+
 @dataclass
 class TrainSettings:
-    """`[train]` resolved for one run (every key has a value)."""
+    """`[train]` resolved for one run (every key has a value). The defaults are the section's own
+    (`TRAINER_SECTION`), the one place they are written."""
 
-    base_model: str = ""
-    base_model_config: str = ""
-    prediction_type: str = "auto"
-    epochs: int = 10
-    learning_rate: float = 1e-4
-    rank: int = 16
-    alpha: float = 16.0
-    validation_split: float = 0.0
-    early_stopping_patience: int = 0
-    name: str = ""
-    output_dir: str = "runs"
-    resolution: int = 512
-    bucketing: bool = True
-    random_crop: bool = False
-    flip: bool = False
-    batch_size: int = 1
-    gradient_accumulation: int = 1
-    max_steps: int = 0
-    seed: int = 42
-    mixed_precision: str = "auto"
-    attention: str = "auto"
-    gradient_checkpointing: bool = False
-    cache_latents: bool = True
-    cache_text_embeddings: bool = True
-    optimizer: str = "adamw"
-    lr_scheduler: str = "constant"
-    lr_warmup_steps: int = 0
-    weight_decay: float = 1e-2
-    max_grad_norm: float = 1.0
-    dropout: float = 0.0
-    targets: str = "attention"
-    unet_targets: list[str] = field(default_factory=lambda: list(UNET_TARGETS))
-    train_text_encoder: bool = False
-    text_encoder_targets: list[str] = field(default_factory=lambda: list(TEXT_ENCODER_TARGETS))
-    clip_skip: int = 1
-    noise_offset: float = 0.0
-    min_snr_gamma: float = 0.0
-    shuffle_captions: bool = False
-    caption_dropout: float = 0.0
+    base_model: str = _DEFAULTS["base-model"]
+    base_model_config: str = _DEFAULTS["base-model-config"]
+    prediction_type: str = _DEFAULTS["prediction-type"]
+    epochs: int = _DEFAULTS["epochs"]
+    learning_rate: float = _DEFAULTS["learning-rate"]
+    rank: int = _DEFAULTS["rank"]
+    alpha: float = _DEFAULTS["alpha"]
+    validation_split: float = _DEFAULTS["validation-split"]
+    early_stopping_patience: int = _DEFAULTS["early-stopping-patience"]
+    name: str = _DEFAULTS["name"]
+    output_dir: str = _DEFAULTS["output-dir"]
+    resolution: int = _DEFAULTS["resolution"]
+    bucketing: bool = _DEFAULTS["bucketing"]
+    random_crop: bool = _DEFAULTS["random-crop"]
+    flip: bool = _DEFAULTS["flip"]
+    batch_size: int = _DEFAULTS["batch-size"]
+    gradient_accumulation: int = _DEFAULTS["gradient-accumulation"]
+    max_steps: int = _DEFAULTS["max-steps"]
+    seed: int = _DEFAULTS["seed"]
+    mixed_precision: str = _DEFAULTS["mixed-precision"]
+    attention: str = _DEFAULTS["attention"]
+    gradient_checkpointing: bool = _DEFAULTS["gradient-checkpointing"]
+    cache_latents: bool = _DEFAULTS["cache-latents"]
+    cache_text_embeddings: bool = _DEFAULTS["cache-text-embeddings"]
+    optimizer: str = _DEFAULTS["optimizer"]
+    lr_scheduler: str = _DEFAULTS["lr-scheduler"]
+    lr_warmup_steps: int = _DEFAULTS["lr-warmup-steps"]
+    weight_decay: float = _DEFAULTS["weight-decay"]
+    max_grad_norm: float = _DEFAULTS["max-grad-norm"]
+    dropout: float = _DEFAULTS["dropout"]
+    targets: str = _DEFAULTS["targets"]
+    unet_targets: list[str] = field(default_factory=lambda: list(_DEFAULTS["unet-targets"]))
+    train_text_encoder: bool = _DEFAULTS["train-text-encoder"]
+    text_encoder_targets: list[str] = field(default_factory=lambda: list(_DEFAULTS["text-encoder-targets"]))
+    clip_skip: int = _DEFAULTS["clip-skip"]
+    noise_offset: float = _DEFAULTS["noise-offset"]
+    min_snr_gamma: float = _DEFAULTS["min-snr-gamma"]
+    shuffle_captions: bool = _DEFAULTS["shuffle-captions"]
+    caption_dropout: float = _DEFAULTS["caption-dropout"]
     keep_tokens: int = 0  # from [entities]
-    validation_file: str = ""
-    validation_prompts: list[str] = field(default_factory=list)
-    sample_every_epochs: int = 1
-    sample_steps: int = 20
-    save_every_epochs: int = 1
-    save_every_steps: int = 0
+    validation_file: str = _DEFAULTS["validation-file"]
+    validation_prompts: list[str] = field(default_factory=lambda: list(_DEFAULTS["validation-prompts"]))
+    sample_every_epochs: int = _DEFAULTS["sample-every-epochs"]
+    sample_steps: int = _DEFAULTS["sample-steps"]
+    save_every_epochs: int = _DEFAULTS["save-every-epochs"]
+    save_every_steps: int = _DEFAULTS["save-every-steps"]
 
     @classmethod
     def from_config(cls, train: dict[str, Any], entities: dict[str, Any] | None = None) -> TrainSettings:

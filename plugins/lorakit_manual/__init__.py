@@ -11,27 +11,26 @@ source. Images with no existing caption get an empty draft, which lint then repo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from lora_core.hookspecs import hookimpl
+from lora_core.plugins import Registry, load_plugins
 
 
 class ManualCaptioner:
-    takes_prompt = False
-
-    def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto",
+                 registry: Registry | None = None) -> None:
+        self.registry = registry
         self.source = Path(model) if model else None
         self._captions: dict[str, str] | None = None
 
     def _load(self, folder: Path) -> dict[str, str]:
         from lora_core.api import LintOptions, dataset_settings, load_config
         from lora_core.datasets import open_dataset
-        from lora_core.plugins import load_plugins
-
         source = self.source or folder
-        registry = load_plugins()
+        registry = self.registry if self.registry is not None else load_plugins()
         options = LintOptions(isolated=True)
         settings = dataset_settings(load_config(source, options, registry), options)
         if self.source is None:
@@ -42,7 +41,7 @@ class ManualCaptioner:
             dataset = open_dataset(source, settings, registry.readers)
         return {r.image: r.caption for r in dataset.records if r.image and r.caption is not None}
 
-    def caption(self, items: list[Any], prompt: str | None = None) -> list[str]:
+    def caption(self, items: Sequence[Any], prompt: str | None = None) -> list[str]:
         if self._captions is None:
             folder = items[0].root if items else Path(".")
             self._captions = self._load(folder)

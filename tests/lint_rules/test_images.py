@@ -108,7 +108,7 @@ def test_options_move_the_thresholds(tmp_path, registry):
 
 
 def test_the_cache_skips_unchanged_images_and_sees_changes(tmp_path, registry, monkeypatch):
-    import lora_core.image_facts as images
+    import lora_core.toolkit.image_facts as images
 
     folder = tmp_path / "ds"
     rows = [(f"{i}.png", f"caption {i}") for i in range(3)]

@@ -47,7 +47,7 @@ def test_blur_finds_gaussian_motion_upscaled_and_real_blur_but_not_bokeh_or_flat
 
 
 def test_the_verdicts_are_cached(real_truth, registry, monkeypatch):
-    import lora_core.duplicates as duplicates
+    import lora_core.toolkit.duplicates as duplicates
 
     findings(real_truth["duplicates"], registry, "LK605")  # fills the caches
     calls = []

@@ -16,8 +16,8 @@ from conftest import load_test_module
 import lora_core
 from lora_core.cli import cli
 from lora_core.config import tomllib
-from lora_core.conventions import find_variant, is_rare_token, osa_distance, subject_mentions
 from lora_core.testing import make_csv_dataset, make_sidecar_dataset
+from lora_core.toolkit.conventions import find_variant, is_rare_token, osa_distance, subject_mentions
 from lora_core.violations import Severity
 
 corpora = load_test_module("corpora")

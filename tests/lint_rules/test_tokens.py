@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from lora_core.clip_tokens import END_OF_TEXT, START_OF_TEXT, TokenizerUnavailable, from_folder, load_tokenizer
+from lora_core.toolkit.clip_tokens import END_OF_TEXT, START_OF_TEXT, TokenizerUnavailable, from_folder, load_tokenizer
 
 
 def test_exact_clip_ids():
@@ -64,7 +64,7 @@ def test_tokenizer_folder_runs_the_bpe(tmp_path):
 
 
 def test_missing_vocabulary_is_reported_once(lint_with_config, monkeypatch):
-    import lora_core.clip_tokens as clip_tokens
+    import lora_core.toolkit.clip_tokens as clip_tokens
 
     def unavailable(*args):
         raise TokenizerUnavailable("instant-clip-tokenizer is not installed")
@@ -85,7 +85,7 @@ def test_cut_offset_by_chunks_is_the_pretoken_walk():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from lora_core.clip_tokens import PRETOKEN, TokenizerUnavailable, clean, load_tokenizer
+    from lora_core.toolkit.clip_tokens import PRETOKEN, TokenizerUnavailable, clean, load_tokenizer
 
     try:
         tokenizer = load_tokenizer()
@@ -116,7 +116,7 @@ def test_cut_offset_by_chunks_is_the_pretoken_walk():
 def test_the_core_install_counts_exactly_with_the_bundled_vocabulary(monkeypatch):
     """Without instant-clip-tokenizer and open_clip, lorakit's copy of CLIP's merges counts the
     same tokens as the Rust tokenizer (LK501/LK502 need no optional package)."""
-    import lora_core.clip_tokens as clip_tokens
+    import lora_core.toolkit.clip_tokens as clip_tokens
 
     captions = ["cybrpnk, neon city, rain-soaked alley, glowing kanji signs", "a photo of sks dog on the beach",
                 "(masterpiece:1.2), 1girl, long_hair, looking_at_viewer", "café, naïve 東京 😀 &amp; don't",

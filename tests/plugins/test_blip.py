@@ -24,7 +24,7 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny_blip(tmp_path_factory) -> Path:
-    from lora_core.tiny_models import tiny_blip
+    from lora_core.testing.tiny_models import tiny_blip
 
     torch.set_num_threads(1)
     return tiny_blip(tmp_path_factory.mktemp("tiny-blip"))

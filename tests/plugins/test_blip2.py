@@ -15,7 +15,7 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny_blip2(tmp_path_factory) -> Path:
-    from lora_core.tiny_models import tiny_blip2
+    from lora_core.testing.tiny_models import tiny_blip2
 
     torch.set_num_threads(1)
     return tiny_blip2(tmp_path_factory.mktemp("tiny-blip2"))
@@ -40,7 +40,7 @@ def test_blip2_captions_with_and_without_a_prompt(tiny_blip2, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_blip2_t5(tmp_path_factory) -> Path:
-    from lora_core.tiny_models import tiny_blip2_t5
+    from lora_core.testing.tiny_models import tiny_blip2_t5
 
     return tiny_blip2_t5(tmp_path_factory.mktemp("tiny-blip2-t5"))
 

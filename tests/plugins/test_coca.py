@@ -79,7 +79,7 @@ def test_bad_settings_are_refused():
 
 @pytest.fixture(scope="module")
 def tiny_coca(tmp_path_factory) -> Path:
-    from lora_core.tiny_models import tiny_coca
+    from lora_core.testing.tiny_models import tiny_coca
 
     torch.set_num_threads(1)
     return tiny_coca(tmp_path_factory.mktemp("tiny-coca"))

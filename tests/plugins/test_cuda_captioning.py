@@ -13,7 +13,7 @@ pytestmark = pytest.mark.cuda
 
 @pytest.fixture(scope="module")
 def tiny_blip(tmp_path_factory):
-    from lora_core.tiny_models import tiny_blip
+    from lora_core.testing.tiny_models import tiny_blip
 
     return tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
 
@@ -41,7 +41,7 @@ def test_coca_beam_search_on_cuda(tmp_path):
     from lorakit_coca import CocaCaptioner
 
     from lora_core.captioning import list_images
-    from lora_core.tiny_models import tiny_coca
+    from lora_core.testing.tiny_models import tiny_coca
 
     folder = tiny_coca(tmp_path / "coca")
     for i in range(3):

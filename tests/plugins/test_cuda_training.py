@@ -13,7 +13,7 @@ pytestmark = pytest.mark.cuda
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory):
-    from lora_core.tiny_models import tiny_sd
+    from lora_core.testing.tiny_models import tiny_sd
 
     return tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
 

@@ -14,10 +14,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 peft = pytest.importorskip("peft")
 
+from lorakit_lora.architectures import sai_unet_path  # noqa: E402
 from lorakit_lora.export import kohya_tensors, write_kohya  # noqa: E402
 from lorakit_lora.settings import TARGET_PRESETS, TrainSettings  # noqa: E402
-
-from lora_core.architectures import sai_unet_path  # noqa: E402
 
 
 def with_lora(model, targets, seed=0):
@@ -33,7 +32,7 @@ def with_lora(model, targets, seed=0):
 def test_sdxl_unet_keys_are_the_original_sai_names(tmp_path):
     from diffusers import UNet2DConditionModel
 
-    from lora_core.tiny_models import tiny_sdxl_topology
+    from lora_core.testing.tiny_models import tiny_sdxl_topology
 
     folder = tiny_sdxl_topology(tmp_path / "xl")  # SDXL's exact block layout
     unet = with_lora(UNet2DConditionModel.from_pretrained(folder, subfolder="unet"), TARGET_PRESETS["kohya"][0])
@@ -55,7 +54,7 @@ def test_diffusers_loads_the_sai_named_sdxl_file_like_its_own(tmp_path):
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from safetensors.torch import save_file
 
-    from lora_core.tiny_models import tiny_sdxl_topology
+    from lora_core.testing.tiny_models import tiny_sdxl_topology
 
     folder = tiny_sdxl_topology(tmp_path / "xl")
     trained = with_lora(UNet2DConditionModel.from_pretrained(folder, subfolder="unet"), TARGET_PRESETS["kohya"][0])
@@ -81,10 +80,9 @@ def test_target_presets_on_the_full_size_sd15(tmp_path, preset, unet_modules, te
     reports 192 U-Net and 72 text-encoder modules; the attention preset is 128 and 48."""
     from accelerate import init_empty_weights
     from diffusers import UNet2DConditionModel
+    from lorakit_lora.architectures import write_config_folder
     from peft.tuners.tuners_utils import check_target_module_exists
     from transformers import CLIPTextConfig, CLIPTextModel
-
-    from lora_core.architectures import write_config_folder
 
     folder = write_config_folder(tmp_path / "sd15", "sd15")
     with init_empty_weights():
@@ -108,7 +106,7 @@ def test_metadata_kohya_writes_and_the_hashes_a1111_reads(tmp_path):
     from diffusers import UNet2DConditionModel
     from safetensors import safe_open
 
-    from lora_core.tiny_models import tiny_sd
+    from lora_core.testing.tiny_models import tiny_sd
 
     folder = tiny_sd(tmp_path / "sd", prediction_type="v_prediction")
     unet = with_lora(UNet2DConditionModel.from_pretrained(folder, subfolder="unet"), TARGET_PRESETS["attention"][0])

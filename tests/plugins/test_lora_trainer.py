@@ -43,7 +43,7 @@ seed = 3
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory) -> Path:
-    from lora_core.tiny_models import tiny_sd
+    from lora_core.testing.tiny_models import tiny_sd
 
     torch.set_num_threads(1)
     return tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
@@ -233,7 +233,7 @@ def test_a_latin1_byte_in_a_caption_trains_with_allow_lint_errors(tiny_sd, tmp_p
 
 
 def test_v_prediction_base_model_trains(tmp_path):
-    from lora_core.tiny_models import tiny_sd
+    from lora_core.testing.tiny_models import tiny_sd
 
     base = tiny_sd(tmp_path / "sd2", prediction_type="v_prediction")
     folder = dataset(tmp_path / "ds", base, epochs=1, extra="min-snr-gamma = 5.0\nnoise-offset = 0.05\n")
@@ -283,7 +283,7 @@ def test_two_process_accelerate_training(tiny_sd, tmp_path):
 
 
 def test_prompt_parsing_follows_a1111():
-    from lora_core.generate import parse_prompt
+    from lorakit_lora.generate import parse_prompt
 
     parsed = parse_prompt("cybrpnk, neon alley <lora:cyber-punk:0.7>, rain <LORA:detail> ")
     assert parsed.text == "cybrpnk, neon alley , rain"
@@ -345,9 +345,8 @@ def test_single_file_architectures_are_the_published_models(tmp_path, architectu
     tokenizers, with no network."""
     from accelerate import init_empty_weights
     from diffusers import AutoencoderKL, UNet2DConditionModel
+    from lorakit_lora.architectures import write_config_folder
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    from lora_core.architectures import write_config_folder
 
     folder = write_config_folder(tmp_path / architecture, architecture)
     encoders = [("text_encoder", "tokenizer", CLIPTextModel), ("text_encoder_2", "tokenizer_2",
@@ -414,7 +413,7 @@ def test_sdxl_trains_both_text_encoders_and_reloads_exactly(tmp_path):
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextModelWithProjection
 
-    from lora_core.tiny_models import tiny_sdxl
+    from lora_core.testing.tiny_models import tiny_sdxl
 
     base = tiny_sdxl(tmp_path / "xl")
     folder = dataset(tmp_path / "ds", base, epochs=1, extra="train-text-encoder = true\n")
@@ -453,7 +452,7 @@ def test_sdxl_trains_both_text_encoders_and_reloads_exactly(tmp_path):
 
 
 def test_generate_renders_with_an_sdxl_lora(tmp_path):
-    from lora_core.tiny_models import tiny_sdxl
+    from lora_core.testing.tiny_models import tiny_sdxl
 
     base = tiny_sdxl(tmp_path / "xl")
     folder = dataset(tmp_path / "ds", base, epochs=1)
@@ -480,7 +479,7 @@ def test_a_single_file_checkpoint_loads_offline_exactly_and_trains(tmp_path, mon
     from diffusers import StableDiffusionPipeline
     from lorakit_lora.models import load_base_model
 
-    from lora_core.tiny_models import save_ldm_checkpoint, tiny_sd_topology
+    from lora_core.testing.tiny_models import save_ldm_checkpoint, tiny_sd_topology
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = tiny_sd_topology(tmp_path / "sd1")
@@ -512,7 +511,7 @@ def test_a_trusted_pickle_checkpoint_loads_with_the_weights_only_loader(tmp_path
     from lorakit_lora.models import load_base_model
     from safetensors.torch import load_file
 
-    from lora_core.tiny_models import save_ldm_checkpoint, tiny_sd_topology
+    from lora_core.testing.tiny_models import save_ldm_checkpoint, tiny_sd_topology
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     folder = tiny_sd_topology(tmp_path / "sd1")
@@ -538,7 +537,7 @@ def test_an_sdxl_single_file_loads_offline_exactly_and_trains(tmp_path, monkeypa
     from diffusers import StableDiffusionXLPipeline
     from lorakit_lora.models import load_base_model
 
-    from lora_core.tiny_models import save_ldm_checkpoint, tiny_sdxl_topology
+    from lora_core.testing.tiny_models import save_ldm_checkpoint, tiny_sdxl_topology
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = tiny_sdxl_topology(tmp_path / "xl")
@@ -576,7 +575,7 @@ def test_an_sdxl_single_file_loads_offline_exactly_and_trains(tmp_path, monkeypa
 def test_a_single_file_of_an_unexpected_architecture_is_one_line(tmp_path, monkeypatch, builder, architecture, kind):
     """Without base-model-config lorakit detects the family and uses its own published configs,
     which a tiny model does not match: one line, no traceback, and the config folder is complete."""
-    from lora_core import tiny_models
+    from lora_core.testing import tiny_models
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     build = getattr(tiny_models, builder)
@@ -585,7 +584,7 @@ def test_a_single_file_of_an_unexpected_architecture_is_one_line(tmp_path, monke
     result = run_train([str(data), "--tag", "x"], tmp_path)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"could not be loaded as {kind} checkpoint against" in result.stderr
-    from lora_core.architectures import spec_digest
+    from lorakit_lora.architectures import spec_digest
 
     cached = tmp_path / "cache" / "lorakit" / "architectures"
     assert [p.name for p in cached.iterdir()] == [f"{architecture}-{spec_digest(architecture)}"]  # no staging left

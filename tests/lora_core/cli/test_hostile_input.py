@@ -278,7 +278,7 @@ def test_a_wrong_tokenizer_path_is_a_config_error(tmp_path):
 
 
 def test_model_hints_name_an_option_the_command_has():
-    from lora_core.hub import how_to_provide
+    from lora_core.toolkit.hub import how_to_provide
 
     assert how_to_provide("[train] base-model") == "set [train] base-model to a local model folder"
     assert how_to_provide("--clip-model") == "pass --clip-model /path/to/folder"

@@ -12,6 +12,21 @@ import random
 import re
 import zlib
 
+__all__ = [
+    "SEPARATORS",
+    "STYLE_PREFIX",
+    "TAG",
+    "after_prefix",
+    "caption_style",
+    "caption_styles",
+    "duplicate_tag_candidates",
+    "near_duplicate_key",
+    "normalise_tag",
+    "tag_spans",
+    "valid_text",
+    "word_bags",
+]
+
 #: Characters that separate tags: ASCII comma, semicolon, pipe, and their full-width forms.
 SEPARATORS = ",;|\uff0c\u3001\uff1b"
 TAG = re.compile(f"[^{SEPARATORS}]+")

@@ -1,4 +1,8 @@
-"""`lorakit generate PROMPT`: check a LoRA the way people will use it (A1111 `<lora:name:0.7>`)."""
+"""`lorakit generate PROMPT`: check a LoRA the way people will use it (A1111 `<lora:name:0.7>`).
+
+The trainer plugin contributes this command through the `register_commands` hook; diffusers is
+imported only when it runs.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,8 @@ from pathlib import Path
 
 import click
 
-from lora_core.cli import cli
 
-
-@cli.command()
+@click.command()
 @click.argument("prompt")
 @click.option("--base-model", required=True, metavar="FOLDER_OR_ID_OR_FILE",
               help="A diffusers folder, a hub id in the local cache, or a .safetensors checkpoint.")
@@ -43,7 +45,7 @@ def generate(prompt: str, base_model: str, base_model_config: str | None, lora_d
       lorakit generate "cybrpnk, neon alley <lora:cyberpunk:0.7>" --base-model ./sd15 --lora-dir runs/cyberpunk-v1
     """
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from lora_core.generate import generate as render
+    from lorakit_lora.generate import generate as render
 
     folders = list(lora_dirs) or [Path("."), Path("runs")]
     written = render(prompt, base_model, output, folders, count=count, steps=steps, guidance=guidance, seed=seed,

@@ -69,15 +69,15 @@ def find_lora(name: str, folders: list[Path]) -> Path:
 
 def load_pipeline(base_model: str, device: str, dtype: str, config_folder: str | None = None,
                   allow_pickle: bool = False) -> Any:
-    from lora_core.devices import resolve_device, resolve_dtype
-    from lora_core.hub import load_pretrained, refuse_pickle
+    from lora_core.toolkit.devices import resolve_device, resolve_dtype
+    from lora_core.toolkit.hub import load_pretrained, refuse_pickle
 
     target = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, target)
     path = Path(base_model).expanduser()
     refuse_pickle(base_model, allow_pickle)
     if path.is_file():  # SD 1.x/2.x or SDXL, read offline against the architecture its keys show
-        from lora_core.architectures import load_single_file
+        from lorakit_lora.architectures import load_single_file
 
         pipeline = load_single_file(path, config_folder, allow_pickle, dtype=torch_dtype)
     else:  # SD 1.x/2.x or SDXL: the class comes from the model's model_index.json

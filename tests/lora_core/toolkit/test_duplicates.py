@@ -10,7 +10,7 @@ import pytest
 
 np = pytest.importorskip("numpy")
 
-from lora_core.duplicates import CROWD, crowd_clusters, near_pairs, popcount, similarity  # noqa: E402
+from lora_core.toolkit.duplicates import CROWD, crowd_clusters, near_pairs, popcount, similarity  # noqa: E402
 
 
 def brute(hashes, distance):
@@ -66,7 +66,7 @@ def test_popcount_fallback_agrees():
 def test_similarity_lines_up_a_cropped_copy_but_not_another_pose(tmp_path):
     from conftest import load_test_module
 
-    from lora_core.image_facts import thumbnail
+    from lora_core.toolkit.image_facts import thumbnail
 
     data = load_test_module("real_images").skimage_data()
     if data is None:
@@ -90,7 +90,7 @@ def test_crowd_members_far_in_hash_are_never_compared():
 
 
 def test_colour_layouts_agree_when_brighter_not_when_recoloured():
-    from lora_core.duplicates import _colours_close
+    from lora_core.toolkit.duplicates import _colours_close
 
     rng = np.random.default_rng(3)
     layout = rng.integers(40, 200, 48).astype(np.int16)

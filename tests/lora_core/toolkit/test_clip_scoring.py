@@ -30,7 +30,7 @@ def pictures(folder: Path) -> Path:
 def test_scores_are_the_cosine_of_clip_embeddings(tiny_clip, tmp_path):
     from transformers import CLIPModel, CLIPProcessor
 
-    from lora_core.clip_scoring import ClipScorer
+    from lora_core.toolkit.clip_scoring import ClipScorer
 
     scorer = ClipScorer(str(tiny_clip), device="cpu")
     items = list_images(pictures(tmp_path / "imgs"))
@@ -63,7 +63,7 @@ def fixed_captioner(name: str, text: str):
 
 
 def test_clip_vote_keeps_the_best_scoring_candidate_per_image(tiny_clip, tmp_path):
-    from lora_core.clip_scoring import ClipScorer
+    from lora_core.toolkit.clip_scoring import ClipScorer
 
     folder = pictures(tmp_path / "imgs")
     registry = registry_with(fixed_captioner("one", "a neon city at night"), fixed_captioner("two", "a cat on a sofa"),
@@ -85,7 +85,7 @@ def test_clip_vote_keeps_the_best_scoring_candidate_per_image(tiny_clip, tmp_pat
 
 
 def test_a_missing_clip_model_is_one_line(tmp_path, monkeypatch):
-    from lora_core.clip_scoring import ClipScorer
+    from lora_core.toolkit.clip_scoring import ClipScorer
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

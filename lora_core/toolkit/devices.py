@@ -12,6 +12,12 @@ from typing import Any
 
 from lora_core.errors import PluginError
 
+__all__ = [
+    "DTYPES",
+    "resolve_device",
+    "resolve_dtype",
+]
+
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 

@@ -102,7 +102,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 def write_config_folder(folder: Path, architecture: str) -> Path:
     """A weightless diffusers folder for `architecture` ("sd15", "sd21" or "sdxl")."""
-    from lora_core.clip_tokens import write_tokenizer_folder
+    from lora_core.toolkit.clip_tokens import write_tokenizer_folder
 
     spec = ARCHITECTURES[architecture]
     folder.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def load_single_file(path: Path, config_folder: str | None = None, allow_pickle:
     and then with torch's restricted (weights-only) unpickler, as diffusers reads it too."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    from lora_core.hub import PICKLE_SUFFIXES, refuse_pickle
+    from lora_core.toolkit.hub import PICKLE_SUFFIXES, refuse_pickle
 
     refuse_pickle(path, allow_pickle)
     pickled = path.suffix.lower() in PICKLE_SUFFIXES

@@ -13,6 +13,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 
+__all__ = [
+    "Terms",
+    "term_regex",
+]
+
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"
 _ODD_SPACES = "\u00a0\u202f\u2007\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2008\u2009\u200a\u3000"
 _LOOSEN = str.maketrans({**{c: None for c in _INVISIBLE}, **{c: " " for c in _ODD_SPACES}})

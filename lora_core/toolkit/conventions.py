@@ -37,8 +37,44 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from lora_core.captions import SEPARATORS, STYLE_PREFIX, caption_styles
-from lora_core.terms import Terms
+from lora_core.toolkit.captions import SEPARATORS, STYLE_PREFIX, caption_styles
+from lora_core.toolkit.terms import Terms
+
+__all__ = [
+    "BOORU_GENERAL",
+    "IDENTITY_PATTERN",
+    "INFERENCE_DOC",
+    "ConceptToken",
+    "Conventions",
+    "InferredStyle",
+    "InferredTrigger",
+    "Scope",
+    "StyleGroup",
+    "SubjectHint",
+    "SubjectKind",
+    "SubjectMention",
+    "Variant",
+    "captions_with_token",
+    "common_words",
+    "compatible",
+    "configured",
+    "deviations_allowed",
+    "disabled",
+    "find_variant",
+    "infer",
+    "infer_records",
+    "is_common_word",
+    "is_rare_token",
+    "lexicon_markdown",
+    "of_context",
+    "osa_distance",
+    "squash",
+    "style_groups",
+    "subject_kinds",
+    "subject_mentions",
+    "tag_index",
+    "token_pattern",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Lexicons

@@ -30,7 +30,25 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from lora_core.captions import valid_text
+from lora_core.toolkit.captions import valid_text
+
+__all__ = [
+    "BUNDLED_BPE",
+    "COMMON_WORD_ID",
+    "LONGEST_EXACT_WORD",
+    "PRETOKEN",
+    "BytePairEncoder",
+    "ClipTokenizer",
+    "TokenizerUnavailable",
+    "bytes_to_unicode",
+    "clean",
+    "from_folder",
+    "from_instant_clip_tokenizer",
+    "from_open_clip_bpe",
+    "load_tokenizer",
+    "open_clip_vocabulary",
+    "write_tokenizer_folder",
+]
 
 #: CLIP's pre-tokenizer (openai/CLIP simple_tokenizer), with Python `re` classes for \\p{L} and \\p{N}.
 PRETOKEN = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE)
@@ -282,7 +300,7 @@ def from_instant_clip_tokenizer() -> ClipTokenizer:
 
 #: CLIP's BPE merges as open_clip ships them (OpenAI CLIP, MIT licence), bundled so that exact
 #: counts need no optional package (scripts/make_clip_words.py copies it).
-BUNDLED_BPE = Path(__file__).resolve().parent / "data" / "clip_bpe_simple_vocab_16e6.txt.gz"
+BUNDLED_BPE = Path(__file__).resolve().parent.parent / "data" / "clip_bpe_simple_vocab_16e6.txt.gz"
 
 
 def _open_clip_bpe_file() -> Path | None:

@@ -5,7 +5,7 @@ model takes (`--model FOLDER`), so nothing downloads. Recipes: shared/docs/refer
 verified-captioner-stack.md (section 3). Each builder imports torch/transformers/open_clip when
 called; lorakit never imports this module on its own.
 
-    from lora_core.tiny_models import tiny_blip, tiny_clip
+    from lora_core.testing.tiny_models import tiny_blip, tiny_clip
     lorakit caption imgs/ --captioner blip --model "$(python -c '...tiny_blip(...)')"
 """
 
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lora_core.architectures import sai_unet_path
+from lorakit_lora.architectures import sai_unet_path
 
 #: Words the tiny tokenizers know, so random captions read as words.
 CORPUS = ["a neon city at night", "a cyberpunk street in the rain", "a photo of a cat", "glowing signs and fog",
@@ -136,7 +136,7 @@ def tiny_clip(folder: Path, seed: int = 0) -> Path:
     """CLIP (transformers `CLIPModel`) with the real 49,408-token CLIP tokenizer, written offline."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
-    from lora_core.clip_tokens import write_tokenizer_folder
+    from lora_core.toolkit.clip_tokens import write_tokenizer_folder
 
     _seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def _clip_text_parts(folder: Path) -> tuple[Path, Any, Any]:
     """(vocabulary folder, the real CLIP tokenizer, a tiny CLIPTextConfig matching it)."""
     from transformers import CLIPTextConfig, CLIPTokenizer
 
-    from lora_core.clip_tokens import write_tokenizer_folder
+    from lora_core.toolkit.clip_tokens import write_tokenizer_folder
 
     vocabulary = write_tokenizer_folder(folder / "_vocab")
     tokenizer = CLIPTokenizer.from_pretrained(vocabulary, model_max_length=77)
@@ -455,12 +455,12 @@ BUILDERS = {"sd": tiny_sd, "sdxl": tiny_sdxl, "blip": tiny_blip, "blip2": tiny_b
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m lora_core.tiny_models KIND FOLDER`: build a tiny random model offline (no hub),
+    """`python -m lora_core.testing.tiny_models KIND FOLDER`: build a tiny random model offline (no hub),
     saved like the real one, to try `lorakit train` / `lorakit caption` end to end on a CPU.
     docs/offline-training.md walks through it."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m lora_core.tiny_models", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lora_core.testing.tiny_models", description=main.__doc__)
     parser.add_argument("kind", choices=sorted(BUILDERS))
     parser.add_argument("folder", type=Path)
     parser.add_argument("--seed", type=int, default=0)

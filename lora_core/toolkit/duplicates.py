@@ -23,6 +23,25 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "COLOUR_CORRELATION",
+    "COLOUR_TOLERANCE",
+    "CROP_STEPS",
+    "CROWD",
+    "MAX_CROP",
+    "PAIRS_PER_BATCH",
+    "PAIR_CACHE_FILE",
+    "ROTATIONS",
+    "SAME_WITHOUT_SEARCH",
+    "SIMILAR_DETAIL",
+    "PairVerdicts",
+    "crowd_clusters",
+    "find_duplicates",
+    "near_pairs",
+    "popcount",
+    "similarity",
+]
+
 CROWD = 1024  # a group larger than this is clustered, not expanded into all its pairs
 PAIRS_PER_BATCH = 4_000_000  # pairs expanded at once (about 100 MB of index arrays at most)
 SIMILAR_DETAIL = 0.5  # aligned detail correlation at or above this: the same picture
@@ -228,7 +247,7 @@ class PairVerdicts:
     def save(self) -> None:
         if self.path is None or not self.changed:
             return
-        from lora_core.image_facts import write_cache
+        from lora_core.toolkit.image_facts import write_cache
 
         write_cache(self.path, {"pairs": self.entries})
 
@@ -284,7 +303,7 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, Mapping[str, Any]]],
 
     import numpy as np
 
-    from lora_core.image_facts import CACHE_FOLDER, thumbnail
+    from lora_core.toolkit.image_facts import CACHE_FOLDER, thumbnail
 
     found: dict[int, tuple[int, str]] = {}
     representatives: list[int] = []

@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from lora_core.errors import PluginError
-from lora_core.hub import load_pretrained
+from lora_core.toolkit.hub import load_pretrained
+
+__all__ = [
+    "DEFAULT_CLIP_MODEL",
+    "ClipScorer",
+]
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14"
 
@@ -25,7 +30,7 @@ class ClipScorer:
         except ImportError as exc:
             raise PluginError(f"CLIP scoring needs torch and transformers: pip install 'lorakit[caption]' ({exc})") \
                 from None
-        from lora_core.devices import resolve_device, resolve_dtype
+        from lora_core.toolkit.devices import resolve_device, resolve_dtype
 
         self.torch = torch
         self.model_id = model or DEFAULT_CLIP_MODEL
@@ -41,7 +46,7 @@ class ClipScorer:
         """A scorer around an already built CLIPModel and CLIPProcessor (benchmarks, notebooks)."""
         import torch
 
-        from lora_core.devices import resolve_device, resolve_dtype
+        from lora_core.toolkit.devices import resolve_device, resolve_dtype
 
         self = cls.__new__(cls)
         self.torch, self.model_id, self.processor = torch, type(model).__name__, processor

@@ -21,6 +21,27 @@ from typing import Any
 from lora_core.atomic import atomic_write_bytes
 from lora_core.datasets.model import Dataset
 
+__all__ = [
+    "ANALYSIS_SIDE",
+    "BLUR_BLOCK",
+    "BLUR_MIN_DETAIL",
+    "BLUR_RADIUS",
+    "BLUR_TOP_SHARE",
+    "CACHE_FILE",
+    "CACHE_FOLDER",
+    "DEFAULT_MAX_PIXELS",
+    "FIELDS",
+    "POOL_MIN_IMAGES",
+    "ImageFacts",
+    "analyse",
+    "blur_effect",
+    "collect",
+    "make_cache_folder",
+    "phash",
+    "thumbnail",
+    "write_cache",
+]
+
 DEFAULT_MAX_PIXELS = 89_478_485
 
 CACHE_FOLDER = ".lorakit_cache"

@@ -16,6 +16,16 @@ from typing import Any
 
 from lora_core.errors import PluginError
 
+__all__ = [
+    "PICKLE_SUFFIXES",
+    "how_to_provide",
+    "hub_offline",
+    "load_pretrained",
+    "missing_model",
+    "refuse_pickle",
+    "require_reachable",
+]
+
 #: Checkpoint files that are Python pickles: loading one can run arbitrary code.
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 

@@ -1,0 +1,64 @@
+"""What a captioner or trainer plugin implements: typing Protocols, checked when one is built.
+
+A plugin needs no base class: any object with these methods is a Captioner or a Trainer
+(structural typing), so a plugin can wrap a model class of its own. mypy checks a plugin
+against them statically; lorakit checks the object its factory returns at run time and names
+the plugin when a method is missing.
+
+    class MyCaptioner:
+        def caption(self, items: Sequence[ImageItem], prompt: str | None = None) -> list[str]:
+            return [describe(item.load()) for item in items]
+
+    @hookimpl
+    def register_captioners(register):
+        register("mine", lambda model=None, device="auto", dtype="auto": MyCaptioner())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from lora_core.errors import PluginError
+
+if TYPE_CHECKING:  # only for the annotations: the caption and train modules import this one
+    from lora_core.captioning.items import ImageItem
+    from lora_core.train import TrainJob, TrainOutcome
+
+__all__ = ["Captioner", "PreparingCaptioner", "Trainer", "check_built"]
+
+
+@runtime_checkable
+class Captioner(Protocol):
+    """Writes one caption per image. ``items`` carry ``name``, ``path`` and ``load()`` (an RGB PIL
+    image); ``prompt`` is ``--prompt`` (for captioners registered with ``takes_prompt=True``) or a
+    ``--template`` slot question (``answers_questions=True``), else None."""
+
+    def caption(self, items: Sequence[ImageItem], prompt: str | None = None) -> list[str]: ...
+
+
+@runtime_checkable
+class PreparingCaptioner(Captioner, Protocol):
+    """A captioner that splits its work: ``prepare`` (decode and preprocess one image: CPU work,
+    run in DataLoader workers) and ``caption_prepared`` (the model, on a batch of prepared
+    images, reused for every prompt)."""
+
+    def prepare(self, item: ImageItem) -> Any: ...
+
+    def caption_prepared(self, prepared: Sequence[Any], prompt: str | None = None) -> list[str]: ...
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """Trains on a linted dataset: writes its files into ``job.run_dir`` and says which."""
+
+    def train(self, job: TrainJob) -> TrainOutcome: ...
+
+
+def check_built(kind: str, name: str, plugin: str, built: object) -> None:
+    """Refuse what a factory returned when it lacks the protocol's method (a plugin bug, named)."""
+    protocol: type = Captioner if kind == "captioner" else Trainer
+    if not isinstance(built, protocol):
+        method = "caption()" if kind == "captioner" else "train()"
+        raise PluginError(f"{kind} {name!r} of plugin {plugin!r}: its factory returned {type(built).__name__}, "
+                          f"which has no {method} method")
