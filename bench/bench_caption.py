@@ -131,7 +131,7 @@ def _gpt2_tokenizer() -> object:
 
 
 def build_tiny(name: str, workdir: Path, device: str) -> object:
-    from lora_core import tiny_models
+    from lora_core.testing import tiny_models
 
     folder = workdir / f"tiny-{name}"
     if not folder.exists():

@@ -30,7 +30,7 @@ def _train(ctx: LintContext) -> dict | None:
     """`[train]` resolved (the trainer plugin owns the section and its defaults), or None when the
     config file does not set it or no loaded plugin provides it."""
     train = ctx.section("train") if ctx.has_section("train") else None
-    return train if train is not None and READS <= train.keys() else None
+    return train if train is not None and train.keys() >= READS else None
 
 
 def _where(ctx: LintContext, key: str) -> Location:

@@ -74,7 +74,7 @@ class LintResult(Sequence[Violation]):
     def __getitem__(self, index: int) -> Violation: ...
     @overload
     def __getitem__(self, index: slice) -> Sequence[Violation]: ...
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Violation | Sequence[Violation]:
         return self.violations[index]
 
     def __len__(self) -> int:
@@ -83,7 +83,7 @@ class LintResult(Sequence[Violation]):
     def __iter__(self) -> Iterator[Violation]:
         return iter(self.violations)
 
-    def count(self, severity: Severity) -> int:  # type: ignore[override]
+    def count(self, severity: Severity) -> int:  # a by-severity count in place of Sequence.count(value)
         return sum(1 for v in self.violations if v.severity is severity)
 
     @property
@@ -125,7 +125,7 @@ class FixResult:
     edits: int = 0  # fixes applied; fewer than `applied` when one change fixed several problems
 
     def diff(self, relative_to: Path | None = None) -> str:
-        chunks = []
+        chunks: list[str] = []
         for path, (old, new) in sorted(self.changes.items()):
             name = display_path(path, relative_to)
             chunks.extend(

@@ -238,7 +238,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: TOML files are UTF-8 text; this one is {kind} (byte {exc.start}); "
                           "save it as UTF-8") from None
     try:
-        return tomllib.loads(text.removeprefix("\ufeff"))
+        table: dict[str, Any] = tomllib.loads(text.removeprefix("\ufeff"))
+        return table
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except RecursionError:

@@ -344,12 +344,15 @@ def load_plugins(
     entry_points: bool = True,
     extra: Sequence[tuple[str, object]] = (),
     builtin_only: bool = False,
+    hooks: Sequence[str] = HOOK_ORDER,
 ) -> Registry:
     """Build a Registry from the "lorakit" entry points plus `extra` (name, plugin) pairs.
 
     disabled: plugin names to skip (also read from LORAKIT_DISABLE_PLUGINS, comma-separated).
     entry_points: False loads only `extra` (tests register in-memory plugins this way).
     builtin_only: only the entry points of the lorakit distribution itself (used for the docs).
+    hooks: which registration hooks to call (the CLI asks for "register_commands" alone to list
+    commands: no rule, reader or format is built for `lorakit --help`).
     """
     blocked = set(disabled) | _disabled_from_env()
     for name in blocked & ESSENTIAL:
@@ -385,7 +388,7 @@ def load_plugins(
                 "in a checkout) rather than running it from the source folder"
             )
     for name, plugin in extra:
-        candidates.append((name, (lambda p=plugin: p), PluginInfo(name, None, None)))
+        candidates.append((name, _returning(plugin), PluginInfo(name, None, None)))
 
     loaded: list[str] = []
     for name, load, info in candidates:
@@ -412,7 +415,7 @@ def load_plugins(
     # Call each plugin's hooks separately so errors and registrations are attributed to it. An
     # implementation gets only the arguments it names (pluggy's own rule: the hookimpl's argnames),
     # so hooks can gain arguments later without breaking plugins written against older specs.
-    for hook_name in HOOK_ORDER:
+    for hook_name in (name for name in HOOK_ORDER if name in hooks):
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin_name = impl.plugin_name
             if registry.plugins[plugin_name].status != "loaded":
@@ -425,6 +428,11 @@ def load_plugins(
             except (Exception, SystemExit) as exc:
                 _fail(registry, pm, plugin_name, f"{type(exc).__name__}: {exc}")
     return registry
+
+
+def _returning(plugin: object) -> Callable[[], object]:
+    """A loader for a plugin object given in memory (an entry point's is `ep.load`)."""
+    return lambda: plugin
 
 
 def _fail(registry: Registry, pm: pluggy.PluginManager, name: str, error: str) -> None:

@@ -17,15 +17,32 @@ the plugin when a method is missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from lora_core.errors import PluginError
 
-if TYPE_CHECKING:  # only for the annotations: the caption and train modules import this one
-    from lora_core.captioning.items import ImageItem
+if TYPE_CHECKING:  # only for the annotations: lora_core.train imports this module
     from lora_core.train import TrainJob, TrainOutcome
 
-__all__ = ["Captioner", "PreparingCaptioner", "Trainer", "check_built"]
+__all__ = ["Captioner", "ImageItem", "PreparingCaptioner", "Trainer", "check_built"]
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One image to caption: its name relative to the captioned folder, its path, that folder."""
+
+    name: str
+    path: Path
+    root: Path
+
+    def load(self) -> Any:
+        """The image as an RGB PIL image (Pillow is needed only by model captioners)."""
+        from PIL import Image, ImageOps
+
+        with Image.open(self.path) as image:
+            return ImageOps.exif_transpose(image).convert("RGB")
 
 
 @runtime_checkable

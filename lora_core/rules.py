@@ -197,6 +197,7 @@ class Corpus:
                 return {i for i, c in enumerate(self.captions) if terms.search(c)}
             candidates.update(self.with_substring(max(words, key=len)))
         ordered = sorted(candidates)
+        assert terms.pattern is not None  # terms is not empty
         hits = map(terms.pattern.search, map(self.captions.__getitem__, ordered))
         return set(itertools.compress(ordered, hits))
 
@@ -213,6 +214,7 @@ class Corpus:
                 break
             candidates.update(self.with_substring(max(words, key=len)))
         pattern = terms.pattern
+        assert pattern is not None  # terms is not empty
         for i in sorted(candidates):
             record = self.records[i]
             for m in pattern.finditer(self.captions[i]):

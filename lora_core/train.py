@@ -148,7 +148,8 @@ def _shared_tag(tag: str) -> str:
     from accelerate.utils import broadcast_object_list
 
     PartialState(cpu=not torch.cuda.is_available())  # cpu: a gloo group of CPU processes
-    return broadcast_object_list([tag])[0]
+    shared: str = broadcast_object_list([tag])[0]
+    return shared
 
 
 def train(dataset: Path, options: TrainOptions, registry: Registry, report: Callable[[str], None],

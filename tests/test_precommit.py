@@ -62,7 +62,7 @@ def test_hook_fails_on_a_broken_dataset_then_passes_after_fix(tmp_path):
     assert "Passed" in passing.stdout
 
 
-def test_images_and_the_config_stand_for_their_dataset(tmp_path):
+def test_images_and_the_config_stand_for_their_dataset(tmp_path, registry):
     """What the hook's `files:` pattern now passes: a changed picture or lorakit.toml re-lints its
     dataset; a picture outside any dataset (docs/, assets/) and a config above the datasets are
     skipped, never linted as uncaptioned images."""
@@ -79,7 +79,7 @@ def test_images_and_the_config_stand_for_their_dataset(tmp_path):
     (docs / "screenshot.png").write_bytes((data / "a.png").read_bytes())
     (tmp_path / "lorakit.toml").write_text("[lint]\n", encoding="utf-8")
     targets, skipped = dataset_targets([data / "a.png", data / "lorakit.toml", kohya / "f1.png",
-                                        docs / "screenshot.png", tmp_path / "lorakit.toml"])
+                                        docs / "screenshot.png", tmp_path / "lorakit.toml"], registry.readers)
     assert [t.resolve() for t in targets] == [data.resolve(), (tmp_path / "kohya").resolve()]
     assert skipped == [docs / "screenshot.png", tmp_path / "lorakit.toml"]
 

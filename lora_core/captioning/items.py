@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from lora_core.datasets.reader import image_inventory
 from lora_core.errors import DatasetError
+from lora_core.protocols import ImageItem
 
-
-@dataclass(frozen=True)
-class ImageItem:
-    """One image to caption: its name relative to the captioned folder, its path, that folder."""
-
-    name: str
-    path: Path
-    root: Path
-
-    def load(self) -> Any:
-        """The image as an RGB PIL image (Pillow is needed only by model captioners)."""
-        from PIL import Image, ImageOps
-
-        with Image.open(self.path) as image:
-            return ImageOps.exif_transpose(image).convert("RGB")
+__all__ = ["ImageItem", "list_images"]
 
 
 def list_images(folder: Path) -> list[ImageItem]:

@@ -90,7 +90,7 @@ def _plugin_commands() -> dict[str, Any]:
         from lora_core.plugins import load_plugins
 
         try:
-            _commands_of_plugins = dict(load_plugins().commands)
+            _commands_of_plugins = dict(load_plugins(hooks=("register_commands",)).commands)
         except LorakitError:  # the plugin system itself cannot load: the command that needs it says why
             _commands_of_plugins = {}
     return _commands_of_plugins

@@ -39,7 +39,8 @@ def open_dataset(path: Path, settings: DatasetSettings, readers: Sequence[Datase
     check_dataset_path(path)
     for reader in sorted(readers, key=lambda r: -r.priority):
         if call_reader(reader, "claims", path):
-            return call_reader(reader, "read", path, settings)
+            dataset: Dataset = call_reader(reader, "read", path, settings)
+            return dataset
     raise DatasetError(
         f"{path}: not a dataset (expected a metadata.csv, a metadata.jsonl, a caption sidecar "
         "such as img.txt, or a folder of images)"
@@ -56,7 +57,8 @@ def call_reader(reader: DatasetReader, method: str, *args: Any) -> Any:
     except (LorakitError, RecursionError, MemoryError):
         raise
     except Exception as exc:
-        if getattr(reader, "plugin", "core") == "core":
+        plugin = getattr(reader, "plugin", "core")  # set by the registry when the reader was registered
+        if plugin == "core":
             raise  # lorakit's own readers: a bug of ours, shown as one
-        raise PluginError(f"dataset reader {reader.name!r} of plugin {reader.plugin!r} failed in {method}() on "
+        raise PluginError(f"dataset reader {reader.name!r} of plugin {plugin!r} failed in {method}() on "
                           f"{args[0]}: {type(exc).__name__}: {exc}") from None

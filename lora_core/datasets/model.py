@@ -65,7 +65,8 @@ class SourceFile:
     @property
     def path_str(self) -> str:
         """The path as a str, without building a Path (see `path`)."""
-        return os.fspath(self.__dict__["_path"])
+        path: str = os.fspath(self.__dict__["_path"])
+        return path
 
     @classmethod
     def plain(cls, path: Path | str, text: str) -> SourceFile:
@@ -197,7 +198,7 @@ class Record:
         or empty."""
         if self._image_path is PENDING:
             self.source.resolve_images()
-        return self._image_path  # type: ignore[return-value]
+        return self._image_path
 
     @image_path.setter
     def image_path(self, value: str | None) -> None:

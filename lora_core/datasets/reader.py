@@ -17,6 +17,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from lora_core.config import CONFIG_FILENAME
 from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
@@ -233,7 +234,8 @@ def decode_source(path: Path | str, data: bytes, problems: list[ReadProblem]) ->
         text, invalid = body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, invalid = body.decode("utf-8", "surrogateescape"), True
-    source = SourceFile(path=path, text=text, bom=bom, invalid_utf8=invalid)
+    # a str path is kept as given (as SourceFile.plain does): a sidecar's path string is its identity
+    source = SourceFile(path=cast(Path, path), text=text, bom=bom, invalid_utf8=invalid)
     if bom:
         problems.append(
             ReadProblem("bom", source.location(0), "file starts with a UTF-8 byte order mark", source=source)

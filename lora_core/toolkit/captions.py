@@ -11,6 +11,10 @@ import itertools
 import random
 import re
 import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the rules module imports this toolkit
+    from lora_core.rules import Corpus
 
 __all__ = [
     "SEPARATORS",
@@ -125,7 +129,7 @@ _BLANKS = b" \t\r\n\x0b\x0c"
 _ARTICLES_BYTES = re.compile(rb" (?:an?|the)(?= )")
 
 
-def word_bags(corpus) -> list[tuple[int, int, int]]:
+def word_bags(corpus: Corpus) -> list[tuple[int, int, int]]:
     """For each caption, an order-independent fingerprint of its letters once articles,
     punctuation and blanks are removed: (length, two scrambled byte sums). Every pair of
     near-duplicates shares it; a few other pairs may too, and `near_duplicate_key` decides.
@@ -177,7 +181,7 @@ def _not_ascii_bytes(data: bytes) -> bool:
     return not data.isascii()
 
 
-def duplicate_tag_candidates(corpus) -> list[int]:
+def duplicate_tag_candidates(corpus: Corpus) -> list[int]:
     """Indexes of captions that may repeat a tag (case- and spacing-insensitive); a superset,
     confirmed by the caller with tag_spans. Works on the casefolded corpus as UTF-8 bytes (several
     times faster than on a str holding any non-ASCII character) with every blank deleted, which

@@ -68,7 +68,7 @@ def clean(text: str) -> str:
     return " ".join(html.unescape(html.unescape(text)).split()).lower()
 
 
-class _CountCache(dict):
+class _CountCache(dict[str, int]):
     """text -> number of tokens, computed by `measure` on first use."""
 
     def __init__(self, measure: Callable[[str], int]) -> None:
@@ -252,7 +252,7 @@ def from_folder(folder: Path) -> ClipTokenizer:
     vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
     lines = merges_file.read_text(encoding="utf-8").splitlines()
     merges = [tuple(line.split()) for line in lines if line and not line.startswith("#version")]
-    bpe = BytePairEncoder(vocab, [m for m in merges if len(m) == 2])  # type: ignore[misc]
+    bpe = BytePairEncoder(vocab, [(m[0], m[1]) for m in merges if len(m) == 2])
     return ClipTokenizer(bpe.encode_word, bpe.decode, f"tokenizer folder {folder}")
 
 

@@ -411,7 +411,8 @@ class Conventions:
         """Indexes of the captions holding `token` as a whole word (the corpus's term search)."""
         if self._having is not None:
             return self._having(token)
-        return self._corpus.having(Terms([token], case_sensitive=True))
+        found: set[int] = self._corpus.having(Terms([token], case_sensitive=True))
+        return found
 
     @functools.cached_property
     def concepts(self) -> dict[str, ConceptToken]:
@@ -912,7 +913,7 @@ def infer_records(corpus: Any, root_name: str, settings: dict[str, Any], train_n
         folders: list[str | None] = [f"{r.repeats}_{r.concept}" if r.concept is not None else None for r in records]
         repeats: list[int | None] = [r.repeats for r in records]
     else:  # no kohya folders (a metadata file): nothing per record to build
-        folders = repeats = [None] * len(records)
+        folders, repeats = [None] * len(records), [None] * len(records)
     names = [(f"dataset folder `{root_name}`", root_name, True)] if root_name else []
     if train_name:
         names.append((f"[train] name `{train_name}`", train_name, False))
@@ -1046,7 +1047,8 @@ def of_context(ctx: Any) -> Conventions:
         return infer_records(ctx.corpus, ctx.dataset.root.name, settings, train_name, pattern,
                              getattr(ctx, "lexicon", ()), having=lambda token: captions_with_token(ctx, token))
 
-    return ctx.memo("conventions", compute)
+    conventions: Conventions = ctx.memo("conventions", compute)
+    return conventions
 
 
 def captions_with_token(ctx: Any, token: str) -> set[int]:
@@ -1054,9 +1056,11 @@ def captions_with_token(ctx: Any, token: str) -> set[int]:
     per run and shared by the rules that need it (LK305, LK307)."""
 
     def compute() -> set[int]:
-        return ctx.corpus.having(Terms([token], case_sensitive=True))  # the corpus's fast term search
+        found: set[int] = ctx.corpus.having(Terms([token], case_sensitive=True))  # the corpus's fast term search
+        return found
 
-    return ctx.memo(("with-token", token), compute)
+    shared: set[int] = ctx.memo(("with-token", token), compute)
+    return shared
 
 
 def configured(ctx: Any, section: str, key: str) -> bool:

@@ -207,14 +207,14 @@ def similarity(a: Any, b: Any) -> float:
     while improved:
         improved = False
         for side, delta in itertools.product(range(4), (-step, step)):
-            box = list(best_box)
-            box[side] = round(box[side] + delta, 4)
-            inset = (box[0], box[1], 1 - box[2], 1 - box[3])
+            trial = list(best_box)
+            trial[side] = round(trial[side] + delta, 4)
+            inset = (trial[0], trial[1], 1 - trial[2], 1 - trial[3])
             if min(inset) < 0 or max(inset) > MAX_CROP:
                 continue
-            score = _score(a, b, (box[0], box[1], box[2], box[3]), best_side)
+            score = _score(a, b, (trial[0], trial[1], trial[2], trial[3]), best_side)
             if score > best + 1e-4:
-                best, best_box, improved = score, (box[0], box[1], box[2], box[3]), True
+                best, best_box, improved = score, (trial[0], trial[1], trial[2], trial[3]), True
     return best
 
 

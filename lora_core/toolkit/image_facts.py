@@ -235,7 +235,7 @@ FIELDS = ("error", "pixels", "width", "height", "format", "mode", "transparency"
 _INDEX = {name: i + 2 for i, name in enumerate(FIELDS)}  # a row starts with the file's size and mtime
 
 
-class ImageFacts(Mapping):
+class ImageFacts(Mapping[str, Any]):
     """One image's facts as a read-only mapping over a compact row (the cache file's own list:
     [size, mtime_ns, *FIELDS], absent facts None), so 100,000 cached images cost a list each,
     not a dict each. `colours` is kept as hex and read back as a list of 0-255 values."""
@@ -363,6 +363,8 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
     todo: list[tuple[str, str, list[int]]] = []
     inodes: dict[str, tuple[int, int]] = {}
     for record in records:
+        if record.image is None:
+            continue
         path = str(record.image_path)
         try:
             stat = os.stat(path)

@@ -151,7 +151,10 @@ def test_fix_from_plugin_is_applied(tmp_path):
 
 def test_every_hookspec_is_documented_with_its_signature():
     specs = [f for name, f in vars(hookspecs).items() if name.startswith("register_") and callable(f)]
-    assert len(specs) == 7
+    assert len(specs) == 8
+    from lora_core.plugins import HOOK_ORDER
+
+    assert sorted(HOOK_ORDER) == sorted(spec.__name__ for spec in specs)  # the loader calls every hook
     for spec in specs:
         assert list(inspect.signature(spec).parameters) == ["register"]
         assert spec.__doc__ and "register(" in spec.__doc__, spec.__name__

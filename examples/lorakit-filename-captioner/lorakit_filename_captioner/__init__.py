@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING
 
-from lora_core import hookimpl
+from lora_core import ImageItem, hookimpl
+
+if TYPE_CHECKING:
+    from lora_core import Captioner
 
 _NUMBER = re.compile(r"\d+$")
 
 
 class FilenameCaptioner:
-    takes_prompt = False
+    """A `lora_core.Captioner`: structural typing, no base class (mypy checks it below)."""
 
     def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto") -> None:
         self.model = model  # unused: nothing to load
 
-    def caption(self, items: list[Any], prompt: str | None = None) -> list[str]:
+    def caption(self, items: Sequence[ImageItem], prompt: str | None = None) -> list[str]:
         captions = []
         for item in items:
             stem = PurePosixPath(item.name).stem
@@ -27,7 +30,11 @@ class FilenameCaptioner:
         return captions
 
 
+def _make(model: str | None = None, device: str = "auto", dtype: str = "auto") -> Captioner:
+    return FilenameCaptioner(model, device, dtype)  # mypy: a FilenameCaptioner is a Captioner
+
+
 @hookimpl
 def register_captioners(register: Callable[..., None]) -> None:
-    register("filename", FilenameCaptioner, default_model=None, takes_prompt=False,
+    register("filename", _make, default_model=None, takes_prompt=False,
              description="drafts captions from image file names")
