@@ -1,7 +1,7 @@
 """Output formats. Each is a function `render(report, stream)` registered through `register_formats`.
 
-Built-ins: full (rich, default), concise, json, sarif, github. The JSON field names are a public
-contract documented in docs/output-formats.md.
+Built-ins: full (rich, default), concise, json, sarif, github, html. The JSON field names are a
+public contract, documented in docs/cli.md ("Output formats").
 """
 
 from __future__ import annotations

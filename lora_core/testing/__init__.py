@@ -1,5 +1,8 @@
 """Helpers for testing lorakit and lorakit plugins (importable by plugin authors' test suites).
 
+`lora_core.testing.tiny_models` builds tiny random BLIP, BLIP-2, CLIP, CoCa and Stable Diffusion
+models saved like real checkpoints (it imports torch when a builder is called).
+
     from lora_core.testing import make_csv_dataset, registry_with
     folder = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, neon city")])
     result = lora_core.lint(folder, registry=registry_with(MyRulesPlugin()))
@@ -15,6 +18,9 @@ from typing import Any
 
 from lora_core.plugins import Registry, load_plugins
 
+__all__ = ["csv_field", "make_csv_dataset", "make_sidecar_dataset", "photo_array", "photo_png_bytes", "png_bytes",
+           "registry_with", "write_photo", "write_png", "write_pngs"]
+
 
 def png_bytes(width: int = 8, height: int = 8, color: tuple[int, int, int] = (200, 40, 160)) -> bytes:
     """A valid RGB PNG of one colour, made with the standard library only."""
@@ -29,6 +35,7 @@ def png_bytes(width: int = 8, height: int = 8, color: tuple[int, int, int] = (20
 
 
 def write_png(path: Path, width: int = 8, height: int = 8, color: tuple[int, int, int] = (200, 40, 160)) -> Path:
+    """Write a PNG of one colour (creating its folder) and return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png_bytes(width, height, color))
     return path
@@ -82,12 +89,14 @@ def photo_array(seed: str, size: int = 512) -> Any:
 
 
 def write_photo(path: Path, seed: str | None = None, size: int = 512) -> Path:
+    """Write a photo-like PNG (textures and edges, deterministic per seed) and return its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(photo_png_bytes(seed if seed is not None else path.name, size))
     return path
 
 
 def csv_field(value: str) -> str:
+    """A value quoted for a CSV cell when it needs quoting."""
     return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\r\n') else value
 
 

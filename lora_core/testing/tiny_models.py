@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lorakit_lora.architectures import sai_unet_path
+from lora_core.toolkit.sd_names import sai_unet_path
 
 #: Words the tiny tokenizers know, so random captions read as words.
 CORPUS = ["a neon city at night", "a cyberpunk street in the rain", "a photo of a cat", "glowing signs and fog",

@@ -13,6 +13,7 @@ Light modules (the lint path imports them; never torch):
 - ``clip_tokens``: exact CLIP token counts without torch.
 - ``image_facts``: size, orientation, decode errors, blur and perceptual hashes of image files.
 - ``duplicates``: finding the same picture among many.
+- ``sd_names``: Stable Diffusion module names, diffusers and SAI/LDM layouts.
 
 Model modules (import torch when called, never at import):
 
@@ -27,5 +28,5 @@ package imports none of them, so importing it costs nothing.
 from __future__ import annotations
 
 #: The toolkit's modules, in the order docs/toolkit.md lists them.
-MODULES = ("captions", "terms", "template", "conventions", "clip_tokens", "image_facts", "duplicates", "hub",
-           "devices", "clip_scoring")
+MODULES = ("captions", "terms", "template", "conventions", "clip_tokens", "image_facts", "duplicates", "sd_names",
+           "hub", "devices", "clip_scoring")

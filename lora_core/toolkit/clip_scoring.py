@@ -23,6 +23,8 @@ DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14"
 
 
 class ClipScorer:
+    """Scores captions against their images with a CLIP model (`score_candidates`)."""
+
     def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto") -> None:
         try:
             import torch

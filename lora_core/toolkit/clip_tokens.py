@@ -203,6 +203,8 @@ def bytes_to_unicode() -> dict[int, str]:
 
 
 class BytePairEncoder:
+    """CLIP's byte-pair encoding over a vocabulary and its merges (encode_word, decode)."""
+
     def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]]) -> None:
         self.vocab = vocab
         self.decoder = {i: t for t, i in vocab.items()}
@@ -269,6 +271,7 @@ def open_clip_vocabulary(path: Path, start: str = "<start_of_text>", end: str = 
 
 
 def from_open_clip_bpe(path: Path) -> ClipTokenizer:
+    """A tokenizer from open_clip's gzipped BPE vocabulary file."""
     vocab, merges = open_clip_vocabulary(path)
     bpe = BytePairEncoder(vocab, merges)
     return ClipTokenizer(bpe.encode_word, bpe.decode, f"open_clip vocabulary {path}")
@@ -290,6 +293,7 @@ def write_tokenizer_folder(folder: Path) -> Path:
 
 
 def from_instant_clip_tokenizer() -> ClipTokenizer:
+    """A tokenizer backed by the `instant-clip-tokenizer` Rust extension (`lorakit[tokens]`)."""
     try:
         import instant_clip_tokenizer
     except ImportError as exc:

@@ -153,6 +153,7 @@ may be painted, rendered or photographed. They still name the style a set is abo
 
 
 def compatible(a: StyleGroup, b: StyleGroup) -> bool:
+    """True when two style groups may describe one dataset (the same group, or one lists the other or "*")."""
     return (a.name == b.name or "*" in a.compatible or "*" in b.compatible
             or b.name in a.compatible or a.name in b.compatible)
 
@@ -487,6 +488,7 @@ class Conventions:
 
 
 def disabled() -> Conventions:
+    """Conventions that infer nothing (`[infer] enabled = false`, `--no-infer`)."""
     return Conventions(enabled=False)
 
 

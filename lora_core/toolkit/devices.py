@@ -37,6 +37,7 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
+    """The torch dtype for "auto", "fp16", "bf16" or "fp32" on `device` (auto: half precision on CUDA only)."""
     import torch
 
     if dtype == "auto":

@@ -51,6 +51,7 @@ MAX_CROP = 0.08
 
 
 def popcount(values: Any) -> Any:
+    """The number of set bits of each value of a uint64 numpy array."""
     import numpy as np
 
     if hasattr(np, "bitwise_count"):

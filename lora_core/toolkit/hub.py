@@ -48,6 +48,7 @@ def how_to_provide(who: str) -> str:
 
 
 def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE says the Hugging Face hub must not be contacted."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -70,6 +71,7 @@ def load_pretrained(loader: Callable[..., Any], model_id: str, who: str, probe_f
 
 
 def missing_model(model_id: str, who: str, exc: BaseException) -> PluginError:
+    """The one-line PluginError for a model that could not be loaded, saying how to provide it."""
     where = "is not in the local Hugging Face cache and the hub is offline" if hub_offline() else "could not be loaded"
     detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     return PluginError(f"{who}: model {model_id!r} {where} ({detail}); download it once, or "

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lora_core.atomic import atomic_write_bytes
-from lorakit_lora.architectures import sai_unet_path
+from lora_core.toolkit.sd_names import sai_unet_path
 
 DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"
 

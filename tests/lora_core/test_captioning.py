@@ -292,3 +292,67 @@ def test_accelerate_launch_shards_and_merges_in_order(tmp_path):
     assert [(r["file_name"], r["text"]) for r in rows(folder / "metadata.csv")] == [
         (f"{i:02d}.png", "kept by resume" if i == 3 else f"caption number {i}") for i in range(9)]
     assert not (folder / ".lorakit-caption-shards").exists()
+
+
+def test_rules_opt_into_postprocessing_by_an_attribute():
+    """A third-party rule with `postprocess_captions = True` shapes machine drafts like the
+    built-in ones; without it, its fixes stay lint-only."""
+    from lora_core import Fix, Rule, Severity
+
+    def shouting(opt_in: bool) -> type:
+        class NoShouting(Rule):
+            """## What it does\nLower-cases captions written in capitals."""
+
+            code = "TS901"
+            name = "no-shouting"
+            summary = "caption in capitals"
+            severity = Severity.WARNING
+            postprocess_captions = opt_in
+
+            def check_record(self, record, ctx):
+                text = record.caption or ""
+                if text.isupper():
+                    yield self.at_caption(record, "capitals", fix=Fix.replace("lower-case", 0, len(text),
+                                                                               text.lower()))
+
+        @hookimpl
+        def register_rules(register):
+            register(NoShouting)
+
+        return types.SimpleNamespace(register_rules=register_rules)
+
+    config_registry = registry_with(shouting(True), names=["shout"])
+    config = load_config(Path("."), LintOptions(isolated=True), config_registry)
+    assert postprocess(["A RED FOX"], config, config_registry) == ["a red fox"]
+    lint_only = registry_with(shouting(False), names=["shout"])
+    assert postprocess(["A RED FOX"], config, lint_only) == ["A RED FOX"]
+
+
+def test_prompt_goes_only_to_captioners_that_take_one(tmp_path):
+    write_png(tmp_path / "a.png")
+    prompts: dict[str, list] = {"asks": [], "plain": []}
+
+    def plugin(name: str, takes_prompt: bool):
+        class Recording:
+            def __init__(self, model=None, device="auto", dtype="auto"):
+                pass
+
+            def caption(self, items, prompt=None):
+                prompts[name].append(prompt)
+                return [f"{name} caption" for _ in items]
+
+        @hookimpl
+        def register_captioners(register):
+            register(name, Recording, takes_prompt=takes_prompt)
+
+        return types.SimpleNamespace(register_captioners=register_captioners)
+
+    registry = registry_with(plugin("asks", True), plugin("plain", False), names=["asks", "plain"])
+    config = load_config(tmp_path, LintOptions(isolated=True), registry)
+    options = CaptionOptions(captioners=["asks", "plain"], prompt="a picture of")
+    caption_folder(tmp_path, options, config, registry)
+    assert prompts == {"asks": ["a picture of"], "plain": [None]}
+    from lora_core.errors import PluginError
+
+    with pytest.raises(PluginError, match="--prompt: none of the captioners \\(plain\\) takes a prompt"):
+        caption_folder(tmp_path, CaptionOptions(captioners=["plain"], prompt="x", overwrite=True), config, registry)

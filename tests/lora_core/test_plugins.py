@@ -158,3 +158,117 @@ def test_every_hookspec_is_documented_with_its_signature():
     for spec in specs:
         assert list(inspect.signature(spec).parameters) == ["register"]
         assert spec.__doc__ and "register(" in spec.__doc__, spec.__name__
+
+
+# -- the loader's contracts (issue: "Draw the core's boundary") ---------------------------------
+
+
+def test_an_implementation_may_take_fewer_arguments_than_its_spec():
+    calls = []
+
+    @hookimpl
+    def register_rules():  # the spec passes `register`; pluggy's rule: only what the impl names
+        calls.append("called")
+
+    registry = registry_with(types.SimpleNamespace(register_rules=register_rules), names=["quiet"])
+    assert calls == ["called"]
+    assert registry.plugins["quiet"].status == "loaded"
+
+
+def test_an_implementation_asking_for_an_unknown_argument_fails_alone():
+    @hookimpl
+    def register_rules(register, colour):
+        register(Watermark)
+
+    registry = registry_with(types.SimpleNamespace(register_rules=register_rules), names=["odd"])
+    assert registry.plugins["odd"].status == "failed"
+    assert "TS101" not in registry.rules and "LK101" in registry.rules
+
+
+def test_a_duplicate_rule_code_is_a_typed_fatal_error():
+    from lora_core.errors import PluginConflictError
+
+    class Clash(Watermark):
+        name = "other-name"
+
+    with pytest.raises(PluginConflictError, match="duplicate rule code TS101"):
+        registry_with(plugin_with(Watermark), plugin_with(Clash), names=["one", "two"])
+
+
+def test_a_failed_plugin_is_rolled_back_completely_config_keys_included():
+    import click
+
+    from lora_core.config import ConfigKey, ConfigSection, Str
+
+    @hookimpl
+    def register_config(register):
+        register(ConfigSection("train", "", [ConfigKey("my-trainer-key", Str(), "", "theirs")]))
+        register(ConfigSection("own", "", [ConfigKey("k", Str(), "", "")]))
+
+    @hookimpl
+    def register_commands(register):
+        register(click.Command("half-made", callback=lambda: None))
+
+    @hookimpl
+    def register_rules(register):
+        register(Watermark)
+        raise RuntimeError("broken after registering")
+
+    broken = types.SimpleNamespace(register_config=register_config, register_commands=register_commands,
+                                   register_rules=register_rules)
+    registry = registry_with(broken, names=["broken"])
+    assert registry.plugins["broken"].status == "failed"
+    train = registry.config_sections["train"]
+    assert train.key("my-trainer-key") is None and train.key("epochs") is not None and train.plugin == "lora"
+    assert "own" not in registry.config_sections
+    assert "half-made" not in registry.commands and "TS101" not in registry.rules
+    from lora_core.config import resolve_config
+    from lora_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown key `my-trainer-key`"):
+        resolve_config({"train": {"my-trainer-key": "x"}}, registry.config_sections)
+
+
+def test_factories_receive_the_registry_when_they_ask_for_it(tmp_path):
+    from lora_core.protocols import check_built
+
+    seen = []
+
+    class Asking:
+        def __init__(self, model=None, device="auto", dtype="auto", registry=None):
+            seen.append(registry)
+
+        def caption(self, items, prompt=None):
+            return ["x" for _ in items]
+
+    @hookimpl
+    def register_captioners(register):
+        register("asking", Asking)
+
+    registry = registry_with(types.SimpleNamespace(register_captioners=register_captioners), names=["asks"])
+    built = registry.captioners["asking"].build(registry, model=None)
+    check_built("captioner", "asking", "asks", built)
+    assert seen == [registry]
+    assert isinstance(built, lora_core.Captioner)
+
+
+def test_a_factory_returning_no_captioner_is_named():
+    from lora_core.errors import PluginError
+    from lora_core.protocols import check_built
+
+    with pytest.raises(PluginError, match="captioner 'bad' of plugin 'p': its factory returned object"):
+        check_built("captioner", "bad", "p", object())
+
+
+def test_the_training_pack_can_be_disabled_and_the_trainer_owns_train(tmp_path):
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", "a red fox in snow")])
+    (path.parent / "lorakit.toml").write_text("[train]\nepochs = 30\n", encoding="utf-8")
+    codes = {v.code for v in lora_core.lint(path, registry=load_plugins(builtin_only=True))}
+    assert {"LK701", "LK704"} <= codes
+    without_pack = lora_core.lint(path, registry=load_plugins(builtin_only=True, disabled=["training"]))
+    assert not {v.code for v in without_pack} & {"LK701", "LK704"}
+    registry = load_plugins(builtin_only=True)
+    assert registry.config_sections["train"].plugin == "lora"
+    assert {k.name for k in registry.config_sections["train"].keys} >= {"epochs", "learning-rate", "rank"}
+    without_trainer = lora_core.lint(path, registry=load_plugins(builtin_only=True, disabled=["lora"]))
+    assert without_trainer.datasets[0].config.ignored == ["train"]  # theirs, presumably: noted, not an error

@@ -14,9 +14,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 peft = pytest.importorskip("peft")
 
-from lorakit_lora.architectures import sai_unet_path  # noqa: E402
 from lorakit_lora.export import kohya_tensors, write_kohya  # noqa: E402
 from lorakit_lora.settings import TARGET_PRESETS, TrainSettings  # noqa: E402
+
+from lora_core.toolkit.sd_names import sai_unet_path  # noqa: E402
 
 
 def with_lora(model, targets, seed=0):

@@ -163,3 +163,41 @@ def test_fixable_would_fix_and_fixed_are_one_count(tmp_path):
     fixed = re.search(r"Fixed (\d+) problems", run("lint", str(demo), "--fix", "--unsafe-fixes").stdout)
     assert would and fixed and int(would.group(1)) == int(fixed.group(1)) == fixable
     assert int(would.group(2)) < fixable
+
+
+def test_plugin_commands_come_from_the_register_commands_hook():
+    """`lorakit generate` is the trainer plugin's (diffusers code lives there), not the core's."""
+    from lora_core.cli import _plugin_commands
+
+    assert "generate" not in cli.commands  # not one of the core's own commands
+    assert _plugin_commands()["generate"].plugin == "lora"
+    listing = run("--help")
+    assert "generate" in listing.output and "lint" in listing.output
+    helped = run("generate", "--help")
+    assert helped.exit_code == 0 and "<lora:NAME:WEIGHT>" in helped.output
+
+
+def test_a_plugin_cannot_take_a_core_command_name():
+    import types
+
+    import click
+
+    from lora_core import hookimpl
+    from lora_core.testing import registry_with
+
+    @hookimpl
+    def register_commands(register):
+        register(click.Command("lint", callback=lambda: None))
+
+    registry = registry_with(types.SimpleNamespace(register_commands=register_commands), names=["usurper"])
+    assert registry.plugins["usurper"].status == "failed"
+    assert "one of lorakit's own" in (registry.plugins["usurper"].error or "")
+
+
+def test_lint_restores_the_garbage_collector(dataset):
+    import gc
+
+    assert gc.isenabled()
+    result = run("lint", str(dataset), "--isolated")
+    assert result.exit_code in (0, 1), result.output
+    assert gc.isenabled()  # the lint ran without it, the rest of the process keeps it
