@@ -28,6 +28,19 @@ from lora_core.plugins import PluginInfo, Registry, load_plugins
 from lora_core.rules import Rule
 from lora_core.violations import Severity, Violation
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "DatasetLint",
+    "FixResult",
+    "LintOptions",
+    "LintResult",
+    "dataset_settings",
+    "dataset_targets",
+    "fix",
+    "lint",
+    "load_config",
+]
+
 PathLike = str | os.PathLike[str]
 
 

@@ -10,6 +10,13 @@ import os
 import tempfile
 from pathlib import Path
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_error",
+]
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     folder = path.parent

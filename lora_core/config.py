@@ -20,6 +20,22 @@ from typing import Any
 from lora_core.errors import ConfigError
 from lora_core.violations import Location
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "CONFIG_FILENAME",
+    "Bool",
+    "Config",
+    "ConfigKey",
+    "ConfigSection",
+    "Float",
+    "Int",
+    "ListOf",
+    "MapOf",
+    "Str",
+    "ValueType",
+    "key_location",
+]
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover

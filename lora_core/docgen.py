@@ -135,9 +135,8 @@ def toolkit_markdown() -> str:
         lines += [f"### `{qualified}`", "", _first_paragraph(module.__doc__), ""]
         for name in module.__all__:
             value = getattr(module, name)
-            doc = value.__doc__ if callable(value) and not isinstance(value, (int, float, str, tuple, frozenset)) else ""
             kind = "class" if inspect.isclass(value) else ("function" if callable(value) else "constant")
-            summary = _first_paragraph(doc) if kind != "constant" else ""
+            summary = _first_paragraph(value.__doc__) if kind != "constant" else ""
             lines.append(f"- `{name}` ({kind})" + (f": {summary}" if summary else ""))
         lines.append("")
     return "\n".join(lines)

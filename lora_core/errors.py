@@ -13,6 +13,16 @@ into one line on stderr and exit code 2; Python callers can catch them by type.
 
 from __future__ import annotations
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "ConfigError",
+    "DatasetError",
+    "LorakitError",
+    "OutputError",
+    "PluginConflictError",
+    "PluginError",
+]
+
 
 class LorakitError(Exception):
     """Base class: the message is shown to the user as is."""

@@ -27,6 +27,21 @@ from typing import Any
 
 import pluggy
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "PROJECT",
+    "hookimpl",
+    "hookspec",
+    "register_captioners",
+    "register_commands",
+    "register_config",
+    "register_formats",
+    "register_lexicon",
+    "register_readers",
+    "register_rules",
+    "register_trainers",
+]
+
 PROJECT = "lorakit"
 
 hookspec = pluggy.HookspecMarker(PROJECT)

@@ -29,6 +29,17 @@ from lora_core.errors import PluginConflictError, PluginError
 from lora_core.rules import CODE_PATTERN, NAME_PATTERN, Rule
 from lora_core.violations import Severity
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "LexiconEntry",
+    "OutputFormat",
+    "PluginCommand",
+    "PluginInfo",
+    "Registered",
+    "Registry",
+    "load_plugins",
+]
+
 ENTRY_POINT_GROUP = "lorakit"
 DISABLE_ENV = "LORAKIT_DISABLE_PLUGINS"
 BUILTIN_DISTRIBUTION = "lorakit"

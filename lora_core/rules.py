@@ -25,6 +25,15 @@ from lora_core.hookspecs import hookimpl
 from lora_core.toolkit.terms import Terms
 from lora_core.violations import Applicability, Fix, Location, Severity, Violation
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "Corpus",
+    "LintContext",
+    "Rule",
+    "RuleOption",
+    "RulePack",
+]
+
 CODE_PATTERN = re.compile(r"^[A-Z]{1,4}[0-9]{3,4}$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 

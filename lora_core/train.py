@@ -30,6 +30,12 @@ from lora_core.toolkit.captions import valid_text
 from lora_core.toolkit.hub import PICKLE_SUFFIXES
 from lora_core.violations import Severity
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "TrainJob",
+    "TrainOutcome",
+]
+
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

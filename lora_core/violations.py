@@ -7,6 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "Applicability",
+    "Edit",
+    "Fix",
+    "Location",
+    "Severity",
+    "Violation",
+]
+
 if TYPE_CHECKING:
     from lora_core.datasets.model import Record
 

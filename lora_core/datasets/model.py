@@ -19,6 +19,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lora_core.violations import Location
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "Dataset",
+    "ReadProblem",
+    "Record",
+    "SourceFile",
+]
+
 if TYPE_CHECKING:
     from lora_core.datasets.reader import DatasetReader
 

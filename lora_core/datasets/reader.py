@@ -23,6 +23,21 @@ from lora_core.config import CONFIG_FILENAME
 from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
 from lora_core.errors import DatasetError
 
+#: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DatasetReader",
+    "DatasetSettings",
+    "MetadataFileReader",
+    "decode_source",
+    "describe_invalid_bytes",
+    "encode_source",
+    "invalid_byte_spans",
+    "os_error",
+    "read_bytes",
+    "splice",
+]
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
 _IMAGE_SUFFIXES = tuple(IMAGE_EXTENSIONS)
 _SURROGATES = re.compile("[\udc80-\udcff]+")

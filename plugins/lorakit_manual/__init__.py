@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
+from lora_core.errors import PluginError
 from lora_core.hookspecs import hookimpl
 from lora_core.plugins import Registry, load_plugins
+from lora_core.protocols import ImageItem
 
 
 class ManualCaptioner:
@@ -33,21 +34,21 @@ class ManualCaptioner:
         registry = self.registry if self.registry is not None else load_plugins()
         options = LintOptions(isolated=True)
         settings = dataset_settings(load_config(source, options, registry), options)
-        if self.source is None:
-            from lora_core.datasets.sidecar_reader import SidecarReader
-
-            dataset = SidecarReader().read(folder, settings)
+        if self.source is None:  # the sidecars beside the images, whatever metadata file is there
+            sidecars = next((r for r in registry.readers if r.name == "sidecar"), None)
+            if sidecars is None:
+                raise PluginError("captioner csv: the sidecar reader is not loaded; name the captions with "
+                                  "--model csv=PATH")
+            dataset = sidecars.read(folder, settings)
         else:
             dataset = open_dataset(source, settings, registry.readers)
         return {r.image: r.caption for r in dataset.records if r.image and r.caption is not None}
 
-    def caption(self, items: Sequence[Any], prompt: str | None = None) -> list[str]:
+    def caption(self, items: Sequence[ImageItem], prompt: str | None = None) -> list[str]:
         if self._captions is None:
             folder = items[0].root if items else Path(".")
             self._captions = self._load(folder)
             if not self._captions:  # nothing to take captions from: writing empty drafts is not success
-                from lora_core.errors import PluginError
-
                 where = str(self.source) if self.source else f"{folder}: no caption sidecars there"
                 raise PluginError(f"captioner csv: no existing captions to use ({where}); name a metadata.csv, "
                                   "metadata.jsonl or sidecar folder with --model csv=PATH")
