@@ -69,8 +69,8 @@ def config_markdown(sections: Iterable[ConfigSection]) -> str:
         "## Top-level keys",
         "",
     ]
-    for key, description in TOP_LEVEL_KEYS.items():
-        lines.append(f"- `{key}`: {description}.")
+    for name, description in TOP_LEVEL_KEYS.items():
+        lines.append(f"- `{name}`: {description}.")
     lines.append("")
     for section in sections:
         lines += [f"## [{section.name}]", "", section.description + f" (plugin `{section.plugin}`)", "",

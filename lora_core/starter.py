@@ -126,7 +126,7 @@ def render(proposal: Proposal, dataset_name: str) -> str:
         lines.append('# prefix = ""')
     hints = [h for hs in (conventions.subjects.values() if conventions else []) for h in hs]
     if hints:
-        vague = {}
+        vague: dict[str, str] = {}
         for hint in hints:
             for word in hint.kind.generic:
                 vague.setdefault(word, hint.phrase)
@@ -137,7 +137,7 @@ def render(proposal: Proposal, dataset_name: str) -> str:
     else:
         lines.append('# Vague words and what to say instead (LK203); lorakit infers them from the set when unset:')
         lines.append('# vague = { "machine" = "steampunk gear device" }')
-    if single and styles:
+    if single and styles and conventions is not None:
         style = styles[0]
         conflicting = [t for g in conventions.groups if not any(compatible(d.group, g) for d in styles)
                        for t in g.terms]
@@ -192,7 +192,7 @@ def render(proposal: Proposal, dataset_name: str) -> str:
     else:
         lines.append('# Declare one token per person when the dataset shows people, e.g. ["person_A", "person_B"].')
         lines.append("# identities = []")
-    forms = Counter()
+    forms: Counter[str] = Counter()
     if conventions:
         for form, count, _ in conventions.forms.values():
             forms[form] += count

@@ -27,7 +27,7 @@ def prepared_batches(captioner: Any, items: list[ImageItem], batch_size: int,
         return
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(_Prepared(items, prepare), batch_size=batch_size, num_workers=workers, collate_fn=list,
+    loader: Iterable[list[Any]] = DataLoader(_Prepared(items, prepare),  # type: ignore[arg-type]  # a map-style dataset batch_size=batch_size, num_workers=workers, collate_fn=list,
                         pin_memory=on_cuda)
     yield from zip(batches, loader)
 

@@ -125,4 +125,4 @@ def main() -> None:
 from lora_core.cli import caption, export, info, init, lint, stats, train  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -65,8 +65,8 @@ def caption(images_dir: Path, captioners: tuple[str, ...], models: tuple[str, ..
     registry = build_registry(plugin_flags, require_plugins)
     model_map = {}
     for value in models:
-        name, _, target = value.rpartition("=") if "=" in value else ("*", "", value)
-        model_map[name] = target
+        name, _, model = value.rpartition("=") if "=" in value else ("*", "", value)
+        model_map[name] = model
     lint_options = api.LintOptions(config=config)
     settings = api.load_config(images_dir, lint_options, registry)
     options = CaptionOptions(

@@ -101,16 +101,16 @@ def _lint(
     ctx = click.get_current_context()
 
     if diff:
-        fixed = api.fix(targets, unsafe=unsafe_fixes, write=False, options=options, registry=registry)
-        text = fixed.diff()
+        would = api.fix(targets, unsafe=unsafe_fixes, write=False, options=options, registry=registry)
+        text = would.diff()
         click.echo(text, nl=False)
-        click.echo(f"Would fix {fixed_summary(fixed)}." if fixed.changes else "No fixes available.", err=True)
-        if fixed.remaining.crashes:
-            _print_crashes(fixed.remaining)
+        click.echo(f"Would fix {fixed_summary(would)}." if would.changes else "No fixes available.", err=True)
+        if would.remaining.crashes:
+            _print_crashes(would.remaining)
             ctx.exit(EXIT_FAILURE)
-        ctx.exit(EXIT_VIOLATIONS if fixed.changes else EXIT_OK)
+        ctx.exit(EXIT_VIOLATIONS if would.changes else EXIT_OK)
 
-    fixed = None
+    fixed: api.FixResult | None = None
     if apply_fix:
         fixed = api.fix(targets, unsafe=unsafe_fixes, write=True, options=options, registry=registry)
         result = fixed.remaining

@@ -103,7 +103,7 @@ def tiny_blip2(folder: Path, seed: int = 0) -> Path:
     _seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     vocab, merges = _byte_level_bpe(folder)
-    tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, bos_token="</s>", eos_token="</s>", unk_token="<unk>",
+    tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges,  # type: ignore[arg-type]  # pairs: what it reads bos_token="</s>", eos_token="</s>", unk_token="<unk>",
                               pad_token="<pad>", add_bos_token=True)
     tokenizer.model_max_length = 128
     return _save_blip2(folder, tokenizer, dict(
