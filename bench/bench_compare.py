@@ -60,6 +60,7 @@ def main() -> None:
     lorakit = shutil.which("lorakit", path=os.path.dirname(sys.executable)) or "lorakit"
     data = str(data_folder / "metadata.csv")
     commands = {
+        "--help": [lorakit, "--help"],
         "all rules concise": [lorakit, "lint", data, "--format", "concise", "--ignore", "LK6"],
         "LK0/LK1 concise": [lorakit, "lint", data, "--format", "concise", "--isolated", "--select", "LK0,LK1"],
         "zero-config concise": [lorakit, "lint", data, "--format", "concise", "--isolated", "--ignore", "LK6"],

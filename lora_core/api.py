@@ -355,8 +355,8 @@ def load_config(target: Path, options: LintOptions, registry: Registry) -> Confi
             # asked only when the file is not a lorakit config: no second parse on every lint
             reader = _reader_of(path, sorted(registry.readers, key=lambda r: -r.priority))
             if reader is not None:
-                kind = reader.description.split(":")[0] or f"{reader.name} dataset"
-                raise ConfigError(f"{path}: a {kind}, not a lorakit config: lint it as the dataset "
+                what = reader.what or f"a {reader.name} dataset"
+                raise ConfigError(f"{path}: {what}, not a lorakit config: lint it as the dataset "
                                   f"(lorakit lint {path})") from None
             raise
     config.lexicon = list(registry.lexicon)

@@ -84,6 +84,7 @@ def is_aitoolkit_config(path: Path) -> bool:
 class AiToolkitConfigReader(FolderConfigReader):
     name = "ai-toolkit-config"
     description = "ai-toolkit YAML job config: every datasets entry's folder_path with its own settings"
+    what = "an ai-toolkit job config"
 
     def claims(self, path: Path) -> bool:
         return is_aitoolkit_config(path)

@@ -68,6 +68,7 @@ def is_kohya_dataset_config(path: Path) -> bool:
 class KohyaConfigReader(FolderConfigReader):
     name = "kohya-config"
     description = "kohya sd-scripts dataset_config.toml: every subset's image_dir with its own settings"
+    what = "a kohya dataset config"
 
     def claims(self, path: Path) -> bool:
         return is_kohya_dataset_config(path)
@@ -248,6 +249,7 @@ def training_arguments(path: Path) -> dict[str, Any] | None:
 class KohyaArgumentsReader(FolderConfigReader):
     name = "kohya-arguments"
     description = "kohya_ss / lora-scripts training config (train_data_dir, reg_data_dir or dataset_config)"
+    what = "a kohya training config"
     priority = 45
 
     def claims(self, path: Path) -> bool:

@@ -63,6 +63,8 @@ class DatasetReader:
     #: Short name shown in reports and `lorakit plugins`.
     name: str = ""
     description: str = ""
+    #: What a file this reader claims is, for messages ("a kohya dataset config"); default: the name.
+    what: str = ""
     #: Readers are asked in descending priority; the folder-of-sidecars fallback is lowest.
     priority: int = 0
 
