@@ -286,7 +286,7 @@ def _options(options: LintOptions | None, kwargs: dict[str, Any]) -> LintOptions
 
 
 def dataset_targets(
-    paths: PathLike | Sequence[PathLike], readers: Sequence[DatasetReader] = (),
+    paths: PathLike | Sequence[PathLike], readers: Sequence[DatasetReader] | None = None,
 ) -> tuple[list[Path], list[Path]]:
     """Datasets to lint for the given paths, and files that belong to no dataset.
 
@@ -297,9 +297,12 @@ def dataset_targets(
     and the reader that reads that dataset must be the one that placed the file there (a caption
     sidecar beside a metadata.csv is not one of its captions). A caption, image or lorakit.toml
     that no reader places (a picture in docs/, a config above the datasets) is skipped.
+    `readers`: the registry's (default: the installed plugins').
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    if readers is None:
+        readers = load_plugins().readers
     ordered = sorted(readers, key=lambda r: -r.priority)
     members = frozenset().union(*(r.member_suffixes for r in ordered))
     targets: list[Path] = []

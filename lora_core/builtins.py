@@ -8,12 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lora_core.config import DATASET_SECTION, INFER_SECTION, LINT_SECTION
-from lora_core.datasets.aitoolkit_config import AiToolkitConfigReader
-from lora_core.datasets.csv_reader import CsvReader
-from lora_core.datasets.jsonl_reader import JsonlReader
-from lora_core.datasets.kohya_config import KohyaArgumentsReader, KohyaConfigReader
-from lora_core.datasets.sidecar_reader import SidecarReader
-from lora_core.datasets.trainer_json import OneTrainerConceptsReader, SimpleTunerBackendsReader
 from lora_core.hookspecs import hookimpl
 
 
@@ -26,6 +20,14 @@ def register_config(register: Callable) -> None:
 
 @hookimpl
 def register_readers(register: Callable) -> None:
+    # Imported here, as the formats are: listing plugin commands (`lorakit --help`) builds no reader.
+    from lora_core.datasets.aitoolkit_config import AiToolkitConfigReader
+    from lora_core.datasets.csv_reader import CsvReader
+    from lora_core.datasets.jsonl_reader import JsonlReader
+    from lora_core.datasets.kohya_config import KohyaArgumentsReader, KohyaConfigReader
+    from lora_core.datasets.sidecar_reader import SidecarReader
+    from lora_core.datasets.trainer_json import OneTrainerConceptsReader, SimpleTunerBackendsReader
+
     register(CsvReader())
     register(JsonlReader())
     register(KohyaConfigReader())

@@ -6,12 +6,13 @@ config's own fixes (style prefix, vague terms, trigger in front, separators), so
 start out conforming; write the output in chunks, each chunk atomically, so an interrupt loses at
 most the chunk in flight; lint the result.
 
-A captioner plugin registers `factory(model=None, device="auto", dtype="auto")` returning an object
-with `caption(items: list[ImageItem], prompt: str | None = None) -> list[str]`. Model captioners
+A captioner plugin registers `factory(model=None, device="auto", dtype="auto")` (plus its own
+options, and `registry` if it takes one) returning a `lora_core.protocols.Captioner`:
+`caption(items: Sequence[ImageItem], prompt: str | None = None) -> list[str]`. Model captioners
 call `item.load()` for a PIL image; the manual one reads `item.name`. A captioner may also split
-the work in two: `prepare(item)` (decode and preprocess one image: CPU work, run in DataLoader
-workers with pinned memory) and `caption_prepared(prepared, prompt=None)` (the model); the
-prepared batch is then reused for every prompt (template slot questions).
+the work in two (`PreparingCaptioner`): `prepare(item)` (decode and preprocess one image: CPU
+work, run in DataLoader workers with pinned memory) and `caption_prepared(prepared, prompt=None)`
+(the model); the prepared batch is then reused for every prompt (template slot questions).
 
 Under `accelerate launch` (WORLD_SIZE > 1) each process captions every n-th image into its own
 shard file, and the first process merges the shards in the original order.
@@ -42,8 +43,6 @@ from lora_core.plugins import Registry
 __all__ = ["SHARDS_FOLDER", "CaptionOptions", "CaptionResult", "CaptionWriter", "ImageItem", "Shard", "TemplateFiller",
            "best_score", "caption_folder", "clip_vote", "consensus", "list_images", "load_captioners",
            "parse_captioner_options", "postprocess", "prepared_batches", "require_captioners", "run_captioner"]
-
-
 
 
 def caption_folder(

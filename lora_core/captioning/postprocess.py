@@ -9,10 +9,12 @@ from lora_core.datasets.model import Dataset, Record, SourceFile
 from lora_core.engine import Selection, run_rules
 from lora_core.fixer import fix_dataset
 from lora_core.plugins import Registry
+from lora_core.violations import Violation
 
 
 def postprocess(captions: list[str], config: Config, registry: Registry) -> list[str]:
-    """Apply the config's fixes to fresh captions (in memory, no file involved)."""
+    """Apply the config's fixes to fresh captions (in memory, no file involved): the fixes of every
+    rule that opts in with `postprocess_captions = True`, built-in or a plugin's, unsafe ones too."""
     rules = [rule for _, rule in sorted(registry.rules.items()) if rule.postprocess_captions]
     if not rules or not captions:
         return captions
@@ -21,7 +23,7 @@ def postprocess(captions: list[str], config: Config, registry: Registry) -> list
     dataset = Dataset(root=Path("."), path=Path("<captions>"), format="memory", records=records, sources=[source])
     selection = Selection(select=[rule.code for rule in rules])
 
-    def run() -> list:
+    def run() -> list[Violation]:
         return run_rules(dataset, rules, selection, config, jobs=1)[0]
 
     fix_dataset(dataset, run, unsafe=True)

@@ -79,6 +79,7 @@ def cli() -> None:
 
 
 _skip_teardown = False
+_in_main = False  # True while `main` runs the command line (not a CliRunner or another caller)
 _commands_of_plugins: dict[str, Any] | None = None
 
 
@@ -104,9 +105,16 @@ def skip_teardown() -> None:
     _skip_teardown = True
 
 
+def process_ends_with_command() -> bool:
+    """True when the process ends as soon as the current command returns (`main` was asked to
+    skip the teardown): process-wide settings need no restoring then."""
+    return _in_main and _skip_teardown
+
+
 def main() -> None:
-    global _skip_teardown
+    global _skip_teardown, _in_main
     _skip_teardown = False  # set again by the command this call runs, if it wants
+    _in_main = True
     try:
         cli(prog_name="lorakit")
     except SystemExit as exc:
@@ -119,6 +127,8 @@ def main() -> None:
         except (BrokenPipeError, ValueError):  # the reader went away: nothing left to write
             pass
         os._exit(code)
+    finally:
+        _in_main = False
 
 
 # Subcommands register themselves on `cli`; they import nothing heavy at module level.

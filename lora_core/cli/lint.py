@@ -14,7 +14,7 @@ import click
 
 from lora_core import api
 from lora_core.atomic import atomic_write_text, write_error
-from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, skip_teardown
+from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, process_ends_with_command, skip_teardown
 from lora_core.cli.options import build_registry, plugin_options, split_codes
 from lora_core.fixer import MAX_ROUNDS
 from lora_core.reporters import Report, fixed_summary, plural
@@ -184,10 +184,13 @@ def lint_process_tuning() -> Iterator[None]:
     try:
         yield
     finally:
-        if tuned:
-            _mallopt_defaults()
-        if collecting:
-            gc.enable()
+        # Not when the process ends right away (`lorakit lint` from a shell): lowering the trim
+        # threshold again would hand the heap back page by page just before exit frees it whole.
+        if not process_ends_with_command():
+            if tuned:
+                _mallopt_defaults()
+            if collecting:
+                gc.enable()
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3

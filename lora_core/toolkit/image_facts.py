@@ -10,7 +10,6 @@ Pillow and numpy are imported when an image is analysed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -99,6 +98,8 @@ def _orientation(image: Any) -> int:
 
 
 def _pixel_facts(image: Any) -> dict[str, Any]:
+    import hashlib  # here, as numpy and Pillow: importing the module (every lint does) stays cheap
+
     import numpy as np
     from PIL import Image
 
@@ -323,6 +324,8 @@ def _same_files(todo: list[tuple[str, str, list[int]]], inodes: dict[str, tuple[
     another file shares are read and hashed (distinct photos seldom share a byte count; copies
     always do), and hard links are known by their inode (`inodes`: from collect's stat) without
     reading."""
+    import hashlib
+
     by_size: dict[int, list[str]] = {}
     for _, path, stamp in todo:
         by_size.setdefault(stamp[0], []).append(path)

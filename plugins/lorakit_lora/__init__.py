@@ -3,7 +3,8 @@
     lorakit train data/                      # lint gate, then runs/<name>-<tag>/
     accelerate launch -m lora_core.cli train data/ --tag v2     # several GPUs or processes
 
-Reads `[train]` (keys registered here and by the training rule pack) and `[entities] keep-tokens`.
+Owns `[train]`: every key, its type and default is registered here (lorakit_lora.settings); the
+LK7xx rules only read it. Also reads `[entities] keep-tokens`, and contributes `lorakit generate`.
 Writes `pytorch_lora_weights.safetensors` (diffusers/peft layout with adapter metadata) and
 `<name>.safetensors` (kohya / A1111 layout with ss_* and modelspec metadata), loss.csv and
 loss.png, sample grids and resumable checkpoints. torch, diffusers and peft are imported when
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lora_core.hookspecs import hookimpl
 from lora_core.plugins import Registry, load_plugins
-from lora_core.train import TrainJob, TrainOutcome
-from lorakit_lora.settings import TRAINER_SECTION
+
+if TYPE_CHECKING:  # imported when used: listing commands (`lorakit --help`) loads this module too
+    from lora_core.train import TrainJob, TrainOutcome
 
 __version__ = "0.1.0"
 
@@ -43,6 +45,7 @@ class LoraTrainer:
 
             raise PluginError(f"trainer lora needs torch, diffusers and peft: pip install 'lorakit[train]' ({exc})") \
                 from None
+        from lora_core.train import TrainOutcome
         from lorakit_lora import export, monitor
         from lorakit_lora.data import examples_from, split_validation
         from lorakit_lora.loop import Trainer
@@ -100,6 +103,8 @@ class LoraTrainer:
 
 @hookimpl
 def register_config(register: Callable[[Any], None]) -> None:
+    from lorakit_lora.settings import TRAINER_SECTION
+
     register(TRAINER_SECTION)
 
 
