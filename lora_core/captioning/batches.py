@@ -27,8 +27,10 @@ def prepared_batches(captioner: Any, items: list[ImageItem], batch_size: int,
         return
     from torch.utils.data import DataLoader
 
-    loader: Iterable[list[Any]] = DataLoader(_Prepared(items, prepare),  # type: ignore[arg-type]  # a map-style dataset batch_size=batch_size, num_workers=workers, collate_fn=list,
-                        pin_memory=on_cuda)
+    # _Prepared is a map-style dataset (__len__, __getitem__) without torch's Dataset base class
+    prepared = _Prepared(items, prepare)
+    loader: Iterable[list[Any]] = DataLoader(prepared, batch_size=batch_size,  # type: ignore[arg-type]
+                                             num_workers=workers, collate_fn=list, pin_memory=on_cuda)
     yield from zip(batches, loader)
 
 

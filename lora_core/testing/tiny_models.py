@@ -103,8 +103,9 @@ def tiny_blip2(folder: Path, seed: int = 0) -> Path:
     _seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     vocab, merges = _byte_level_bpe(folder)
-    tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges,  # type: ignore[arg-type]  # pairs: what it reads bos_token="</s>", eos_token="</s>", unk_token="<unk>",
-                              pad_token="<pad>", add_bos_token=True)
+    # merges as pairs, which GPT2Tokenizer reads (its annotation says strings)
+    tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, bos_token="</s>", eos_token="</s>",  # type: ignore[arg-type]
+                              unk_token="<unk>", pad_token="<pad>", add_bos_token=True)
     tokenizer.model_max_length = 128
     return _save_blip2(folder, tokenizer, dict(
         model_type="opt", hidden_size=32, word_embed_proj_dim=32, ffn_dim=64, num_hidden_layers=2,
