@@ -110,23 +110,23 @@ class Registered:
         return bool(self.info.get("answers_questions", False))
 
     def build(self, registry: Registry, **arguments: Any) -> Any:
-        """Call the factory with `arguments`, plus the registry when the factory takes a
-        ``registry`` argument (so a plugin never loads the plugin system a second time)."""
+        """Call the factory with `arguments`, plus the registry when the factory names a
+        ``registry`` parameter (so a plugin never loads the plugin system a second time)."""
         if accepts_argument(self.factory, "registry"):
             arguments["registry"] = registry
         return self.factory(**arguments)
 
 
 def accepts_argument(function: Callable[..., Any], name: str) -> bool:
-    """True when `function` can be called with the keyword argument `name`."""
+    """True when `function` names a parameter `name` that can be passed by keyword. A bare
+    `**kwargs` does not count: such a factory often forwards its options to a model loader,
+    which must not receive lorakit's registry."""
     try:
         parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
     found = parameters.get(name)
-    if found is not None:
-        return found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY)
-    return any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return found is not None and found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY)
 
 
 @dataclass
