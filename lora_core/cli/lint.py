@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -55,13 +56,7 @@ HUMAN_FORMATS = ("full", "concise")
 @click.option("--clip-model", metavar="ID_OR_PATH",
               help="CLIP model for --semantic (default openai/clip-vit-large-patch14; implies --semantic).")
 @plugin_options
-def lint(
-    paths: tuple[Path, ...], output_format: str, output_file: Path | None, apply_fix: bool, unsafe_fixes: bool,
-    diff: bool, select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
-    statistics: bool, strict: bool, exit_zero: bool, config: Path | None, isolated: bool, no_infer: bool,
-    caption_column: str | None, caption_extension: str | None, color: bool | None, jobs: int | None,
-    semantic: bool, clip_model: str | None, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...],
-) -> None:
+def lint(**options: Any) -> None:
     """Lint datasets: metadata.csv, metadata.jsonl, caption sidecars, or folders of them.
 
     \b
@@ -72,10 +67,10 @@ def lint(
     """
     # A lint allocates many small objects and frees them all at exit: the cyclic collector's
     # full passes over them cost about 15% of the run time and reclaim nothing. Both settings are
-    # the process's own: they are restored when the command ends (a Python caller, or CliRunner
-    # in a test suite, goes on with its usual collector and allocator).
+    # restored when the command ends, unless the process exits right away (a Python caller, or
+    # CliRunner in a test suite, goes on with its usual collector and allocator).
     with lint_process_tuning():
-        _lint(**click.get_current_context().params)  # the same arguments, by name
+        _lint(**options)
 
 
 def _lint(
