@@ -124,7 +124,8 @@ def toolkit_markdown() -> str:
     ]
     for name, spec in vars(hookspecs).items():
         if name.startswith("register_") and callable(spec):
-            lines += [f"### `{name}{inspect.signature(spec)}`", "", inspect.cleandoc(spec.__doc__ or ""), ""]
+            signature = str(inspect.signature(spec)).replace("'", "")  # annotations are strings here
+            lines += [f"### `{name}{signature}`", "", inspect.cleandoc(spec.__doc__ or ""), ""]
     lines += ["## Protocols (`lora_core.protocols`)", ""]
     for name in protocols.__all__:
         lines.append(f"- `{name}`: {_first_paragraph(getattr(protocols, name).__doc__)}")

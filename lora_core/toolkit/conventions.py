@@ -315,6 +315,8 @@ class Scope:
 
 @dataclass(frozen=True)
 class InferredTrigger:
+    """The trigger token a scope's captions agree on: how many carry it, how often first, its siblings."""
+
     token: str
     count: int  # captions of the scope that have it, exactly
     total: int  # captions of the scope
@@ -333,6 +335,8 @@ class InferredTrigger:
 
 @dataclass(frozen=True)
 class InferredStyle:
+    """A style group a scope's captions establish: how many name it, and whether it is required."""
+
     group: StyleGroup
     count: int  # captions of the scope naming a term of the group
     total: int
@@ -746,6 +750,8 @@ def _subject_index(kinds: tuple[SubjectKind, ...] = SUBJECT_KINDS
 
 @dataclass(frozen=True)
 class SubjectMention:
+    """Where a caption mentions a kind of subject: its span, and the specific phrase (None: a bare generic word)."""
+
     kind: SubjectKind
     start: int
     end: int
@@ -958,6 +964,8 @@ def squash(text: str) -> str:
 
 @dataclass(frozen=True)
 class Variant:
+    """A near-miss of a known token in a caption (a typo, a case or spacing variant): its span and kind."""
+
     start: int
     end: int
     text: str

@@ -23,6 +23,8 @@ _SLOT = re.compile(r"\{([A-Za-z_][\w-]*)\}")
 
 @dataclass(frozen=True)
 class Piece:
+    """One part of a template: literal text, or a slot's name."""
+
     text: str  # a literal, or a slot name
     is_slot: bool
 
