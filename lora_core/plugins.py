@@ -14,9 +14,10 @@ code) stops loading.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -25,7 +26,7 @@ import pluggy
 
 from lora_core import hookspecs
 from lora_core.config import ConfigSection
-from lora_core.errors import PluginConflictError, PluginError
+from lora_core.errors import LorakitError, PluginConflictError, PluginError
 from lora_core.rules import CODE_PATTERN, NAME_PATTERN, Rule
 from lora_core.violations import Severity
 
@@ -91,6 +92,7 @@ class Registered:
     factory: Callable[..., Any]
     plugin: str
     info: dict[str, Any] = field(default_factory=dict)
+    kind: str = "captioner"  # or "trainer"
 
     @property
     def description(self) -> str:
@@ -114,7 +116,8 @@ class Registered:
         ``registry`` parameter (so a plugin never loads the plugin system a second time)."""
         if accepts_argument(self.factory, "registry"):
             arguments["registry"] = registry
-        return self.factory(**arguments)
+        with registry.attributed(self.plugin, f"{self.kind} {self.name!r}"):
+            return self.factory(**arguments)
 
 
 def accepts_argument(function: Callable[..., Any], name: str) -> bool:
@@ -263,7 +266,7 @@ class Registry:
                    factory: Callable[..., Any], **info: Any) -> None:
         if name in table:
             raise PluginError(f"duplicate {kind} {name!r}: from plugin {table[name].plugin!r} and {plugin!r}")
-        table[name] = Registered(name, factory, plugin, info)
+        table[name] = Registered(name, factory, plugin, info, kind)
         self.plugins[plugin].note(kind + "s", name)
 
     def _add_lexicon(self, plugin: str, kind: str, name: str, terms: Iterable[str],
@@ -297,6 +300,22 @@ class Registry:
     @property
     def failed(self) -> list[PluginInfo]:
         return [p for p in self.plugins.values() if p.status == "failed"]
+
+    @contextlib.contextmanager
+    def attributed(self, plugin: str, what: str) -> Iterator[None]:
+        """Run a third-party plugin's code (a factory, a captioner, a trainer): an exception it
+        raises, other than lorakit's own one-line errors, becomes a PluginError naming `what` and
+        the plugin, instead of an "internal error" that asks users to report it to lorakit.
+        lorakit's own plugins' exceptions stay as they are: those are lorakit's bugs."""
+        try:
+            yield
+        except (LorakitError, RecursionError, MemoryError):
+            raise
+        except Exception as exc:
+            info = self.plugins.get(plugin)
+            if info is None or info.builtin:
+                raise
+            raise PluginError(f"{what} of plugin {plugin!r} failed: {type(exc).__name__}: {exc}") from exc
 
     @property
     def disabled(self) -> list[str]:

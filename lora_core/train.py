@@ -188,7 +188,8 @@ def train(dataset: Path, options: TrainOptions, registry: Registry, report: Call
     try:
         trainer = entry.build(registry)
         check_built("trainer", options.trainer, entry.plugin, trainer)
-        outcome = trainer.train(job)
+        with registry.attributed(entry.plugin, f"trainer {options.trainer!r}"):
+            outcome = trainer.train(job)
     except BaseException:
         # A run that failed before its first checkpoint (a bad setting, a missing model, Ctrl-C
         # while loading) leaves nothing to resume: remove its folder so the same --tag works again.

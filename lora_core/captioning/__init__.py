@@ -97,13 +97,14 @@ def caption_folder(
         drafts: list[list[str]] = []
         for name, captioner in captioners:
             entry = registry.captioners[name]
-            if filler is not None and entry.answers_questions:
-                answers = run_captioner(captioner, part, filler.questions, options.batch_size, options.workers)
-                drafts.append([filler.fill(per_image) for per_image in zip(*answers)])
-            else:
-                prompt = options.prompt if entry.takes_prompt else None
-                drafts.append(run_captioner(captioner, part, [prompt], options.batch_size,
-                                            options.workers)[0])
+            with registry.attributed(entry.plugin, f"captioner {name!r}"):
+                if filler is not None and entry.answers_questions:
+                    answers = run_captioner(captioner, part, filler.questions, options.batch_size, options.workers)
+                    drafts.append([filler.fill(per_image) for per_image in zip(*answers)])
+                else:
+                    prompt = options.prompt if entry.takes_prompt else None
+                    drafts.append(run_captioner(captioner, part, [prompt], options.batch_size,
+                                                options.workers)[0])
         candidates = [[d[index] for d in drafts] for index in range(len(part))]
         if len(captioners) == 1:
             votes = [(0, [1.0]) for _ in part]

@@ -356,3 +356,32 @@ def test_prompt_goes_only_to_captioners_that_take_one(tmp_path):
 
     with pytest.raises(PluginError, match="--prompt: none of the captioners \\(plain\\) takes a prompt"):
         caption_folder(tmp_path, CaptionOptions(captioners=["plain"], prompt="x", overwrite=True), config, registry)
+
+
+def test_a_third_party_captioner_that_raises_is_named(tmp_path):
+    """A plugin's bug is reported against the plugin (exit 2, one line), not as lorakit's own
+    internal error; Ctrl-C still passes through (test_interrupt_keeps_every_finished_chunk)."""
+    from lora_core.errors import PluginError
+
+    write_png(tmp_path / "a.png")
+
+    def broken(name: str) -> str:
+        raise RuntimeError("CUDA out of memory")
+
+    registry = registry_with(captioner_plugin("broken", broken), names=["acme-captioners"])
+    config = load_config(tmp_path, LintOptions(isolated=True), registry)
+    with pytest.raises(PluginError, match="captioner 'broken' of plugin 'acme-captioners' failed: "
+                                          "RuntimeError: CUDA out of memory"):
+        caption_folder(tmp_path, CaptionOptions(["broken"]), config, registry)
+
+    class Unbuildable:
+        def __init__(self, model=None, device="auto", dtype="auto"):
+            raise ImportError("No module named 'acme_model'")
+
+    @hookimpl
+    def register_captioners(register):
+        register("unbuildable", Unbuildable)
+
+    registry = registry_with(types.SimpleNamespace(register_captioners=register_captioners), names=["acme"])
+    with pytest.raises(PluginError, match="captioner 'unbuildable' of plugin 'acme' failed: ImportError"):
+        caption_folder(tmp_path, CaptionOptions(["unbuildable"], overwrite=True), config, registry)
