@@ -272,3 +272,23 @@ def test_the_training_pack_can_be_disabled_and_the_trainer_owns_train(tmp_path):
     assert {k.name for k in registry.config_sections["train"].keys} >= {"epochs", "learning-rate", "rank"}
     without_trainer = lora_core.lint(path, registry=load_plugins(builtin_only=True, disabled=["lora"]))
     assert without_trainer.datasets[0].config.ignored == ["train"]  # theirs, presumably: noted, not an error
+
+
+def test_a_third_party_trainer_that_raises_is_named_and_leaves_no_run_folder(tmp_path, monkeypatch):
+    from lora_core.errors import PluginError
+    from lora_core.train import TrainOptions, train
+
+    class Crashing:
+        def train(self, job):
+            raise RuntimeError("NaN loss")
+
+    @hookimpl
+    def register_trainers(register):
+        register("crashing", Crashing)
+
+    registry = registry_with(types.SimpleNamespace(register_trainers=register_trainers), names=["acme"])
+    monkeypatch.chdir(tmp_path)
+    dataset = make_csv_dataset(tmp_path / "data", [("a.png", "a red fox in the snow")]).parent
+    with pytest.raises(PluginError, match="trainer 'crashing' of plugin 'acme' failed: RuntimeError: NaN loss"):
+        train(dataset, TrainOptions(trainer="crashing", tag="t"), registry, print, print)
+    assert not (tmp_path / "runs" / "data-t").exists()  # nothing to resume: the folder is removed
