@@ -20,7 +20,7 @@ from typing import Any, overload
 
 from lora_core.atomic import write_error, write_user_file
 from lora_core.config import CONFIG_FILENAME, Config, find_config_file, read_config_table, resolve_config
-from lora_core.datasets import Dataset, DatasetReader, DatasetSettings, call_reader, open_dataset
+from lora_core.datasets import Dataset, DatasetReader, DatasetSettings, by_priority, call_reader, open_dataset
 from lora_core.engine import RuleCrash, Selection, run_rules
 from lora_core.errors import ConfigError, DatasetError
 from lora_core.fixer import FixOutcome, fix_dataset
@@ -303,11 +303,13 @@ def dataset_targets(
         paths = [paths]
     if readers is None:
         readers = load_plugins().readers
-    ordered = sorted(readers, key=lambda r: -r.priority)
+    ordered = by_priority(readers)
     members = frozenset().union(*(r.member_suffixes for r in ordered))
     targets: list[Path] = []
     skipped: list[Path] = []
     seen: set[Path] = set()
+    # the reader that reads each dataset found so far: pre-commit passes many files of one dataset
+    reader_of: dict[Path, DatasetReader | None] = {}
     for raw in paths:
         path = Path(raw)
         if not path.exists() and not path.is_symlink():
@@ -317,7 +319,10 @@ def dataset_targets(
             placed = _place(path, ordered)
             if placed is not None:
                 target, by = placed
-                if _reader_of(target, ordered) is not by:
+                resolved = target.resolve()
+                if resolved not in reader_of:
+                    reader_of[resolved] = _reader_of(target, ordered)
+                if reader_of[resolved] is not by:
                     skipped.append(path)
                     continue
             elif path.suffix.lower() in members or path.name == CONFIG_FILENAME:
@@ -356,7 +361,7 @@ def load_config(target: Path, options: LintOptions, registry: Registry) -> Confi
             config = resolve_config(read_config_table(path), sections, path, registry.disabled)
         except ConfigError:
             # asked only when the file is not a lorakit config: no second parse on every lint
-            reader = _reader_of(path, sorted(registry.readers, key=lambda r: -r.priority))
+            reader = _reader_of(path, by_priority(registry.readers))
             if reader is not None:
                 what = reader.what or f"a {reader.name} dataset"
                 raise ConfigError(f"{path}: {what}, not a lorakit config: lint it as the dataset "

@@ -27,6 +27,7 @@ import pluggy
 from lora_core import hookspecs
 from lora_core.config import ConfigSection
 from lora_core.errors import LorakitError, PluginConflictError, PluginError
+from lora_core.protocols import check_built
 from lora_core.rules import CODE_PATTERN, NAME_PATTERN, Rule
 from lora_core.violations import Severity
 
@@ -113,11 +114,14 @@ class Registered:
 
     def build(self, registry: Registry, **arguments: Any) -> Any:
         """Call the factory with `arguments`, plus the registry when the factory names a
-        ``registry`` parameter (so a plugin never loads the plugin system a second time)."""
+        ``registry`` parameter (so a plugin never loads the plugin system a second time), and
+        check what it returns against the Captioner or Trainer protocol."""
         if accepts_argument(self.factory, "registry"):
             arguments["registry"] = registry
         with registry.attributed(self.plugin, f"{self.kind} {self.name!r}"):
-            return self.factory(**arguments)
+            built = self.factory(**arguments)
+        check_built(self.kind, self.name, self.plugin, built)
+        return built
 
 
 def accepts_argument(function: Callable[..., Any], name: str) -> bool:
@@ -337,12 +341,14 @@ class Registry:
             del self._key_owners[(section_name, key_name)]
         for name, section in list(self.config_sections.items()):
             keys = [k for k in section.keys if (name, k.name) not in owned]
-            if not keys and (section.keys or section.plugin == plugin):
+            if len(keys) == len(section.keys) and section.plugin != plugin:
+                continue  # nothing of the failed plugin's in this section
+            if not keys:
                 del self.config_sections[name]
                 continue
             owner = section.plugin
             if owner == plugin:  # the section stays for the keys others added: the first of them owns it
-                owner = next(self._key_owners[(name, k.name)] for k in keys)
+                owner = self._key_owners[(name, keys[0].name)]
             self.config_sections[name] = ConfigSection(section.name, section.description, keys, owner)
 
     def rule(self, code_or_name: str) -> Rule | None:

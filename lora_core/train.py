@@ -25,7 +25,6 @@ from lora_core.atomic import atomic_write_bytes
 from lora_core.config import Config
 from lora_core.errors import ConfigError, DatasetError, PluginError
 from lora_core.plugins import Registry
-from lora_core.protocols import check_built
 from lora_core.toolkit.captions import valid_text
 from lora_core.toolkit.hub import PICKLE_SUFFIXES
 from lora_core.violations import Severity
@@ -187,7 +186,6 @@ def train(dataset: Path, options: TrainOptions, registry: Registry, report: Call
                    allow_lint_errors=options.allow_lint_errors, report=report, warn=warn)
     try:
         trainer = entry.build(registry)
-        check_built("trainer", options.trainer, entry.plugin, trainer)
         with registry.attributed(entry.plugin, f"trainer {options.trainer!r}"):
             outcome = trainer.train(job)
     except BaseException:

@@ -8,7 +8,6 @@ from typing import Any
 from lora_core.captioning.options import CaptionOptions
 from lora_core.errors import PluginError
 from lora_core.plugins import Registry
-from lora_core.protocols import check_built
 
 
 def _option_names(factory: Callable[..., Any]) -> tuple[bool, list[str]]:
@@ -57,7 +56,5 @@ def load_captioners(names: Iterable[str], options: CaptionOptions, registry: Reg
         model = options.models.get(name) or options.models.get("*")
         extra = _factory_options(name, entry.factory, options)
         extra.pop("registry", None)  # -O registry=... is not an option: the registry is lorakit's to pass
-        captioner = entry.build(registry, model=model, device=options.device, dtype=options.dtype, **extra)
-        check_built("captioner", name, entry.plugin, captioner)
-        loaded.append((name, captioner))
+        loaded.append((name, entry.build(registry, model=model, device=options.device, dtype=options.dtype, **extra)))
     return loaded

@@ -19,6 +19,7 @@ __all__ = [
     "Record",
     "SourceFile",
     "open_dataset",
+    "by_priority",
     "call_reader",
     "check_dataset_path",
 ]
@@ -34,10 +35,15 @@ def check_dataset_path(path: Path) -> None:
         raise DatasetError(f"{path}: not a regular file or folder")
 
 
+def by_priority(readers: Sequence[DatasetReader]) -> list[DatasetReader]:
+    """Readers in the order they are asked: highest priority first (ties keep their order)."""
+    return sorted(readers, key=lambda r: -r.priority)
+
+
 def open_dataset(path: Path, settings: DatasetSettings, readers: Sequence[DatasetReader]) -> Dataset:
     """Read `path` with the highest-priority reader that claims it."""
     check_dataset_path(path)
-    for reader in sorted(readers, key=lambda r: -r.priority):
+    for reader in by_priority(readers):
         if call_reader(reader, "claims", path):
             dataset: Dataset = call_reader(reader, "read", path, settings)
             return dataset
