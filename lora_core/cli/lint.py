@@ -7,7 +7,7 @@ import gc
 import io
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,11 +171,15 @@ def _refuse_overwriting_inputs(output_file: Path, result: api.LintResult) -> Non
 
 @contextlib.contextmanager
 def lint_process_tuning() -> Iterator[None]:
-    """No cyclic garbage collection and glibc keeping freed memory (`keep_freed_memory`) while
-    a lint runs; the collector and the allocator's settings are restored afterwards."""
+    """No cyclic garbage collection, and glibc keeping freed memory for reuse, while a lint runs.
+
+    By default glibc hands every large block (the corpus-sized strings and lists each rule builds
+    and drops) back to the system when freed, and the next rule's block faults in again page by
+    page: a quarter of a big lint's system time. Both settings are restored afterwards."""
     collecting = gc.isenabled()
     gc.disable()
-    tuned = keep_freed_memory()
+    # blocks up to 256 MB come from the heap, which is not trimmed back below 1 GB
+    tuned = _set_malloc_thresholds(mmap=256 << 20, trim=1 << 30)
     try:
         yield
     finally:
@@ -183,7 +187,7 @@ def lint_process_tuning() -> Iterator[None]:
         # threshold again would hand the heap back page by page just before exit frees it whole.
         if not process_ends_with_command():
             if tuned:
-                _mallopt_defaults()
+                _set_malloc_thresholds(mmap=_GLIBC_DEFAULT_THRESHOLD, trim=_GLIBC_DEFAULT_THRESHOLD)
             if collecting:
                 gc.enable()
 
@@ -192,35 +196,19 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _GLIBC_DEFAULT_THRESHOLD = 128 * 1024  # both thresholds' documented default (mallopt(3))
 
 
-def _mallopt() -> Callable[[int, int], int] | None:
+def _set_malloc_thresholds(mmap: int, trim: int) -> bool:
+    """glibc's mmap and trim thresholds (mallopt); False where there is no glibc to ask."""
     if not sys.platform.startswith("linux"):
-        return None
+        return False
     import ctypes
 
     try:
-        return ctypes.CDLL(None).mallopt  # type: ignore[no-any-return]
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt): keep its defaults
-        return None
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory for reuse; True when it was asked. By default it hands
-    every large block (the corpus-sized strings and lists each rule builds and drops) back to the
-    system when freed, and the next rule's block faults in again page by page: a quarter of a big
-    lint's system time. `lint_process_tuning` puts the defaults back when the lint ends."""
-    mallopt = _mallopt()
-    if mallopt is None:
         return False
-    mallopt(_M_MMAP_THRESHOLD, 256 << 20)  # blocks up to 256 MB come from the heap...
-    mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # ...which is not trimmed back below 1 GB
+    mallopt(_M_MMAP_THRESHOLD, mmap)
+    mallopt(_M_TRIM_THRESHOLD, trim)
     return True
-
-
-def _mallopt_defaults() -> None:
-    mallopt = _mallopt()
-    if mallopt is not None:
-        mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
-        mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
 
 
 def _print_crashes(result: api.LintResult) -> None:
