@@ -364,6 +364,19 @@ class TypographicCharacters(Rule):
             fix = Fix.replace(f"replace with `{ascii_form}`", start, end, ascii_form)
             yield self.at_caption(record, f"typographic character `{char}` ({name})", (start, end), fix)
 
+def distinct_images(records: list[Record]) -> list[Record]:
+    """The records of distinct image files, first listing kept: an image listed twice (LK006) is
+    not a second image with the same caption."""
+    seen: set[str] = set()
+    kept = []
+    for record in records:
+        key = record.image_path or record.image or f"#{record.index}"
+        if key not in seen:
+            seen.add(key)
+            kept.append(record)
+    return kept
+
+
 class DuplicateCaption(Rule):
     """## What it does
     Reports a caption text shared, word for word, by several images.
@@ -397,6 +410,9 @@ class DuplicateCaption(Rule):
             if key in repeated:
                 groups.setdefault(key, []).append(record)
         for records in groups.values():
+            records = distinct_images(records)
+            if len(records) < 2:
+                continue  # one image listed twice (LK006), not two images with one caption
             first = records[0]
             others = len(records) - 1
             for record in records:
@@ -443,9 +459,11 @@ class NearDuplicateCaption(Rule):
             for record in records:
                 groups.setdefault(near_duplicate_key(record.caption or ""), []).append(record)
             for group in groups.values():
-                yield from self._report(group)
+                yield from self._report(distinct_images(group))
 
     def _report(self, records: list[Record]) -> Iterable[Violation]:
+        if len(records) < 2:
+            return
         first_text = (records[0].caption or "").strip()
         if all((r.caption or "").strip() == first_text for r in records):
             return  # all identical: LK107

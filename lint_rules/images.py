@@ -61,9 +61,14 @@ def image_facts(ctx: LintContext, pixels: bool) -> dict[str, Mapping[str, Any]]:
 
 def _records_with(ctx: LintContext, pixels: bool) -> Iterable[tuple[Record, Mapping[str, Any]]]:
     facts = image_facts(ctx, pixels)
+    seen: set[str] = set()
     for record in ctx.dataset.records:
-        found = facts.get(record.image)
-        if found is not None:
+        found = facts.get(record.image) if record.image is not None else None
+        # An image listed twice (two rows; one folder named twice by a trainer config) is judged
+        # once, at its first listing: LK006 reports the second listing, and it is not its own duplicate.
+        key = record.image_path or record.image
+        if found is not None and key is not None and key not in seen:
+            seen.add(key)
             yield record, found
 
 

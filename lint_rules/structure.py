@@ -298,15 +298,29 @@ class DuplicateEntry(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         first: dict[str, Record] = {}
+        # A trainer config that names one folder twice (a subset and `is_reg`, say) lists every image
+        # of it twice under two labels (`img`, `img~2`): one finding per such folder, not per image.
+        folders_again: dict[tuple[str, str], list[Record]] = {}
         for record in dataset.records:
             if not record.image:
                 continue
-            seen = first.get(record.image)
+            key = record.image_path or record.image
+            seen = first.get(key)
             if seen is None:
-                first[record.image] = record
+                first[key] = record
                 continue
-            line = seen.image_location().line
-            yield self.at_image(record, f"image `{record.image}` is listed again (first at line {line})")
+            if seen.image == record.image or seen.source is record.source:
+                line = seen.image_location().line
+                yield self.at_image(record, f"image `{record.image}` is listed again (first at line {line})")
+                continue
+            pair = ((seen.image or "").rpartition("/")[0] or ".", record.image.rpartition("/")[0] or ".")
+            folders_again.setdefault(pair, []).append((record, seen))
+        for (original, again), pairs in folders_again.items():
+            count = len(pairs)
+            record, seen = pairs[0]
+            yield self.at_image(record, f"the config names folder `{original}` twice (again as `{again}`): "
+                                f"{count} image{'s are' if count > 1 else ' is'} listed twice and train twice per "
+                                f"epoch (`{record.image}` is `{seen.image}`)", images=count)
 
 
 class PathOutsideRoot(Rule):

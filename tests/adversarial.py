@@ -130,6 +130,40 @@ def garbage_images(folder: Path) -> Path:
     return folder
 
 
+def image_listed_twice(folder: Path) -> Path:
+    """Regression: the second listing of an image crashed LK601-LK607 (KeyError) in lint and --fix."""
+    return _csv(folder, _rows("a.png,a red apple", "a.png,a blue car", "./a.png,a green pear"))
+
+
+def folder_named_twice(folder: Path) -> Path:
+    """A kohya config naming one folder as a subset and as `is_reg` (each image listed twice)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("a", "b"):
+        write_photo(folder / "img" / f"{name}.png")
+        (folder / "img" / f"{name}.txt").write_text(GOOD, encoding="utf-8")
+    (folder / "dataset_config.toml").write_text(
+        '[[datasets]]\n[[datasets.subsets]]\nimage_dir = "img"\n[[datasets.subsets]]\nimage_dir = "img"\n'
+        "is_reg = true\n", encoding="utf-8")
+    return folder / "dataset_config.toml"
+
+
+def template_backtracking(folder: Path) -> Path:
+    """Captions that made the template regex backtrack for minutes (3 and 12 slots, a blank run)."""
+    tags = ", ".join(f"tag{i}" for i in range(400))
+    _csv(folder, _rows(f'a.png,"{tags}"', 'b.png,"' + ", ".join(f"t{i}" for i in range(20)) + '"',
+                       'c.png,"x,' + " " * 20_000 + '"'), ("a.png", "b.png", "c.png"))
+    (folder / "lorakit.toml").write_text(
+        '[template]\npattern = "{subject}, {features}, {lighting}, in the style of moebius"\n', encoding="utf-8")
+    return folder
+
+
+def template_twelve_slots(folder: Path) -> Path:
+    _csv(folder, _rows('a.png,"' + ", ".join(f"t{i}" for i in range(20)) + '"'))
+    pattern = ", ".join(f"{{s{i}}}" for i in range(12)) + " END"
+    (folder / "lorakit.toml").write_text(f'[template]\npattern = "{pattern}"\n', encoding="utf-8")
+    return folder
+
+
 def _with_config(text: bytes | None = None, name: str = "lorakit.toml", folder_config: bool = False
                  ) -> Callable[[Path], Path]:
     def make(folder: Path) -> Path:
@@ -158,6 +192,10 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "sidecars_hostile": sidecars_hostile,
     "fifos": fifos,
     "garbage_images": garbage_images,
+    "image_listed_twice": image_listed_twice,
+    "folder_named_twice": folder_named_twice,
+    "template_backtracking": template_backtracking,
+    "template_twelve_slots": template_twelve_slots,
     "config_latin1": _with_config('[style]\nrequired = ["caf\xe9"]\n'.encode("latin-1")),
     "config_utf16": _with_config('[style]\nrequired = ["x"]\n'.encode("utf-16")),
     "config_nested": _with_config(("a = " + "[" * 20_000 + "]" * 20_000 + "\n").encode()),

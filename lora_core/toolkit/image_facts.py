@@ -338,7 +338,8 @@ def _same_files(todo: list[tuple[str, str, list[int]]], inodes: dict[str, tuple[
             try:
                 inode = ("inode", *inodes[path])
                 if inode in first_with:
-                    same[path] = first_with[inode]
+                    if first_with[inode] != path:  # one path named twice is analysed once, not dropped
+                        same[path] = first_with[inode]
                     continue
                 with open(path, "rb") as handle:
                     digest = ("bytes", hashlib.blake2b(handle.read()).hexdigest())
@@ -365,9 +366,13 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
     results: dict[str, Mapping[str, Any]] = {}
     todo: list[tuple[str, str, list[int]]] = []
     inodes: dict[str, tuple[int, int]] = {}
+    queued: set[str] = set()
     for record in records:
-        if record.image is None:
+        # An image listed twice (two rows, or one folder named twice by a trainer config) is
+        # analysed once: its facts are the same for both rows.
+        if record.image is None or record.image in results or record.image in queued:
             continue
+        queued.add(record.image)
         path = str(record.image_path)
         try:
             stat = os.stat(path)

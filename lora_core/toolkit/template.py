@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Piece", "Template"]
+__all__ = ["Piece", "Template", "TemplateMatch"]
 
 _SLOT = re.compile(r"\{([A-Za-z_][\w-]*)\}")
 
@@ -29,31 +29,81 @@ class Piece:
     is_slot: bool
 
 
-_BLANKS_OR_SEPARATOR = re.compile(r"(\s*[,;|]\s*|\s+)")
+_GAP = re.compile(r"[\s,;|]+")
 
 
 def _literal_regex(text: str) -> str:
-    """Literal text with flexible blanks: a separator matches with any blanks around it, a run of
-    spaces matches one or more blanks, everything else matches itself (ignoring case)."""
+    """Literal text with flexible blanks: separators match with any blanks around them, a run of
+    spaces matches one or more blanks, everything else matches itself (ignoring case). A gap of
+    several separators (`,  ,`) allows blanks once between each two, never two quantifiers side by
+    side, so a long run of blanks is never re-split (that was quadratic)."""
     out = []
-    for part in _BLANKS_OR_SEPARATOR.split(text):
-        if not part:
-            continue
-        if part.isspace():
-            out.append(r"\s+")
-        elif part.strip() in (",", ";", "|"):
-            out.append(r"\s*" + re.escape(part.strip()) + r"\s*")
+    position = 0
+    for gap in _GAP.finditer(text):
+        out.append(re.escape(text[position:gap.start()]))
+        separators = [char for char in gap.group() if not char.isspace()]
+        if separators:
+            out.append(r"\s*" + r"\s*".join(re.escape(char) for char in separators) + r"\s*")
         else:
-            out.append(re.escape(part))
+            out.append(r"\s+")
+        position = gap.end()
+    out.append(re.escape(text[position:]))
     return "".join(out)
 
 
+class TemplateMatch:
+    """Where each slot of a template lies in a caption that follows it (as `Template.match` found it)."""
+
+    def __init__(self, caption: str, spans: dict[str, tuple[int, int]]) -> None:
+        self.caption = caption
+        self.spans = spans
+
+    def group(self, slot: str) -> str:
+        """The slot's text as it stands in the caption (blanks around it included)."""
+        start, end = self.spans[slot]
+        return self.caption[start:end]
+
+    def span(self, slot: str) -> tuple[int, int]:
+        """(start, end) of the slot in the caption."""
+        return self.spans[slot]
+
+
+@dataclass(frozen=True)
+class _Literal:
+    """A literal piece, compiled for a linear search: `core` starts at the literal's first
+    non-blank text; the blanks before it are checked by hand (`blank_before`: "" none, "*" any
+    number, "+" at least one), so a search never re-scans a run of blanks from every start."""
+
+    core: re.Pattern[str] | None  # None: the literal is only blanks (`{a} {b}`)
+    blank_before: str
+    at_end: re.Pattern[str] | None  # core followed by blanks to the end of the caption
+
+
+def _compile_literal(text: str) -> _Literal:
+    body = _literal_regex(text)
+    blank_before = ""
+    for lead, kind in ((r"\s+", "+"), (r"\s*", "*")):
+        if body.startswith(lead):
+            body, blank_before = body[len(lead):], kind
+            break
+    flags = re.IGNORECASE | re.DOTALL
+    if not body:  # blanks only: the slots on both sides are split at the first run of blanks
+        return _Literal(None, "", None)
+    return _Literal(re.compile(body, flags), blank_before, re.compile(body + r"\s*\Z", flags))
+
+
 class Template:
-    """A parsed pattern: alternating literals and slots, compiled to one anchored regex."""
+    """A parsed pattern: alternating literals and slots.
+
+    Matching is linear in the caption's length for every pattern (no regex backtracking over the
+    slots): each literal is placed at its leftmost possible position after the previous one, which
+    leaves the most room for the rest, and a final literal is anchored at the caption's end. The
+    slots take what lies between, as a lazy `{slot}` (`.+?`, the last slot `.+`) would."""
 
     def __init__(self, pieces: list[Piece]) -> None:
         self.pieces = pieces
-        self.regex = re.compile(self._regex(len(pieces)) + r"\s*\Z", re.IGNORECASE | re.DOTALL)
+        self._literals = {index: _compile_literal(piece.text) for index, piece in enumerate(pieces)
+                          if not piece.is_slot}
 
     @classmethod
     def parse(cls, pattern: str) -> Template:
@@ -74,40 +124,139 @@ class Template:
             raise ValueError("a slot name is used twice")
         return cls(pieces)
 
-    def _regex(self, count: int) -> str:
-        parts = [r"\A\s*"]
-        for index, piece in enumerate(self.pieces[:count]):
-            if piece.is_slot:
-                last = index == len(self.pieces) - 1
-                parts.append(f"(?P<{_group(piece.text)}>.+)" if last else f"(?P<{_group(piece.text)}>.+?)")
-            else:
-                parts.append(_literal_regex(piece.text))
-        return "".join(parts)
-
-    def match(self, caption: str) -> re.Match[str] | None:
-        return self.regex.match(caption)
+    def match(self, caption: str) -> TemplateMatch | None:
+        """Where the slots lie, when the whole caption follows the template; else None."""
+        spans, failed_at = self._place(caption, whole=True)
+        return TemplateMatch(caption, spans) if failed_at is None else None
 
     def explain(self, caption: str) -> str:
         """Which slot or literal is missing: the first piece after which the caption stops fitting."""
-        for count in range(1, len(self.pieces) + 1):
-            prefix = re.compile(self._regex(count), re.IGNORECASE | re.DOTALL)
-            if prefix.match(caption):
-                continue
-            piece = self.pieces[count - 1]
-            after = self.pieces[count - 2] if count >= 2 else None
-            where = f" after {_show(after)}" if after is not None else " at the start"
+        _, failed_at = self._place(caption, whole=False)
+        if failed_at is None:
+            return "text after the last part of the template"
+        piece = self.pieces[failed_at]
+        after = self.pieces[failed_at - 1] if failed_at >= 1 else None
+        where = f" after {_show(after)}" if after is not None else " at the start"
+        if piece.is_slot:
+            return f"slot {{{piece.text}}} is empty{where}"
+        return f"missing the literal `{piece.text.strip() or piece.text}`{where}"
+
+    def slot_value(self, match: TemplateMatch, slot: str) -> tuple[str, tuple[int, int]]:
+        return match.group(slot).strip(), match.span(slot)
+
+    def _place(self, caption: str, whole: bool) -> tuple[dict[str, tuple[int, int]], int | None]:
+        """Place the pieces left to right. `whole`: the caption must end with the template (a final
+        literal is then anchored at the end first, so the middle pieces are placed before it).
+        Returns the slot spans and the index of the first piece that cannot be placed (None: all)."""
+        pieces, size = self.pieces, len(caption)
+        position = len(caption) - len(caption.lstrip())
+        limit = size
+        last = len(pieces) - 1
+        final_literal: int | None = None  # where a literal that ends the template starts its core
+        if whole and not pieces[last].is_slot and last > 0:
+            final_literal = self._final_literal(caption, self._literals[last], position)
+            if final_literal is None:
+                return {}, last
+            limit = final_literal
+        spans: dict[str, tuple[int, int]] = {}
+        slot_from = -1  # where the open slot starts (-1: no slot open)
+        first_text = -1  # the open slot's first non-blank character: a slot is never blank
+        for index, piece in enumerate(pieces):
             if piece.is_slot:
-                return f"slot {{{piece.text}}} is empty{where}"
-            return f"missing the literal `{piece.text.strip() or piece.text}`{where}"
-        return "text after the last part of the template"
+                slot_from, first_text = position, _first_text(caption, position, limit)
+                if first_text < 0:
+                    return spans, index
+                if index == last:
+                    spans[piece.text] = (position, size)
+                    return spans, None
+                continue
+            literal = self._literals[index]
+            if index == last and final_literal is not None:
+                if not _fits(caption, first_text, final_literal, literal.blank_before):
+                    return spans, index
+                spans[pieces[index - 1].text] = (slot_from, _slot_end(caption, slot_from, final_literal,
+                                                                      literal.blank_before))
+                return spans, None
+            if slot_from < 0:  # a literal at the start of the caption
+                found = _match_at(caption, literal, position)
+                if found is None:
+                    return spans, index
+                position = found
+                continue
+            placed = _search(caption, literal, first_text, limit)
+            if placed is None:
+                return spans, index
+            core_start, after = placed
+            spans[pieces[index - 1].text] = (slot_from, _slot_end(caption, slot_from, core_start, literal.blank_before))
+            position, slot_from = after, -1
+        if whole and caption[position:].strip():
+            return spans, len(pieces)  # text after the last literal
+        return spans, None
 
-    def slot_value(self, match: re.Match[str], slot: str) -> tuple[str, tuple[int, int]]:
-        group = _group(slot)
-        return match.group(group).strip(), match.span(group)
+    @staticmethod
+    def _final_literal(caption: str, literal: _Literal, position: int) -> int | None:
+        """Where a literal that ends the template starts its core, anchored at the caption's end."""
+        if literal.at_end is None:  # a trailing blank literal is absorbed by the end's blanks
+            stripped = len(caption.rstrip())
+            return stripped if stripped > position else None
+        found = literal.at_end.search(caption, position + 1)
+        return None if found is None else found.start()
 
 
-def _group(slot: str) -> str:
-    return "slot_" + slot.replace("-", "_")
+def _first_text(caption: str, start: int, limit: int) -> int:
+    """The first non-blank character in caption[start:limit], or -1."""
+    for index in range(start, limit):
+        if not caption[index].isspace():
+            return index
+    return -1
+
+
+def _fits(caption: str, first_text: int, core_start: int, blank_before: str) -> bool:
+    """Can a slot whose first non-blank character is at `first_text`, and the literal's leading
+    blanks, end where the literal's core starts?"""
+    if blank_before == "+":
+        return first_text < core_start - 1 and caption[core_start - 1].isspace()
+    return first_text < core_start
+
+
+def _slot_end(caption: str, slot_from: int, core_start: int, blank_before: str) -> int:
+    """Where a lazy slot ends before a literal: its trailing blanks go to the literal."""
+    if not blank_before:
+        return core_start
+    return len(caption[slot_from:core_start].rstrip()) + slot_from
+
+
+def _match_at(caption: str, literal: _Literal, position: int) -> int | None:
+    """A literal at the start (after the caption's leading blanks): where it ends, or None."""
+    if literal.core is None:
+        return position if position > 0 else None
+    found = literal.core.match(caption, position)
+    if found is None:
+        return None
+    return found.end()
+
+
+def _search(caption: str, literal: _Literal, first_text: int, limit: int) -> tuple[int, int] | None:
+    """The leftmost place of a literal after a slot whose first non-blank character is at
+    `first_text`, with its core starting before `limit`: (core start, end), or None. Each search
+    resumes after the last refused place, so the whole search is linear in the caption."""
+    if literal.core is None:  # blanks only: the first run of blanks inside the text
+        for index in range(first_text + 1, limit):
+            if caption[index].isspace():
+                end = index
+                while end < len(caption) and caption[end].isspace():
+                    end += 1
+                return index, end
+        return None
+    start = first_text + 1
+    while start < limit:
+        found = literal.core.search(caption, start, len(caption))
+        if found is None or found.start() >= limit:
+            return None
+        if _fits(caption, first_text, found.start(), literal.blank_before):
+            return found.start(), found.end()
+        start = found.start() + 1
+    return None
 
 
 def _show(piece: Piece) -> str:

@@ -138,3 +138,17 @@ def test_the_process_pool_gives_the_serial_results(tmp_path, registry):
     serial = lint(folder, rows, registry, cache=False, workers=1)
     pooled = lint(folder, rows, registry, cache=False, workers=2)
     assert serial == pooled and len([c for c, _ in serial if c == "LK605"]) >= 7
+
+
+def test_an_image_listed_twice_is_judged_once_and_reported_by_lk006(tmp_path, registry):
+    """Regression: the second listing crashed every image rule (KeyError) and lint exited 2."""
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(photo_png_bytes("apple", 64))
+    (folder / "metadata.csv").write_text("file_name,text\na.png,a red apple\na.png,a blue car\n", encoding="utf-8")
+    result = lora_core.lint(folder, registry=registry, select=["LK0", "LK1", "LK6"])
+    assert not result.crashes, [c.describe() for c in result.crashes]
+    # the 64 px image is too small once, not twice; it is not a duplicate of itself
+    assert sorted((v.code, v.location.line) for v in result) == [("LK006", 3), ("LK602", 2)]
+    fixed = lora_core.fix(folder, registry=registry, unsafe=True, select=["LK0", "LK1", "LK6"])
+    assert not fixed.remaining.crashes

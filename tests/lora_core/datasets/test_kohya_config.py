@@ -132,3 +132,23 @@ def test_kohya_ss_and_lora_scripts_training_configs(tmp_path, registry):
                                                   .replace('"8_wtrclr_fox"', '"img/8_wtrclr_fox"'), encoding="utf-8")
     gui.write_text(json.dumps({"train_data_dir": "", "dataset_config": "dataset_config.toml"}), encoding="utf-8")
     assert any(v.code == "LK010" and "unknown key `flip`" in v.message for v in found(gui, registry))
+
+
+def test_a_folder_named_twice_is_one_finding_not_a_crash_or_self_duplicates(tmp_path, registry):
+    """Regression: a folder named as a subset and as `is_reg` crashed the image rules, and LK107
+    and LK605 called each image and caption a copy of itself."""
+    from lora_core.testing import write_photo
+
+    (tmp_path / "img").mkdir()
+    for name, seed in (("a", "apple"), ("b", "boat"), ("c", "cat")):
+        write_photo(tmp_path / "img" / f"{name}.png", seed=seed)
+        (tmp_path / "img" / f"{name}.txt").write_text(f"tk, girl, {seed}", encoding="utf-8")
+    (tmp_path / "dataset_config.toml").write_text(
+        '[general]\ncaption_extension = ".txt"\n[[datasets]]\nresolution = 64\n'
+        '[[datasets.subsets]]\nimage_dir = "img"\nnum_repeats = 5\n'
+        '[[datasets.subsets]]\nimage_dir = "img"\nis_reg = true\n', encoding="utf-8")
+    result = lora_core.lint(tmp_path / "dataset_config.toml", registry=registry, select=["LK0", "LK1", "LK6"])
+    assert not result.crashes, [c.describe() for c in result.crashes]
+    (finding,) = list(result)
+    assert finding.code == "LK006"
+    assert "names folder `img` twice" in finding.message and "3 images" in finding.message
