@@ -527,6 +527,8 @@ def expected_tokens(ctx: LintContext, conventions: Conventions) -> list[Expected
                     captions = ctx.corpus.captions
                     siblings = Terms(inferred.siblings, case_sensitive=True)
                     indexes = [i for i in indexes if not siblings.search(captions[i])]
+                if inferred.placeholder:
+                    continue  # ai-toolkit prepends trigger_word to a caption without `[trigger]`
                 out.append(ExpectedToken(inferred.token, indexes, inferred.evidence, class_word=inferred.class_word))
         if conventions.concepts:  # folder tokens come from the folders, whatever `identities` declares
             for position, scope in enumerate(scopes):

@@ -27,6 +27,7 @@ from lora_core.toolkit.captions import (
     word_bags,
 )
 from lora_core.toolkit.conventions import of_context, squash
+from lora_core.toolkit.forms import forms_of
 from lora_core.violations import Applicability, Edit, Violation
 
 _WHITESPACE = re.compile(
@@ -140,7 +141,11 @@ class MixedSeparators(Rule):
         dominant = max(",;|", key=lambda s: (usage[s], s == ","))
         odd = "".join(s for s in ",;|" if s != dominant)
         pattern = re.compile(rf"[ \t]*[{re.escape(odd)}][ \t]*")
+        forms = forms_of(ctx)
+        position = {id(record): i for i, record in enumerate(corpus.records)} if corpus.records else {}
         for record in corpus.containing(odd):
+            if forms[position[id(record)]] in ("prose", "phrases"):
+                continue  # a semicolon in a sentence is punctuation, not a tag separator
             caption = record.caption or ""
             matches = list(pattern.finditer(caption))
             edits = tuple(Edit(m.start(), m.end(), dominant + " ") for m in matches if m.end() < len(caption))
@@ -179,7 +184,10 @@ class DuplicateTag(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
+        forms = forms_of(ctx)
         for index in duplicate_tag_candidates(corpus):
+            if forms[index] == "prose":
+                continue  # clauses of a sentence are not tags (LK111 reports a repeated phrase)
             yield from self._report(corpus.records[index])
 
     def _report(self, record: Record) -> Iterable[Violation]:
@@ -323,6 +331,10 @@ _TYPOGRAPHIC = {
     "\u2026": "...", "\uff0c": ",", "\u3001": ",", "\uff1b": ";", "\uff1a": ":", "\uff01": "!",
     "\uff1f": "?", "\uff08": "(", "\uff09": ")", "\u3002": ".", "\uff0e": ".", "\u3000": " ",
 }
+# Typographic punctuation that is right in prose (a T5 or LLM encoder reads it as written); in
+# a tag list it is still reported (CLIP tokenises `—` and `-` differently, and tags get compared).
+_PROSE_PUNCTUATION = frozenset("\u2018\u2019\u201a\u201b\u2032\u00b4\u02bc\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"
+                               "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2026")
 _TYPOGRAPHIC_RE = re.compile("[" + "".join(_TYPOGRAPHIC) + "]")
 
 
@@ -357,8 +369,12 @@ class TypographicCharacters(Rule):
         corpus = ctx.corpus
         if corpus.text.isascii():
             return
+        forms = forms_of(ctx)
+        position = {id(record): i for i, record in enumerate(corpus.records)}
         for record, start, end, m in corpus.matches(_TYPOGRAPHIC_RE):
             char = m.group()
+            if char in _PROSE_PUNCTUATION and forms[position[id(record)]] in ("prose", "phrases"):
+                continue  # quotes, dashes and an ellipsis are ordinary punctuation in prose
             ascii_form = _TYPOGRAPHIC[char]
             name = unicodedata.name(char, "?").lower()
             fix = Fix.replace(f"replace with `{ascii_form}`", start, end, ascii_form)

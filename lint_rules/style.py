@@ -8,6 +8,7 @@ realistic night cities. These rules read the `[style]` section.
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -17,6 +18,7 @@ from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.toolkit.captions import STYLE_PREFIX, caption_style, tag_spans
 from lora_core.toolkit.conventions import (
+    PLACEHOLDERS,
     StyleGroup,
     compatible,
     configured,
@@ -198,7 +200,9 @@ class StylePrefixInconsistent(Rule):
                 fix = Fix.set_caption(f"start with `{configured}`", caption, _with_prefix(caption, configured))
                 yield self.at_caption(record, f"caption {what} the style prefix `{configured}`", fix=fix)
             return
-        prefixes = {id(r): (m.group(1) if (m := _PREFIX_LIKE.match(r.caption or "")) else None) for r in records}
+        # ai-toolkit's `[trigger]` is the trigger's place, not a style prefix
+        prefixes = {id(r): (m.group(1) if (m := _PREFIX_LIKE.match(r.caption or "")) and m.group(1) not in PLACEHOLDERS
+                            else None) for r in records}
         counts = Counter(prefixes.values())
         if len(counts) < 2 or not any(k is not None for k in counts):
             return
@@ -439,10 +443,35 @@ class ConflictingStyleTerm(Rule):
                     continue  # a large share is a second style of the set, not a slip
                 for index in hits:
                     record = corpus.records[index]
-                    match = terms.search(corpus.captions[index])
-                    assert match is not None
+                    caption = corpus.captions[index]
+                    match = next((m for m in terms.finditer(caption) if not names_an_object(caption, m.end())), None)
+                    if match is None:
+                        continue  # "a cartoon pillow": a thing in the picture, not the picture's style
                     yield self.at_caption(record, f"`{match.group()}` ({group.name}) conflicts with {why}",
                                           match.span(), inferred=configured_group is None)
+
+
+# Words after a style term that keep it about the picture or a drawn figure ("cartoon style",
+# "anime girl"); any other word makes the term describe a thing in the picture ("cartoon pillow").
+_PICTURE_WORDS = frozenset((
+    "style styled art artwork artworks illustration illustrations drawing drawings painting paintings render "
+    "rendering renders image images picture pictures look aesthetic aesthetics shading lines linework effect "
+    "effects filter finish photo photos photograph photographs photography portrait portraits scene scenes "
+    "screenshot screencap still stills frame frames version versions girl girls boy boys woman women man men "
+    "person people character characters figure figures face faces eyes art-style of by and or with in"
+).split())
+_NEXT_WORD = re.compile(r"(-?)([A-Za-z]+)")
+
+
+def names_an_object(caption: str, end: int) -> bool:
+    """A style term that modifies a thing shown (`cartoon pillow`, `cartoon-egg cushion`, `anime
+    poster`) describes an object in the picture, not the picture's style."""
+    rest = caption[end:end + 40]
+    stripped = rest.lstrip(" ")
+    found = _NEXT_WORD.match(stripped)
+    if found is None or (not found.group(1) and stripped is rest):
+        return False  # punctuation or the end follows: the term stands alone
+    return found.group(2).lower() not in _PICTURE_WORDS
 
 
 def _configured_group(ctx: LintContext, groups: Iterable[StyleGroup]) -> StyleGroup | None:

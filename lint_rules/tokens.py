@@ -5,6 +5,7 @@ the concept weakly. Counts are exact (lora_core.toolkit.clip_tokens); these rule
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from lora_core import RuleOption, Severity
@@ -13,13 +14,17 @@ from lora_core.datasets.model import Dataset
 from lora_core.errors import ConfigError
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.toolkit.clip_tokens import COMMON_WORD_ID, ClipTokenizer, TokenizerUnavailable, load_tokenizer
+from lora_core.toolkit.forms import caption_forms
+from lora_core.toolkit.models import TargetModel, model_named
 from lora_core.violations import Violation
 
 TOKENS_SECTION = ConfigSection(
     "tokens",
     "CLIP token limits (LK5xx).",
     [
-        ConfigKey("max", Int(1), 75, "Content tokens allowed (75 = 77 with start/end; 150/225 for extended windows)."),
+        ConfigKey("max", Int(1), 75,
+                  "CLIP content tokens allowed (75 = 77 with start/end; 150/225 for kohya's max_token_length). "
+                  "When not set, the budget of [dataset] model."),
         ConfigKey("tokenizer", Str(), "clip",
                   '"clip", or a tokenizer folder / base model folder (relative to the config file).'),
     ],
@@ -40,36 +45,79 @@ def tokenizer_for(ctx: LintContext) -> ClipTokenizer:
         raise
 
 
+def target_model(ctx: LintContext) -> TargetModel | None:
+    """The model the dataset trains (`[dataset] model`, set in lorakit.toml or read from the
+    trainer config), with `[tokens] max` applied to a CLIP model (kohya's max_token_length)."""
+    model = model_named(str(ctx.section("dataset").get("model", "") or ""))
+    if model is not None and ctx.has_key("tokens", "max"):
+        model = model.with_token_length(int(ctx.section("tokens").get("max", 75)))
+    return model
+
+
+def model_assumption(ctx: LintContext) -> str:
+    """How the target model was settled, for messages."""
+    model = target_model(ctx)
+    if model is None:
+        return "model unknown: pin it with [dataset] model"
+    return f"{model.name}: {model.budget_text}, from [dataset] model"
+
+
+#: A long-encoder budget is checked with CLIP's count, which runs a little above T5's and
+#: Gemma's on English prose: only a caption this much over the budget is reported.
+_OTHER_TOKENIZER_MARGIN = 1.15
+
+
 class ClipTokenOverflow(Rule):
     """## What it does
-    Reports a caption longer than `tokens.max` CLIP tokens (75 by default), quoting the text
-    that the text encoder never sees. Counts are exact: the same BPE and ids as the real
-    tokenizer, not a word-count estimate.
+    Reports a caption longer than the target model's text encoder reads, quoting the text that
+    is never trained. The budget comes from the model (`[dataset] model`, or the trainer config
+    lorakit reads it from: kohya `sdxl`/`v2`/`max_token_length`, ai-toolkit `model.arch`,
+    OneTrainer `model_type`, SimpleTuner `model_family`):
+
+    | model | what reads the caption | budget |
+    |---|---|---|
+    | SD 1.x, SD 2.x, SDXL, Pony, Illustrious | CLIP | 75 tokens (kohya `max_token_length` 150/225) |
+    | SD 3 / 3.5 | T5-XXL | 256 |
+    | FLUX.1 dev, Krea, Chroma | T5-XXL | 512 |
+    | other T5 / LLM encoders | T5, Gemma, Qwen | 256-512 |
+
+    CLIP counts are exact (the real BPE and ids); a T5 or LLM budget is checked with CLIP's count
+    and a 15% margin. `[tokens] max` set explicitly is a CLIP budget and wins.
+
+    With the model unknown, the captions decide what can be said:
+    - most captions fit 75 CLIP tokens and a few do not: those few are reported (warning,
+      assuming a CLIP model, as the rest of the set suggests);
+    - tag captions (booru / WD14 tags, native to the CLIP models) over 75: reported per caption
+      (warning, assuming SD 1.x/SDXL);
+    - most prose captions over 75: one dataset-level finding (info) that says what that means per
+      model family and how to pin the model, instead of an error on every caption.
 
     ## Why it matters
-    SD 1.x and SDXL encode 77 tokens; kohya, diffusers and most trainers truncate longer captions
-    without a word. Whatever sits past the limit, often the style or the background description,
-    is simply not trained.
+    SD 1.x and SDXL encode 75 tokens per chunk; kohya, diffusers and most trainers truncate longer
+    captions without a word. Whatever sits past the limit, often the style or the background
+    description, is simply not trained. The same 150-word caption is right for FLUX.
 
     ## Example
-    A 90-token BLIP-2 paragraph: the last 15 tokens ("... in the style of cyberpunk art") are cut.
+    A 90-token BLIP-2 paragraph for SDXL: the last 15 tokens ("... in the style of cyberpunk art")
+    are cut.
 
     ## Fix
-    Shorten the caption, move the important words to the front, or raise `tokens.max` if your
-    trainer uses extended token windows (150 or 225).
+    Shorten the caption or move the important words to the front; pin the model
+    (`[dataset] model = "flux"`) if it reads long captions; set `[tokens] max = 225` if your
+    kohya run uses `--max_token_length 225`.
     """
 
     code = "LK501"
     name = "clip-token-overflow"
-    summary = "Caption longer than tokens.max CLIP tokens"
+    summary = "Caption longer than the target model's text encoder reads ([dataset] model, tokens.max)"
     severity = Severity.ERROR
     shares = "clip-tokenizer"
-    options = (RuleOption("tokens.max", "content tokens allowed"),
+    options = (RuleOption("dataset.model", "the model the dataset trains"),
+               RuleOption("tokens.max", "CLIP content tokens allowed (explicit: wins over the model)"),
                RuleOption("tokens.tokenizer", "where the vocabulary comes from"))
     cost = 8
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
-        limit = ctx.section("tokens").get("max", 75)
         try:
             tokenizer = tokenizer_for(ctx)
         except TokenizerUnavailable as exc:
@@ -78,20 +126,87 @@ class ClipTokenOverflow(Rule):
             notice.severity = Severity.INFO  # a missing optional dependency is not a caption error
             yield notice
             return
+        model = target_model(ctx)
+        explicit = ctx.has_key("tokens", "max")
+        if model is not None and not model.clip_only and not explicit:
+            yield from self._long_encoder(ctx, tokenizer, model)
+            return
+        limit = model.budget if model is not None else int(ctx.section("tokens").get("max", 75))
+        corpus = ctx.corpus
+        over = self._over(ctx, tokenizer, limit)
+        if model is not None or explicit:
+            why = f"{model.name}: {model.budget_text}" if model is not None else f"[tokens] max = {limit}"
+            for index, tokens in over:
+                yield self._row(ctx, tokenizer, index, tokens, limit, why, Severity.ERROR)
+            return
+        # The model is unknown: what the captions themselves say decides.
+        captions = [c for c in corpus.captions if c.strip()]
+        if not over or not captions:
+            return
+        forms = Counter(f for f in caption_forms([corpus.captions[i] for i, _ in over]) if f)
+        tagged = forms.get("tags", 0) > (forms.get("prose", 0) + forms.get("phrases", 0))
+        share = len(over) / len(captions)
+        if tagged:
+            why = ("model unknown; tag captions, native to SD 1.x / SDXL (CLIP, 75 tokens per chunk), "
+                   "assumed: pin it with [dataset] model, or [tokens] max = 225 for kohya --max_token_length 225")
+        elif share < 0.5:
+            why = (f"model unknown; {len(captions) - len(over)} of {len(captions)} captions fit 75 CLIP tokens, "
+                   "so a CLIP model (SD 1.x / SDXL) is assumed: pin it with [dataset] model")
+        else:
+            yield self._set_wide(ctx, over, len(captions))
+            return
+        for index, tokens in over:
+            yield self._row(ctx, tokenizer, index, tokens, limit, why, Severity.WARNING)
+
+    @staticmethod
+    def _over(ctx: LintContext, tokenizer: ClipTokenizer, limit: int) -> list[tuple[int, int]]:
         corpus = ctx.corpus
         # An ASCII character is at most one token: shorter ASCII captions cannot overflow.
         maybe = [i for i, c in enumerate(corpus.captions) if len(c) > limit or not c.isascii()]
         counts = tokenizer.counts([corpus.captions[i] for i in maybe])
-        for i, tokens in zip(maybe, counts):
-            if tokens <= limit:
-                continue
-            record, caption = corpus.records[i], corpus.captions[i]
-            cut = tokenizer.cut_offset(caption, limit)
+        return [(i, n) for i, n in zip(maybe, counts) if n > limit]
+
+    def _row(self, ctx: LintContext, tokenizer: ClipTokenizer, index: int, tokens: int, limit: int, why: str,
+             severity: Severity) -> Violation:
+        record, caption = ctx.corpus.records[index], ctx.corpus.captions[index]
+        cut = tokenizer.cut_offset(caption, limit)
+        start = cut if cut is not None else 0
+        lost = caption[start:].strip()
+        shown = lost if len(lost) <= 70 else f"{lost[:40]} ... {lost[-25:]}"
+        violation = self.at_caption(record, f"caption is {tokens} CLIP tokens (max {limit}); cut off: `{shown}` "
+                                    f"({why})", (start, len(caption)), tokens=tokens, limit=limit)
+        violation.severity = severity
+        return violation
+
+    def _set_wide(self, ctx: LintContext, over: list[tuple[int, int]], total: int) -> Violation:
+        counts = sorted(n for _, n in over)
+        median = counts[len(counts) // 2]
+        where = key_location(ctx.config_path, "dataset", "model") or ctx.dataset.location
+        example = ctx.corpus.records[over[0][0]].image
+        violation = self.at(
+            where, f"{len(over)} of {total} captions are longer than 75 CLIP tokens (median {median}, longest "
+            f"{counts[-1]}; e.g. `{example}`), and the model is not known: for SD 1.x / SDXL / Pony / Illustrious "
+            "(CLIP, 75 tokens per chunk; kohya --max_token_length 225 at most) their tails are not trained; "
+            "FLUX (T5, 512 tokens), SD 3 (T5, 256) and LLM-encoder models read them whole. Pin the model with "
+            '[dataset] model = "flux" (or "sdxl", "sd1", ...) to check each caption against its real budget',
+            captions=len(over), total=total, median=median, set_wide=True)
+        violation.severity = Severity.INFO
+        return violation
+
+    def _long_encoder(self, ctx: LintContext, tokenizer: ClipTokenizer, model: TargetModel) -> Iterable[Violation]:
+        limit = int(model.budget * _OTHER_TOKENIZER_MARGIN)
+        for index, tokens in self._over(ctx, tokenizer, limit):
+            record, caption = ctx.corpus.records[index], ctx.corpus.captions[index]
+            cut = tokenizer.cut_offset(caption, model.budget)
             start = cut if cut is not None else 0
             lost = caption[start:].strip()
             shown = lost if len(lost) <= 70 else f"{lost[:40]} ... {lost[-25:]}"
-            yield self.at_caption(record, f"caption is {tokens} CLIP tokens (max {limit}); cut off: `{shown}`",
-                                  (start, len(caption)), tokens=tokens)
+            violation = self.at_caption(
+                record, f"caption is about {tokens} tokens (counted with CLIP's tokenizer); {model.name} reads "
+                f"{model.budget_text} ([dataset] model): `{shown}` is not trained", (start, len(caption)),
+                tokens=tokens, limit=model.budget)
+            violation.severity = Severity.WARNING  # an estimate in another tokenizer's units
+            yield violation
 
 
 class TriggerTokenSplit(Rule):

@@ -370,6 +370,14 @@ LINT_SECTION = ConfigSection(
     ],
 )
 
+def _check_model(value: str) -> None:
+    if value:
+        from lora_core.toolkit.models import model_keys, model_named
+
+        if model_named(value) is None:
+            raise ValueError(f"unknown model `{value}` (one of: {', '.join(model_keys())})")
+
+
 DATASET_SECTION = ConfigSection(
     "dataset",
     "How datasets are read.",
@@ -377,6 +385,12 @@ DATASET_SECTION = ConfigSection(
         ConfigKey("caption-column", Str(), "text", "CSV column / JSONL key holding the caption."),
         ConfigKey("image-column", Str(), "file_name", "CSV column / JSONL key holding the image path."),
         ConfigKey("caption-extension", Str(), ".txt", "Extension of caption sidecar files."),
+        ConfigKey("model", Str(), "",
+                  'The model the dataset trains: "sd1", "sd2", "sdxl", "pony", "illustrious", "sd3", "flux", '
+                  '"flux-schnell", "chroma", "pixart", "sana", "lumina2", "qwen-image", "hidream", "wan", '
+                  '"long-encoder" (common names too: "sd15", "flux-dev"). It sets the caption token budget (LK501) '
+                  "and the form the model expects; empty: unknown (read from the trainer config when there is one).",
+                  validate=_check_model),
     ],
 )
 

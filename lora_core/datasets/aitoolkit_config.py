@@ -29,6 +29,7 @@ from lora_core.datasets.folder_config import (
 from lora_core.datasets.model import Dataset, ReadProblem
 from lora_core.datasets.reader import DatasetSettings, read_bytes
 from lora_core.errors import DatasetError
+from lora_core.toolkit.models import TargetModel, model_from_path, model_from_trainer, model_named
 from lora_core.violations import Location
 
 # DatasetConfig's keys (toolkit/config_modules.py, ai-toolkit as of 2026-08).
@@ -70,6 +71,19 @@ def _processes(data: Any) -> list[dict[str, Any]]:
     return [p for p in processes if isinstance(p, dict)] if isinstance(processes, list) else []
 
 
+def _process_model(process: dict[str, Any]) -> TargetModel | None:
+    """The model a process trains: `model.arch` (`flux`, `sdxl`, `krea2`, ...), the older
+    `is_flux` / `is_xl` / `is_v3` / `is_v2` flags, else the model's name."""
+    model = process.get("model")
+    if not isinstance(model, dict):
+        return None
+    found = model_from_trainer(model.get("arch"))
+    for flag, key in (("is_flux", "flux"), ("is_xl", "sdxl"), ("is_v3", "sd3"), ("is_v2", "sd2")):
+        if found is None and model.get(flag) is True:
+            found = model_named(key)
+    return found or model_from_path(model.get("name_or_path"))
+
+
 def is_aitoolkit_config(path: Path) -> bool:
     """A YAML job config whose processes have `datasets`."""
     if not path.is_file() or path.suffix.lower() not in (".yaml", ".yml"):
@@ -102,8 +116,12 @@ class AiToolkitConfigReader(FolderConfigReader):
 
         labels: set[str] = set()
         triggers: dict[str, str] = {}
+        models: set[str] = set()
         cursor = 0  # entries are found in the text in order: findings point at their own lines
         for process in _processes(_load_yaml(path, text)):
+            model = _process_model(process)
+            if model is not None:
+                models.add(model.key)
             process_trigger = process.get("trigger_word")
             for number, entry in enumerate(process.get("datasets") or [], 1):
                 if not isinstance(entry, dict):
@@ -167,6 +185,8 @@ class AiToolkitConfigReader(FolderConfigReader):
             if len(set(triggers.values())) == 1:
                 entities["trigger"] = next(iter(triggers.values()))
             dataset.config_overrides = {"entities": entities}
+        if len(models) == 1:  # the caption budget and form the model expects (LK501)
+            dataset.config_overrides.setdefault("dataset", {})["model"] = models.pop()
         if not dataset.records and not dataset.images_on_disk and not dataset.problems:
             raise DatasetError(f"{path}: an ai-toolkit config with no folder dataset to read")
         return dataset

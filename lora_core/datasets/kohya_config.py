@@ -31,6 +31,7 @@ from lora_core.datasets.folder_config import (
 from lora_core.datasets.model import Dataset, ReadProblem
 from lora_core.datasets.reader import DatasetSettings, read_bytes
 from lora_core.errors import DatasetError
+from lora_core.toolkit.models import model_from_path, model_from_trainer, model_named
 from lora_core.violations import Location
 
 if sys.version_info >= (3, 11):
@@ -229,6 +230,30 @@ def _flat_arguments(data: Any) -> dict[str, Any]:
     return flat
 
 
+def model_overrides(arguments: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What sd-scripts' arguments say of the model: `sdxl` / `v2` / `flux1` / `sd3` flags (or
+    lora-scripts' `model_train_type`, `sdxl-lora`), else the base model's name; and
+    `max_token_length` (150/225), the CLIP budget."""
+    model = model_from_trainer(arguments.get("model_train_type"))
+    flags = (("sdxl", "sdxl"), ("v2", "sd2"), ("flux1_checkbox", "flux"), ("flux1", "flux"), ("sd3_checkbox", "sd3"))
+    for flag, key in flags:
+        if model is None and arguments.get(flag) is True:
+            model = model_named(key)
+    name = arguments.get("pretrained_model_name_or_path")
+    guess = model_from_path(name)
+    if guess is not None and (model is None or (model.key == "sdxl" and guess.tags_native)):
+        model = guess  # the checkpoint says which SDXL family (Pony, Illustrious)
+    if model is None and isinstance(name, str) and name:
+        model = model_named("sd1")  # sd-scripts' train_network.py without a model flag trains SD 1.x
+    overrides: dict[str, dict[str, Any]] = {}
+    if model is not None:
+        overrides["dataset"] = {"model": model.key}
+    length = arguments.get("max_token_length")
+    if isinstance(length, int) and not isinstance(length, bool) and length in (150, 225):
+        overrides["tokens"] = {"max": length}
+    return overrides
+
+
 def training_arguments(path: Path) -> dict[str, Any] | None:
     """sd-scripts' arguments from a kohya_ss JSON or a `--config_file` TOML, when they name data."""
     if not path.is_file() or path.suffix.lower() not in (".json", ".toml"):
@@ -281,8 +306,9 @@ class KohyaArgumentsReader(FolderConfigReader):
             # kohya N_name folders keep their own repeats and concepts
             merge_folder(dataset, read_folder(folder, extension), folder_label(folder, path.parent, labels))
         keep = arguments.get("keep_tokens")
-        if isinstance(keep, int) and keep > 0:
+        if isinstance(keep, int) and not isinstance(keep, bool) and keep > 0:
             dataset.config_overrides = {"entities": {"keep-tokens": keep}}
+        dataset.config_overrides.update(model_overrides(arguments))
         if not dataset.records and not dataset.images_on_disk and not dataset.problems:
             raise DatasetError(f"{path}: its train_data_dir holds no images")
         return dataset

@@ -34,6 +34,7 @@ from lora_core.datasets.folder_config import (
 from lora_core.datasets.model import Dataset, ReadProblem
 from lora_core.datasets.reader import DatasetSettings, read_bytes
 from lora_core.errors import DatasetError
+from lora_core.toolkit.models import model_from_path, model_from_trainer
 from lora_core.violations import Location
 
 # OneTrainer's ConceptConfig keys (as of 2026-08), and the legacy ones its migrations accept.
@@ -167,6 +168,11 @@ class OneTrainerConceptsReader(_JsonFolderConfigReader):
             merge_folder(dataset, part, folder_label(folder, path.parent, labels), concept_name(folder.name), repeats)
         if not dataset.records and not dataset.images_on_disk and not dataset.problems:
             raise DatasetError(f"{path}: OneTrainer concepts with no enabled folder to read")
+        data = _load_json(path)
+        if isinstance(data, dict):  # a whole OneTrainer config: its model type sets the caption budget
+            model = model_from_trainer(data.get("model_type")) or model_from_path(data.get("base_model_name"))
+            if model is not None:
+                dataset.config_overrides.setdefault("dataset", {})["model"] = model.key
         return dataset
 
 

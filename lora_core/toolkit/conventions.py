@@ -325,9 +325,14 @@ class InferredTrigger:
     keep_tokens: int  # leading tags that hold it in (nearly) all of its captions
     siblings: tuple[str, ...] = ()  # other rare tokens leading the captions that lack it (a second concept)
     class_word: str = ""  # the word that follows it in (nearly) all its captions: `dog` in "sks dog"
+    placeholder: bool = False  # ai-toolkit's `[trigger]`: the trainer writes the trigger word there
 
     @property
     def evidence(self) -> str:
+        if self.placeholder:
+            return (f"ai-toolkit's placeholder `{self.token}` in {self.count} of {self.total} captions{self.scope.where}: "
+                    "ai-toolkit replaces it with the job's trigger_word, and prepends trigger_word to a caption "
+                    "without it")
         pin = ("[entities] trigger" if self.scope.concept is None or self.scope.whole
                else f'[entities] concept-triggers = {{ "{self.scope.concept}" = "{self.token}" }}')
         return f"trigger `{self.token}` inferred from {self.count} of {self.total} captions{self.scope.where}; pin it with {pin}"
@@ -544,6 +549,24 @@ def deviations_allowed(n: int, share: float) -> float:
     return max(share * n, 1.0)
 
 
+#: Trigger placeholders that trainers replace in the caption (ai-toolkit: `[trigger]`; `[name]`
+#: is its older spelling).
+PLACEHOLDERS = ("[trigger]", "[name]")
+
+
+def _placeholder_trigger(captions: Sequence[str], scope: Scope, share: float) -> InferredTrigger | None:
+    """ai-toolkit's `[trigger]` in at least `share` of the scope's captions (or in most of them
+    when it is also the only bracketed word): the set's trigger, whatever word the job config
+    puts in its place."""
+    indexes = scope.indexes
+    for placeholder in PLACEHOLDERS:
+        hits = [i for i in indexes if placeholder in captions[i]]
+        if len(hits) >= max(share * len(indexes), 3):
+            first = sum(1 for i in hits if captions[i].lstrip().startswith(placeholder)) / len(hits)
+            return InferredTrigger(placeholder, len(hits), len(indexes), scope, first, 1, placeholder=True)
+    return None
+
+
 def _infer_trigger(captions: Sequence[str], having: Callable[[str], set[int]], scope: Scope,
                    settings: dict[str, Any], excluded: set[str]) -> InferredTrigger | None:
     indexes = scope.indexes
@@ -551,6 +574,9 @@ def _infer_trigger(captions: Sequence[str], having: Callable[[str], set[int]], s
     share = settings.get("trigger-share", 0.6)
     if total < settings.get("min-captions", 5):
         return None
+    placeholder = _placeholder_trigger(captions, scope, share)
+    if placeholder is not None:
+        return placeholder
     sample = _sample(indexes, 2000)
     frequency: Counter[str] = Counter()
     for i in sample:
