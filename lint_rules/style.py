@@ -453,7 +453,14 @@ class ConflictingStyleTerm(Rule):
 
 # Words after a style term that keep it about the picture or a drawn figure ("cartoon style",
 # "anime girl"); any other word makes the term describe a thing in the picture ("cartoon pillow").
-_PICTURE_WORDS = frozenset(["style", "styled", "art", "artwork", "artworks", "illustration", "illustrations", "drawing", "drawings", "painting", "paintings", "render", "rendering", "renders", "image", "images", "picture", "pictures", "look", "aesthetic", "aesthetics", "shading", "lines", "linework", "effect", "effects", "filter", "finish", "photo", "photos", "photograph", "photographs", "photography", "portrait", "portraits", "scene", "scenes", "screenshot", "screencap", "still", "stills", "frame", "frames", "version", "versions", "girl", "girls", "boy", "boys", "woman", "women", "man", "men", "person", "people", "character", "characters", "figure", "figures", "face", "faces", "eyes", "art-style", "of", "by", "and", "or", "with", "in"])
+_PICTURE_WORD_TEXT = (
+    "style styled art artwork artworks illustration illustrations drawing drawings painting paintings render "
+    "rendering renders image images picture pictures look aesthetic aesthetics shading lines linework effect "
+    "effects filter finish photo photos photograph photographs photography portrait portraits scene scenes "
+    "screenshot screencap still stills frame frames version versions girl girls boy boys woman women man men "
+    "person people character characters figure figures face faces eyes art-style of by and or with in"
+)
+_PICTURE_WORDS = frozenset(_PICTURE_WORD_TEXT.split())
 _NEXT_WORD = re.compile(r"(-?)([A-Za-z]+)")
 
 
