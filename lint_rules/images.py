@@ -10,6 +10,7 @@ re-linting unchanged images does not open them. Needs Pillow and numpy, not torc
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -142,12 +143,38 @@ class ImageTooSmall(ImageRule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         limit = min_size(ctx)
-        for record, facts in self.readable(ctx):
-            shorter = min(facts["width"], facts["height"])
-            if shorter < limit:
-                yield self.at_image(record, f"{record.image} is {facts['width']}x{facts['height']}: shorter side "
-                                    f"{shorter} < {limit}; it will be upscaled and train blur", width=facts["width"],
-                                    height=facts["height"])
+        readable = list(self.readable(ctx))
+        # Bucketing trainers (kohya, OneTrainer, ai-toolkit, SimpleTuner) resize each image to a
+        # bucket of about resolution² pixels whatever its shape: an image is upscaled when its
+        # area is below that, not when one side is (a 1024x400 still is not upscaled at 512).
+        small = [(record, facts) for record, facts in readable
+                 if (facts["width"] * facts["height"]) ** 0.5 < limit]
+        pinned = ctx.has_key("images", "min-size") or (ctx.has_section("train") and
+                                                        bool(ctx.section("train").get("resolution")))
+        if not pinned and len(readable) >= 10 and len(small) >= 0.9 * len(readable):
+            yield self._set_wide(ctx, readable, small, limit)
+            return
+        for record, facts in small:
+            width, height = facts["width"], facts["height"]
+            side = int((width * height) ** 0.5)
+            yield self.at_image(record, f"{record.image} is {width}x{height} ({side} px on a side for its area) < "
+                                f"{limit}: trained at {limit} it is upscaled and trains blur (kohya keeps small "
+                                "images at their size only with --bucket_no_upscale)", width=width, height=height)
+
+    def _set_wide(self, ctx: LintContext, readable: list[tuple[Record, Mapping[str, Any]]],
+                  small: list[tuple[Record, Mapping[str, Any]]], limit: int) -> Violation:
+        """Nearly every image is small: the set is made at that size (a deliberate low-resolution
+        run), or upscaled as a whole; one finding, never one per image."""
+        sizes = Counter((facts["width"], facts["height"]) for _, facts in small)
+        (width, height), count = sizes.most_common(1)[0]
+        shorter = min(width, height)
+        record = small[0][0]
+        violation = self.at(ctx.dataset.location, f"{len(small)} of {len(readable)} images are smaller than "
+                            f"{limit} px on a side (most common size {width}x{height}, {count} images; e.g. "
+                            f"`{record.image}`): trained at {limit} they are all upscaled. If the set is meant to "
+                            f"train at its own size (e.g. --resolution {shorter}), say so with [train] resolution "
+                            f"= {shorter} (or [images] min-size)", images=len(small), set_wide=True)
+        return violation
 
 
 class ExtremeAspectRatio(ImageRule):

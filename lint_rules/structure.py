@@ -106,9 +106,14 @@ class CaptionMissing(Rule):
         listed = {r.image for r in dataset.records}
         excused = {p.image for p in dataset.problems_of("extension-mismatch")}
         listed_folded = {name.lower() for name in listed if name}
+        regularisation: dict[str, list[str]] = {}
         for image in sorted(dataset.images_on_disk - listed - excused):
             if image.lower() in listed_folded:
                 continue  # listed with another letter case: LK001 reports the row
+            folder = posixpath.dirname(image)
+            if not dataset.path.is_file() and regularisation_class(folder) is not None:
+                regularisation.setdefault(folder, []).append(image)
+                continue
             if dataset.path.is_file():
                 where: Location = Location(dataset.path, 1, 1)
                 message = f"image `{image}` has no caption: it is not listed in {dataset.path.name}"
@@ -118,6 +123,33 @@ class CaptionMissing(Rule):
                 caption_ext = ctx.section("dataset").get("caption-extension", ".txt")
                 message = f"image `{image}` has no caption: `{stem}{caption_ext}` does not exist"
             yield self.at(where, message, image=image)
+        for folder, images in regularisation.items():
+            # kohya trains a regularisation image without a caption file on its folder's class
+            # (`1_girl` -> "girl"): the usual way to keep class images, not a missing caption.
+            notice = self.at(Location(dataset.root / images[0], 1, 1),
+                             f"{len(images)} regularisation images in `{folder}` have no caption file: kohya "
+                             f"captions them with the folder's class `{regularisation_class(folder)}` (e.g. "
+                             f"`{images[0]}`)", image=images[0], regularisation=True, images=len(images))
+            notice.severity = Severity.INFO
+            yield notice
+
+
+_REGULARISATION_PARENT = re.compile(r"(?i)(?:^|[_\-\s])(?:reg|regs|regularization|regularisation|class)(?:$|[_\-\s])"
+                                    r"|^reg_?(?:images?|imgs?|data)$|^(?:images?|imgs?)_?reg$")
+_KOHYA_FOLDER = re.compile(r"^(\d+)_(.+)$")
+
+
+def regularisation_class(folder: str) -> str | None:
+    """The class of a kohya regularisation folder (`img_reg/1_girl` -> `girl`): an `N_class`
+    folder inside a folder named for regularisation images (`reg`, `img_reg`, `reg_images`,
+    `regularization`, `class_images`), as kohya's docs lay them out; else None."""
+    parts = folder.split("/")
+    if len(parts) < 2:
+        return None
+    found = _KOHYA_FOLDER.match(parts[-1])
+    if found is None or not any(_REGULARISATION_PARENT.search(part) for part in parts[:-1]):
+        return None
+    return found.group(2).replace("_", " ")
 
 
 _BLANK = "\u200b\u200c\u200d\u2060\ufeff\u00a0 \t\r\n"

@@ -437,6 +437,9 @@ class Conventions:
         names = set(self.concepts) | self.concept_tokens
         for position, scope in enumerate(self.scopes):
             trigger = _infer_trigger(self._captions, self.having, scope, self.settings, names - {scope.concept or ""})
+            if trigger is None:
+                folder_words = (scope.concept or "") + " " + " ".join(name for _, name, _ in self._names)
+                trigger = _positional_trigger(self._captions, scope, self.settings, folder_words)
             if trigger is not None:
                 found[position] = trigger
         return found
@@ -616,6 +619,68 @@ def _infer_trigger(captions: Sequence[str], having: Callable[[str], set[int]], s
     if siblings or class_word:
         trigger = dataclasses.replace(trigger, siblings=siblings, class_word=class_word)
     return trigger
+
+
+_LEADING_WORDS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
+# Words an instance prompt is made of that are never its trigger.
+_PROMPT_WORDS = frozenset(("a", "an", "the", "of", "photo", "picture", "image", "portrait", "painting", "drawing",
+                           "in", "style", "by", "with"))
+#: CLIP's frequent words (merge rank below this) are never a positional trigger: `dog`, `woman`.
+_FREQUENT_CLIP_ID = 3000
+
+
+def _positional_trigger(captions: Sequence[str], scope: Scope, settings: dict[str, Any],
+                        folder_words: str) -> InferredTrigger | None:
+    """Triggers that a rare-word test cannot see, because they are short or common strings
+    (`tk`, `xx`), known instead by where they stand in (nearly) every caption of the scope:
+    - a leading token that the kohya folder (or the dataset folder) is named by: `tk` first in
+      14 of 14 captions of `5_tk girl`;
+    - a DreamBooth instance prompt that opens (nearly) every caption (`A xx photo of ...`): its
+      least frequent CLIP word that is not a prompt word (`photo`, `of`)."""
+    indexes = scope.indexes
+    total = len(indexes)
+    if total < settings.get("min-captions", 5):
+        return None
+    need = max(0.9 * total, settings.get("min-evidence", 3))
+    heads = [_LEADING_WORDS.findall(captions[i][:200])[:5] for i in indexes]
+    first: Counter[str] = Counter(words[0] for words in heads if words)
+    named = {w.lower() for w in _LEADING_WORDS.findall(folder_words)}
+    if first:
+        token, count = first.most_common(1)[0]
+        if (count >= need and token.lower() in named and token.lower() not in BOORU_GENERAL
+                and token.lower() not in _PROMPT_WORDS and token.lower() not in _LEXICON_WORDS):
+            return InferredTrigger(token, count, total, scope, count / total, 1)
+    for length in (4, 3, 2):  # the longest prefix shared by nearly all captions
+        prefixes: Counter[tuple[str, ...]] = Counter(tuple(w.lower() for w in words[:length]) for words in heads
+                                                     if len(words) >= length)
+        if not prefixes:
+            continue
+        prefix, count = prefixes.most_common(1)[0]
+        if count < need:
+            continue
+        candidates = [w for w in prefix if w not in _PROMPT_WORDS and w not in BOORU_GENERAL
+                      and w not in _LEXICON_WORDS and w.isalpha()]
+        if not candidates:
+            return None
+        ranked = max(candidates, key=_clip_rank)
+        if _clip_rank(ranked) < _FREQUENT_CLIP_ID:
+            return None
+        spelled = next(w for w in heads[0] if w.lower() == ranked) if heads and heads[0] else ranked
+        at = prefix.index(ranked)
+        return InferredTrigger(spelled, count, total, scope, 1.0 if at == 0 else 0.0, at + 1)
+    return None
+
+
+@functools.cache
+def _clip_rank(word: str) -> int:
+    """The CLIP vocabulary id of a one-token word (higher: rarer), 0 when it splits or no vocabulary is at hand."""
+    try:
+        from lora_core.toolkit.clip_tokens import load_tokenizer
+
+        ids = load_tokenizer("clip", "", None).encode(word)
+    except Exception:  # no vocabulary: no positional inference, never a crash
+        return 0
+    return ids[0] if len(ids) == 1 else 50_000
 
 
 def _class_word(captions: Sequence[str], trigger: InferredTrigger, hits: list[int]) -> str:
