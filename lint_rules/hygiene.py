@@ -91,7 +91,20 @@ class Whitespace(Rule):
         sep = corpus.sep
         # Line breaks and tabs become \x01, `;` and `|` become `,`: five scans instead of nine.
         suspects = ("  ", "\x01", " ,", sep + " ", " " + sep)
-        for record in corpus.containing(suspects, transform=_fold_blanks):
+        found = corpus.containing(suspects, transform=_fold_blanks)
+        if not found:
+            return
+        forms = forms_of(ctx)
+        positions = {id(record): index for index, record in enumerate(corpus.records)}
+        # kohya reads the first line of a sidecar; ai-toolkit (its `[trigger]` placeholder, or its
+        # config) and the metadata-file trainers read the whole caption.
+        conventions = of_context(ctx)
+        placeholder = any(t.placeholder for t in conventions.triggers.values())
+        sidecars = not dataset.path.is_file() or bool(dataset.subsets)
+        first_line_only = sidecars and not placeholder and not ctx.section("entities").get("trigger-inserted")
+        why_whole = ("ai-toolkit reads the whole caption file" if placeholder or sidecars
+                     else "the whole caption is read; only kohya's sidecars lose the lines after the first")
+        for record in found:
             caption = record.caption or ""
             if not caption.strip(" \t\r\n"):
                 continue  # whitespace only: LK003
@@ -103,7 +116,14 @@ class Whitespace(Rule):
                 start, end = m.span()
                 message = message.format(n=end - start)
                 fix = Fix.replace(fix_text, start, end, replacement)
-                yield self.at_caption(record, message, span=(start, end), fix=fix)
+                violation = self.at_caption(record, message, span=(start, end), fix=fix)
+                if kind == "newline" and not first_line_only:
+                    violation.message = "line break inside the caption (" + why_whole + ")"
+                    violation.severity = Severity.INFO
+                elif kind != "newline" and not (kind == "before" and forms[positions[id(record)]] == "tags"):
+                    # CLIP, T5 and the LLM encoders collapse blanks: tidy, but nothing trains differently
+                    violation.severity = Severity.INFO
+                yield violation
 
 
 class MixedSeparators(Rule):

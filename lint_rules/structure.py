@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import posixpath
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -329,6 +330,9 @@ class DuplicateEntry(Rule):
     severity = Severity.ERROR
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        augmented = _caption_augmentation(self, dataset)
+        if augmented is not None:
+            yield augmented[0]
         first: dict[str, Record] = {}
         # A trainer config that names one folder twice (a subset and `is_reg`, say) lists every image
         # of it twice under two labels (`img`, `img~2`): one finding per such folder, not per image.
@@ -342,6 +346,8 @@ class DuplicateEntry(Rule):
                 first[key] = record
                 continue
             if seen.image == record.image or seen.source is record.source:
+                if augmented is not None and record.image in augmented[1]:
+                    continue  # the set's layout: k captions per image (one finding above)
                 line = seen.image_location().line
                 yield self.at_image(record, f"image `{record.image}` is listed again (first at line {line})")
                 continue
@@ -353,6 +359,30 @@ class DuplicateEntry(Rule):
             yield self.at_image(record, f"the config names folder `{original}` twice (again as `{again}`): "
                                 f"{count} image{'s are' if count > 1 else ' is'} listed twice and train twice per "
                                 f"epoch (`{record.image}` is `{seen.image}`)", images=count)
+
+
+def _caption_augmentation(rule: Rule, dataset: Dataset) -> tuple[Violation, set[str]] | None:
+    """A metadata file that lists (nearly) every image k times, each time with another caption,
+    is a caption-augmentation layout, not k accidents: one info for the set, and the images that
+    follow the layout (the same k, distinct captions) are not reported row by row."""
+    rows: dict[str, list[str]] = {}
+    for record in dataset.records:
+        if record.image:
+            rows.setdefault(record.image, []).append(" ".join((record.caption or "").lower().split()))
+    if len(rows) < 10 or len(rows) == len(dataset.records):
+        return None
+    counts = Counter(len(captions) for captions in rows.values())
+    times, images = counts.most_common(1)[0]
+    following = {image for image, captions in rows.items() if len(captions) == times and len(set(captions)) == times}
+    if times < 2 or len(following) < 0.9 * len(rows):
+        return None
+    example = next(iter(following))
+    violation = rule.at(dataset.location, f"{len(following)} of {len(rows)} images are listed {times} times, each "
+                        f"time with a different caption (e.g. `{example}`): a caption-augmentation layout; every row "
+                        f"trains, so each image trains {times} times per epoch, once with each caption. Only images "
+                        "listed another way are reported", images=len(following), times=times, set_wide=True)
+    violation.severity = Severity.INFO
+    return violation, following
 
 
 class PathOutsideRoot(Rule):

@@ -21,6 +21,8 @@ from lora_core.config import INFER_SECTION
 from lora_core.datasets.model import Dataset
 from lora_core.toolkit.captions import STYLE_PREFIX
 from lora_core.toolkit.conventions import IDENTITY_PATTERN, Conventions, compatible, infer_records
+from lora_core.toolkit.forms import caption_forms
+from lora_core.toolkit.models import model_keys, model_named
 
 _IDENTITY = re.compile(r"(?<!\w)" + IDENTITY_PATTERN + r"(?!\w)")
 
@@ -34,6 +36,9 @@ class Proposal:
     prefix_count: int = 0
     identities: list[tuple[str, int]] = field(default_factory=list)
     frequent_tags: list[tuple[str, int]] = field(default_factory=list)
+    model: str = ""  # from the trainer config the dataset was read through
+    forms: list[str | None] = field(default_factory=list)
+    long_captions: int = 0  # captions over 75 CLIP tokens
 
 
 def propose(dataset: Dataset, settings: dict[str, Any] | None = None, lexicon: list[Any] | None = None) -> Proposal:
@@ -57,7 +62,45 @@ def propose(dataset: Dataset, settings: dict[str, Any] | None = None, lexicon: l
         if token.person and token.concept not in identities:
             identities[token.concept] = 0
     proposal.identities = sorted(identities.items(), key=lambda kv: (-kv[1], kv[0]))
+    proposal.model = str(dataset.config_overrides.get("dataset", {}).get("model", "") or "")
+    proposal.forms = caption_forms(nonblank)
+    proposal.long_captions = _long_captions(nonblank)
     return proposal
+
+
+def _long_captions(captions: list[str]) -> int:
+    """Captions over 75 CLIP tokens (0 when no CLIP vocabulary is at hand)."""
+    from lora_core.toolkit.clip_tokens import TokenizerUnavailable, load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer("clip", "", None)
+    except TokenizerUnavailable:
+        return 0
+    maybe = [c for c in captions if len(c) > 75 or not c.isascii()]
+    return sum(1 for n in tokenizer.counts(maybe) if n > 75)
+
+
+def _model_lines(proposal: Proposal) -> list[str]:
+    """`[dataset] model`: pinned when the trainer config names it; otherwise what the captions
+    suggest, as a comment (the captions cannot tell SD 1.5 from SDXL, or FLUX from Qwen-Image)."""
+    if proposal.model:
+        model = model_named(proposal.model)
+        name = model.name if model is not None else proposal.model
+        return [f"# The trainer config trains {name}: its caption budget applies (LK501).",
+                f"model = {_toml_string(proposal.model)}"]
+    forms = Counter(f for f in proposal.forms if f)
+    total = proposal.captions
+    lines = ["# The model this set trains decides the caption budget (LK501): " + ", ".join(model_keys()) + "."]
+    if total and forms.get("tags", 0) >= 0.75 * total:
+        lines.append("# Tag captions: the SD 1.x / SDXL family (Pony, Illustrious) reads them; pin which one:")
+        lines.append('# model = "sdxl"')
+    elif total and proposal.long_captions >= 0.75 * total:
+        lines.append(f"# {proposal.long_captions} of {total} captions are longer than 75 CLIP tokens: written for a "
+                     "T5 or LLM encoder (FLUX, SD 3, Qwen-Image), or too long for SD 1.x / SDXL. Pin it:")
+        lines.append('# model = "flux"')
+    else:
+        lines.append('# model = "sdxl"')
+    return lines
 
 
 def _toml_string(text: str) -> str:
@@ -96,6 +139,7 @@ def render(proposal: Proposal, dataset_name: str) -> str:
         "# Column of metadata.csv (key of metadata.jsonl) holding the caption, and the sidecar extension.",
         'caption-column = "text"',
         'caption-extension = ".txt"',
+        *_model_lines(proposal),
         "",
         "[infer]",
         "# lorakit keeps inferring what this file does not pin (`lorakit lint --no-infer` turns it off).",
@@ -156,6 +200,10 @@ def render(proposal: Proposal, dataset_name: str) -> str:
                      "concepts in one folder. Not pinned")
         lines.append("# (lorakit infers both); kohya concept folders (`10_name/`) would give each its own trigger.")
         lines.append(f"# trigger = {_toml_string(first.token)}")
+    elif single and triggers and next(iter(triggers.values())).placeholder:
+        trigger = next(iter(triggers.values()))
+        lines.append(f"# {trigger.evidence}. Not pinned: the trigger is the job's trigger_word.")
+        lines.append(f"# trigger = {_toml_string(trigger.token)}")
     elif single and triggers:
         trigger = next(iter(triggers.values()))
         lines.append(f"# `{trigger.token}` is in {trigger.count} of {trigger.total} captions and is not a common "
@@ -192,16 +240,14 @@ def render(proposal: Proposal, dataset_name: str) -> str:
     else:
         lines.append('# Declare one token per person when the dataset shows people, e.g. ["person_A", "person_B"].')
         lines.append("# identities = []")
-    forms: Counter[str] = Counter()
-    if conventions:
-        for form, count, _ in conventions.forms.values():
-            forms[form] += count
+    forms = Counter(f for f in proposal.forms if f)
     form_note = ", ".join(f"{n} {f}" for f, n in sorted(forms.items())) or "none classified"
     lines += [
         "",
         "[tokens]",
-        "# CLIP reads 75 content tokens (77 with start/end); trainers cut the rest silently (LK501).",
-        "max = 75",
+        "# The caption budget is the model's ([dataset] model; LK501). Set max only for a CLIP model trained",
+        "# with kohya's --max_token_length: 150 or 225.",
+        "# max = 225",
         "",
         f"# Caption form: {form_note}.",
         "# A template makes every caption follow one structure (LK401); uncomment to enforce it:",
