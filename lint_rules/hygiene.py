@@ -14,6 +14,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
+from lorakit_rules.writing import RULES as WRITING_RULES
+
 from lora_core import Fix, RuleOption, Severity
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
@@ -687,7 +689,7 @@ def _form(tag: str) -> str:
 
 RULES = (
     Whitespace, MixedSeparators, DuplicateTag, EmptyTag, InvisibleCharacter, TypographicCharacters,
-    DuplicateCaption, NearDuplicateCaption, MixedCaptionStyle, TagSpelling,
+    DuplicateCaption, NearDuplicateCaption, MixedCaptionStyle, TagSpelling, *WRITING_RULES,
 )
 
 plugin = RulePack(RULES)

@@ -410,6 +410,8 @@ class ConflictingStyleTerm(Rule):
         if not terms:
             return
         for record, start, end, match in ctx.corpus.term_matches(terms):
+            if names_an_object(record.caption or "", match.group(), end):
+                continue  # "a cartoon pillow" in a photo set: a thing shown, not the picture's style
             yield self.at_caption(record, f"`{match.group()}` contradicts the style", (start, end))
 
     def _inferred(self, ctx: LintContext) -> Iterable[Violation]:
@@ -444,7 +446,8 @@ class ConflictingStyleTerm(Rule):
                 for index in hits:
                     record = corpus.records[index]
                     caption = corpus.captions[index]
-                    match = next((m for m in terms.finditer(caption) if not names_an_object(caption, m.end())), None)
+                    match = next((m for m in terms.finditer(caption)
+                                  if not names_an_object(caption, m.group(), m.end())), None)
                     if match is None:
                         continue  # "a cartoon pillow": a thing in the picture, not the picture's style
                     yield self.at_caption(record, f"`{match.group()}` ({group.name}) conflicts with {why}",
@@ -464,9 +467,16 @@ _PICTURE_WORDS = frozenset(_PICTURE_WORD_TEXT.split())
 _NEXT_WORD = re.compile(r"(-?)([A-Za-z]+)")
 
 
-def names_an_object(caption: str, end: int) -> bool:
-    """A style term that modifies a thing shown (`cartoon pillow`, `cartoon-egg cushion`, `anime
-    poster`) describes an object in the picture, not the picture's style."""
+_RENDERING_ADJECTIVE = re.compile(r"(?:ic|al|ed|ish|esque|like)\Z", re.IGNORECASE)
+
+
+def names_an_object(caption: str, term: str, end: int) -> bool:
+    """A style noun that modifies a thing shown (`cartoon pillow`, `cartoon-egg cushion`, `anime
+    poster`) describes an object in the picture, not the picture's style. An adjective of
+    rendering (`photorealistic fur`, `cel-shaded`, `cartoonish`) is about the picture whatever
+    follows it."""
+    if _RENDERING_ADJECTIVE.search(term.split()[-1]):
+        return False
     rest = caption[end:end + 40]
     stripped = rest.lstrip(" ")
     found = _NEXT_WORD.match(stripped)

@@ -1,6 +1,6 @@
-"""LK111-LK116: how a caption is written, whatever its form. Auto-captioners and hurried editing
-leave marks that no tag rule sees: a phrase said twice, a caption cut off mid-phrase, a
-detokeniser's `old - school`, two tags that cannot both be true, a reviewer's note left in, and
+"""LK111-LK116 (the hygiene pack's second module): how a caption is written, whatever its form.
+Auto-captioners and hurried editing leave marks that no tag rule sees: a phrase said twice, a
+caption cut off mid-phrase, a detokeniser's `old - school`, two tags that cannot both be true, a reviewer's note left in, and
 the same block of words in every caption, which the trigger can then never absorb.
 
 Each rule is precision-first: it reports only the unambiguous shape of its problem, and says
@@ -15,8 +15,9 @@ from collections.abc import Iterable
 
 from lora_core import Fix, Severity
 from lora_core.datasets.model import Dataset
-from lora_core.rules import LintContext, Rule, RulePack
+from lora_core.rules import LintContext, Rule
 from lora_core.toolkit.captions import SEPARATORS
+from lora_core.toolkit.conventions import BOORU_GENERAL, is_rare_token
 from lora_core.toolkit.forms import forms_of
 from lora_core.violations import Applicability, Violation
 
@@ -311,10 +312,11 @@ class ReviewerNote(Rule):
 
 class BoilerplateBlock(Rule):
     """## What it does
-    Reports, once per set (or kohya concept folder), a block of eight or more words that
-    (nearly) every caption repeats word for word: an identity description pasted into every
-    caption of a character, a fixed trait list, a template sentence. The finding quotes the
-    block and counts the captions; its words are the trigger's to learn.
+    Reports, once per set (or kohya concept folder), a block that (nearly) every caption repeats
+    word for word: twelve or more words of prose (an identity description pasted into every
+    caption of a character, a template sentence), or eight or more tags in a row of a tag list
+    (a fixed trait list). The finding quotes the block and counts the captions. A trigger with
+    a few identity tags, a DreamBooth instance prompt or a short template head is not a block.
 
     ## Why it matters
     A LoRA binds to its trigger whatever the captions leave unsaid. Traits written into every
@@ -335,15 +337,17 @@ class BoilerplateBlock(Rule):
 
     code = "LK116"
     name = "boilerplate-block"
-    summary = "The same block of 8+ words in (nearly) every caption of a set: the trigger cannot absorb it"
+    summary = "The same block (12+ words, or 8+ tags) in (nearly) every caption of a set"
     severity = Severity.WARNING
     cost = 4
 
-    _SIZE = 8  # words in a block
+    _WORDS = 12  # words in a prose block
+    _TAGS = 6  # trait tags in a tag-list block (the trigger, names and booru meta tags not counted)
     _SHARE = 0.9
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
+        forms = forms_of(ctx)
         groups: dict[object, list[int]] = {}
         for index, record in enumerate(corpus.records):
             if corpus.captions[index].strip():
@@ -351,57 +355,80 @@ class BoilerplateBlock(Rule):
         for concept, indexes in groups.items():
             if len(indexes) < 10:
                 continue
-            block = self._block(corpus.captions, indexes)
+            found = forms.set_form(indexes[0])
+            tagged = found is not None and found[0] in ("tags", "phrases")
+            block = self._block(corpus.captions, indexes, tagged)
             if block is None:
                 continue
-            phrase, count = block
+            phrase, count, size = block
             where = f" of concept folder `{concept}`" if concept is not None else ""
-            first = next(i for i in indexes if phrase.lower() in corpus.captions[i].lower())
+            unit = "tags" if tagged else "words"
+            first = next(i for i in indexes if _squash(phrase) in _squash(corpus.captions[i]))
             shown = phrase if len(phrase) <= 120 else phrase[:117] + "..."
-            yield self.at(ctx.dataset.location, f"{count} of {len(indexes)} captions{where} repeat the same "
-                          f"{len(phrase.split())}-word block: `{shown}` (e.g. `{corpus.records[first].image}`); words "
-                          "in every caption are never left to the trigger to learn: remove them, or keep only what "
-                          "varies", image=None, captions=count, words=len(phrase.split()), set_wide=True)
+            yield self.at(ctx.dataset.location, f"{count} of {len(indexes)} captions{where} repeat the same block of "
+                          f"{size} {unit}: `{shown}` (e.g. `{corpus.records[first].image}`); what every caption says "
+                          "is never left to the trigger to learn: remove it, or keep only what varies",
+                          captions=count, size=size, set_wide=True)
 
-    def _block(self, captions: list[str], indexes: list[int]) -> tuple[str, int] | None:
-        """The longest run of words shared by at least _SHARE of the captions, found on a sample
-        and counted exactly (substring search) on all of them."""
+    def _block(self, captions: list[str], indexes: list[int], tagged: bool) -> tuple[str, int, int] | None:
+        """The longest run of units (words, or tags) shared by at least _SHARE of the captions,
+        found on a sample and counted exactly (substring search) on all of them."""
+        size = self._TAGS if tagged else self._WORDS
         step = max(1, len(indexes) // 300)
         sample = indexes[::step]
         shingles: Counter[tuple[str, ...]] = Counter()
-        words_of: dict[int, list[str]] = {}
+        units_of: dict[int, list[str]] = {}
         for i in sample:
-            words = re.findall(r"\S+", captions[i].lower())
-            words_of[i] = words
-            shingles.update({tuple(words[k:k + self._SIZE]) for k in range(len(words) - self._SIZE + 1)})
+            units = _units(captions[i], tagged)
+            units_of[i] = units
+            shingles.update({tuple(units[k:k + size]) for k in range(len(units) - size + 1)})
         need = self._SHARE * len(sample)
         common = {s for s, n in shingles.items() if n >= need}
         if not common:
             return None
-        # Grow a block from the first caption's run of common shingles.
-        best: list[str] = []
-        words = words_of[sample[0]]
+        best: list[str] = []  # grown from the first sampled caption's run of common shingles
+        units = units_of[sample[0]]
         k = 0
-        while k <= len(words) - self._SIZE:
-            if tuple(words[k:k + self._SIZE]) in common:
-                end = k + self._SIZE
-                while end < len(words) and tuple(words[end - self._SIZE + 1:end + 1]) in common:
+        while k <= len(units) - size:
+            if tuple(units[k:k + size]) in common:
+                end = k + size
+                while end < len(units) and tuple(units[end - size + 1:end + 1]) in common:
                     end += 1
                 if end - k > len(best):
-                    best = words[k:end]
+                    best = units[k:end]
                 k = end
             else:
                 k += 1
-        if not best:
+        if not best or all(u in _FUNCTION_WORDS for u in best):
             return None
-        phrase = " ".join(best)
-        count = sum(1 for i in indexes if phrase in " ".join(captions[i].lower().split()))
+        if tagged and sum(1 for u in best if _is_trait(u)) < self._TAGS:
+            return None  # a trigger, a name and `1girl, solo` lead every caption by convention
+        phrase = (", " if tagged else " ").join(best)
+        key = _squash(phrase)
+        count = sum(1 for i in indexes if key in _squash(captions[i]))
         if count < self._SHARE * len(indexes):
             return None
-        if all(w.strip(",.;:") in _FUNCTION_WORDS for w in best):
-            return None
-        original = _original_case(captions[sample[0]], best)
-        return original, count
+        return (phrase if tagged else _original_case(captions[sample[0]], best)), count, len(best)
+
+
+def _is_trait(tag: str) -> bool:
+    """A tag that describes (`long_hair`, `round glasses`), not a name (the trigger, a series or a
+    character tag, which is a rare token) or a booru meta tag (`1girl`, `solo`)."""
+    words = tag.replace("_", " ").split()
+    if not words or tag in BOORU_GENERAL or tag.replace(" ", "_") in BOORU_GENERAL:
+        return False
+    return not any(is_rare_token(word) for word in words)
+
+
+def _units(caption: str, tagged: bool) -> list[str]:
+    if tagged:
+        return [" ".join(t.split()).lower() for t in _TAG_SPLIT.split(caption) if t.strip()]
+    return re.findall(r"\S+", caption.lower())
+
+
+def _squash(text: str) -> str:
+    """Lower case, separators as `,` and single spaces: how a block is looked for."""
+    return " ".join(_TAG_SPLIT.sub(", ", text.lower()).replace(" ,", ",").split())
 
 
 def _original_case(caption: str, words: list[str]) -> str:
@@ -410,5 +437,5 @@ def _original_case(caption: str, words: list[str]) -> str:
     return found.group() if found else " ".join(words)
 
 
+# Registered by the hygiene pack (LK1xx), as its second module.
 RULES = (RepeatedPhrase, TruncatedCaption, TokenizerArtifact, ContradictoryTags, ReviewerNote, BoilerplateBlock)
-plugin = RulePack(RULES)

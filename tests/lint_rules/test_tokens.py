@@ -37,9 +37,47 @@ def test_token_overflow_quotes_what_is_cut(lint_with_config):
     rows = [("a.png", long), ("b.png", "cybrpnk, neon city, rain")]
     (violation,) = lint_with_config(rows, "", select=["LK501"])[0]
     assert violation.image == "a.png" and "(max 75); cut off: `" in violation.message
-    assert violation.message.endswith("in the style of neon noir`")
+    assert "in the style of neon noir` (model unknown; tag captions" in violation.message
+    assert violation.severity.value == "warning"  # the model is assumed, not known
     assert violation.data["tokens"] > 75
     assert list(lint_with_config(rows, "[tokens]\nmax = 225\n", select=["LK501"])[0]) == []
+    (pinned,) = lint_with_config(rows, '[dataset]\nmodel = "sdxl"\n', select=["LK501"])[0]
+    assert pinned.severity.value == "error" and "(SDXL: 75 CLIP tokens" in pinned.message
+    assert list(lint_with_config(rows, '[dataset]\nmodel = "flux"\n', select=["LK501"])[0]) == []
+
+
+PROSE = ("A young woman with long flowing brown hair and reddish-brown eyes sits on the edge of a desk in a "
+         "classroom, framed in a full-body shot from a low angle near the floor. Her visible eye is red, her mouth "
+         "is slightly open, and she wears dangling earrings, a small hair clip, and a white jacket draped over a dark "
+         "top with a tasseled tie, while the warm afternoon light falls across the room behind her.")
+
+
+def test_a_set_of_long_prose_with_the_model_unknown_is_one_dataset_finding(lint_with_config):
+    """FLUX / Krea sets: 150-word prose in every caption is right for a T5 or LLM encoder and
+    wrong for CLIP; with the model unknown that is said once, not as an error per caption."""
+    rows = [(f"{i}.png", f"[trigger]. {PROSE} Detail {i}.") for i in range(12)]
+    (finding,) = lint_with_config(rows, "", select=["LK501"])[0]
+    assert finding.severity.value == "info" and finding.image is None
+    assert finding.message.startswith("12 of 12 captions are longer than 75 CLIP tokens")
+    assert '[dataset] model = "flux"' in finding.message
+    found = list(lint_with_config(rows, '[dataset]\nmodel = "sd15"\n', select=["LK501"])[0])
+    assert len(found) == 12 and {v.severity.value for v in found} == {"error"}
+    assert list(lint_with_config(rows, '[dataset]\nmodel = "krea"\n', select=["LK501"])[0]) == []
+
+
+def test_a_few_long_captions_in_a_set_that_fits_stay_per_row(lint_with_config):
+    rows = [(f"{i}.png", f"a photo of a red fox number {i} in the snow") for i in range(10)]
+    rows.append(("long.png", PROSE))
+    (finding,) = lint_with_config(rows, "", select=["LK501"])[0]
+    assert finding.image == "long.png" and finding.severity.value == "warning"
+    assert "10 of 11 captions fit 75 CLIP tokens, so a CLIP model (SD 1.x / SDXL) is assumed" in finding.message
+
+
+def test_an_unknown_model_is_a_config_error(lint_with_config):
+    import lora_core
+
+    with pytest.raises(lora_core.ConfigError, match="unknown model `sd9`"):
+        lint_with_config([("a.png", "x")], '[dataset]\nmodel = "sd9"\n', select=["LK501"])
 
 
 def test_trigger_token_split(lint_with_config):

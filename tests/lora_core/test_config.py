@@ -93,7 +93,7 @@ def test_severity_override_and_per_image_ignores(tmp_path, registry):
 
 
 def test_strict_in_config(tmp_path, registry):
-    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk,  rain, night")])
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, rain; night")])  # LK102, a warning
     assert lora_core.lint(path, registry=registry).exit_code() == 0
     (tmp_path / "lorakit.toml").write_text("[lint]\nstrict = true\n", encoding="utf-8")
     assert lora_core.lint(path, registry=registry).exit_code() == 1

@@ -24,9 +24,11 @@ def dataset(tmp_path: Path) -> Path:
 
 
 def test_exit_codes(tmp_path, dataset):
-    assert run("lint", str(dataset), "--isolated").exit_code == 0  # warnings only
-    assert run("lint", str(dataset), "--isolated", "--strict").exit_code == 1
-    assert run("lint", str(dataset), "--isolated", "--strict", "--exit-zero").exit_code == 0
+    assert run("lint", str(dataset), "--isolated", "--strict").exit_code == 0  # a double space is only an info
+    warned = make_csv_dataset(tmp_path / "warned", [("a.png", "cybrpnk, rain; night"), ("b.png", "cybrpnk, alley")])
+    assert run("lint", str(warned), "--isolated").exit_code == 0  # warnings only
+    assert run("lint", str(warned), "--isolated", "--strict").exit_code == 1
+    assert run("lint", str(warned), "--isolated", "--strict", "--exit-zero").exit_code == 0
     broken = make_csv_dataset(tmp_path / "broken", [("a.png", "")])
     assert run("lint", str(broken), "--isolated").exit_code == 1
     assert run("lint", str(broken), "--isolated", "--exit-zero").exit_code == 0
@@ -78,7 +80,7 @@ def test_json_and_output_file(tmp_path, dataset):
 
 def test_github_actions_adds_annotations(dataset):
     result = run("lint", str(dataset), "--isolated", "--format", "concise", env={"GITHUB_ACTIONS": "true"})
-    assert "::warning file=" in result.stdout and ": LK101 [warning]" in result.stdout
+    assert "::notice file=" in result.stdout and ": LK101 [info]" in result.stdout
 
 
 def test_disable_plugin_flag(dataset):

@@ -37,10 +37,10 @@ def test_concise(result, tmp_path):
     assert render(render_concise, result, tmp_path).splitlines() == [
         "ds/metadata.csv:1:1: LK002 [error] image `extra.png` has no caption: it is not listed in metadata.csv",
         "ds/metadata.csv:2:12: LK105 [warning] invisible character U+200B (zero width space) in `cybr\u2423pnk`",
-        "ds/metadata.csv:2:17: LK101 [warning] 2 spaces in a row",
+        "ds/metadata.csv:2:17: LK101 [info] 2 spaces in a row",
         "ds/metadata.csv:3:7: LK107 [warning] same caption as 1 other image",
         "ds/metadata.csv:4:7: LK107 [warning] same caption as 1 other image (first: `b.png`)",
-        "Found 5 problems (1 error, 4 warnings) in 3 captions.",
+        "Found 5 problems (1 error, 3 warnings, 1 info) in 3 captions.",
         "[*] 2 fixable with `--fix`.",
     ]
 
@@ -49,7 +49,7 @@ def test_full_marks_the_span_under_the_caption(result, tmp_path):
     text = render(render_full, result, tmp_path, color=False)
     assert text.startswith("ds/metadata.csv\n")
     assert (
-        "  2:17    warning LK101  2 spaces in a row  [*]  whitespace\n"
+        "  2:17    info    LK101  2 spaces in a row  [*]  whitespace\n"
         "      │ cybr·pnk,  neon city\n"
         "      │          ^^\n"
         "      = fix: collapse to one space\n"
@@ -76,7 +76,7 @@ def test_json_fields(result, tmp_path):
     assert [i["code"] for i in items] == ["LK002", "LK105", "LK101", "LK107", "LK107"]
     first = items[2]
     assert first == {
-        "code": "LK101", "name": "whitespace", "severity": "warning", "message": "2 spaces in a row",
+        "code": "LK101", "name": "whitespace", "severity": "info", "message": "2 spaces in a row",
         "file": "ds/metadata.csv", "line": 2, "column": 17, "end_line": 2, "end_column": 19, "image": "a.png",
         "fixable": True, "fix": {"applicability": "safe", "message": "collapse to one space"},
         "plugin": "hygiene", "score": None, "data": None,
@@ -93,7 +93,7 @@ def test_sarif_validates_against_the_oasis_schema(result, tmp_path):
     rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
     assert "LK101" in rule_ids and len(rule_ids) == len(set(rule_ids))
     whitespace = next(r for r in run["results"] if r["ruleId"] == "LK101")
-    assert whitespace["level"] == "warning"
+    assert whitespace["level"] == "note"  # a blank run changes nothing a text encoder reads
     assert whitespace["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "ds/metadata.csv"
     assert whitespace["locations"][0]["physicalLocation"]["region"]["startColumn"] == 17
     assert whitespace["fixes"][0]["artifactChanges"][0]["replacements"][0]["insertedContent"]["text"] == " "
@@ -102,7 +102,7 @@ def test_sarif_validates_against_the_oasis_schema(result, tmp_path):
 
 def test_github_annotations_escape_and_drop_columns_on_multiline(result, tmp_path):
     lines = render(render_github, result, tmp_path).splitlines()
-    assert lines[2] == ("::warning file=ds/metadata.csv,line=2,col=17,endColumn=19,endLine=2,"
+    assert lines[2] == ("::notice file=ds/metadata.csv,line=2,col=17,endColumn=19,endLine=2,"
                         "title=lorakit (LK101)::LK101 2 spaces in a row")
     assert lines[0].startswith("::error file=ds/metadata.csv,line=1,col=1,title=lorakit (LK002)::")
     from lora_core.reporters.machine import _escape_data, _escape_property
