@@ -1,7 +1,8 @@
 """LK111-LK116 (the hygiene pack's second module): how a caption is written, whatever its form.
 Auto-captioners and hurried editing leave marks that no tag rule sees: a phrase said twice, a
-caption cut off mid-phrase, a detokeniser's `old - school`, two tags that cannot both be true, a reviewer's note left in, and
-the same block of words in every caption, which the trigger can then never absorb.
+caption cut off mid-phrase, a detokeniser's `old - school`, two tags that cannot both be true, a
+reviewer's note left in, and the same block of words in every caption, which the trigger can
+then never absorb.
 
 Each rule is precision-first: it reports only the unambiguous shape of its problem, and says
 which caption form it assumed (lora_core.toolkit.forms).
