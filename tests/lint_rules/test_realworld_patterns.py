@@ -50,11 +50,12 @@ def test_ai_toolkit_prose_set_is_clean_zero_config(tmp_path, registry):
         poses = ["one hand on the window frame", "arms folded loosely", "leaning on a railing", "holding a paper cup",
                  "turning back over the shoulder", "crouching beside a bag"]
         moods = ["calm", "amused", "tired but warm", "curious", "distant", "playful"]
+        palettes = ["teal and cream", "rust and gold", "grey and pink", "olive and white"]
         captions[f"{i:02d}"] = (f"{head} in a {rooms[i % 6]} wearing {clothes[i % 4]}; {poses[(i + 1) % 6]}, her "
                                 f"expression {moods[(i + 2) % 6]} — the mouth {'closed' if i % 3 else 'open'}. Behind "
                                 f"her, {light[i % 4]}; the {rooms[(i + 3) % 6]} poster on the wall is "
                                 f"{['blurred', 'tilted', 'faded'][i % 3]}, and the palette runs to "
-                                f"{['teal and cream', 'rust and gold', 'grey and pink', 'olive and white'][(i + 1) % 4]} "
+                                f"{palettes[(i + 1) % 4]} "
                                 f"in a {['medium', 'full-body', 'close-up'][(i + 2) % 3]} shot from "
                                 f"{['eye level', 'a low angle', 'slightly above'][i % 3]}. Soft "
                                 f"{['window', 'lamp', 'street', 'sky'][i % 4]} light wraps the "
