@@ -174,9 +174,10 @@ def lorakit(folder: Path, source: Source, init: bool) -> list[Finding]:
         raise SystemExit(f"lorakit on {target}: exit {done.returncode}\n{done.stderr[-2000:]}")
     found = []
     for item in json.loads(done.stdout):
-        if item["severity"] not in ("error", "warning"):
-            continue
-        found.append(Finding("lorakit", item["code"], item["severity"], _row_of(item, target), item["message"]))
+        row = _row_of(item, target)
+        if item["severity"] not in ("error", "warning") and not (row is None and item["data"].get("set_wide")):
+            continue  # infos are not scored, except a set-wide statement (for "set facts stated")
+        found.append(Finding("lorakit", item["code"], item["severity"], row, item["message"]))
     return found
 
 
@@ -310,6 +311,9 @@ def score(findings: list[Finding], labels: dict, rows: set[str]) -> Score:
     flagged: set[str] = set()
     stated: set[int] = set()
     for finding in findings:
+        if finding.severity == "info":  # a set-wide statement: counts for the facts, not for precision
+            stated.update(i for i, fact in enumerate(facts) if finding.code in fact.get("codes", {}).get(tool, []))
+            continue
         if finding.row is None:
             matched = [i for i, fact in enumerate(facts) if finding.code in fact.get("codes", {}).get(tool, [])]
             debatable = finding.code in labels.get("debatable_set_codes", {}).get(tool, [])

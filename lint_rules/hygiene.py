@@ -97,7 +97,7 @@ class Whitespace(Rule):
         if not found:
             return
         forms = forms_of(ctx)
-        positions = {id(record): index for index, record in enumerate(corpus.records)}
+        index_of = positions(ctx)
         # kohya reads the first line of a sidecar; ai-toolkit (its `[trigger]` placeholder, or its
         # config) and the metadata-file trainers read the whole caption.
         conventions = of_context(ctx)
@@ -122,7 +122,7 @@ class Whitespace(Rule):
                 if kind == "newline" and not first_line_only:
                     violation.message = "line break inside the caption (" + why_whole + ")"
                     violation.severity = Severity.INFO
-                elif kind != "newline" and not (kind == "before" and forms[positions[id(record)]] == "tags"):
+                elif kind != "newline" and not (kind == "before" and forms[index_of[id(record)]] == "tags"):
                     # CLIP, T5 and the LLM encoders collapse blanks: tidy, but nothing trains differently
                     violation.severity = Severity.INFO
                 yield violation
@@ -164,9 +164,9 @@ class MixedSeparators(Rule):
         odd = "".join(s for s in ",;|" if s != dominant)
         pattern = re.compile(rf"[ \t]*[{re.escape(odd)}][ \t]*")
         forms = forms_of(ctx)
-        position = {id(record): i for i, record in enumerate(corpus.records)} if corpus.records else {}
+        index_of = positions(ctx)
         for record in corpus.containing(odd):
-            if forms[position[id(record)]] in ("prose", "phrases"):
+            if forms[index_of[id(record)]] in ("prose", "phrases"):
                 continue  # a semicolon in a sentence is punctuation, not a tag separator
             caption = record.caption or ""
             matches = list(pattern.finditer(caption))
@@ -392,10 +392,10 @@ class TypographicCharacters(Rule):
         if corpus.text.isascii():
             return
         forms = forms_of(ctx)
-        position = {id(record): i for i, record in enumerate(corpus.records)}
+        index_of = positions(ctx)
         for record, start, end, m in corpus.matches(_TYPOGRAPHIC_RE):
             char = m.group()
-            if char in _PROSE_PUNCTUATION and forms[position[id(record)]] in ("prose", "phrases"):
+            if char in _PROSE_PUNCTUATION and forms[index_of[id(record)]] in ("prose", "phrases"):
                 continue  # quotes, dashes and an ellipsis are ordinary punctuation in prose
             ascii_form = _TYPOGRAPHIC[char]
             name = unicodedata.name(char, "?").lower()
@@ -552,10 +552,21 @@ class MixedCaptionStyle(Rule):
         # With inference on, a form that (nearly) the whole scope follows is its convention: the
         # few captions in the other form are a warning (an auto-captioner mixed into a tagged set).
         settled = settings.get("min-captions", 5) if conventions.enabled else None
+        # The counts above are cheap and sort every caption; a caption is reported only when the
+        # finer classification (lora_core.toolkit.forms) agrees that it is a tag list in a prose
+        # set or the other way round: a phrase list ("stucco facade, tiled roof, and arched
+        # doors.") is neither, and fits both.
+        fine = forms_of(ctx)
+        opposite = {"tags": "prose", "sentence": "tags"}
         for indexes in groups:
-            yield from self._check_group(corpus.records, forms, indexes,
-                                         conventions.scope(indexes[0]).where if len(groups) > 1 else "", settled,
-                                         settings.get("deviation-share", 0.2))
+            for violation in self._check_group(corpus.records, forms, indexes,
+                                               conventions.scope(indexes[0]).where if len(groups) > 1 else "", settled,
+                                               settings.get("deviation-share", 0.2)):
+                index = positions(ctx)[id(violation.record)]
+                own = "tags" if violation.data.get("form") == "tags" else "prose"
+                found = fine.set_form(index)
+                if fine[index] == own and found is not None and found[0] == opposite[violation.data["form"]]:
+                    yield violation
 
     def _check_group(self, records: list[Record], forms: list[str | None], indexes: Iterable[int],
                      where: str, settled: int | None = None, deviation: float = 0.2) -> Iterable[Violation]:
@@ -579,10 +590,15 @@ class MixedCaptionStyle(Rule):
             violation = self.at_caption(
                 record, f"caption is {label[minority]}, but {len(styles[majority])} of {total} captions{where} are "
                 f"{plural_label[majority]}" + (" (the set's form, inferred)" if convention else ""),
-                tags=tags, sentences=sentences)
+                tags=tags, sentences=sentences, form=minority)
             if convention:
                 violation.severity = Severity.WARNING
             yield violation
+
+
+def positions(ctx: LintContext) -> dict[int, int]:
+    """id(record) -> its index in ctx.corpus, built once per run."""
+    return ctx.memo("corpus-positions", lambda: {id(r): i for i, r in enumerate(ctx.corpus.records)})
 
 
 def caption_forms(ctx: LintContext) -> list[str | None]:

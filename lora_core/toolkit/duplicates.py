@@ -185,7 +185,7 @@ def similarity(a: Any, b: Any) -> float:
     on any side, searched coarse to fine, or the second turned by up to 3 degrees)."""
     best = _score(a, b, (0.0, 0.0, 1.0, 1.0), True)
     if best >= SAME_WITHOUT_SEARCH:
-        return best
+        return _unless_edited(best, a, b)
     best_box, best_side = (0.0, 0.0, 1.0, 1.0), True
     for a_is_cropped in (True, False):
         for left, top, right, bottom in itertools.product(CROP_STEPS, repeat=4):
@@ -216,7 +216,36 @@ def similarity(a: Any, b: Any) -> float:
             score = _score(a, b, (trial[0], trial[1], trial[2], trial[3]), best_side)
             if score > best + 1e-4:
                 best, best_box, improved = score, (trial[0], trial[1], trial[2], trial[3]), True
-    return best
+    x, y = (_crop(a, best_box), b) if best_side else (a, _crop(b, best_box))
+    return _unless_edited(best, x, y)
+
+
+EDITED_TILE = 0.3  # a tile that differs by this much (mean difference over the picture's contrast) ...
+EDITED_CONTRAST = 3.0  # ... and this many times more than the typical tile: that part was changed
+EDITED_SCORE = 0.45  # what an edited variant scores: below the default duplicate-similarity (0.5)
+
+
+def _unless_edited(score: float, x: Any, y: Any) -> float:
+    """`score`, unless the aligned pair differs strongly in one part and hardly elsewhere: two
+    frames of one game scene with the characters moved, a render of one template with another
+    prop, an illustration and its edit. A copy (re-encoded, resized, cropped) differs a little
+    everywhere, never in one place (on the labelled copies of bench/bench_image_quality.py the
+    worst 4x4 tile differs at most 1.9 times the median tile; edited variants 6 to 60 times)."""
+    import numpy as np
+
+    if score < 0.5 * SIMILAR_DETAIL:
+        return score
+    margin = 3
+    x, y = x[margin:-margin, margin:-margin], y[margin:-margin, margin:-margin]
+    contrast = float(x.std()) + 1e-6
+    side = x.shape[0] // 4
+    tiles = [float(np.abs(x[i * side:(i + 1) * side, j * side:(j + 1) * side]
+                          - y[i * side:(i + 1) * side, j * side:(j + 1) * side]).mean()) / contrast
+             for i in range(4) for j in range(4)]
+    worst, typical = max(tiles), float(np.median(tiles))
+    if worst >= EDITED_TILE and worst >= EDITED_CONTRAST * typical:
+        return min(score, EDITED_SCORE)
+    return score
 
 
 class PairVerdicts:
@@ -276,7 +305,7 @@ def crowd_clusters(members: Any, hashes: Any, distance: int, same: Any,
             leaders.append(member)
 
 
-PAIR_CACHE_FILE = "pairs-v1.json"
+PAIR_CACHE_FILE = "pairs-v2.json"  # v2: edited variants score below the threshold
 COLOUR_TOLERANCE = 24.0  # mean difference (0-255) of the 4x4 colour thumbnails: a flat red and a flat blue differ
 COLOUR_CORRELATION = 0.9  # ... or the same layout, brighter or more saturated
 

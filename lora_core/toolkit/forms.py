@@ -66,6 +66,9 @@ def _form(caption: str) -> str | None:
     if "_" in text and text.count("_") * 3 >= pieces:
         return "tags"  # WD14 / booru tags (`long_hair`, `looking_at_viewer`)
     per_piece = words / pieces
+    if text.endswith(".") and pieces >= 2:
+        # A tag list never ends with a full stop: a list written as a sentence ("... and lantern lights.")
+        return "prose" if per_piece >= 5 else "phrases"
     if pieces >= 3 and per_piece <= 2.0:
         return "tags"
     if _SENTENCE_END.search(text) and words >= 8:

@@ -55,3 +55,28 @@ def test_the_verdicts_are_cached(real_truth, registry, monkeypatch):
     monkeypatch.setattr(duplicates, "similarity", lambda a, b: calls.append(1) or real(a, b))
     again = findings(real_truth["duplicates"], registry, "LK605")
     assert again and calls == []  # nothing compared again on an unchanged dataset
+
+
+def test_an_edited_variant_is_not_the_same_picture_but_a_copy_is(tmp_path, registry):
+    """Two frames of one game scene, a render of one template with another prop: a part of the
+    picture differs strongly and the rest not at all. A re-encoded copy differs a little everywhere."""
+    import io
+
+    from PIL import Image
+
+    from lora_core.testing import photo_png_bytes
+
+    base = Image.open(io.BytesIO(photo_png_bytes("scene", 512))).convert("RGB")
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    base.save(folder / "scene.png")
+    edited = base.copy()
+    edited.paste(Image.open(io.BytesIO(photo_png_bytes("sprite", 512))).convert("RGB").resize((120, 150)), (300, 260))
+    edited.save(folder / "edited.png")
+    base.save(folder / "copy.jpg", quality=70)
+    rows = [("scene.png", "a scene"), ("edited.png", "the scene with a figure"), ("copy.jpg", "the scene again")]
+    from lora_core.testing import make_csv_dataset
+
+    make_csv_dataset(folder, rows, images=False)
+    result = lora_core.lint(folder / "metadata.csv", registry=registry, select=["LK605"])
+    assert sorted(v.image for v in result) == ["copy.jpg"]
