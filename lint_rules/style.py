@@ -540,7 +540,89 @@ class CaptionTooShort(Rule):
                                       f"at least {minimum} describe an image", count=count)
 
 
+class StyleNamedManyWays(Rule):
+    """## What it does
+    Reports, once per set (or kohya concept folder), a style that the captions name in three or
+    more ways: `watercolor`, `watercolour`, `water color` and `aquarelle` across one watercolor
+    set. Names that contain one another (`watercolor` and `watercolor painting`) count as one;
+    a name needs at least two captions.
+
+    ## Why it matters
+    The style is one concept; each name is a different token sequence to the text encoder. Split
+    four ways, each name is learned from a quarter of the images, and the name you prompt with
+    carries only its share of the style.
+
+    ## Example
+    ```text
+    a fox, watercolor            # 20 captions
+    a fox, watercolour painting  # 8 captions
+    a fox, water color           # 5 captions
+    a fox, aquarelle             # 3 captions
+    ```
+
+    ## Fix
+    Pick one name (usually the most used) and write it in every caption; `[style] required` with
+    that one name keeps it so (LK201).
+    """
+
+    code = "LK207"
+    name = "style-named-many-ways"
+    summary = "The set's style written three or more different ways"
+    severity = Severity.WARNING
+    options = (RuleOption("infer.enabled", "the set's style is inferred"),)
+    cost = 2
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        conventions = of_context(ctx)
+        if not conventions.enabled:
+            return
+        corpus = ctx.corpus
+        for styles in conventions.styles.values():
+            style = styles[0]
+            counts: Counter[str] = Counter()
+            terms = Terms(style.group.terms)
+            for index in style.scope.indexes:
+                named = {m.group().lower() for m in terms.finditer(corpus.captions[index])}
+                counts.update(_outermost_names(named))
+            names = _collapse_names(counts)
+            names = [(name, n) for name, n in names if n >= 2]
+            if len(names) < 3:
+                continue
+            listing = ", ".join(f"`{name}` ({n})" for name, n in names[:6])
+            yield self.at(ctx.dataset.location, f"the style `{style.group.name}` is named {len(names)} ways"
+                          f"{style.scope.where}: {listing}; each name is learned from its share of the images only: "
+                          f"write one (e.g. `{names[0][0]}`) everywhere", names=len(names), set_wide=True)
+
+
+def _outermost_names(named: set[str]) -> set[str]:
+    """The names in one caption, without those inside another (`watercolor` in `watercolor painting`)."""
+    return {n for n in named if not any(n != other and n in other for other in named)}
+
+
+def _collapse_names(counts: Counter[str]) -> list[tuple[str, int]]:
+    """Names that contain another (`watercolor painting` holds `watercolor`), and a plural or a
+    hyphenated spelling of one (`watercolors`, `ink-wash`), count as that one."""
+    roots: dict[str, str] = {}
+    for name in sorted(counts, key=len):
+        root = _name_root(name)
+        shorter = [r for r in set(roots.values()) if r != root and re.search(rf"(?<!\w){re.escape(r)}(?!\w)", root)]
+        roots[name] = min(shorter, key=len) if shorter else root
+    merged: Counter[str] = Counter()
+    shown: dict[str, str] = {}
+    for name, n in counts.most_common():
+        merged[roots[name]] += n
+        shown.setdefault(roots[name], name)
+    return [(shown[root], n) for root, n in merged.most_common()]
+
+
+def _name_root(name: str) -> str:
+    words = name.lower().replace("-", " ").split()
+    if words and len(words[-1]) > 3 and words[-1].endswith("s"):
+        words[-1] = words[-1][:-1]
+    return " ".join(words)
+
+
 RULES = (StyleTermMissing, StylePrefixInconsistent, VagueTerm, StyleCoverageLow, ConflictingStyleTerm,
-         CaptionTooShort)
+         CaptionTooShort, StyleNamedManyWays)
 
 plugin = RulePack(RULES, config=[STYLE_SECTION])

@@ -7,6 +7,8 @@ this package), and a name outside ``__all__`` may change without notice.
 Light modules (the lint path imports them; never torch):
 
 - ``captions``: tags, separators, caption style, normalisation, near-duplicate keys.
+- ``forms``: a caption's form (tag list, phrase list, prose) and its set's, for rules per form.
+- ``models``: the model a dataset trains and what its text encoder reads (the token budget).
 - ``terms``: matching configured words (styles, vague words, triggers) in captions.
 - ``template``: caption templates with ``{slot}`` placeholders.
 - ``conventions``: what a dataset's own captions say its trigger, style and wording are.
@@ -28,5 +30,5 @@ package imports none of them, so importing it costs nothing.
 from __future__ import annotations
 
 #: The toolkit's modules, in the order docs/toolkit.md lists them.
-MODULES = ("captions", "terms", "template", "conventions", "clip_tokens", "image_facts", "duplicates", "sd_names",
-           "hub", "devices", "clip_scoring")
+MODULES = ("captions", "forms", "models", "terms", "template", "conventions", "clip_tokens", "image_facts",
+           "duplicates", "sd_names", "hub", "devices", "clip_scoring")

@@ -44,6 +44,7 @@ __all__ = [
     "BOORU_GENERAL",
     "IDENTITY_PATTERN",
     "INFERENCE_DOC",
+    "PLACEHOLDERS",
     "ConceptToken",
     "Conventions",
     "InferredStyle",

@@ -221,3 +221,15 @@ def test_model_from_trainer_configs(tmp_path, registry):
                    f"        - folder_path: {tmp_path / 'data' / '5_tk girl'}\n      model:\n"
                    f"        name_or_path: black-forest-labs/FLUX.1-dev\n        arch: flux\n", encoding="utf-8")
     assert lint(job, registry, select=["LK501"]) == []
+
+
+def test_one_style_called_four_names_is_one_finding(tmp_path, registry):
+    names = ["watercolor"] * 8 + ["watercolour painting"] * 4 + ["aquarelle"] * 3 + ["watercolors"] * 2 + ["sketch"]
+    rows = [(f"{i:02d}.png", f"a fox in the snow at dusk number {i}, {name}") for i, name in enumerate(names)]
+    path = make_csv_dataset(tmp_path / "foxes", rows)
+    (finding,) = lint(path, registry, select=["LK207"])
+    assert finding.image is None and "the style `watercolor` is named 3 ways" in finding.message
+    assert "`watercolor` (10), `watercolour painting` (4), `aquarelle` (3)" in finding.message
+    rows = [(f"{i}.png", f"a fox number {i}, watercolor painting") for i in range(9)]
+    path = make_csv_dataset(tmp_path / "one", rows)
+    assert lint(path, registry, select=["LK207"]) == []
