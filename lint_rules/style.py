@@ -584,7 +584,17 @@ class StyleNamedManyWays(Rule):
             for index in style.scope.indexes:
                 named = {m.group().lower() for m in terms.finditer(corpus.captions[index])}
                 counts.update(_outermost_names(named))
-            names = _collapse_names(counts)
+            # Names of one style are alternatives: one caption uses one of them. Words that go
+            # together ("photorealistic photography") are a description, not several names.
+            roots = dict(_collapse_roots(counts))
+            alone: Counter[str] = Counter()
+            for index in style.scope.indexes:
+                named = {roots[n] for n in _outermost_names({m.group().lower() for m in
+                                                             terms.finditer(corpus.captions[index])}) if n in roots}
+                if len(named) == 1:
+                    alone[next(iter(named))] += 1
+            shown_root = {name: roots[name] for name in counts}
+            names = [(name, n) for name, n in _collapse_names(counts) if alone[shown_root[name]] >= 0.8 * n]
             names = [(name, n) for name, n in names if n >= 2]
             if len(names) < 3:
                 continue
@@ -599,14 +609,20 @@ def _outermost_names(named: set[str]) -> set[str]:
     return {n for n in named if not any(n != other and n in other for other in named)}
 
 
-def _collapse_names(counts: Counter[str]) -> list[tuple[str, int]]:
-    """Names that contain another (`watercolor painting` holds `watercolor`), and a plural or a
-    hyphenated spelling of one (`watercolors`, `ink-wash`), count as that one."""
+def _collapse_roots(counts: Counter[str]) -> list[tuple[str, str]]:
+    """(name, the name it counts as): names that contain another (`watercolor painting` holds
+    `watercolor`), and a plural or a hyphenated spelling of one (`watercolors`, `ink-wash`)."""
     roots: dict[str, str] = {}
     for name in sorted(counts, key=len):
         root = _name_root(name)
         shorter = [r for r in set(roots.values()) if r != root and re.search(rf"(?<!\w){re.escape(r)}(?!\w)", root)]
         roots[name] = min(shorter, key=len) if shorter else root
+    return list(roots.items())
+
+
+def _collapse_names(counts: Counter[str]) -> list[tuple[str, int]]:
+    """The names, merged as _collapse_roots says, most used first, each shown as most written."""
+    roots = dict(_collapse_roots(counts))
     merged: Counter[str] = Counter()
     shown: dict[str, str] = {}
     for name, n in counts.most_common():
