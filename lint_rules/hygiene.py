@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from lorakit_rules.writing import RULES as WRITING_RULES
+from lorakit_rules.writing import positions
 
 from lora_core import Fix, RuleOption, Severity
 from lora_core.datasets.model import Dataset, Record
@@ -594,11 +595,6 @@ class MixedCaptionStyle(Rule):
             if convention:
                 violation.severity = Severity.WARNING
             yield violation
-
-
-def positions(ctx: LintContext) -> dict[int, int]:
-    """id(record) -> its index in ctx.corpus, built once per run."""
-    return ctx.memo("corpus-positions", lambda: {id(r): i for i, r in enumerate(ctx.corpus.records)})
 
 
 def caption_forms(ctx: LintContext) -> list[str | None]:

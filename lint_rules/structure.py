@@ -333,6 +333,7 @@ class DuplicateEntry(Rule):
         augmented = _caption_augmentation(self, dataset)
         if augmented is not None:
             yield augmented[0]
+        from_config = dataset.path.is_file() and dataset.path.suffix.lower() not in (".csv", ".jsonl")
         first: dict[str, Record] = {}
         # A trainer config that names one folder twice (a subset and `is_reg`, say) lists every image
         # of it twice under two labels (`img`, `img~2`): one finding per such folder, not per image.
@@ -340,7 +341,8 @@ class DuplicateEntry(Rule):
         for record in dataset.records:
             if not record.image:
                 continue
-            key = record.image_path or record.image
+            # A trainer config can reach one file under two names; a metadata file names each once.
+            key = (record.image_path or record.image) if from_config else record.image
             seen = first.get(key)
             if seen is None:
                 first[key] = record

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from lora_core import Fix, Severity
 from lora_core.datasets.model import Dataset
 from lora_core.rules import LintContext, Rule
-from lora_core.toolkit.captions import SEPARATORS
+from lora_core.toolkit.captions import SEPARATORS, caption_styles
 from lora_core.toolkit.conventions import BOORU_GENERAL, is_rare_token
 from lora_core.toolkit.forms import forms_of
 from lora_core.violations import Applicability, Violation
@@ -64,23 +64,21 @@ class RepeatedPhrase(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
         forms = forms_of(ctx)
-        for index, caption in enumerate(corpus.captions):
-            if " " not in caption or forms[index] == "tags":
+        for index in not_tag_lists(ctx):
+            caption = corpus.captions[index]
+            if " " not in caption:
                 continue
-            for match in self._matches(caption):
-                phrase = match.group(1)
-                start, end = match.start(2), match.end()
-                fix = Fix.replace("remove the repetition", start, end, "", Applicability.UNSAFE)
-                yield self.at_caption(corpus.records[index], f"`{phrase}` is repeated: "
-                                      f"`{caption[match.start():match.end()]}`", (match.start(), end), fix)
-
-    def _matches(self, caption: str) -> Iterable[re.Match[str]]:
-        for match in self._PATTERN.finditer(caption):
-            words = match.group(1).lower().split()
-            if all(w in _FUNCTION_WORDS for w in words):
-                continue  # "of the of the" is rare; "on and on" idiom-like runs are not worth a warning
-            yield match
-        yield from self._DOUBLED.finditer(caption)
+            for pattern, joint in ((self._PATTERN, 2), (self._DOUBLED, 0)):
+                for match in pattern.finditer(caption):
+                    if joint and all(w in _FUNCTION_WORDS for w in match.group(1).lower().split()):
+                        continue  # "on and on": idiom-like runs of small words are not worth a warning
+                    if forms[index] == "tags":
+                        continue  # LK103 reports a repeated tag
+                    start, end = match.span()
+                    cut = match.start(joint) if joint else start + len(match.group(1))
+                    fix = Fix.replace("remove the repetition", cut, end, "", Applicability.UNSAFE)
+                    yield self.at_caption(corpus.records[index], f"`{match.group(1)}` is repeated: "
+                                          f"`{caption[start:end]}`", (start, end), fix)
 
 
 class TruncatedCaption(Rule):
@@ -111,20 +109,19 @@ class TruncatedCaption(Rule):
     # on", "people walking around", "looking at her" end well.
     _DANGLING = frozenset(("a", "an", "the", "of", "with", "and", "or", "but", "into", "onto", "from", "between",
                            "their", "its", "at", "to", "for", "while", "than", "whose"))
-    _LAST_WORD = re.compile(r"([A-Za-z]+)\s*\Z")
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
         forms = forms_of(ctx)
-        for index, caption in enumerate(corpus.captions):
-            found = self._LAST_WORD.search(caption)
-            if found is None or found.group(1).lower() not in self._DANGLING or forms[index] == "tags":
-                continue
-            if len(caption.split()) < 4:
-                continue  # too short to tell a fragment from a cut
-            yield self.at_caption(corpus.records[index], f"caption ends on `{found.group(1)}`: it was cut off "
-                                  f"mid-phrase (`...{caption[max(0, found.start() - 30):].lstrip()}`)",
-                                  (found.start(1), found.end(1)))
+        for index in not_tag_lists(ctx):
+            caption = corpus.captions[index]
+            head, _, last = caption.rstrip().rpartition(" ")
+            if last.lower() not in self._DANGLING or head.count(" ") < 2 or forms[index] == "tags":
+                continue  # too short to tell a fragment from a cut; a tag list has no sentence
+            start = len(head) + 1
+            yield self.at_caption(corpus.records[index], f"caption ends on `{last}`: it was cut off mid-phrase "
+                                  f"(`...{caption[max(0, start - 30):start + len(last)].lstrip()}`)",
+                                  (start, start + len(last)))
 
 
 # Detokeniser artifacts: BLIP-family and older taggers split words at apostrophes and hyphens
@@ -179,6 +176,26 @@ class TokenizerArtifact(Rule):
             fix = Fix.replace(f"write `{joined}`", word_start, word_end, joined)
             yield self.at_caption(record, f"`{caption[word_start:word_end]}` is split by spaces: write `{joined}`",
                                   (word_start, word_end), fix)
+
+
+def coarse_styles(ctx: LintContext) -> list[str | None]:
+    """Each caption's coarse style ("tags", "sentence", None) by C-level counts, once a run (LK109
+    and LK110 share it): the writing rules look only at the captions that are not tag lists."""
+    found: list[str | None] = ctx.memo("caption-forms", lambda: caption_styles(ctx.corpus.captions))
+    return found
+
+
+def not_tag_lists(ctx: LintContext) -> list[int]:
+    """Indexes of the captions whose coarse style is not a tag list."""
+    found: list[int] = ctx.memo("not-tag-lists", lambda: [i for i, style in enumerate(coarse_styles(ctx))
+                                                          if style != "tags"])
+    return found
+
+
+def positions(ctx: LintContext) -> dict[int, int]:
+    """id(record) -> its index in ctx.corpus, built once per run (shared with the hygiene pack)."""
+    found: dict[int, int] = ctx.memo("corpus-positions", lambda: {id(r): i for i, r in enumerate(ctx.corpus.records)})
+    return found
 
 
 def _dash_is_punctuation(caption: str, start: int) -> bool:
@@ -245,21 +262,45 @@ class ContradictoryTags(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
         forms = forms_of(ctx)
-        for index, caption in enumerate(corpus.captions):
+        # Only captions holding a word of both sides of some pair are split into tags; in a large
+        # set, only when a sample of it uses those words at all (a byte scan per word costs ~10 ms
+        # per 100,000 captions).
+        first = sorted({_key_word(tag) for _, one, _ in _CONTRADICTIONS for tag in one})
+        second = sorted({_key_word(tag) for _, _, other in _CONTRADICTIONS for tag in other})
+        if len(corpus.captions) > _SAMPLED_ABOVE:
+            sample = " ".join(corpus.folded[i] for i in range(0, len(corpus.captions), 50))
+            if not any(w in sample for w in first) or not any(w in sample for w in second):
+                return
+        candidates = set(corpus.with_substring(first[0]))
+        for word in first[1:]:
+            candidates.update(corpus.with_substring(word))
+        paired: set[int] = set()
+        for word in second:
+            paired.update(candidates.intersection(corpus.with_substring(word)))
+        for index in sorted(paired):
+            caption = corpus.captions[index]
             if forms[index] == "prose" or ("," not in caption and "|" not in caption and ";" not in caption):
                 continue
             tags = {" ".join(t.replace("_", " ").split()).lower() for t in _TAG_SPLIT.split(caption)}
             tags.discard("")
             several = bool(tags & _SEVERAL_PEOPLE)
-            for aspect, first, second in _CONTRADICTIONS:
+            for aspect, one_side, other_side in _CONTRADICTIONS:
                 if several and aspect != "time of day" and aspect != "setting":
                     continue
-                one, other = tags & first, tags & second
+                one, other = tags & one_side, tags & other_side
                 if one and other:
                     a, b = sorted(one)[0], sorted(other)[0]
                     span = _tag_span(caption, b)
                     yield self.at_caption(corpus.records[index], f"`{a}` and `{b}` contradict each other ({aspect}): "
                                           "at most one describes the picture", span)
+
+
+_SAMPLED_ABOVE = 20_000  # captions: above this, a rule that scans the corpus for rare words looks at a sample first
+
+
+def _key_word(tag: str) -> str:
+    """The longest word of a tag, lower case (for a substring prefilter on the casefolded corpus)."""
+    return max((w for w in re.split(r"[ _\-]", tag) if w), key=len).lower()
 
 
 def _tag_span(caption: str, tag: str) -> tuple[int, int] | None:
@@ -276,6 +317,18 @@ _NOTES = (
     r"|(?i:{start}[ \t]*(?:sure[!,.]|certainly[!,.]|here(?:'s| is) (?:a|an|the) (?:caption|description)))"
     r"|(?i:\bas an ai\b|\bi(?:'m| am) sorry,? but\b|\bi can(?:not|'t) (?:help|assist|describe|provide)\b)"
 )
+
+
+_MARKS = ["TODO", "FIXME", "TBD", "??"]
+# Substrings one of which every other note holds.
+_NOTE_HINTS = ["TODO", "FIXME", "TBD", "??", "[check", "[fix", "[todo", "[verify", "[review", "[edit", "[unsure",
+               "[unclear", "[need", "[?", "[Check", "[TODO", "orem ipsum", "ure!", "ure,", "ure.", "ertainly",
+               "ere is", "ere's", "s an AI", "s an ai", "sorry", "Sorry", "annot help", "annot assist",
+               "annot describe", "annot provide", "an't help", "an't assist", "an't describe", "an't provide"]
+
+
+def _hinted(caption: str) -> bool:
+    return any(hint in caption for hint in _NOTE_HINTS)
 
 
 class ReviewerNote(Rule):
@@ -305,10 +358,19 @@ class ReviewerNote(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
-        pattern = re.compile(_NOTES.replace("{start}", f"(?<={re.escape(corpus.sep)})"))  # a caption's start
-        for record, start, end, match in corpus.matches(pattern):
-            yield self.at_caption(record, f"`{match.group().strip()}` is a note or chatter, not a description of the "
-                                  "picture", (start, end))
+        pattern = re.compile(_NOTES.replace("{start}", "\\A"))
+        # Reviewer marks in any caption (four byte scans); chatter and bracketed notes in the
+        # captions that are not tag lists.
+        marked = {id(r) for r in corpus.containing(_MARKS)}
+        chatter = [i for i in not_tag_lists(ctx) if _hinted(corpus.captions[i])]
+        records = [r for r in corpus.records if id(r) in marked] if marked else []
+        records += [corpus.records[i] for i in chatter if id(corpus.records[i]) not in marked]
+        for record in records:
+            caption = record.caption or ""
+            for match in pattern.finditer(caption):
+                start, end = match.span()
+                yield self.at_caption(record, f"`{match.group().strip()}` is a note or chatter, not a description of "
+                                      "the picture", (start, end))
 
 
 class BoilerplateBlock(Rule):

@@ -14,6 +14,7 @@ Literals match ignoring case, with flexible blanks around separators. Used by th
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 __all__ = ["Piece", "Template", "TemplateMatch"]
@@ -54,9 +55,19 @@ def _literal_regex(text: str) -> str:
 class TemplateMatch:
     """Where each slot of a template lies in a caption that follows it (as `Template.match` found it)."""
 
-    def __init__(self, caption: str, spans: dict[str, tuple[int, int]]) -> None:
+    def __init__(self, caption: str, spans: dict[str, tuple[int, int]] | None = None,
+                 found: re.Match[str] | None = None, groups: dict[str, str] | None = None) -> None:
         self.caption = caption
-        self.spans = spans
+        self._spans = spans
+        self._found = found  # the regex's match, read only when a slot is asked for
+        self._groups = groups or {}
+
+    @property
+    def spans(self) -> dict[str, tuple[int, int]]:
+        if self._spans is None:
+            found = self._found
+            self._spans = {slot: found.span(group) for slot, group in self._groups.items()} if found else {}
+        return self._spans
 
     def group(self, slot: str) -> str:
         """The slot's text as it stands in the caption (blanks around it included)."""
@@ -102,8 +113,13 @@ class Template:
 
     def __init__(self, pieces: list[Piece]) -> None:
         self.pieces = pieces
-        self._literals = {index: _compile_literal(piece.text) for index, piece in enumerate(pieces)
-                          if not piece.is_slot}
+        # Blanks before the first literal and after the last one are free (a caption's own
+        # leading and trailing blanks never decide whether it follows the template).
+        last = len(pieces) - 1
+        self._literals = {index: _compile_literal(_free_ends(piece.text, index, last))
+                          for index, piece in enumerate(pieces) if not piece.is_slot}
+        self._regex = _atomic_regex(pieces) if _HAS_ATOMIC_GROUPS else None
+        self._groups = {piece.text: f"s{index}" for index, piece in enumerate(pieces) if piece.is_slot}
 
     @classmethod
     def parse(cls, pattern: str) -> Template:
@@ -126,6 +142,9 @@ class Template:
 
     def match(self, caption: str) -> TemplateMatch | None:
         """Where the slots lie, when the whole caption follows the template; else None."""
+        if self._regex is not None:
+            found = self._regex.match(caption)
+            return None if found is None else TemplateMatch(caption, found=found, groups=self._groups)
         spans, failed_at = self._place(caption, whole=True)
         return TemplateMatch(caption, spans) if failed_at is None else None
 
@@ -203,6 +222,53 @@ class Template:
         return None if found is None else found.start()
 
 
+# Python 3.11's atomic groups let one regex place the literals the way `_place` does (leftmost,
+# never revisited), at C speed: `(?>slot literal)` commits to the first place the literal fits.
+_HAS_ATOMIC_GROUPS = sys.version_info >= (3, 11)
+
+
+def _atomic_regex(pieces: list[Piece]) -> re.Pattern[str]:
+    """The template as one regex with the same answers as `_place(whole=True)`: a slot holds a
+    non-blank character; a middle literal is placed leftmost after it, atomically; a literal that
+    ends the template is anchored at the caption's end; leading and trailing blanks are free.
+    Runs of blanks are possessive and a slot ends on a non-blank character, so no run of blanks
+    is ever re-split: the match stays linear in the caption."""
+    parts = [r"\A\s*+"]
+    last = len(pieces) - 1
+    for index, piece in enumerate(pieces):
+        if piece.is_slot:
+            if index == last:
+                parts.append(rf"\s*+(?P<s{index}>\S.*)\Z")
+            continue
+        text = _free_ends(piece.text, index, last)
+        body = _possessive(_literal_regex(text)) if text else ""
+        if index == 0:
+            parts.append(body)
+            continue
+        if not body.startswith("\\s"):
+            body = r"\s*+" + body  # blanks between a slot and a literal that does not ask for them
+        slot = rf"\s*+(?P<s{index - 1}>\S(?:.*?\S)??)"
+        if index == last:
+            parts.append(rf"{slot}{body}\s*+\Z")
+        else:
+            parts.append(rf"(?>{slot}{body})")
+    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+
+
+def _possessive(regex: str) -> str:
+    return regex.replace(r"\s*", r"\s*+").replace(r"\s+", r"\s++")
+
+
+def _free_ends(text: str, index: int, last: int) -> str:
+    """A literal's text with the blanks the caption's ends make free: before the first piece,
+    after the last one."""
+    if index == 0:
+        text = text.lstrip()
+    if index == last:
+        text = text.rstrip()
+    return text
+
+
 def _first_text(caption: str, start: int, limit: int) -> int:
     """The first non-blank character in caption[start:limit], or -1."""
     for index in range(start, limit):
@@ -228,8 +294,8 @@ def _slot_end(caption: str, slot_from: int, core_start: int, blank_before: str) 
 
 def _match_at(caption: str, literal: _Literal, position: int) -> int | None:
     """A literal at the start (after the caption's leading blanks): where it ends, or None."""
-    if literal.core is None:
-        return position if position > 0 else None
+    if literal.core is None:  # blanks only, and the caption's leading blanks are free
+        return position
     found = literal.core.match(caption, position)
     if found is None:
         return None

@@ -119,3 +119,39 @@ def test_spans_point_at_the_slot_text():
                        ("lighting", "soft light")]:
         value, (start, end) = template.slot_value(found, slot)
         assert value == text and caption[start:end].strip() == text
+
+
+BLANKY = ["a", "b", "x", ",", ", ", " ", "with", " with ", "  ", "; ", "|", "\t"]
+
+
+@st.composite
+def any_pattern_and_caption(draw):
+    """Blanks at the ends of the pattern and the caption too: where the two paths could differ."""
+    pattern = draw(st.sampled_from(["", "a", " x ", " "]))
+    slots = draw(st.integers(1, 4))
+    for index in range(slots):
+        pattern += f"{{s{index}}}"
+        if index < slots - 1 or draw(st.booleans()):
+            pattern += draw(st.sampled_from([*LITERALS, " ,", " "]))
+    caption = "".join(draw(st.lists(st.sampled_from(BLANKY), max_size=12)))
+    return pattern, caption
+
+
+@settings(max_examples=3000, deadline=None)
+@given(any_pattern_and_caption())
+def test_the_one_regex_and_the_placement_give_the_same_slots(case):
+    """On Python 3.11+ `match` is one regex with atomic groups; the placement it stands for
+    (`_place`, also what `explain` walks) must agree with it everywhere."""
+    pattern, caption = case
+    try:
+        template = Template.parse(pattern)
+    except ValueError:
+        return
+    if template._regex is None:
+        pytest.skip("atomic groups need Python 3.11")
+    fast = template.match(caption)
+    spans, failed_at = template._place(caption, whole=True)
+    assert (fast is None) == (failed_at is not None), (pattern, caption)
+    if fast is not None:
+        placed = {k: caption[a:b].strip() for k, (a, b) in spans.items()}
+        assert {k: fast.group(k).strip() for k in fast.spans} == placed
