@@ -98,12 +98,11 @@ class Whitespace(Rule):
         if not found:
             return
         forms = forms_of(ctx)
-        index_of = positions(ctx)
         # kohya reads the first line of a sidecar; ai-toolkit (its `[trigger]` placeholder, or its
         # config) and the metadata-file trainers read the whole caption.
-        conventions = of_context(ctx)
-        placeholder = any(t.placeholder for t in conventions.triggers.values())
-        sidecars = not dataset.path.is_file() or bool(dataset.subsets)
+        sidecars = dataset.path.suffix.lower() not in (".csv", ".jsonl")
+        placeholder = sidecars and any("\n" in (r.caption or "").strip() for r in found) and any(
+            t.placeholder for t in of_context(ctx).triggers.values())  # inference only when a line break is there
         first_line_only = sidecars and not placeholder and not ctx.section("entities").get("trigger-inserted")
         why_whole = ("ai-toolkit reads the whole caption file" if placeholder or sidecars
                      else "the whole caption is read; only kohya's sidecars lose the lines after the first")
@@ -123,7 +122,7 @@ class Whitespace(Rule):
                 if kind == "newline" and not first_line_only:
                     violation.message = "line break inside the caption (" + why_whole + ")"
                     violation.severity = Severity.INFO
-                elif kind != "newline" and not (kind == "before" and forms[index_of[id(record)]] == "tags"):
+                elif kind != "newline" and not (kind == "before" and forms[positions(ctx)[id(record)]] == "tags"):
                     # CLIP, T5 and the LLM encoders collapse blanks: tidy, but nothing trains differently
                     violation.severity = Severity.INFO
                 yield violation
@@ -403,13 +402,22 @@ class TypographicCharacters(Rule):
             fix = Fix.replace(f"replace with `{ascii_form}`", start, end, ascii_form)
             yield self.at_caption(record, f"typographic character `{char}` ({name})", (start, end), fix)
 
-def distinct_images(records: list[Record]) -> list[Record]:
+def _from_config(dataset: Dataset) -> bool:
+    """Read through a trainer config (not a metadata file or a folder of sidecars)."""
+    return dataset.path.suffix.lower() in _CONFIG_SUFFIXES
+
+
+_CONFIG_SUFFIXES = (".toml", ".json", ".yaml", ".yml")
+
+
+def distinct_images(records: list[Record], by_file: bool = False) -> list[Record]:
     """The records of distinct image files, first listing kept: an image listed twice (LK006) is
-    not a second image with the same caption."""
+    not a second image with the same caption. `by_file`: compare resolved paths (a trainer config
+    can reach one file under two names), else names."""
     seen: set[str] = set()
     kept = []
     for record in records:
-        key = record.image_path or record.image or f"#{record.index}"
+        key = (record.image_path if by_file else None) or record.image or f"#{record.index}"
         if key not in seen:
             seen.add(key)
             kept.append(record)
@@ -449,7 +457,7 @@ class DuplicateCaption(Rule):
             if key in repeated:
                 groups.setdefault(key, []).append(record)
         for records in groups.values():
-            records = distinct_images(records)
+            records = distinct_images(records, _from_config(dataset))
             if len(records) < 2:
                 continue  # one image listed twice (LK006), not two images with one caption
             first = records[0]
@@ -498,7 +506,7 @@ class NearDuplicateCaption(Rule):
             for record in records:
                 groups.setdefault(near_duplicate_key(record.caption or ""), []).append(record)
             for group in groups.values():
-                yield from self._report(distinct_images(group))
+                yield from self._report(distinct_images(group, _from_config(dataset)))
 
     def _report(self, records: list[Record]) -> Iterable[Violation]:
         if len(records) < 2:

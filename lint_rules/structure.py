@@ -333,7 +333,7 @@ class DuplicateEntry(Rule):
         augmented = _caption_augmentation(self, dataset)
         if augmented is not None:
             yield augmented[0]
-        from_config = dataset.path.is_file() and dataset.path.suffix.lower() not in (".csv", ".jsonl")
+        from_config = dataset.path.suffix.lower() in (".toml", ".json", ".yaml", ".yml")  # a trainer config
         first: dict[str, Record] = {}
         # A trainer config that names one folder twice (a subset and `is_reg`, say) lists every image
         # of it twice under two labels (`img`, `img~2`): one finding per such folder, not per image.
@@ -367,12 +367,14 @@ def _caption_augmentation(rule: Rule, dataset: Dataset) -> tuple[Violation, set[
     """A metadata file that lists (nearly) every image k times, each time with another caption,
     is a caption-augmentation layout, not k accidents: one info for the set, and the images that
     follow the layout (the same k, distinct captions) are not reported row by row."""
+    images = [record.image for record in dataset.records]
+    distinct = set(images)
+    if len(distinct) < 10 or len(distinct) > 0.6 * len(images):
+        return None  # (nearly) every image listed once: no layout (the common case, decided in C)
     rows: dict[str, list[str]] = {}
     for record in dataset.records:
         if record.image:
             rows.setdefault(record.image, []).append(" ".join((record.caption or "").lower().split()))
-    if len(rows) < 10 or len(rows) == len(dataset.records):
-        return None
     counts = Counter(len(captions) for captions in rows.values())
     times, images = counts.most_common(1)[0]
     following = {image for image, captions in rows.items() if len(captions) == times and len(set(captions)) == times}

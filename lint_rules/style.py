@@ -579,23 +579,25 @@ class StyleNamedManyWays(Rule):
         corpus = ctx.corpus
         for styles in conventions.styles.values():
             style = styles[0]
-            counts: Counter[str] = Counter()
-            terms = Terms(style.group.terms)
-            for index in style.scope.indexes:
-                named = {m.group().lower() for m in terms.finditer(corpus.captions[index])}
-                counts.update(_outermost_names(named))
+            # Inference saw the names on a sample: fewer than three there, no exact count.
+            if len({root for _, root in _collapse_roots(Counter(style.matched))}) < 3:
+                continue
+            members = set(style.scope.indexes)
+            having = {term: corpus.having(Terms([term])) & members for term in style.matched}
+            counts = Counter({term: len(found) for term, found in having.items() if found})
+            roots = dict(_collapse_roots(counts))
+            by_root: dict[str, set[int]] = {}
+            for term, found in having.items():
+                if term in roots:
+                    by_root.setdefault(roots[term], set()).update(found)
             # Names of one style are alternatives: one caption uses one of them. Words that go
             # together ("photorealistic photography") are a description, not several names.
-            roots = dict(_collapse_roots(counts))
-            alone: Counter[str] = Counter()
-            for index in style.scope.indexes:
-                named = {roots[n] for n in _outermost_names({m.group().lower() for m in
-                                                             terms.finditer(corpus.captions[index])}) if n in roots}
-                if len(named) == 1:
-                    alone[next(iter(named))] += 1
-            shown_root = {name: roots[name] for name in counts}
-            names = [(name, n) for name, n in _collapse_names(counts) if alone[shown_root[name]] >= 0.8 * n]
-            names = [(name, n) for name, n in names if n >= 2]
+            names = []
+            for name, n in _collapse_names(counts):
+                root = roots[name]
+                others = set().union(*(found for other, found in by_root.items() if other != root))
+                if len(by_root[root] - others) >= 0.8 * n and n >= 2:
+                    names.append((name, n))
             if len(names) < 3:
                 continue
             listing = ", ".join(f"`{name}` ({n})" for name, n in names[:6])
