@@ -574,8 +574,8 @@ class StyleNamedManyWays(Rule):
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         conventions = of_context(ctx)
-        if not conventions.enabled:
-            return
+        if not conventions.enabled or configured(ctx, "style", "required"):
+            return  # the config names the style: its list of names is the user's choice
         corpus = ctx.corpus
         for styles in conventions.styles.values():
             style = styles[0]

@@ -75,7 +75,7 @@ class TemplateMismatch(Rule):
             return
         for record in ctx.captioned:
             caption = record.caption or ""
-            if caption.strip() and template.match(caption) is None:
+            if caption.strip() and not template.follows(caption):
                 yield self.at_caption(record, f"caption does not follow the template: {template.explain(caption)}")
 
 

@@ -126,9 +126,10 @@ class SetForms:
         self._share = share
         self._group_of: dict[int, int] = {}
         self._groups = groups
-        for position, indexes in enumerate(groups):
-            for index in indexes:
-                self._group_of[index] = position
+        if len(groups) > 1:  # one group: every caption is in group 0 (the default below)
+            for position, indexes in enumerate(groups):
+                for index in indexes:
+                    self._group_of[index] = position
         self._majority: dict[int, tuple[str, int, int] | None] = {}
         self._cache: dict[int, str | None] = {}
 
@@ -161,9 +162,12 @@ def forms_of(ctx: Any) -> SetForms:
     each kohya concept folder is its own set."""
 
     def compute() -> SetForms:
+        concepts = [record.concept for record in ctx.corpus.records]
+        if not any(concepts):  # one set (no kohya concept folders): no grouping pass
+            return SetForms(ctx.corpus.captions, [range(len(concepts))])
         groups: dict[Any, list[int]] = {}
-        for index, record in enumerate(ctx.corpus.records):
-            groups.setdefault(record.concept, []).append(index)
+        for index, concept in enumerate(concepts):
+            groups.setdefault(concept, []).append(index)
         return SetForms(ctx.corpus.captions, list(groups.values()))
 
     found: SetForms = ctx.memo("settled-caption-forms", compute)

@@ -148,6 +148,12 @@ class Template:
         spans, failed_at = self._place(caption, whole=True)
         return TemplateMatch(caption, spans) if failed_at is None else None
 
+    def follows(self, caption: str) -> bool:
+        """Whether the whole caption follows the template (`match` without building the slots)."""
+        if self._regex is not None:
+            return self._regex.match(caption) is not None
+        return self._place(caption, whole=True)[1] is None
+
     def explain(self, caption: str) -> str:
         """Which slot or literal is missing: the first piece after which the caption stops fitting."""
         _, failed_at = self._place(caption, whole=False)
