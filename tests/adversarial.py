@@ -130,6 +130,18 @@ def garbage_images(folder: Path) -> Path:
     return folder
 
 
+def lone_surrogates(folder: Path) -> Path:
+    """JSON escapes that decode to half a character (valid JSON, not text): a caption and a file name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("a.png", "b.png"):
+        write_photo(folder / name)
+    (folder / "metadata.jsonl").write_text(
+        '{"file_name": "a.png", "text": "cybrpnk, \\ud800 neon, \\udfff rain"}\n'
+        '{"file_name": "b\\udc00.png", "text": "cybrpnk, rain"}\n{"file_name": "b.png", "text": "cybrpnk, night"}\n',
+        encoding="utf-8")
+    return folder
+
+
 def image_listed_twice(folder: Path) -> Path:
     """Regression: the second listing of an image crashed LK601-LK607 (KeyError) in lint and --fix."""
     return _csv(folder, _rows("a.png,a red apple", "a.png,a blue car", "./a.png,a green pear"))
@@ -193,6 +205,7 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "fifos": fifos,
     "garbage_images": garbage_images,
     "image_listed_twice": image_listed_twice,
+    "lone_surrogates": lone_surrogates,
     "folder_named_twice": folder_named_twice,
     "template_backtracking": template_backtracking,
     "template_twelve_slots": template_twelve_slots,

@@ -13,6 +13,7 @@ from lora_core.cli import cli
 from lora_core.cli.options import build_registry, plugin_options
 from lora_core.config import CONFIG_FILENAME, resolve_config, tomllib
 from lora_core.datasets import open_dataset
+from lora_core.errors import DatasetError
 from lora_core.starter import propose, render
 
 
@@ -41,5 +42,9 @@ def init(dataset: Path, to_stdout: bool, force: bool, plugin_flags: tuple[str, .
     target = data.root / CONFIG_FILENAME
     if target.exists() and not force:
         raise click.ClickException(f"{target} exists; use --force to overwrite it, or --stdout to compare")
-    atomic_write_text(target, text)
+    try:
+        atomic_write_text(target, text)
+    except OSError as exc:  # a read-only dataset folder, a full disk: one line, exit 2
+        raise DatasetError(f"{target}: cannot write it ({exc.strerror or exc}); use --stdout to see the "
+                           "proposal") from None
     click.echo(f"wrote {target}: review it, then run `lorakit lint {dataset}`", err=True)

@@ -49,6 +49,9 @@ class JsonStringCodec:
         return value_offset + (added[before - 1] if before else 0)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _escape_map(raw: str) -> tuple[list[int], list[int]]:
     """For each escape of a JSON string body: its offset in the decoded text, and how many raw
     characters the escapes up to it add (`\\"` 1, `\\u00e9` 5, a surrogate pair 11)."""
@@ -157,6 +160,18 @@ class JsonlReader(MetadataFileReader):
                     if found:
                         spans[key] = (line_start + m.start(2), line_start + m.end(2))
         caption = obj[settings.caption_column]
+        for key in (settings.image_column, settings.caption_column):
+            surrogate = _LONE_SURROGATE.search(obj[key])
+            if surrogate is None:
+                continue
+            # A JSON escape such as `\ud800` decodes to half a character: no encoder, tokenizer or
+            # trainer can write or read it. The line is reported; its caption is read with U+FFFD.
+            problems.append(ReadProblem(
+                "malformed", source.location(line_start), f"key `{key}` holds a lone surrogate "
+                f"(`\\u{ord(surrogate.group()):04x}`, half of a character): no trainer can encode it", source=source))
+            if key == settings.image_column:
+                return None
+            caption = _LONE_SURROGATE.sub("\ufffd", caption)
         return Record(
             index=index,
             image=normalise_image_name(obj[settings.image_column]),

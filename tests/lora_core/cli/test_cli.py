@@ -203,3 +203,16 @@ def test_lint_restores_the_garbage_collector(dataset):
     result = run("lint", str(dataset), "--isolated")
     assert result.exit_code in (0, 1), result.output
     assert gc.isenabled()  # the lint ran without it, the rest of the process keeps it
+
+
+def test_init_in_a_folder_it_cannot_write_is_one_line(tmp_path, dataset, monkeypatch):
+    """Issue 23 #8: a read-only dataset folder was an internal error (PermissionError)."""
+    import lora_core.cli.init as init_command
+
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(init_command, "atomic_write_text", refuse)  # root writes anywhere: refuse as a mount would
+    result = CliRunner().invoke(cli, ["init", str(dataset.parent)])
+    assert result.exit_code == 2 and "cannot write it (Permission denied)" in result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
