@@ -370,6 +370,11 @@ LINT_SECTION = ConfigSection(
     ],
 )
 
+def _non_empty(value: str) -> None:
+    if not value.strip():
+        raise ValueError("must name a column (it is empty)")
+
+
 def _check_model(value: str) -> None:
     if value:
         from lora_core.toolkit.models import model_keys, model_named
@@ -382,8 +387,10 @@ DATASET_SECTION = ConfigSection(
     "dataset",
     "How datasets are read.",
     [
-        ConfigKey("caption-column", Str(), "text", "CSV column / JSONL key holding the caption."),
-        ConfigKey("image-column", Str(), "file_name", "CSV column / JSONL key holding the image path."),
+        ConfigKey("caption-column", Str(), "text", "CSV column / JSONL key holding the caption.",
+                  validate=_non_empty),
+        ConfigKey("image-column", Str(), "file_name", "CSV column / JSONL key holding the image path.",
+                  validate=_non_empty),
         ConfigKey("caption-extension", Str(), ".txt", "Extension of caption sidecar files."),
         ConfigKey("model", Str(), "",
                   'The model the dataset trains: "sd1", "sd2", "sdxl", "pony", "illustrious", "sd3", "flux", '

@@ -218,4 +218,6 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "pyproject_tool_int": _with_config(b"[tool]\nlorakit = 5\n", name="pyproject.toml"),
     "config_is_a_folder": _with_config(folder_config=True),
     "config_bad_tokenizer": _with_config(b'[tokens]\ntokenizer = "/etc/passwd"\n'),
+    "config_empty_caption_column": _with_config(b'[dataset]\ncaption-column = ""\n'),
+    "config_unknown_model": _with_config(b'[dataset]\nmodel = "sd9"\n[tokens]\nmax = 0\n'),
 }

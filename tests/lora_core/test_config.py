@@ -113,3 +113,16 @@ def test_caption_column_and_extra_columns(tmp_path, registry):
     record = result.datasets[0].dataset.records[0]
     assert record.caption == "cybrpnk,  rain, night" and record.extras == {"note": "x"}
     assert [(v.code, v.location.column) for v in result] == [("LK101", 18)]
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('[dataset]\ncaption-column = ""\n', "caption-column: must name a column"),
+    ('[dataset]\nimage-column = " "\n', "image-column: must name a column"),
+    ('[dataset]\nmodel = "sd9"\n', "unknown model `sd9`"),
+])
+def test_dataset_keys_that_cannot_work_are_config_errors(tmp_path, registry, toml, message):
+    """Issue 23 #15: an empty caption column was a finding (exit 1) instead of a bad config (exit 2)."""
+    path = make_csv_dataset(tmp_path, [("a.png", "cybrpnk, rain, night")])
+    (tmp_path / "lorakit.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(lora_core.ConfigError, match=message):
+        lora_core.lint(path, registry=registry)
