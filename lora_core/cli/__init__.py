@@ -36,7 +36,7 @@ class LorakitGroup(click.Group):
         command = super().get_command(ctx, cmd_name)
         if command is None:
             found = _plugin_commands().get(cmd_name)
-            command = found.command if found is not None else None
+            command = _guarded(found.command, found.plugin) if found is not None else None
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -95,6 +95,32 @@ def _plugin_commands() -> dict[str, Any]:
         except LorakitError:  # the plugin system itself cannot load: the command that needs it says why
             _commands_of_plugins = {}
     return _commands_of_plugins
+
+
+def _guarded(command: Any, plugin: str) -> Any:
+    """A plugin's command whose own failure is one line naming the plugin (exit 2), as a failing
+    captioner, trainer or reader is, never lorakit's "internal error, please report it"."""
+    callback = command.callback
+    if callback is None or getattr(callback, "__lorakit_guarded__", False):
+        return command
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except (LorakitError, click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt,
+                BrokenPipeError):
+            raise
+        except Exception as exc:
+            if os.environ.get("LORAKIT_DEBUG"):
+                raise
+            from lora_core.errors import PluginError
+
+            raise PluginError(f"command `{command.name}` of plugin {plugin!r} failed: {type(exc).__name__}: {exc}"
+                              ) from None
+
+    guarded.__lorakit_guarded__ = True  # type: ignore[attr-defined]
+    command.callback = guarded
+    return command
 
 
 def skip_teardown() -> None:

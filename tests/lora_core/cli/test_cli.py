@@ -216,3 +216,21 @@ def test_init_in_a_folder_it_cannot_write_is_one_line(tmp_path, dataset, monkeyp
     result = CliRunner().invoke(cli, ["init", str(dataset.parent)])
     assert result.exit_code == 2 and "cannot write it (Permission denied)" in result.output
     assert "Traceback" not in result.output and "internal error" not in result.output
+
+
+def test_a_plugin_command_that_raises_names_the_plugin(monkeypatch):
+    """Issue 23 #9: a failing plugin command was "internal error, please report it" (to lorakit)."""
+    import click
+
+    import lora_core.cli as cli_module
+    from lora_core.plugins import PluginCommand
+
+    def explode():
+        raise RuntimeError("the model folder is empty")
+
+    commands = {"explode": PluginCommand("explode", click.Command("explode", callback=explode), "acme-tools")}
+    monkeypatch.setattr(cli_module, "_commands_of_plugins", commands)
+    result = run("explode")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("lorakit: error: command `explode` of plugin 'acme-tools' failed: RuntimeError: "
+                                     "the model folder is empty")
