@@ -19,6 +19,7 @@ from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.toolkit.captions import SEPARATORS, STYLE_PREFIX, after_prefix, tag_spans
 from lora_core.toolkit.conventions import (
+    PLACEHOLDERS,
     ConceptToken,
     Conventions,
     Variant,
@@ -479,6 +480,9 @@ class TriggerMissing(Rule):
                 yield self.at_caption(record, message, fix=fix, inferred=bool(expected.evidence))
 
 
+_PLACEHOLDER_LIKE = re.compile(r"[\[({<]\s*(?:tri?g+e?r|trigger[\s_-]?word|name)\s*[\])}>]", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class ExpectedToken:
     """A token every caption of `indexes` must carry: a trigger or a concept folder's token."""
@@ -613,6 +617,7 @@ class TriggerVariant(Rule):
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
         conventions = of_context(ctx)
+        yield from self._placeholder_variants(ctx, conventions)
         expected: dict[int, list[tuple[str, str]]] = {}  # caption index -> (token, evidence), when lacking it
         for item in expected_tokens(ctx, conventions):
             having = captions_with_token(ctx, item.token)
@@ -634,6 +639,23 @@ class TriggerVariant(Rule):
                 yield self.at_caption(corpus.records[index], message, (variant.start, variant.end), fix,
                                       inferred=bool(evidence))
 
+
+    def _placeholder_variants(self, ctx: LintContext, conventions: Conventions) -> Iterable[Violation]:
+        """In a set that uses ai-toolkit's `[trigger]`, a placeholder written another way
+        (`[Trigger]`, `[triger]`, `{trigger}`) is not replaced: it trains as written."""
+        placeholders = {t.token: t for t in conventions.triggers.values() if t.placeholder}
+        if not placeholders:
+            return
+        corpus = ctx.corpus
+        for record, start, end, match in corpus.matches(_PLACEHOLDER_LIKE):
+            written = match.group()
+            if written in PLACEHOLDERS:
+                continue
+            token, trigger = next(iter(placeholders.items()))
+            fix = Fix.replace(f"write `{token}`", start, end, token)
+            yield self.at_caption(record, f"`{written}` is not ai-toolkit's placeholder `{token}` (it replaces that "
+                                  f"exact text only): it trains as written ({trigger.evidence})", (start, end), fix,
+                                  inferred=True)
 
 class TriggerPosition(Rule):
     """## What it does

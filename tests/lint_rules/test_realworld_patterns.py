@@ -233,3 +233,16 @@ def test_one_style_called_four_names_is_one_finding(tmp_path, registry):
     rows = [(f"{i}.png", f"a fox number {i}, watercolor painting") for i in range(9)]
     path = make_csv_dataset(tmp_path / "one", rows)
     assert lint(path, registry, select=["LK207"]) == []
+
+
+def test_a_placeholder_written_another_way_trains_as_written(tmp_path, registry):
+    captions = {f"{i:02d}": f"[trigger] wearing outfit {i}, standing in a garden at noon" for i in range(10)}
+    captions["03"] = "[Trigger] wearing outfit 3, standing in a garden at noon"
+    captions["04"] = "a portrait of {trigger} in a garden"
+    folder = sidecars(tmp_path / "set", captions)
+    found = lint(folder, registry, select=["LK307"])
+    assert sorted((v.image, v.message.split(" is not")[0]) for v in found) == [
+        ("03.png", "`[Trigger]`"), ("04.png", "`{trigger}`")]
+    fixed = lora_core.fix(folder, registry=registry, select=["LK307"])
+    assert not fixed.remaining.crashes
+    assert (folder / "03.txt").read_text(encoding="utf-8").startswith("[trigger] wearing")
