@@ -142,6 +142,25 @@ def lone_surrogates(folder: Path) -> Path:
     return folder
 
 
+def _trainer_config(name: str, text: str) -> Callable[[Path], Path]:
+    """A folder of captioned images and a trainer config naming it that is hostile or broken."""
+    def make(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_photo(folder / "img" / "a.png")
+        (folder / "img" / "a.txt").write_text(GOOD, encoding="utf-8")
+        (folder / name).write_text(text, encoding="utf-8")
+        return folder / name
+
+    return make
+
+
+def _yaml_bomb() -> str:
+    lines = ['l0: &l0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    return "\n".join(lines) + ("\njob: extension\nconfig:\n  name: x\n  process:\n    - type: sd_trainer\n"
+                               "      trigger_word: *l9\n      datasets:\n        - folder_path: img\n")
+
+
 def image_listed_twice(folder: Path) -> Path:
     """Regression: the second listing of an image crashed LK601-LK607 (KeyError) in lint and --fix."""
     return _csv(folder, _rows("a.png,a red apple", "a.png,a blue car", "./a.png,a green pear"))
@@ -206,6 +225,14 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "garbage_images": garbage_images,
     "image_listed_twice": image_listed_twice,
     "lone_surrogates": lone_surrogates,
+    "yaml_alias_bomb": _trainer_config("job.yaml", _yaml_bomb()),
+    "yaml_python_tag": _trainer_config("job.yaml", "job: x\nconfig:\n  process:\n    - datasets:\n        - "
+                                       "folder_path: img\n      x: !!python/object/apply:os.system [\"echo hi\"]\n"),
+    "yaml_two_documents": _trainer_config("job.yaml", "job: x\n---\nconfig:\n  process: []\n"),
+    "yaml_broken": _trainer_config("job.yaml", "config:\n  process: [\n"),
+    "toml_duplicate_key": _trainer_config("dataset_config.toml", '[[datasets]]\n[[datasets.subsets]]\n'
+                                          'image_dir = "img"\nimage_dir = "img"\n'),
+    "json_broken": _trainer_config("kohya.json", '{"train_data_dir": "img", '),
     "folder_named_twice": folder_named_twice,
     "template_backtracking": template_backtracking,
     "template_twelve_slots": template_twelve_slots,

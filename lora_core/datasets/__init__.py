@@ -47,10 +47,56 @@ def open_dataset(path: Path, settings: DatasetSettings, readers: Sequence[Datase
         if call_reader(reader, "claims", path):
             dataset: Dataset = call_reader(reader, "read", path, settings)
             return dataset
+    why = config_parse_error(path)
+    if why is not None:  # a trainer config that does not parse: say where, not "not a dataset"
+        raise DatasetError(f"{path}: {why}")
     raise DatasetError(
         f"{path}: not a dataset (expected a metadata.csv, a metadata.jsonl, a caption sidecar "
         "such as img.txt, or a folder of images)"
     )
+
+
+def config_parse_error(path: Path) -> str | None:
+    """Why a TOML, YAML or JSON file (a trainer config, by its suffix) does not parse, with the
+    line; None when it parses or is something else."""
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml", ".json") or not path.is_file():
+        return None
+    from lora_core.datasets.reader import read_bytes
+
+    try:
+        text = read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8 (byte {exc.start})"
+    except DatasetError as exc:
+        return str(exc).split(": ", 1)[-1]
+    if suffix == ".toml":
+        import sys
+
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            return f"not valid TOML: {exc}"
+        except RecursionError:
+            return "not valid TOML: nested too deeply"
+        return None
+    if suffix == ".json":
+        import json
+
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        except (RecursionError, ValueError):
+            return "not valid JSON: nested too deeply or a number too long"
+        return None
+    from lora_core.datasets.aitoolkit_config import yaml_problem
+
+    return yaml_problem(text)
 
 
 def call_reader(reader: DatasetReader, method: str, *args: Any) -> Any:

@@ -53,16 +53,86 @@ DATASET_KEYS = frozenset({
 PLACEHOLDERS = ("[trigger]", "[name]")
 
 
+#: The most nodes a YAML document may stand for once its aliases are expanded: a job config has
+#: hundreds; ~600 bytes of nested anchors ("billion laughs") stand for billions.
+MAX_YAML_NODES = 200_000
+
+
 def _load_yaml(path: Path, text: str | None = None) -> Any:
-    """The YAML of `path` (or of its `text`, already read)."""
+    """The YAML of `path` (or of its `text`, already read): one document, no aliases that expand
+    past MAX_YAML_NODES, no tags beyond YAML's own (SafeLoader)."""
     try:
         import yaml
     except ImportError:
         raise DatasetError(f"{path}: reading an ai-toolkit config needs PyYAML (pip install pyyaml)") from None
     try:
-        return yaml.safe_load(text if text is not None else read_bytes(path).decode("utf-8-sig"))
-    except (UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError) as exc:
+        text = text if text is not None else read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+    why = yaml_problem(text)
+    if why is not None:
+        raise DatasetError(f"{path}: {why}")
+    try:
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise DatasetError(f"{path}: not valid YAML ({str(exc).splitlines()[0][:120]})") from None
+
+
+def yaml_problem(text: str) -> str | None:
+    """Why `text` is not a YAML document lorakit reads: a syntax error (with its line), several
+    documents, a tag YAML does not define (`!!python/object`), or aliases that expand past
+    MAX_YAML_NODES. None when it is fine (or PyYAML is not installed)."""
+    try:
+        import yaml
+    except ImportError:
+        return None
+    try:
+        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"not valid YAML: {exc.problem or exc.context}{where}"
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        return f"not valid YAML: {str(exc).splitlines()[0][:120]}"
+    if len(documents) > 1:
+        return f"holds {len(documents)} YAML documents; a job config is one"
+    if not documents or documents[0] is None:
+        return None
+    sizes: dict[int, int] = {}
+
+    def expanded(node: Any, depth: int = 0) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if depth > 200:
+            raise RecursionError
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(expanded(child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size += sum(expanded(key, depth + 1) + expanded(value, depth + 1) for key, value in node.value)
+        elif isinstance(node, yaml.ScalarNode) and node.tag.startswith("tag:yaml.org,2002:python"):
+            raise ValueError(node.tag)
+        sizes[id(node)] = size
+        return size
+
+    try:
+        total = expanded(documents[0])
+    except RecursionError:
+        return "not valid YAML: nested too deeply"
+    except ValueError as exc:
+        return f"uses the tag `{exc}`, which lorakit never constructs"
+    if total > MAX_YAML_NODES:
+        return f"its aliases expand to {total:,} nodes (more than {MAX_YAML_NODES:,}): refused"
+    try:
+        yaml.safe_load(text)  # tags SafeLoader does not know (`!!python/object/apply`) are refused here
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        return f"uses a tag lorakit never constructs: {exc.problem}{where}"
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        return f"not valid YAML: {str(exc).splitlines()[0][:120]}"
+    return None
 
 
 def _processes(data: Any) -> list[dict[str, Any]]:

@@ -70,3 +70,20 @@ def test_placeholder_without_a_trigger_word_and_default_captions(job, registry):
     assert "1 captions in `fox` use [trigger] (e.g. `fox/f01.png`) but no trigger_word is set" in messages["error"]
     assert messages["info"].startswith("1 images in `fox` have no `.txt` file and train with default_caption")
     assert "fox/f02.png" not in {v.image for v in result if v.code == "LK002"}
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("job.yaml", "l0: &l0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 10)) + "trigger_word: *l9\n",
+     "its aliases expand to 8,335,593,9[0-9]+ nodes"),
+    ("job.yaml", "config: !!python/object/apply:os.system [echo hi]\n", "uses a tag lorakit never constructs"),
+    ("job.yaml", "config:\n  process: [\n", "not valid YAML: "),
+    ("job.yaml", "a: 1\n---\nb: 2\n", "holds 2 YAML documents"),
+    ("dataset_config.toml", '[[datasets]]\nimage_dir = "a"\nimage_dir = "b"\n', "not valid TOML: Cannot overwrite"),
+    ("kohya.json", '{"train_data_dir": "img",', "not valid JSON: Expecting property name"),
+])
+def test_a_trainer_config_that_does_not_parse_says_why(tmp_path, registry, name, text, message):
+    """Issue 23 #4-#5: a YAML alias bomb never finished; a config that does not parse was "not a dataset"."""
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(lora_core.DatasetError, match=message):
+        lora_core.lint(tmp_path / name, registry=registry)
