@@ -154,6 +154,11 @@ def _trainer_config(name: str, text: str) -> Callable[[Path], Path]:
     return make
 
 
+# Values of the wrong type for a number, as TOML/YAML write them, and as JSON writes them.
+_WRONG_VALUES = {"string": '"abc"', "inf": "inf", "nan": "nan", "list": "[1]", "negative": "-3", "bool": "true"}
+_WRONG_JSON = {"string": '"abc"', "list": "[1]", "object": '{"a": 1}', "negative": "-3", "huge": "1e999"}
+
+
 def _yaml_bomb() -> str:
     lines = ['l0: &l0 ["x","x","x","x","x","x","x","x","x"]']
     lines += [f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)]
@@ -233,6 +238,23 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "toml_duplicate_key": _trainer_config("dataset_config.toml", '[[datasets]]\n[[datasets.subsets]]\n'
                                           'image_dir = "img"\nimage_dir = "img"\n'),
     "json_broken": _trainer_config("kohya.json", '{"train_data_dir": "img", '),
+    **{f"kohya_{key}_{label}": _trainer_config("dataset_config.toml", f'[[datasets]]\n[[datasets.subsets]]\n'
+                                               f'image_dir = "img"\n{key} = {value}\n')
+       for key in ("num_repeats", "keep_tokens") for label, value in _WRONG_VALUES.items()},
+    "kohya_subsets_not_a_list": _trainer_config("dataset_config.toml", "[[datasets]]\nsubsets = 5\n"),
+    **{f"aitoolkit_num_repeats_{label}": _trainer_config(
+        "job.yaml", f"job: x\nconfig:\n  process:\n    - datasets:\n        - folder_path: img\n"
+                    f"          num_repeats: {value}\n") for label, value in _WRONG_VALUES.items()},
+    "aitoolkit_second_process_datasets_5": _trainer_config(
+        "job.yaml", "job: x\nconfig:\n  process:\n    - datasets:\n        - folder_path: img\n    - datasets: 5\n"),
+    **{f"onetrainer_{label}": _trainer_config(
+        "concepts.json",
+        f'{{"concepts": [{{"path": "img", "balancing": {value}, "text": {{"keep_tags_count": {value}}}}}]}}')
+       for label, value in _WRONG_JSON.items()},
+    **{f"simpletuner_{label}": _trainer_config(
+        "multidatabackend.json", f'[{{"id": "a", "type": "local", "instance_data_dir": "img", '
+                                 f'"caption_strategy": "textfile", "repeats": {value}}}]')
+       for label, value in _WRONG_JSON.items()},
     "folder_named_twice": folder_named_twice,
     "template_backtracking": template_backtracking,
     "template_twelve_slots": template_twelve_slots,

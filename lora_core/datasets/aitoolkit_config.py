@@ -23,6 +23,7 @@ from lora_core.datasets.folder_config import (
     folder_label,
     line_of,
     merge_folder,
+    number_value,
     read_folder,
     resolve_path,
 )
@@ -193,7 +194,10 @@ class AiToolkitConfigReader(FolderConfigReader):
             if model is not None:
                 models.add(model.key)
             process_trigger = process.get("trigger_word")
-            for number, entry in enumerate(process.get("datasets") or [], 1):
+            entries = process.get("datasets") or []
+            if not isinstance(entries, list):
+                raise DatasetError(f"{path}: `datasets` of a process must be a list of dataset entries")
+            for number, entry in enumerate(entries, 1):
                 if not isinstance(entry, dict):
                     continue
                 start = at("folder_path", cursor).line if "folder_path" in entry else cursor + 1
@@ -212,7 +216,7 @@ class AiToolkitConfigReader(FolderConfigReader):
                     continue
                 extension = str(entry.get("caption_ext") or entry.get("caption_type") or ".txt")
                 extension = extension if extension.startswith(".") else "." + extension
-                repeats = int(entry.get("num_repeats", 1) or 1)
+                repeats = number_value(entry.get("num_repeats", 1), "num_repeats", f"{path}: {name}", 1)
                 is_reg = bool(entry.get("is_reg", False))
                 trigger = entry.get("trigger_word") or process_trigger
                 label = folder_label(folder, path.parent, labels)

@@ -14,6 +14,7 @@ from typing import Any
 from lora_core.datasets.model import Dataset
 from lora_core.datasets.reader import DatasetReader, DatasetSettings
 from lora_core.datasets.sidecar_reader import SidecarReader
+from lora_core.errors import DatasetError
 from lora_core.violations import Location
 
 
@@ -34,6 +35,22 @@ class FolderConfigReader(DatasetReader):
 def read_folder(folder: Path, caption_extension: str) -> Dataset:
     """One image folder of a trainer config, read as the sidecar reader reads a dataset."""
     return SidecarReader().read(folder, DatasetSettings(caption_extension=caption_extension))
+
+
+def number_value(value: Any, key: str, where: str, minimum: float = 0, whole: bool = True) -> Any:
+    """A number read from a trainer config, checked: a whole (or any finite) number at least
+    `minimum`, else `WHERE: KEY must be ...` as a DatasetError (exit 2). TOML, YAML and JSON give
+    strings, lists, booleans, inf and nan as readily as numbers; trainers crash on them later."""
+    import math
+
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and isinstance(value, float):
+        ok = math.isfinite(value) and (not whole or value.is_integer())
+    if not ok or value < minimum:
+        kind = "a whole number" if whole else "a number"
+        shown = repr(value) if not isinstance(value, (list, dict)) else type(value).__name__
+        raise DatasetError(f"{where}: {key} must be {kind} >= {minimum:g}, not {shown[:40]}")
+    return int(value) if whole else float(value)
 
 
 def line_of(path: Path, lines: list[str], needle: str, after: int = 0) -> Location:

@@ -25,6 +25,7 @@ from lora_core.datasets.folder_config import (
     folder_label,
     line_of,
     merge_folder,
+    number_value,
     read_folder,
     resolve_path,
 )
@@ -124,7 +125,11 @@ class KohyaConfigReader(FolderConfigReader):
             block_start[0] = dataset_lines[number - 1] if number <= len(dataset_lines) else 1
             for key in sorted(set(block) - DATASET_KEYS - {"subsets"}):
                 problem(f"unknown key `{key}` in [[datasets]] #{number} (kohya refuses the config)", key)
-            for sub_number, subset in enumerate(block.get("subsets", []) or [], 1):
+            subsets = block.get("subsets", []) or []
+            if not isinstance(subsets, list):
+                raise DatasetError(f"{config_path}: `subsets` of [[datasets]] #{number} must be a list of tables "
+                                   "([[datasets.subsets]])")
+            for sub_number, subset in enumerate(subsets, 1):
                 if not isinstance(subset, dict):
                     continue
                 subsets_seen += 1
@@ -162,7 +167,7 @@ class KohyaConfigReader(FolderConfigReader):
                     continue
                 extension = str(setting("caption_extension", KOHYA_CAPTION_EXTENSION))
                 extension = extension if extension.startswith(".") else "." + extension
-                repeats = int(setting("num_repeats", 1))
+                repeats = number_value(setting("num_repeats", 1), "num_repeats", f"{config_path}: {name}", 1)
                 is_reg = bool(subset.get("is_reg", False))
                 label = folder_label(image_dir, config_path.parent, labels)
                 concept = concept_name(image_dir.name)
@@ -175,7 +180,7 @@ class KohyaConfigReader(FolderConfigReader):
                             f"trains its {len(part.images_on_disk)} images with no caption"
                             + (" (class_tokens only)" if setting("class_tokens", None) else "") + also,
                             "caption_extension", start=origin("caption_extension"))
-                keep = int(setting("keep_tokens", 0) or 0)
+                keep = number_value(setting("keep_tokens", 0), "keep_tokens", f"{config_path}: {name}")
                 if keep and bool(setting("shuffle_caption", False)):
                     separator = str(setting("caption_separator", ",") or ",")
                     short = [r for r in part.records if r.caption is not None

@@ -28,6 +28,7 @@ from lora_core.datasets.folder_config import (
     folder_label,
     line_of,
     merge_folder,
+    number_value,
     read_folder,
     resolve_path,
 )
@@ -154,10 +155,12 @@ class OneTrainerConceptsReader(_JsonFolderConfigReader):
                 continue
             part = read_folder(folder, ".txt")
             images = len(part.images_on_disk) or 1
-            balancing = float(concept.get("balancing", concept.get("repeats", 1.0)) or 1.0)
+            balancing = number_value(concept.get("balancing", concept.get("repeats", 1.0)), "balancing",
+                                     f"{path}: {name}", 0, whole=False) or 1.0
             strategy = str(concept.get("balancing_strategy", "REPEATS")).upper()
             repeats = max(1, round(balancing / images if strategy == "SAMPLES" else balancing))
-            keep = int(text.get("keep_tags_count", 1) or 0)
+            keep = number_value(text.get("keep_tags_count", 1) if isinstance(text, dict) else 1, "keep_tags_count",
+                                f"{path}: {name}")
             if text.get("enable_tag_shuffling") and keep:
                 delimiter = str(text.get("tag_delimiter", ",") or ",")
                 short = [r for r in part.records if r.caption is not None
@@ -227,7 +230,7 @@ class SimpleTunerBackendsReader(_JsonFolderConfigReader):
             elif not part.records and part.images_on_disk:
                 problem(f"caption_strategy textfile in {name}, but no `{extension}` file in `{raw}`: its "
                         f"{len(part.images_on_disk)} images train with empty captions", '"caption_strategy"')
-            repeats = int(backend.get("repeats", 0) or 0) + 1  # SimpleTuner's repeats are extra passes
+            repeats = number_value(backend.get("repeats", 0), "repeats", f"{path}: {name}") + 1  # extra passes
             prompt = backend.get("instance_prompt")
             regularisation = backend.get("is_regularisation_data") or backend.get("is_regularization_data")
             if prompt and backend.get("prepend_instance_prompt") and not regularisation:
