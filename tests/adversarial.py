@@ -241,6 +241,7 @@ CASES: dict[str, Callable[[Path], Path]] = {
     **{f"kohya_{key}_{label}": _trainer_config("dataset_config.toml", f'[[datasets]]\n[[datasets.subsets]]\n'
                                                f'image_dir = "img"\n{key} = {value}\n')
        for key in ("num_repeats", "keep_tokens") for label, value in _WRONG_VALUES.items()},
+    "kohya_ss_dataset_config_not_toml": _trainer_config("kohya.json", '{"dataset_config": "img/a.txt"}'),
     "kohya_subsets_not_a_list": _trainer_config("dataset_config.toml", "[[datasets]]\nsubsets = 5\n"),
     **{f"aitoolkit_num_repeats_{label}": _trainer_config(
         "job.yaml", f"job: x\nconfig:\n  process:\n    - datasets:\n        - folder_path: img\n"

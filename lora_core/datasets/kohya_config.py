@@ -292,6 +292,11 @@ class KohyaArgumentsReader(FolderConfigReader):
             config = resolve_path(embedded, path.parent, Path.is_file)
             if config is None:
                 raise DatasetError(f"{path}: dataset_config `{embedded}` does not exist")
+            from lora_core.datasets import config_parse_error
+
+            why = config_parse_error(config) if config.suffix.lower() == ".toml" else "is not a TOML file"
+            if why is not None or not KohyaConfigReader().claims(config):
+                raise DatasetError(f"{path}: dataset_config `{embedded}` {why or 'is not a kohya dataset config'}")
             return KohyaConfigReader().read(config, settings)
         extension = str(arguments.get("caption_extension") or KOHYA_CAPTION_EXTENSION)
         extension = extension if extension.startswith(".") else "." + extension
