@@ -393,6 +393,31 @@ def _prepare(target: Path, options: LintOptions, registry: Registry) -> tuple[Da
     return dataset, config, rules, selection
 
 
+def refuse_overwriting_inputs(output: Path, dataset: Dataset, config_path: Path | None = None) -> None:
+    """An output (`lint -o`, `export -o`) never replaces a file the dataset is made of: its
+    metadata file or trainer config, a caption file, an image (captioned or not), the lorakit
+    config it was read with. Raises OutputError (exit 2) naming the file."""
+    from lora_core.errors import OutputError
+
+    target = os.path.realpath(output)
+    if not os.path.exists(target):
+        return
+    inputs = [source.path_str for source in dataset.sources]
+    inputs += [r.image_path for r in dataset.records if isinstance(r.image_path, str)]
+    root = str(dataset.root)
+    inputs += [os.path.join(root, name) for name in dataset.images_on_disk]
+    inputs.append(str(dataset.path))
+    if config_path is not None:
+        inputs.append(str(config_path))
+    # the lorakit configs beside the dataset and each of its folders (a trainer config's subsets)
+    folders = {root, *(os.path.dirname(p) for p in inputs if p)}
+    inputs += [os.path.join(folder, name) for folder in folders for name in ("lorakit.toml", "pyproject.toml")]
+    name = os.path.basename(target)
+    if any(os.path.basename(p) == name and os.path.realpath(p) == target for p in inputs):
+        raise OutputError(f"{output}: is an input of this lint (a file of the dataset, or its config); an output "
+                          "never replaces it (choose another -o)")
+
+
 def apply_dataset_settings(config: Config, dataset: Dataset) -> None:
     """What the dataset's own files state (a trainer's dataset config) becomes config, key by
     key, where the lorakit config does not set that key itself; it counts as configured."""

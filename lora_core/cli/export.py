@@ -26,7 +26,6 @@ def export(dataset: Path, target: str, output: Path | None, config: Path | None,
     from lora_core import api
     from lora_core.atomic import atomic_write_text
     from lora_core.datasets import open_dataset
-    from lora_core.errors import OutputError
     from lora_core.export import aitoolkit_datasets, kohya_dataset_config
 
     registry = build_registry(plugin_flags, require_plugins)
@@ -48,7 +47,6 @@ def export(dataset: Path, target: str, output: Path | None, config: Path | None,
     if output is None:
         sys.stdout.write(text)
         return
-    if output.exists() and output.resolve() in {Path(s.path).resolve() for s in data.sources if s.path}:
-        raise OutputError(f"{output}: is one of the dataset's own files; not overwritten")
+    api.refuse_overwriting_inputs(output, data, settings.path)
     atomic_write_text(output, text)
     click.echo(f"wrote {output}: check it with `lorakit lint {output}`", err=True)

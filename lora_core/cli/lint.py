@@ -155,18 +155,9 @@ def _lint(
 
 def _refuse_overwriting_inputs(output_file: Path, result: api.LintResult) -> None:
     """`-o metadata.csv` would replace the dataset with its own report: refused, as is any file
-    the lint read (a caption file, an image, the config)."""
-    from lora_core.errors import OutputError
-
-    target = os.path.realpath(output_file)
+    the lint read or the dataset holds (a caption file, an image, uncaptioned too, the config)."""
     for item in result.datasets:
-        inputs = [source.path_str for source in item.dataset.sources]
-        inputs += [r.image_path for r in item.dataset.records if isinstance(r.image_path, str)]
-        if item.config.path is not None:
-            inputs.append(str(item.config.path))
-        if any(os.path.realpath(p) == target for p in inputs if os.path.basename(p) == os.path.basename(target)):
-            raise OutputError(f"{output_file}: is an input of this lint; a report never overwrites the dataset "
-                              "(choose another -o)")
+        api.refuse_overwriting_inputs(output_file, item.dataset, item.config.path)
 
 
 @contextlib.contextmanager

@@ -234,3 +234,31 @@ def test_a_plugin_command_that_raises_names_the_plugin(monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.strip() == ("lorakit: error: command `explode` of plugin 'acme-tools' failed: RuntimeError: "
                                      "the model folder is empty")
+
+
+def test_no_output_replaces_a_file_of_the_dataset_or_an_input(tmp_path):
+    """Issue 23 #6: `export -o` replaced images, lorakit.toml and its own input config; `lint -o
+    z.png` replaced an uncaptioned image."""
+    import hashlib
+
+    from lora_core.testing import write_photo
+
+    ds = tmp_path / "ds"
+    for name in ("a", "b", "z"):
+        write_photo(ds / f"{name}.png", size=64)
+    (ds / "a.txt").write_text("cybrpnk, rain, night", encoding="utf-8")
+    (ds / "b.txt").write_text("cybrpnk, neon, night", encoding="utf-8")
+    (ds / "lorakit.toml").write_text('[entities]\ntrigger = "cybrpnk"\n', encoding="utf-8")
+    config = tmp_path / "dataset_config.toml"
+    config.write_text('[[datasets]]\n[[datasets.subsets]]\nimage_dir = "ds"\ncaption_extension = ".txt"\n'
+                      "shuffle_caption = true  # kept\n", encoding="utf-8")
+    files = [*sorted(ds.iterdir()), config]
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    for target in ("ds/z.png", "ds/a.png", "ds/a.txt", "ds/lorakit.toml", "dataset_config.toml"):
+        exported = run("export", "--to", "kohya", str(config), "-o", str(tmp_path / target))
+        assert exported.exit_code == 2 and "an output never replaces it" in exported.stderr, target
+    for target in ("ds/z.png", "ds/lorakit.toml", "ds/b.txt"):
+        linted = run("lint", str(ds), "--format", "json", "-o", str(tmp_path / target))
+        assert linted.exit_code == 2 and "an output never replaces it" in linted.stderr, target
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files} == before
+    assert run("lint", str(ds), "--format", "json", "-o", str(tmp_path / "report.json")).exit_code in (0, 1)
