@@ -198,6 +198,7 @@ def fix(
     converged = True
     read_as: dict[Path, bytes] = {}  # each changed file as lorakit read it
     roots: dict[Path, Path] = {}  # the dataset each changed file belongs to
+    config_folders: dict[Path, Path] = {}  # the trainer config's folder, for files reached through one
     for target in targets:
         dataset, config, rules, selection = _prepare(target, options, registry)
 
@@ -226,6 +227,9 @@ def fix(
                 changes[path] = (old, new)
                 read_as[path] = old
                 roots[path] = dataset.root
+                if dataset.path.suffix.lower() in _TRAINER_CONFIG_SUFFIXES:
+                    config_folders[path] = dataset.path.parent
+    _refuse_fixes_outside_configs(changes, config_folders)
     if write:
         written: list[Path] = []
         for path, (_, new) in changes.items():
@@ -245,6 +249,26 @@ def fix(
     remaining = lint(paths, options=options, registry=registry)
     return FixResult(total.applied, total.by_code, changes, remaining, converged, sorted(total.unsettled),
                      total.invalid, total.edits)
+
+
+_TRAINER_CONFIG_SUFFIXES = (".toml", ".json", ".yaml", ".yml")
+
+
+def _refuse_fixes_outside_configs(changes: dict[Path, tuple[bytes, bytes]], config_folders: dict[Path, Path]) -> None:
+    """A trainer config names folders anywhere (`../`, absolute paths): a downloaded one must not
+    direct `--fix` there. Fixes through a config stay inside the config's folder; a file outside
+    it is fixed by linting its folder directly. Nothing is written when one would be outside."""
+    from lora_core.errors import OutputError
+
+    for path in changes:
+        folder = config_folders.get(path)
+        if folder is None:
+            continue
+        real, base = os.path.realpath(path), os.path.realpath(folder)
+        if os.path.commonpath([real, base]) != base:
+            raise OutputError(f"{path}: outside the folder of the trainer config that names it ({folder}); a config "
+                              f"never directs fixes out of its folder, so no file was changed. Fix that folder "
+                              f"directly: lorakit lint {path.parent} --fix")
 
 
 def _as_read(dataset: Dataset, rendered: dict[Path, bytes]) -> dict[Path, bytes]:

@@ -262,3 +262,22 @@ def test_no_output_replaces_a_file_of_the_dataset_or_an_input(tmp_path):
         assert linted.exit_code == 2 and "an output never replaces it" in linted.stderr, target
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files} == before
     assert run("lint", str(ds), "--format", "json", "-o", str(tmp_path / "report.json")).exit_code in (0, 1)
+
+
+def test_a_trainer_config_never_directs_fixes_out_of_its_folder(tmp_path):
+    """Issue 23 #7: `--fix` through a config naming `../` or absolute folders rewrote files there."""
+    from lora_core.testing import write_photo
+
+    outside = tmp_path / "elsewhere"
+    write_photo(outside / "a.png", size=64)
+    (outside / "a.txt").write_text("cybrpnk,  rain, night ", encoding="utf-8")
+    config = tmp_path / "downloads" / "dataset_config.toml"
+    config.parent.mkdir()
+    for image_dir in ("../elsewhere", str(outside)):
+        config.write_text(f'[[datasets]]\n[[datasets.subsets]]\nimage_dir = "{image_dir}"\n'
+                          'caption_extension = ".txt"\n', encoding="utf-8")
+        result = run("lint", str(config), "--fix")
+        assert result.exit_code == 2 and "never directs fixes out of its folder" in result.stderr
+        assert (outside / "a.txt").read_text(encoding="utf-8") == "cybrpnk,  rain, night "
+    assert run("lint", str(outside), "--fix").exit_code in (0, 1)  # the folder itself: fixed
+    assert (outside / "a.txt").read_text(encoding="utf-8") == "cybrpnk, rain, night"
