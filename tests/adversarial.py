@@ -166,6 +166,42 @@ def _yaml_bomb() -> str:
                                "      trigger_word: *l9\n      datasets:\n        - folder_path: img\n")
 
 
+def _cache_case(kind: str) -> Callable[[Path], Path]:
+    """A dataset whose `.lorakit_cache/` is hostile or damaged: lint must ignore it (never follow
+    it outside the dataset, never block on it, never trust a planted row) and still lint."""
+    def make(folder: Path) -> Path:
+        _csv(folder, _rows(f'a.png,"{GOOD}"', f'b.png,"{GOOD}"'), ("a.png", "b.png"))
+        cache = folder / ".lorakit_cache"
+        outside = folder.parent / "outside"
+        outside.mkdir(exist_ok=True)
+        if kind == "folder_link":
+            os.symlink(outside, cache)
+            return folder
+        cache.mkdir()
+        images, pairs = cache / "images-v4.json", cache / "pairs-v2.json"
+        stat_a = (folder / "a.png").stat()
+        planted = {"fields": ["error"], "max_pixels": 89_478_485,
+                   "rows": {"a.png": [stat_a.st_size, stat_a.st_mtime_ns, "x"]}}
+        if kind == "gitignore_link":
+            os.symlink(outside / "gitignore-target", cache / ".gitignore")
+        elif kind == "fifo":
+            os.mkfifo(images)
+            os.mkfifo(pairs)
+        elif kind == "planted":
+            images.write_text(json.dumps(planted), encoding="utf-8")
+            pairs.write_text(json.dumps({"signature": "0" * 64, "body": {"pairs": {"a.png\nb.png": [[1], "abc"]}}}),
+                             encoding="utf-8")
+        elif kind == "garbage":
+            images.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+            pairs.write_text('{"pairs": {"x": [null, "abc"], "y": [[1, 2, 3, 4], null]}}', encoding="utf-8")
+        elif kind == "devzero":
+            os.symlink("/dev/zero", images)
+            os.symlink("/dev/zero", pairs)
+        return folder
+
+    return make
+
+
 def image_listed_twice(folder: Path) -> Path:
     """Regression: the second listing of an image crashed LK601-LK607 (KeyError) in lint and --fix."""
     return _csv(folder, _rows("a.png,a red apple", "a.png,a blue car", "./a.png,a green pear"))
@@ -230,6 +266,8 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "garbage_images": garbage_images,
     "image_listed_twice": image_listed_twice,
     "lone_surrogates": lone_surrogates,
+    **{f"cache_{kind}": _cache_case(kind) for kind in ("folder_link", "gitignore_link", "fifo", "planted",
+                                                       "garbage", "devzero")},
     "yaml_alias_bomb": _trainer_config("job.yaml", _yaml_bomb()),
     "yaml_python_tag": _trainer_config("job.yaml", "job: x\nconfig:\n  process:\n    - datasets:\n        - "
                                        "folder_path: img\n      x: !!python/object/apply:os.system [\"echo hi\"]\n"),

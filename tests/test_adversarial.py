@@ -95,6 +95,8 @@ def test_every_command_holds_the_contract_on_hostile_input(case, tmp_path, monke
             inside = rel == ds_rel or rel.startswith(ds_rel + os.sep)
             if command in WRITES_DATASET and inside:
                 continue
+            if inside and ".lorakit_cache" in rel:
+                continue  # a damaged or foreign cache is rebuilt: lorakit's own file, not the user's
             assert after.get(rel) == digest, f"{where}: changed {rel}"
         for rel in set(after) - set(before):
             inside = rel.startswith(ds_rel + os.sep)

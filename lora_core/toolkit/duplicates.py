@@ -18,7 +18,6 @@ Needs numpy; the thumbnails come from `image_facts.thumbnail`.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -257,17 +256,18 @@ class PairVerdicts:
         self.changed = False
         self.entries: dict[str, list[Any]] = {}
         if path is not None:
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                if isinstance(data, dict) and isinstance(data.get("pairs"), dict):
-                    self.entries = data["pairs"]
-            except (OSError, ValueError):
-                pass
+            from lora_core.toolkit.image_facts import read_cache
+
+            data = read_cache(path)  # a damaged, linked, special or foreign cache is ignored
+            if isinstance(data, dict) and isinstance(data.get("pairs"), dict):
+                self.entries = data["pairs"]
 
     def get(self, key: str, stamps: list[Any]) -> float | None:
         entry = self.entries.get(key)
         if isinstance(entry, list) and len(entry) == 2 and entry[0] == stamps:
-            return float(entry[1])
+            score = entry[1]
+            if isinstance(score, (int, float)) and not isinstance(score, bool) and -1.0 <= score <= 1.0:
+                return float(score)
         return None
 
     def put(self, key: str, stamps: list[Any], score: float) -> None:

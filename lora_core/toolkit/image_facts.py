@@ -10,6 +10,9 @@ Pillow and numpy are imported when an image is analysed.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import json
 import os
 import threading
@@ -306,12 +309,74 @@ class ImageFacts(Mapping[str, Any]):
 
 def make_cache_folder(folder: Path) -> Path:
     """The dataset's `.lorakit_cache/`, with a `.gitignore` that keeps it out of version control
-    (datasets are often git repositories: the cache must never show up as a change)."""
+    (datasets are often git repositories: the cache must never show up as a change). A cache
+    folder that is a link, or holds a `.gitignore` that is one (dangling or not), is not written
+    through: OSError, and the lint runs uncached."""
+    if os.path.islink(folder) or (os.path.lexists(folder) and not os.path.isdir(folder)):
+        raise OSError(f"{folder} is not a folder of the dataset")
     folder.mkdir(exist_ok=True)
     ignore = folder / ".gitignore"
-    if not ignore.exists():
+    if os.path.islink(ignore):
+        raise OSError(f"{ignore} is a link")
+    if not os.path.lexists(ignore):
         ignore.write_text("# written by lorakit: this folder is a cache\n*\n", encoding="utf-8")
     return folder
+
+
+#: A cache file larger than this is not read (a damaged or planted one; 100,000 images take ~20 MB).
+MAX_CACHE_BYTES = 256 * 1024 * 1024
+
+
+def read_cache(path: Path) -> Any:
+    """A cache document of the dataset's `.lorakit_cache/` as lorakit wrote it on this machine, or
+    None: a missing, linked, special (a FIFO), oversized, damaged, unsigned or foreign file is
+    ignored (and rebuilt by the next write). The signature is a keyed hash (the key is this machine
+    and user's, never in the dataset), so a cache shipped with a dataset cannot plant results."""
+    import stat
+
+    try:
+        folder = path.parent
+        if os.path.islink(folder) or os.path.islink(path):
+            return None
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CACHE_BYTES:
+            return None
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CACHE_BYTES + 1)
+        document = json.loads(raw)
+    except (OSError, ValueError, RecursionError, MemoryError):
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("signature"), str):
+        return None
+    body = document.get("body")
+    if not hmac.compare_digest(document["signature"], _signature(body)):
+        return None
+    return body
+
+
+def _signature(body: Any) -> str:
+    try:
+        data = json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return ""
+    return hmac.new(_cache_key_secret(), data, hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _cache_key_secret() -> bytes:
+    """This machine and user: what a dataset's author cannot know or ship."""
+    parts = [str(os.getuid()) if hasattr(os, "getuid") else "", os.path.expanduser("~"), CACHE_FILE]
+    for name in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(name, "rb") as handle:
+                parts.append(handle.read(64).decode("ascii", "replace").strip())
+            break
+        except OSError:
+            continue
+    import platform
+
+    parts.append(platform.node())
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).digest()
 
 
 def _cache_path(dataset: Dataset) -> Path:
@@ -321,10 +386,7 @@ def _cache_path(dataset: Dataset) -> Path:
 def _load_cache(path: Path, max_pixels: int) -> dict[str, list[Any]]:
     """{key: row} from the cache file, or nothing when it is missing, damaged or was written with
     another max-pixels (the facts would differ)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    data = read_cache(path)
     if not isinstance(data, dict) or data.get("fields") != list(FIELDS) or data.get("max_pixels") != max_pixels:
         return {}
     rows = data.get("rows")
@@ -436,8 +498,11 @@ def write_cache(path: Path, document: Any) -> None:
     folder only makes the next lint slower."""
     try:
         make_cache_folder(path.parent)
-        atomic_write_bytes(path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
-    except OSError:
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
+            return  # a link or a FIFO where the cache goes: never written through
+        signed = {"signature": _signature(document), "body": document}
+        atomic_write_bytes(path, json.dumps(signed, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+    except (OSError, TypeError, ValueError):
         pass
 
 

@@ -154,3 +154,28 @@ def test_an_image_listed_twice_is_judged_once_and_reported_by_lk006(tmp_path, re
     assert sorted((v.code, v.location.line) for v in result) == [("LK006", 3), ("LK602", 2)]
     fixed = lora_core.fix(folder, registry=registry, unsafe=True, select=["LK0", "LK1", "LK6"])
     assert not fixed.remaining.crashes
+
+
+def test_a_planted_or_damaged_cache_is_ignored_and_rebuilt(tmp_path, registry):
+    """Issue 23 #10: a cache row planted with the file's size and time was trusted (`LK601 a.png: x`),
+    and damaged scores crashed LK605."""
+    import json
+
+    from lora_core.toolkit.image_facts import FIELDS
+
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(photo_png_bytes("a", 64))
+    (folder / "b.png").write_bytes(photo_png_bytes("b", 64))
+    info = (folder / "a.png").stat()
+    row = [info.st_size, info.st_mtime_ns] + [None] * len(FIELDS)
+    row[2] = "x"  # the planted error
+    cache = folder / ".lorakit_cache"
+    cache.mkdir()
+    (cache / "images-v4.json").write_text(json.dumps(
+        {"fields": list(FIELDS), "max_pixels": 89_478_485, "rows": {"a.png": row}}), encoding="utf-8")
+    (cache / "pairs-v2.json").write_text('{"pairs": {"a.png\\nb.png": [[1, 2, 3, 4], "abc"]}}', encoding="utf-8")
+    found = lint(folder, [("a.png", "a"), ("b.png", "b")], registry, select=("LK601", "LK605"))
+    assert found == []
+    document = json.loads((cache / "images-v4.json").read_text(encoding="utf-8"))
+    assert set(document) == {"signature", "body"}  # rebuilt, signed by this machine
