@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lora_core import Fix, RuleOption, Severity
-from lora_core.datasets.model import Dataset, ReadProblem, Record
+from lora_core.datasets.model import MAX_CAPTION_CHARS, Dataset, ReadProblem, Record
 from lora_core.datasets.reader import describe_invalid_bytes, invalid_byte_spans
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Applicability, Edit, Location, Violation
@@ -151,6 +151,36 @@ def regularisation_class(folder: str) -> str | None:
     if found is None or not any(_REGULARISATION_PARENT.search(part) for part in parts[:-1]):
         return None
     return found.group(2).replace("_", " ")
+
+
+class CaptionTooLong(Rule):
+    """## What it does
+    Reports a caption longer than 50,000 characters, and leaves it unchecked: no other rule
+    reads it, and no fix rewrites it.
+
+    ## Why it matters
+    No caption is that long: it is a pasted document, a broken export or a merge gone wrong. A
+    text encoder reads a few hundred tokens of it; checking it all would cost minutes and
+    gigabytes.
+
+    ## Example
+    A metadata.csv cell holding a whole log file.
+
+    ## Fix
+    Replace it with the image's caption.
+    """
+
+    code = "LK011"
+    name = "caption-too-long"
+    summary = "A caption over 50,000 characters (not checked further)"
+    severity = Severity.ERROR
+
+    def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
+        for record in dataset.records:
+            caption = record.caption
+            if caption is not None and len(caption) > MAX_CAPTION_CHARS:
+                yield self.at_image(record, f"caption is {len(caption):,} characters (over {MAX_CAPTION_CHARS:,}): "
+                                    "not a caption, and not checked further", characters=len(caption))
 
 
 _BLANK = "\u200b\u200c\u200d\u2060\ufeff\u00a0 \t\r\n"
@@ -534,7 +564,7 @@ class TrainerConfigMismatch(Rule):
 
 RULES = (
     ImageMissing, CaptionMissing, CaptionEmpty, InvalidEncoding, EncodingHygiene, DuplicateEntry,
-    PathOutsideRoot, MalformedMetadata, CaptionExtensionMismatch, TrainerConfigMismatch,
+    PathOutsideRoot, MalformedMetadata, CaptionExtensionMismatch, TrainerConfigMismatch, CaptionTooLong,
 )
 
 plugin = RulePack(RULES)

@@ -202,6 +202,16 @@ def _cache_case(kind: str) -> Callable[[Path], Path]:
     return make
 
 
+def huge_captions(folder: Path) -> Path:
+    """A 5 MB caption cell and a 5 MB JSONL caption: reported (LK011), never checked or rewritten."""
+    _csv(folder / "csv", _rows('a.png,"' + "rain, " * 900_000 + '"', 'b.png,"cybrpnk,  rain, night"'),
+         ("a.png", "b.png"))
+    write_photo(folder / "a.png")
+    (folder / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": "neon " * 1_000_000}) + "\n",
+                                           encoding="utf-8")
+    return folder
+
+
 def image_listed_twice(folder: Path) -> Path:
     """Regression: the second listing of an image crashed LK601-LK607 (KeyError) in lint and --fix."""
     return _csv(folder, _rows("a.png,a red apple", "a.png,a blue car", "./a.png,a green pear"))
@@ -266,6 +276,7 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "garbage_images": garbage_images,
     "image_listed_twice": image_listed_twice,
     "lone_surrogates": lone_surrogates,
+    "huge_captions": huge_captions,
     **{f"cache_{kind}": _cache_case(kind) for kind in ("folder_link", "gitignore_link", "fifo", "planted",
                                                        "garbage", "devzero")},
     "yaml_alias_bomb": _trainer_config("job.yaml", _yaml_bomb()),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+import sys
 from pathlib import Path
 
 from lora_core.datasets.model import PENDING, Dataset, ReadProblem, Record
@@ -21,11 +22,14 @@ from lora_core.datasets.reader import (
 )
 
 _LINE = re.compile(r"[^\r\n]*")
-_STRING_TOKEN = r'"((?:[^"\\]|\\.)*)"'
+# A JSON string's body. Possessive (Python 3.11+): the regex engine keeps no backtracking state per
+# character, so a 50 MB caption costs its own size, not gigabytes.
+_POSSESSIVE = sys.version_info >= (3, 11)
+_STRING_TOKEN = r'"((?:[^"\\]++|\\.)*+)"' if _POSSESSIVE else r'"((?:[^"\\]|\\.)*)"'
 
 
 #: Any `"key": "string value"` pair of a JSON line (keys and values with their escapes).
-_ANY_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_ANY_PAIR = re.compile(_STRING_TOKEN + r"\s*:\s*" + _STRING_TOKEN)
 
 
 class JsonStringCodec:

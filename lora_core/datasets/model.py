@@ -21,6 +21,7 @@ from lora_core.violations import Location
 
 #: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
 __all__ = [
+    "MAX_CAPTION_CHARS",
     "Dataset",
     "ReadProblem",
     "Record",
@@ -289,6 +290,12 @@ class ReadProblem:
     source: SourceFile | None = None
 
 
+#: The longest caption the rules check (characters). Real captions, long VLM prose included, stay
+#: under 5,000; past this it is a pasted file or a broken export, and checking it would cost time
+#: and memory out of proportion (a 10 MB cell).
+MAX_CAPTION_CHARS = 50_000
+
+
 @dataclass(eq=False)
 class Dataset:
     """Everything read from one dataset path."""
@@ -326,5 +333,7 @@ class Dataset:
 
     @property
     def captioned(self) -> list[Record]:
-        """Records that have caption text (the ones text rules look at)."""
-        return [r for r in self.records if r.caption is not None]
+        """Records that have caption text (the ones text rules look at). A caption longer than
+        MAX_CAPTION_CHARS is not among them: LK011 reports it, and no rule spends time or memory
+        on it, nor a fix rewrites it."""
+        return [r for r in self.records if r.caption is not None and len(r.caption) <= MAX_CAPTION_CHARS]
