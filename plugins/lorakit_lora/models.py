@@ -61,12 +61,27 @@ def load_base_model(base: str, allow_pickle: bool = False, config_folder: str | 
     elif path.is_dir() and not (path / "model_index.json").is_file():
         raise ConfigError(f"[train] base-model {base!r}: a folder without model_index.json is not a diffusers model")
     else:
+        if path.is_dir():
+            _refuse_pickled_components(path, allow_pickle)
         model = _from_pretrained(str(path) if path.is_dir() else base)
     if prediction_type != "auto" and prediction_type != model.prediction_type:
         model.noise_scheduler = model.noise_scheduler.from_config(model.noise_scheduler.config,
                                                                   prediction_type=prediction_type)
         model.prediction_type = prediction_type
     return model
+
+
+def _refuse_pickled_components(folder: Path, allow_pickle: bool) -> None:
+    """A diffusers folder whose component has only pickled weights (`diffusion_pytorch_model.bin`,
+    `pytorch_model.bin`) is refused with the same line as a `.ckpt` file, before any loader
+    unpickles it (or fails to, deep in torch)."""
+    for component in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = [p for p in component.iterdir() if p.is_file()]
+        if any(p.suffix.lower() == ".safetensors" for p in files):
+            continue
+        for weights in files:
+            if weights.suffix.lower() in PICKLE_SUFFIXES:
+                refuse_pickle(weights, allow_pickle)
 
 
 def _from_pretrained(source: str) -> BaseModel:

@@ -206,6 +206,17 @@ def test_refusals_are_one_line(tiny_sd, tmp_path):
     (folder / "lorakit.toml").write_text(TRAIN.format(base=pickle, epochs=1, extra=""), encoding="utf-8")
     result = run_train([str(folder)], tmp_path)
     assert result.exit_code == 2 and "a pickle checkpoint can run arbitrary code" in result.stderr
+    # Issue 23 #15: a diffusers folder whose unet holds only a pickled .bin was an UnpicklingError
+    import shutil
+
+    pickled = tmp_path / "pickled_model"
+    shutil.copytree(tiny_sd, pickled)
+    for weights in (pickled / "unet").glob("*.safetensors"):
+        weights.unlink()
+    (pickled / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
+    (folder / "lorakit.toml").write_text(TRAIN.format(base=pickled, epochs=1, extra=""), encoding="utf-8")
+    result = run_train([str(folder)], tmp_path)
+    assert result.exit_code == 2 and "diffusion_pytorch_model.bin: a pickle checkpoint" in result.stderr
     (folder / "lorakit.toml").write_text(TRAIN.format(base=tiny_sd, epochs=1, extra='mixed-precision = "fp16"'),
                                          encoding="utf-8")
     result = run_train([str(folder), "--device", "cpu", "--tag", "fp16"], tmp_path)
