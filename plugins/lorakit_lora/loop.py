@@ -433,6 +433,12 @@ class Trainer:
                     path.unlink(missing_ok=True)
 
     def _load_checkpoint(self) -> None:
+        # A killed run leaves the temporary files of the writes it was in (atomic writes: the
+        # target was never replaced). Resuming owns the run folder again: they go.
+        if self.rank == 0 and self.run_dir.is_dir():
+            for stale in (*self.run_dir.glob("*.lorakit-tmp"), *self.run_dir.glob("*/*.lorakit-tmp")):
+                if stale.is_file() and not stale.is_symlink():
+                    stale.unlink(missing_ok=True)
         folder = self.run_dir / CHECKPOINTS
         steps = sorted({p.name.split(".")[0] for p in folder.glob("step-*.pt")}) if folder.is_dir() else []
         complete = [s for s in steps if (folder / f"{s}.rank{self.rank}.pt").is_file()

@@ -187,10 +187,14 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_losses(tiny_sd, tmp_pa
     process.send_signal(signal.SIGKILL)  # no cleanup of any kind
     process.wait()
     assert not (checkpoints.parent / "ds.safetensors").exists(), "the run finished before it could be killed"
+    # what a kill in the middle of an atomic write leaves (issue 23 #15: it stayed after --resume)
+    (checkpoints / ".step-0000009.rank0.pt.abc123.lorakit-tmp").write_bytes(b"half a checkpoint")
+    (checkpoints.parent / ".loss.csv.def456.lorakit-tmp").write_bytes(b"half a table")
     resumed = subprocess.run(command + ["--resume"], cwd=tmp_path / "b", env=env, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from step-" in resumed.stderr
+    assert not list(checkpoints.parent.rglob("*.lorakit-tmp"))
     first = (tmp_path / "a" / "runs" / "ds-x" / "loss.csv").read_text()
     second = (checkpoints.parent / "loss.csv").read_text()
     assert first == second
