@@ -631,7 +631,8 @@ class TriggerVariant(Rule):
                 variant = _variant(ctx, conventions, index, token)
                 if variant is None:
                     continue
-                what = {"case": "letter case", "form": "separators", "typo": "a typo"}[variant.kind]
+                what = {"case": "letter case", "form": "separators", "typo": "a typo",
+                        "look-alike": "look-alike letters of another script or accents"}[variant.kind]
                 message = f"`{variant.text}` is the trigger `{token}` written another way ({what})"
                 if evidence:
                     message += f"; {evidence}"

@@ -31,6 +31,7 @@ import functools
 import gzip
 import itertools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -1061,7 +1062,7 @@ class Variant:
     start: int
     end: int
     text: str
-    kind: str  # "case", "form" (separators) or "typo"
+    kind: str  # "case", "form" (separators), "look-alike" (Cyrillic, Greek or accented letters) or "typo"
 
 
 @functools.lru_cache(maxsize=65536)
@@ -1086,6 +1087,40 @@ def _variant_plan(token: str) -> tuple[re.Pattern[str] | None, str, int, tuple[s
     return loose, target, limit, pieces
 
 
+# Letters of other scripts that look like Latin ones (Unicode's confusables for the Latin alphabet):
+# `суbrpnk` with a Cyrillic с and у reads as `cybrpnk` and is three other tokens to CLIP.
+_CONFUSABLES = str.maketrans(
+    "аеорсухкмтвнізјѕԁɡАЕОРСУХКМТВНІЈЅΑΒΕΖΗΙΚΜΝΟΡΤΥΧαβεικνορτυχ",
+    "aeopcyxkmtbhi3jsdgAEOPCYXKMTBHIJSABEZHIKMNOPTYXabeiknoptux",
+)
+
+
+def _fold_letter(char: str) -> str:
+    """One character as the Latin letter it looks like (accents dropped), else itself."""
+    if char.isascii():
+        return char
+    mapped = char.translate(_CONFUSABLES)
+    if mapped != char:
+        return mapped
+    decomposed = unicodedata.normalize("NFKD", char)
+    base = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return base[0] if len(base) >= 1 and base[0].isascii() else char
+
+
+def _look_alike(caption: str, token: str) -> Variant | None:
+    """The token written with look-alike letters of other scripts or with accents (`суbrpnk`,
+    `cybrpnķ`): the caption folded letter by letter (offsets kept) holds the token as a word."""
+    folded = "".join(_fold_letter(c) for c in caption)
+    if folded == caption:
+        return None
+    pattern = re.compile(r"(?<![\w\-])" + re.escape(token) + r"(?![\w\-])", re.IGNORECASE)
+    for m in pattern.finditer(folded):
+        written = caption[m.start():m.end()]
+        if written != token and not written.isascii():
+            return Variant(m.start(), m.end(), written, "look-alike")
+    return None
+
+
 def find_variant(caption: str, token: str, protected: Iterable[str] = ()) -> Variant | None:
     """A spelling of `token` in a caption that lacks it exactly: other letter case (`Cybrpnk`),
     other separators (`cybrpnk style` for `cybrpnk_style`), or a typo within a small edit
@@ -1098,6 +1133,10 @@ def find_variant(caption: str, token: str, protected: Iterable[str] = ()) -> Var
         if m.group() != token:
             kind = "case" if m.group().casefold() == token.casefold() else "form"
             return Variant(m.start(), m.end(), m.group(), kind)
+    if not caption.isascii():
+        found = _look_alike(caption, token)
+        if found is not None:
+            return found
     if len(target) < 4:
         return None  # a 3-letter token is one edit away from too many words
     folded = caption.casefold()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from conftest import captions_of
 
+import lora_core
+
 PEOPLE = '[entities]\nidentities = ["person_A", "person_B"]\n'
 TRIGGER = '[entities]\ntrigger = "cybrpnk"\nkeep-tokens = 1\n'
 
@@ -79,3 +81,23 @@ def test_trigger_position_and_fix(lint_with_config):
     assert captions_of(fixed) == ["cybrpnk, neon city, rain, night", "cybrpnk, neon city, rain"]
     assert list(lint_with_config(rows[:2], TRIGGER.replace("keep-tokens = 1", "keep-tokens = 3"),
                                  select=["LK306"])[0]) == []
+
+
+def test_look_alike_letters_are_a_variant_replaced_in_place(tmp_path, registry):
+    """Issue 23 #12: `суbrpnk` (Cyrillic) became `cybrpnk, суcybrpnk` and `cybrpnķ` became
+    `cybrpnk, cybrpnkķ` under --fix --unsafe-fixes; neither was reported before the fix."""
+    from lora_core.testing import make_csv_dataset
+
+    rows = [(f"{i}.png", f"cybrpnk, neon street {i}, rain, night") for i in range(20)]
+    rows[3] = ("3.png", "\u0441\u0443brpnk, neon street 3, rain, night")
+    rows[4] = ("4.png", "cybrpn\u0137, neon street 4, rain, night")
+    rows[5] = ("5.png", "\u0421ybrpnk, neon street 5, rain, night")  # a capital Cyrillic С
+    path = make_csv_dataset(tmp_path / "ds", rows)
+    found = lora_core.lint(path, registry=registry, select=["LK3"])
+    assert sorted((v.code, v.image) for v in found) == [("LK307", "3.png"), ("LK307", "4.png"), ("LK307", "5.png")]
+    assert all("look-alike letters" in v.message for v in found)
+    lora_core.fix(path, registry=registry, unsafe=True, select=["LK3"])
+    text = path.read_text(encoding="utf-8")
+    assert text.isascii() and text.count("cybrpnk, neon street") == 20
+    second = lora_core.fix(path, registry=registry, unsafe=True, select=["LK3"])
+    assert not second.changes  # settled: a second --fix changes nothing
