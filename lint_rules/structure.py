@@ -155,7 +155,7 @@ def regularisation_class(folder: str) -> str | None:
 
 class CaptionTooLong(Rule):
     """## What it does
-    Reports a caption longer than 50,000 characters, and leaves it unchecked: no other rule
+    Reports a caption longer than 200,000 characters, and leaves it unchecked: no other rule
     reads it, and no fix rewrites it.
 
     ## Why it matters
@@ -172,7 +172,7 @@ class CaptionTooLong(Rule):
 
     code = "LK011"
     name = "caption-too-long"
-    summary = "A caption over 50,000 characters (not checked further)"
+    summary = "A caption over 200,000 characters (not checked further)"
     severity = Severity.ERROR
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:

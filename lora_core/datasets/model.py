@@ -293,7 +293,7 @@ class ReadProblem:
 #: The longest caption the rules check (characters). Real captions, long VLM prose included, stay
 #: under 5,000; past this it is a pasted file or a broken export, and checking it would cost time
 #: and memory out of proportion (a 10 MB cell).
-MAX_CAPTION_CHARS = 50_000
+MAX_CAPTION_CHARS = 200_000
 
 
 @dataclass(eq=False)
