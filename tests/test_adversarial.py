@@ -145,3 +145,38 @@ def test_random_bytes_never_break_the_api(tmp_path, registry, shape, parts):
     except lora_core.LorakitError:
         return
     assert not fixed.remaining.crashes
+
+
+FIX_PIECES = [b"cybrpnk", b", ", b";", b"\xe9", b"\xff", b"\xe2\x80\x9c", b'"', b"a", b"\xc3\xa9", b"  ", b"\t",
+              b"\r\n", b"\n", b"|", b"\xef\xbb\xbf", b"\xe2\x80\x8b", b"rain", b"neon city", b"\xd0\xb0",
+              b"[style: x]", b",,", b"\xe2\x80\x94", b"old - school", b"TODO"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["sidecar", "csv"]), st.lists(st.sampled_from(FIX_PIECES), min_size=1, max_size=12))
+def test_fixes_settle_and_a_second_fix_changes_nothing(tmp_path, registry, shape, parts):
+    """Issue 23 #13: a second --fix must find nothing left to change (mojibake on a second pass
+    over invalid UTF-8, `a"“é` changing again, a fix that never settles)."""
+    import shutil
+
+    from lora_core.testing import write_photo
+
+    data = b"".join(parts)
+    folder = tmp_path / "fix"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    write_photo(folder / "a.png", size=32)
+    if shape == "sidecar":
+        target = folder / "a.txt"
+        target.write_bytes(data)
+    else:
+        target = folder / "metadata.csv"
+        target.write_bytes(b'file_name,text\na.png,"' + data.replace(b'"', b'""') + b'"\n')
+    try:
+        first = lora_core.fix(folder, registry=registry, unsafe=True, ignore=["LK6"])
+    except lora_core.LorakitError:
+        return
+    assert first.converged, first.unsettled
+    once = target.read_bytes()
+    second = lora_core.fix(folder, registry=registry, unsafe=True, ignore=["LK6"])
+    assert second.converged and not second.changes and target.read_bytes() == once, (data, once)

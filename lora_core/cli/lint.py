@@ -114,7 +114,8 @@ def _lint(
         if not fixed.converged:
             codes = ", ".join(fixed.unsettled) or "?"
             click.echo(f"lorakit: error: fixes did not settle after {MAX_ROUNDS} rounds ({codes} kept changing "
-                       "the captions): nothing was written; report it to the rule's plugin", err=True)
+                       f"the captions): nothing was written; report it to {_owners(fixed.unsettled, registry)}",
+                       err=True)
             ctx.exit(EXIT_FAILURE)
     else:
         result = api.lint(targets, options=options, registry=registry)
@@ -151,6 +152,15 @@ def _lint(
         _print_crashes(result)
     skip_teardown()
     ctx.exit(result.exit_code(strict=strict, exit_zero=exit_zero))
+
+
+def _owners(codes: list[str], registry: Any) -> str:
+    """Who to tell about rules whose fixes never settle: lorakit for its own rules, else the plugins."""
+    plugins = sorted({registry.rules[code].plugin for code in codes if code in registry.rules})
+    third_party = [name for name in plugins if not getattr(registry.plugins.get(name), "builtin", True)]
+    if not third_party:
+        return "lorakit (these are its own rules)"
+    return "the plugin" + ("s " if len(third_party) > 1 else " ") + ", ".join(repr(p) for p in third_party)
 
 
 def _refuse_overwriting_inputs(output_file: Path, result: api.LintResult) -> None:

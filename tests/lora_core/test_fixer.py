@@ -156,7 +156,16 @@ def test_fixes_that_never_settle_write_nothing_and_exit_2(tmp_path, monkeypatch)
     monkeypatch.setattr("lora_core.cli.lint.build_registry", lambda *args, **kwargs: _plugin_with(Grows))
     run = CliRunner().invoke(cli, ["lint", str(path), "--isolated", "--select", "EX8", "--fix"])
     assert run.exit_code == 2 and "fixes did not settle after 25 rounds (EX801 kept changing" in run.output
+    assert "report it to the plugin 'fixes'" in run.output  # a third-party rule: its plugin, by name
     assert path.read_bytes() == original
+
+
+def test_lorakits_own_unsettled_fixes_are_reported_to_lorakit():
+    """Issue 23 #13: "report it to the rule's plugin" was said of lorakit's own rules."""
+    from lora_core.cli.lint import _owners
+    from lora_core.plugins import load_plugins
+
+    assert _owners(["LK101", "LK305"], load_plugins(builtin_only=True)) == "lorakit (these are its own rules)"
 
 
 def test_an_edit_outside_its_caption_is_refused(tmp_path):
