@@ -4,6 +4,7 @@ hand-written loop was by SDXL's (hidden, pooled) text encodings."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -67,3 +68,31 @@ def test_bench_image_scale(tmp_path):
                           "--repeat", "1"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert re.search(r"^lorakit warm lint\s+median [\d.]+ s", run.stdout, re.M), run.stdout
+
+
+def test_bench_realworld_scores_as_its_docstring_says():
+    """The real-world bench needs repository snapshots (not in CI); its scoring does not: a row
+    finding is right on a defect row, wrong on a clean one, uncounted on a debatable one; a
+    set-level finding is right when a set fact lists its code; infos count only as statements."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_realworld", REPO / "bench" / "bench_realworld.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_realworld"] = module
+    spec.loader.exec_module(module)
+    Finding = module.Finding
+    labels = {"rows": {"a.png": {"label": "defect"}, "b.png": {"label": "debatable"}},
+              "set_facts": [{"kind": "over-budget", "codes": {"lorakit": ["LK501"]}}]}
+    findings = [Finding("lorakit", "LK111", "warning", "a.png", ""),
+                Finding("lorakit", "LK604", "warning", "b.png", ""),
+                Finding("lorakit", "LK102", "warning", "c.png", ""),
+                Finding("lorakit", "LK501", "info", None, ""),
+                Finding("lorakit", "LK116", "warning", None, "")]
+    score = module.score(findings, labels, {"a.png", "b.png", "c.png", "d.png"})
+    assert (score.right, score.wrong, score.debatable) == (1, 2, 1)
+    assert (score.found_rows, score.defect_rows, score.flagged_clean, score.clean_rows) == (1, 1, 1, 2)
+    assert (score.facts_stated, score.facts) == (1, 1)
+    for path in (REPO / "bench" / "realworld" / "labels").glob("*.json"):  # every label file is well formed
+        document = json.loads(path.read_text(encoding="utf-8"))
+        assert {r["label"] for r in document["rows"].values()} <= {"defect", "debatable"}, path
+        assert any(source.name == document["dataset"] for source in module.SOURCES), path
