@@ -647,12 +647,11 @@ class TriggerVariant(Rule):
         placeholders = {t.token: t for t in conventions.triggers.values() if t.placeholder}
         if not placeholders:
             return
-        corpus = ctx.corpus
-        for record, start, end, match in corpus.matches(_PLACEHOLDER_LIKE):
+        token, trigger = next(iter(placeholders.items()))
+        for record, start, end, match in ctx.corpus.matches(_PLACEHOLDER_LIKE):
             written = match.group()
             if written in PLACEHOLDERS:
                 continue
-            token, trigger = next(iter(placeholders.items()))
             fix = Fix.replace(f"write `{token}`", start, end, token)
             yield self.at_caption(record, f"`{written}` is not ai-toolkit's placeholder `{token}` (it replaces that "
                                   f"exact text only): it trains as written ({trigger.evidence})", (start, end), fix,

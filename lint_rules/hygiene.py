@@ -15,14 +15,13 @@ from collections import Counter
 from collections.abc import Iterable
 
 from lorakit_rules.writing import RULES as WRITING_RULES
-from lorakit_rules.writing import positions
+from lorakit_rules.writing import coarse_styles, positions
 
 from lora_core import Fix, RuleOption, Severity
 from lora_core.datasets.model import Dataset, Record
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.toolkit.captions import (
     SEPARATORS,
-    caption_styles,
     duplicate_tag_candidates,
     near_duplicate_key,
     normalise_tag,
@@ -104,7 +103,8 @@ class Whitespace(Rule):
         placeholder = sidecars and any("\n" in (r.caption or "").strip() for r in found) and any(
             t.placeholder for t in of_context(ctx).triggers.values())  # inference only when a line break is there
         first_line_only = sidecars and not placeholder and not ctx.section("entities").get("trigger-inserted")
-        why_whole = ("ai-toolkit reads the whole caption file" if placeholder or sidecars
+        why_whole = ("ai-toolkit reads the whole caption file" if placeholder
+                     else "the trainer config's trainer reads the whole caption file" if sidecars
                      else "the whole caption is read; only kohya's sidecars lose the lines after the first")
         for record in found:
             caption = record.caption or ""
@@ -402,14 +402,6 @@ class TypographicCharacters(Rule):
             fix = Fix.replace(f"replace with `{ascii_form}`", start, end, ascii_form)
             yield self.at_caption(record, f"typographic character `{char}` ({name})", (start, end), fix)
 
-def _from_config(dataset: Dataset) -> bool:
-    """Read through a trainer config (not a metadata file or a folder of sidecars)."""
-    return dataset.path.suffix.lower() in _CONFIG_SUFFIXES
-
-
-_CONFIG_SUFFIXES = (".toml", ".json", ".yaml", ".yml")
-
-
 def distinct_images(records: list[Record], by_file: bool = False) -> list[Record]:
     """The records of distinct image files, first listing kept: an image listed twice (LK006) is
     not a second image with the same caption. `by_file`: compare resolved paths (a trainer config
@@ -457,7 +449,7 @@ class DuplicateCaption(Rule):
             if key in repeated:
                 groups.setdefault(key, []).append(record)
         for records in groups.values():
-            records = distinct_images(records, _from_config(dataset))
+            records = distinct_images(records, dataset.read_through_config)
             if len(records) < 2:
                 continue  # one image listed twice (LK006), not two images with one caption
             first = records[0]
@@ -506,7 +498,7 @@ class NearDuplicateCaption(Rule):
             for record in records:
                 groups.setdefault(near_duplicate_key(record.caption or ""), []).append(record)
             for group in groups.values():
-                yield from self._report(distinct_images(group, _from_config(dataset)))
+                yield from self._report(distinct_images(group, dataset.read_through_config))
 
     def _report(self, records: list[Record]) -> Iterable[Violation]:
         if len(records) < 2:
@@ -548,12 +540,12 @@ class MixedCaptionStyle(Rule):
     name = "mixed-caption-style"
     summary = "Some captions are tag lists, others sentences"
     severity = Severity.INFO
-    shares = "caption-forms"  # LK109 and LK110 classify the captions once (caption_forms)
+    shares = "caption-forms"  # LK109 and LK110 classify the captions once (coarse_styles)
     cost = 5
 
     def check_dataset(self, dataset: Dataset, ctx: LintContext) -> Iterable[Violation]:
         corpus = ctx.corpus
-        forms = caption_forms(ctx)
+        forms = coarse_styles(ctx)
         # Each kohya concept folder may have its own form (a tagged character, a described style).
         conventions = of_context(ctx)
         groups = [s.indexes for s in conventions.scopes] if len(conventions.scopes) > 1 else [range(len(forms))]
@@ -605,11 +597,6 @@ class MixedCaptionStyle(Rule):
             yield violation
 
 
-def caption_forms(ctx: LintContext) -> list[str | None]:
-    """Each caption's form (tag list, sentence, None), computed once a run for LK109 and LK110."""
-    return ctx.memo("caption-forms", lambda: caption_styles(ctx.corpus.captions))
-
-
 class TagSpelling(Rule):
     """## What it does
     In booru-style tag sets (WD-tagger output: `long_hair`, `1girl`, `solo` in at least 30% of
@@ -647,7 +634,7 @@ class TagSpelling(Rule):
         if not conventions.enabled or not any(conventions.booru.values()):
             return
         corpus = ctx.corpus
-        forms = caption_forms(ctx)
+        forms = coarse_styles(ctx)
         tagged = [i for i, form in enumerate(forms) if form == "tags"]
         if len(tagged) < ctx.section("infer").get("min-captions", 5):
             return

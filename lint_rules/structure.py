@@ -108,14 +108,15 @@ class CaptionMissing(Rule):
         excused = {p.image for p in dataset.problems_of("extension-mismatch")}
         listed_folded = {name.lower() for name in listed if name}
         regularisation: dict[str, list[str]] = {}
+        metadata_file = dataset.path.is_file()
         for image in sorted(dataset.images_on_disk - listed - excused):
             if image.lower() in listed_folded:
                 continue  # listed with another letter case: LK001 reports the row
             folder = posixpath.dirname(image)
-            if not dataset.path.is_file() and regularisation_class(folder) is not None:
+            if not metadata_file and regularisation_class(folder) is not None:
                 regularisation.setdefault(folder, []).append(image)
                 continue
-            if dataset.path.is_file():
+            if metadata_file:
                 where: Location = Location(dataset.path, 1, 1)
                 message = f"image `{image}` has no caption: it is not listed in {dataset.path.name}"
             else:
@@ -363,7 +364,7 @@ class DuplicateEntry(Rule):
         augmented = _caption_augmentation(self, dataset)
         if augmented is not None:
             yield augmented[0]
-        from_config = dataset.path.suffix.lower() in (".toml", ".json", ".yaml", ".yml")  # a trainer config
+        by_file = dataset.read_through_config
         first: dict[str, Record] = {}
         # A trainer config that names one folder twice (a subset and `is_reg`, say) lists every image
         # of it twice under two labels (`img`, `img~2`): one finding per such folder, not per image.
@@ -372,7 +373,7 @@ class DuplicateEntry(Rule):
             if not record.image:
                 continue
             # A trainer config can reach one file under two names; a metadata file names each once.
-            key = (record.image_path or record.image) if from_config else record.image
+            key = (record.image_path or record.image) if by_file else record.image
             seen = first.get(key)
             if seen is None:
                 first[key] = record
@@ -406,7 +407,7 @@ def _caption_augmentation(rule: Rule, dataset: Dataset) -> tuple[Violation, set[
         if record.image:
             rows.setdefault(record.image, []).append(" ".join((record.caption or "").lower().split()))
     counts = Counter(len(captions) for captions in rows.values())
-    times, images = counts.most_common(1)[0]
+    times = counts.most_common(1)[0][0]
     following = {image for image, captions in rows.items() if len(captions) == times and len(set(captions)) == times}
     if times < 2 or len(following) < 0.9 * len(rows):
         return None

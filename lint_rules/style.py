@@ -580,12 +580,12 @@ class StyleNamedManyWays(Rule):
         for styles in conventions.styles.values():
             style = styles[0]
             # Inference saw the names on a sample: fewer than three there, no exact count.
-            if len({root for _, root in _collapse_roots(Counter(style.matched))}) < 3:
+            if len(set(_collapse_roots(Counter(style.matched)).values())) < 3:
                 continue
             members = set(style.scope.indexes)
             having = {term: corpus.having(Terms([term])) & members for term in style.matched}
             counts = Counter({term: len(found) for term, found in having.items() if found})
-            roots = dict(_collapse_roots(counts))
+            roots = _collapse_roots(counts)
             by_root: dict[str, set[int]] = {}
             for term, found in having.items():
                 if term in roots:
@@ -593,7 +593,7 @@ class StyleNamedManyWays(Rule):
             # Names of one style are alternatives: one caption uses one of them. Words that go
             # together ("photorealistic photography") are a description, not several names.
             names = []
-            for name, n in _collapse_names(counts):
+            for name, n in _collapse_names(counts, roots):
                 root = roots[name]
                 others = set().union(*(found for other, found in by_root.items() if other != root))
                 if len(by_root[root] - others) >= 0.8 * n and n >= 2:
@@ -606,25 +606,19 @@ class StyleNamedManyWays(Rule):
                           f"write one (e.g. `{names[0][0]}`) everywhere", names=len(names), set_wide=True)
 
 
-def _outermost_names(named: set[str]) -> set[str]:
-    """The names in one caption, without those inside another (`watercolor` in `watercolor painting`)."""
-    return {n for n in named if not any(n != other and n in other for other in named)}
-
-
-def _collapse_roots(counts: Counter[str]) -> list[tuple[str, str]]:
-    """(name, the name it counts as): names that contain another (`watercolor painting` holds
+def _collapse_roots(counts: Counter[str]) -> dict[str, str]:
+    """name -> the name it counts as: names that contain another (`watercolor painting` holds
     `watercolor`), and a plural or a hyphenated spelling of one (`watercolors`, `ink-wash`)."""
     roots: dict[str, str] = {}
     for name in sorted(counts, key=len):
         root = _name_root(name)
         shorter = [r for r in set(roots.values()) if r != root and re.search(rf"(?<!\w){re.escape(r)}(?!\w)", root)]
         roots[name] = min(shorter, key=len) if shorter else root
-    return list(roots.items())
+    return roots
 
 
-def _collapse_names(counts: Counter[str]) -> list[tuple[str, int]]:
-    """The names, merged as _collapse_roots says, most used first, each shown as most written."""
-    roots = dict(_collapse_roots(counts))
+def _collapse_names(counts: Counter[str], roots: dict[str, str]) -> list[tuple[str, int]]:
+    """The names merged by their roots (`_collapse_roots`), most used first, each shown as most written."""
     merged: Counter[str] = Counter()
     shown: dict[str, str] = {}
     for name, n in counts.most_common():

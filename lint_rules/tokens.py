@@ -54,14 +54,6 @@ def target_model(ctx: LintContext) -> TargetModel | None:
     return model
 
 
-def model_assumption(ctx: LintContext) -> str:
-    """How the target model was settled, for messages."""
-    model = target_model(ctx)
-    if model is None:
-        return "model unknown: pin it with [dataset] model"
-    return f"{model.name}: {model.budget_text}, from [dataset] model"
-
-
 #: A long-encoder budget is checked with CLIP's count, which runs a little above T5's and
 #: Gemma's on English prose: only a caption this much over the budget is reported.
 _OTHER_TOKENIZER_MARGIN = 1.15
@@ -133,7 +125,7 @@ class ClipTokenOverflow(Rule):
             return
         limit = model.budget if model is not None else int(ctx.section("tokens").get("max", 75))
         corpus = ctx.corpus
-        over = self._over(ctx, tokenizer, limit)
+        over = tokenizer.over(ctx.corpus.captions, limit)
         if model is not None or explicit:
             why = f"{model.name}: {model.budget_text}" if model is not None else f"[tokens] max = {limit}"
             for index, tokens in over:
@@ -158,21 +150,10 @@ class ClipTokenOverflow(Rule):
         for index, tokens in over:
             yield self._row(ctx, tokenizer, index, tokens, limit, why, Severity.WARNING)
 
-    @staticmethod
-    def _over(ctx: LintContext, tokenizer: ClipTokenizer, limit: int) -> list[tuple[int, int]]:
-        corpus = ctx.corpus
-        # An ASCII character is at most one token: shorter ASCII captions cannot overflow.
-        maybe = [i for i, c in enumerate(corpus.captions) if len(c) > limit or not c.isascii()]
-        counts = tokenizer.counts([corpus.captions[i] for i in maybe])
-        return [(i, n) for i, n in zip(maybe, counts) if n > limit]
-
     def _row(self, ctx: LintContext, tokenizer: ClipTokenizer, index: int, tokens: int, limit: int, why: str,
              severity: Severity) -> Violation:
         record, caption = ctx.corpus.records[index], ctx.corpus.captions[index]
-        cut = tokenizer.cut_offset(caption, limit)
-        start = cut if cut is not None else 0
-        lost = caption[start:].strip()
-        shown = lost if len(lost) <= 70 else f"{lost[:40]} ... {lost[-25:]}"
+        start, shown = _cut_off(tokenizer, caption, limit)
         violation = self.at_caption(record, f"caption is {tokens} CLIP tokens (max {limit}); cut off: `{shown}` "
                                     f"({why})", (start, len(caption)), tokens=tokens, limit=limit)
         violation.severity = severity
@@ -195,18 +176,23 @@ class ClipTokenOverflow(Rule):
 
     def _long_encoder(self, ctx: LintContext, tokenizer: ClipTokenizer, model: TargetModel) -> Iterable[Violation]:
         limit = int(model.budget * _OTHER_TOKENIZER_MARGIN)
-        for index, tokens in self._over(ctx, tokenizer, limit):
+        for index, tokens in tokenizer.over(ctx.corpus.captions, limit):
             record, caption = ctx.corpus.records[index], ctx.corpus.captions[index]
-            cut = tokenizer.cut_offset(caption, model.budget)
-            start = cut if cut is not None else 0
-            lost = caption[start:].strip()
-            shown = lost if len(lost) <= 70 else f"{lost[:40]} ... {lost[-25:]}"
+            start, shown = _cut_off(tokenizer, caption, model.budget)
             violation = self.at_caption(
                 record, f"caption is about {tokens} tokens (counted with CLIP's tokenizer); {model.name} reads "
                 f"{model.budget_text} ([dataset] model): `{shown}` is not trained", (start, len(caption)),
                 tokens=tokens, limit=model.budget)
             violation.severity = Severity.WARNING  # an estimate in another tokenizer's units
             yield violation
+
+
+def _cut_off(tokenizer: ClipTokenizer, caption: str, limit: int) -> tuple[int, str]:
+    """Where the text past `limit` tokens starts, and that text as a message shows it."""
+    cut = tokenizer.cut_offset(caption, limit)
+    start = cut if cut is not None else 0
+    lost = caption[start:].strip()
+    return start, lost if len(lost) <= 70 else f"{lost[:40]} ... {lost[-25:]}"
 
 
 class TriggerTokenSplit(Rule):

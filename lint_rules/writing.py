@@ -136,9 +136,9 @@ _ARTIFACTS = re.compile(
 class TokenizerArtifact(Rule):
     """## What it does
     Reports words that a detokeniser split with spaces: `old - school`, `t - shirt`, `it 's`,
-    `do n't`, `man ' s`. A spaced hyphen between two words is reported only in a caption that is
-    not prose with spaced dashes elsewhere (an aside ` - ` between clauses is punctuation), and
-    only when the set writes no other spaced dash.
+    `do n't`, `man ' s`. A spaced hyphen is reported only between short pieces (one of them five
+    letters or fewer, neither a small word such as `of` or `with`) in a caption without an en or
+    em dash: between longer words it is an aside (` - `), which is punctuation.
 
     ## Why it matters
     CLIP and T5 read `old - school` as three pieces, not the word `old-school` the image shows;
@@ -179,8 +179,8 @@ class TokenizerArtifact(Rule):
 
 
 def coarse_styles(ctx: LintContext) -> list[str | None]:
-    """Each caption's coarse style ("tags", "sentence", None) by C-level counts, once a run (LK109
-    and LK110 share it): the writing rules look only at the captions that are not tag lists."""
+    """Each caption's coarse style ("tags", "sentence", None) by C-level counts, once a run: LK109
+    and LK110 sort captions by it, and the writing rules look only at the ones not tag lists."""
     found: list[str | None] = ctx.memo("caption-forms", lambda: caption_styles(ctx.corpus.captions))
     return found
 
@@ -199,8 +199,8 @@ def positions(ctx: LintContext) -> dict[int, int]:
 
 
 def _dash_is_punctuation(caption: str, start: int) -> bool:
-    """A spaced hyphen used as a dash: between longer clauses (words of 3+ letters on both sides
-    followed by more words), or where the caption also has an em dash."""
+    """A spaced hyphen used as a dash, not a split word: both neighbours longer than five letters,
+    either a small word (`of`, `with`), or the caption also has an en or em dash."""
     before = re.search(r"([A-Za-z]+)\Z", caption[:start])
     after = re.match(r" - ([A-Za-z]+)", caption[start:])
     if before is None or after is None:
@@ -361,10 +361,10 @@ class ReviewerNote(Rule):
         pattern = re.compile(_NOTES.replace("{start}", "\\A"))
         # Reviewer marks in any caption (four byte scans); chatter and bracketed notes in the
         # captions that are not tag lists.
-        marked = {id(r) for r in corpus.containing(_MARKS)}
-        chatter = [i for i in not_tag_lists(ctx) if _hinted(corpus.captions[i])]
-        records = [r for r in corpus.records if id(r) in marked] if marked else []
-        records += [corpus.records[i] for i in chatter if id(corpus.records[i]) not in marked]
+        records = corpus.containing(_MARKS)
+        marked = {id(r) for r in records}
+        records += [corpus.records[i] for i in not_tag_lists(ctx)
+                    if _hinted(corpus.captions[i]) and id(corpus.records[i]) not in marked]
         for record in records:
             caption = record.caption or ""
             for match in pattern.finditer(caption):
@@ -377,9 +377,10 @@ class BoilerplateBlock(Rule):
     """## What it does
     Reports, once per set (or kohya concept folder), a block that (nearly) every caption repeats
     word for word: twelve or more words of prose (an identity description pasted into every
-    caption of a character, a template sentence), or eight or more tags in a row of a tag list
-    (a fixed trait list). The finding quotes the block and counts the captions. A trigger with
-    a few identity tags, a DreamBooth instance prompt or a short template head is not a block.
+    caption of a character, a template sentence), or a run of tags holding six or more trait tags
+    (a fixed trait list; names such as the trigger and meta tags such as `1girl` do not count).
+    The finding quotes the block and counts the captions. A trigger with a few identity tags, a
+    DreamBooth instance prompt or a short template head is not a block.
 
     ## Why it matters
     A LoRA binds to its trigger whatever the captions leave unsaid. Traits written into every
@@ -400,7 +401,7 @@ class BoilerplateBlock(Rule):
 
     code = "LK116"
     name = "boilerplate-block"
-    summary = "The same block (12+ words, or 8+ tags) in (nearly) every caption of a set"
+    summary = "The same block (12+ words, or 6+ trait tags) in (nearly) every caption of a set"
     severity = Severity.WARNING
     cost = 4
 

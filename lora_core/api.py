@@ -227,7 +227,7 @@ def fix(
                 changes[path] = (old, new)
                 read_as[path] = old
                 roots[path] = dataset.root
-                if dataset.path.suffix.lower() in _TRAINER_CONFIG_SUFFIXES:
+                if dataset.read_through_config:
                     config_folders[path] = dataset.path.parent
     _refuse_fixes_outside_configs(changes, config_folders)
     if write:
@@ -249,9 +249,6 @@ def fix(
     remaining = lint(paths, options=options, registry=registry)
     return FixResult(total.applied, total.by_code, changes, remaining, converged, sorted(total.unsettled),
                      total.invalid, total.edits)
-
-
-_TRAINER_CONFIG_SUFFIXES = (".toml", ".json", ".yaml", ".yml")
 
 
 def _refuse_fixes_outside_configs(changes: dict[Path, tuple[bytes, bytes]], config_folders: dict[Path, Path]) -> None:

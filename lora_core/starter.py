@@ -76,8 +76,7 @@ def _long_captions(captions: list[str]) -> int:
         tokenizer = load_tokenizer("clip", "", None)
     except TokenizerUnavailable:
         return 0
-    maybe = [c for c in captions if len(c) > 75 or not c.isascii()]
-    return sum(1 for n in tokenizer.counts(maybe) if n > 75)
+    return len(tokenizer.over(captions, 75))
 
 
 def _model_lines(proposal: Proposal) -> list[str]:

@@ -106,6 +106,19 @@ def test_every_command_holds_the_contract_on_hostile_input(case, tmp_path, monke
 
 # -- fuzz ----------------------------------------------------------------------------------------
 
+
+def _fresh_folder(folder: Path, image_size: int) -> Path:
+    """An empty folder with one image `a.png` (hypothesis reuses tmp_path across examples)."""
+    import shutil
+
+    from lora_core.testing import write_photo
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    write_photo(folder / "a.png", size=image_size)
+    return folder
+
+
 SHAPES = st.sampled_from(["csv", "jsonl", "sidecar", "toml"])
 PIECES = [b"file_name,text\n", b'a.png,"', b"cybrpnk, neon", b'"\n', b",", b";", b"\xe9", b"\xff\xfe", b"\x00",
           b"\r\n", b"\n", b'{"file_name": "a.png", "text": "', b'"}', b"[", b"]", b"\\u0074", b"\xef\xbb\xbf",
@@ -115,15 +128,8 @@ PIECES = [b"file_name,text\n", b'a.png,"', b"cybrpnk, neon", b'"\n', b",", b";",
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(SHAPES, st.lists(st.sampled_from(PIECES) | st.binary(max_size=6), max_size=20))
 def test_random_bytes_never_break_the_api(tmp_path, registry, shape, parts):
-    import shutil
-
-    from lora_core.testing import write_photo
-
     data = b"".join(parts)
-    folder = tmp_path / "fuzz"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    write_photo(folder / "a.png", size=64)
+    folder = _fresh_folder(tmp_path / "fuzz", image_size=64)
     if shape == "csv":
         (folder / "metadata.csv").write_bytes(data)
     elif shape == "jsonl":
@@ -157,15 +163,8 @@ FIX_PIECES = [b"cybrpnk", b", ", b";", b"\xe9", b"\xff", b"\xe2\x80\x9c", b'"', 
 def test_fixes_settle_and_a_second_fix_changes_nothing(tmp_path, registry, shape, parts):
     """Issue 23 #13: a second --fix must find nothing left to change (mojibake on a second pass
     over invalid UTF-8, `a"“é` changing again, a fix that never settles)."""
-    import shutil
-
-    from lora_core.testing import write_photo
-
     data = b"".join(parts)
-    folder = tmp_path / "fix"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    write_photo(folder / "a.png", size=32)
+    folder = _fresh_folder(tmp_path / "fix", image_size=32)
     if shape == "sidecar":
         target = folder / "a.txt"
         target.write_bytes(data)

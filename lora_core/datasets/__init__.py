@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lora_core.datasets.model import Dataset, ReadProblem, Record, SourceFile
+from lora_core.datasets.model import TRAINER_CONFIG_SUFFIXES, Dataset, ReadProblem, Record, SourceFile
 from lora_core.datasets.reader import DatasetReader, DatasetSettings, os_error
 from lora_core.errors import DatasetError
 
@@ -60,7 +60,7 @@ def config_parse_error(path: Path) -> str | None:
     """Why a TOML, YAML or JSON file (a trainer config, by its suffix) does not parse, with the
     line; None when it parses or is something else."""
     suffix = path.suffix.lower()
-    if suffix not in (".toml", ".yaml", ".yml", ".json") or not path.is_file():
+    if suffix not in TRAINER_CONFIG_SUFFIXES or not path.is_file():
         return None
     from lora_core.datasets.reader import read_bytes
 

@@ -62,21 +62,18 @@ MAX_YAML_NODES = 200_000
 def _load_yaml(path: Path, text: str | None = None) -> Any:
     """The YAML of `path` (or of its `text`, already read): one document, no aliases that expand
     past MAX_YAML_NODES, no tags beyond YAML's own (SafeLoader)."""
-    try:
-        import yaml
-    except ImportError:
-        raise DatasetError(f"{path}: reading an ai-toolkit config needs PyYAML (pip install pyyaml)") from None
+    import importlib.util
+
+    if importlib.util.find_spec("yaml") is None:
+        raise DatasetError(f"{path}: reading an ai-toolkit config needs PyYAML (pip install pyyaml)")
     try:
         text = text if text is not None else read_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
-    why = yaml_problem(text)
+    why, data = _checked_yaml(text)
     if why is not None:
         raise DatasetError(f"{path}: {why}")
-    try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError, ValueError) as exc:
-        raise DatasetError(f"{path}: not valid YAML ({str(exc).splitlines()[0][:120]})") from None
+    return data
 
 
 def yaml_problem(text: str) -> str | None:
@@ -84,21 +81,28 @@ def yaml_problem(text: str) -> str | None:
     documents, a tag YAML does not define (`!!python/object`), or aliases that expand past
     MAX_YAML_NODES. None when it is fine (or PyYAML is not installed)."""
     try:
-        import yaml
+        return _checked_yaml(text)[0]
     except ImportError:
         return None
+
+
+def _checked_yaml(text: str) -> tuple[str | None, Any]:
+    """(why `text` is refused, or None; the document when it is not): the aliases are bounded on
+    the composed nodes before anything is constructed, then the document is loaded once."""
+    import yaml
+
     try:
         documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        return f"not valid YAML: {exc.problem or exc.context}{where}"
+        return f"not valid YAML: {exc.problem or exc.context}{where}", None
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
-        return f"not valid YAML: {str(exc).splitlines()[0][:120]}"
+        return f"not valid YAML: {str(exc).splitlines()[0][:120]}", None
     if len(documents) > 1:
-        return f"holds {len(documents)} YAML documents; a job config is one"
+        return f"holds {len(documents)} YAML documents; a job config is one", None
     if not documents or documents[0] is None:
-        return None
+        return None, None
     sizes: dict[int, int] = {}
 
     def expanded(node: Any, depth: int = 0) -> int:
@@ -120,20 +124,20 @@ def yaml_problem(text: str) -> str | None:
     try:
         total = expanded(documents[0])
     except RecursionError:
-        return "not valid YAML: nested too deeply"
+        return "not valid YAML: nested too deeply", None
     except ValueError as exc:
-        return f"uses the tag `{exc}`, which lorakit never constructs"
+        return f"uses the tag `{exc}`, which lorakit never constructs", None
     if total > MAX_YAML_NODES:
-        return f"its aliases expand to {total:,} nodes (more than {MAX_YAML_NODES:,}): refused"
+        return f"its aliases expand to {total:,} nodes (more than {MAX_YAML_NODES:,}): refused", None
     try:
-        yaml.safe_load(text)  # tags SafeLoader does not know (`!!python/object/apply`) are refused here
+        data = yaml.safe_load(text)  # tags SafeLoader does not know (`!!python/object/apply`) are refused here
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        return f"uses a tag lorakit never constructs: {exc.problem}{where}"
+        return f"uses a tag lorakit never constructs: {exc.problem}{where}", None
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
-        return f"not valid YAML: {str(exc).splitlines()[0][:120]}"
-    return None
+        return f"not valid YAML: {str(exc).splitlines()[0][:120]}", None
+    return None, data
 
 
 def _processes(data: Any) -> list[dict[str, Any]]:

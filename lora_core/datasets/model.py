@@ -22,6 +22,7 @@ from lora_core.violations import Location
 #: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
 __all__ = [
     "MAX_CAPTION_CHARS",
+    "TRAINER_CONFIG_SUFFIXES",
     "Dataset",
     "ReadProblem",
     "Record",
@@ -295,6 +296,9 @@ class ReadProblem:
 #: and memory out of proportion (a 10 MB cell).
 MAX_CAPTION_CHARS = 200_000
 
+#: The suffixes of the trainer configs lorakit reads as datasets (`Dataset.read_through_config`).
+TRAINER_CONFIG_SUFFIXES = (".toml", ".json", ".yaml", ".yml")
+
 
 @dataclass(eq=False)
 class Dataset:
@@ -330,6 +334,13 @@ class Dataset:
 
     def problems_of(self, kind: str) -> list[ReadProblem]:
         return [p for p in self.problems if p.kind == kind]
+
+    @property
+    def read_through_config(self) -> bool:
+        """Read through a trainer's config (kohya, ai-toolkit, OneTrainer, SimpleTuner) rather
+        than a metadata file or a folder: its folders lie anywhere, and one image file can be
+        reached under two names (a folder named twice)."""
+        return self.path.suffix.lower() in TRAINER_CONFIG_SUFFIXES
 
     @property
     def captioned(self) -> list[Record]:

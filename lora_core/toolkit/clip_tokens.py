@@ -26,7 +26,7 @@ import importlib.util
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -119,6 +119,13 @@ class ClipTokenizer:
 
     def count(self, text: str) -> int:
         return self.counts([text])[0]
+
+    def over(self, captions: Sequence[str], limit: int) -> list[tuple[int, int]]:
+        """(index, token count) of the captions longer than `limit` tokens. An ASCII character is
+        at most one token, so a shorter ASCII caption is never counted."""
+        maybe = [i for i, c in enumerate(captions) if len(c) > limit or not c.isascii()]
+        counts = self.counts([captions[i] for i in maybe])
+        return [(i, n) for i, n in zip(maybe, counts) if n > limit]
 
     def counts(self, captions: Iterable[str]) -> list[int]:
         """Token counts of many captions: per-word counts are cached, and the per-caption work is

@@ -560,9 +560,8 @@ PLACEHOLDERS = ("[trigger]", "[name]")
 
 
 def _placeholder_trigger(captions: Sequence[str], scope: Scope, share: float) -> InferredTrigger | None:
-    """ai-toolkit's `[trigger]` in at least `share` of the scope's captions (or in most of them
-    when it is also the only bracketed word): the set's trigger, whatever word the job config
-    puts in its place."""
+    """ai-toolkit's `[trigger]` (or `[name]`) in at least `share` of the scope's captions, and in
+    three at least: the set's trigger, whatever word the job config puts in its place."""
     indexes = scope.indexes
     for placeholder in PLACEHOLDERS:
         hits = [i for i in indexes if placeholder in captions[i]]
@@ -675,7 +674,8 @@ def _positional_trigger(captions: Sequence[str], scope: Scope, settings: dict[st
 
 @functools.cache
 def _clip_rank(word: str) -> int:
-    """The CLIP vocabulary id of a one-token word (higher: rarer), 0 when it splits or no vocabulary is at hand."""
+    """The CLIP vocabulary id of a one-token word (higher: rarer); 50,000 (rarer than any) when
+    it splits into several tokens; 0 when no vocabulary is at hand."""
     try:
         from lora_core.toolkit.clip_tokens import load_tokenizer
 

@@ -77,7 +77,7 @@ def _form(caption: str) -> str | None:
         return "prose" if words >= 4 else None
     found = [w.lower() for w in _WORD.findall(text)]
     function = sum(1 for w in found if w in _FUNCTION_WORDS) / max(1, len(found))
-    if per_piece >= 8 or (text.endswith(".") and per_piece >= 5 and function >= 0.2):
+    if per_piece >= 8:
         return "prose"  # clauses joined by commas, as sentences are
     if pieces >= 3 and per_piece <= 3.0 and function < 0.12:
         return "tags"
@@ -105,15 +105,21 @@ def settled_forms(forms: Sequence[str | None], groups: Iterable[Sequence[int]] |
     settled = list(forms)
     for indexes in groups if groups is not None else [range(len(forms))]:
         found = majority_form(forms[i] for i in indexes)
-        if found is None:
-            continue
-        form, count, classified = found
-        uniform = count >= share * classified
         for i in indexes:
-            own = forms[i]
-            if own is None or (uniform and own != form and {own, form} != {"tags", "prose"}):
-                settled[i] = form
+            settled[i] = _settle(forms[i], found, share)
     return settled
+
+
+def _settle(own: str | None, found: tuple[str, int, int] | None, share: float) -> str | None:
+    """A caption's form given its set's (form, count, classified): the set's form for a
+    borderline caption, or for a neighbour form in a uniform set; tags and prose stay apart."""
+    if found is None:
+        return own
+    form, count, classified = found
+    uniform = count >= share * classified
+    if own is None or (uniform and own != form and {own, form} != {"tags", "prose"}):
+        return form
+    return own
 
 
 class SetForms:
@@ -145,15 +151,7 @@ class SetForms:
 
     def __getitem__(self, index: int) -> str | None:
         if index not in self._cache:
-            own = _form(self._captions[index])
-            found = self.set_form(index)
-            settled = own
-            if found is not None:
-                form, count, classified = found
-                uniform = count >= self._share * classified
-                if own is None or (uniform and own != form and {own, form} != {"tags", "prose"}):
-                    settled = form
-            self._cache[index] = settled
+            self._cache[index] = _settle(_form(self._captions[index]), self.set_form(index), self._share)
         return self._cache[index]
 
 
