@@ -141,15 +141,15 @@ class FixResult:
         chunks: list[str] = []
         for path, (old, new) in sorted(self.changes.items()):
             name = display_path(path, relative_to)
-            chunks.extend(
-                difflib.unified_diff(
-                    old.decode("utf-8", "replace").splitlines(keepends=True),
-                    new.decode("utf-8", "replace").splitlines(keepends=True),
-                    fromfile=f"a/{name}", tofile=f"b/{name}",
-                )
-            )
-        text = "".join(chunks)
-        return text if not text or text.endswith("\n") else text + "\n"
+            for line in difflib.unified_diff(
+                old.decode("utf-8", "replace").splitlines(keepends=True),
+                new.decode("utf-8", "replace").splitlines(keepends=True),
+                fromfile=f"a/{name}", tofile=f"b/{name}",
+            ):
+                # A last line without its newline (most caption files) is marked the way diff and
+                # git mark it, so the patch stays readable and `git apply` takes it.
+                chunks.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        return "".join(chunks)
 
 
 def display_path(path: Path, relative_to: Path | None = None) -> str:

@@ -168,7 +168,13 @@ def render(proposal: Proposal, dataset_name: str) -> str:
         lines.append('# Optional exact prefix for every caption (LK202), e.g. "[style: cyberpunk]".')
         lines.append('# prefix = ""')
     hints = [h for hs in (conventions.subjects.values() if conventions else []) for h in hs]
-    if hints:
+    if hints and not single:
+        # A concept folder's wording ("red fox" for its animals) is that folder's: pinned globally it
+        # would make every other folder's "animal" a finding, and an unsafe fix would write it there.
+        lines.append("# Each concept folder has its own wording for generic words (LK203, inferred on every lint): "
+                     + "; ".join(h.evidence.split("; pin")[0] for h in hints) + ".")
+        lines.append('# vague = { "machine" = "steampunk gear device" }')
+    elif hints:
         vague: dict[str, str] = {}
         for hint in hints:
             for word in hint.kind.generic:

@@ -266,3 +266,19 @@ def test_identity_folders_beside_a_regularisation_folder_stay_clean_after_init(t
     assert not _serious(_lint(tmp_path / "ids", registry, isolated=True))
     _init(tmp_path / "ids")
     assert not _serious(_lint(tmp_path / "ids", registry))
+
+
+def test_init_keeps_a_concept_folders_wording_to_that_folder(tmp_path, registry):
+    """Issue 24 #1: `"animal" = "red fox"` inferred in `8_wtrclr_fox/` is not pinned as the set's
+    `[style] vague`, where every other folder's "animal" would become LK203 and an unsafe fix."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[2]
+    shutil.copytree(root / "examples" / "kohya-set", tmp_path / "set")
+    (tmp_path / "set" / "10_person_A" / "extra.txt").write_text("person_A, portrait with an animal, studio light\n")
+    shutil.copy(tmp_path / "set" / "10_person_A" / "a01.png", tmp_path / "set" / "10_person_A" / "extra.png")
+    text = _init(tmp_path / "set")
+    assert "vague" not in tomllib.loads(text)["style"]
+    assert "concept folder `8_wtrclr_fox` that show a creature say `red fox`" in text
+    found = [v for v in _lint(tmp_path / "set", registry) if v.code == "LK203"]
+    assert not [v for v in found if v.image == "10_person_A/extra.png"]

@@ -119,6 +119,30 @@ def test_diff_writes_nothing(tmp_path):
     assert '-a.png,"cybrpnk,  rain"\n+a.png,"cybrpnk, rain"' in result.diff(Path(tmp_path))
 
 
+def test_diff_of_sidecars_without_a_final_newline_applies_with_git(tmp_path):
+    """Issue 24 #2: caption files without a trailing newline (the usual case) get git's
+    `\\ No newline at end of file`, so the diff is readable and `git apply` takes it."""
+    import shutil
+    import subprocess
+
+    from lora_core.testing import make_sidecar_dataset
+
+    folder = tmp_path / "set"
+    make_sidecar_dataset(folder, {"a.png": "cybrpnk,  rain", "b.png": "cybrpnk, neon;  city"})
+    for sidecar in folder.glob("*.txt"):
+        sidecar.write_bytes(sidecar.read_bytes().rstrip(b"\n"))
+    result = lora_core.fix(folder, registry=REGISTRY, isolated=True, write=False)
+    patch = result.diff(folder)
+    assert "-cybrpnk,  rain\n\\ No newline at end of file\n+cybrpnk, rain\n\\ No newline at end of file\n" in patch
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    (tmp_path / "patch.diff").write_text(patch, encoding="utf-8")
+    subprocess.run(["git", "apply", str(tmp_path / "patch.diff")], cwd=folder, check=True)
+    assert (folder / "a.txt").read_bytes() == result.changes[folder / "a.txt"][1]
+    assert (folder / "b.txt").read_bytes() == result.changes[folder / "b.txt"][1]
+
+
 def _plugin_with(rule_class):
     from lora_core import hookimpl
     from lora_core.testing import registry_with
