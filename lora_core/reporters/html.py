@@ -125,6 +125,13 @@ def _cards(report: Report) -> list[dict[str, Any]]:
 _CODE_SPAN = re.compile(r"`([^`]+)`")
 
 
+def _dataset_findings(report: Report, cards: list[dict[str, Any]]) -> list[Violation]:
+    """Findings about the set rather than one picture (LK304 balance, LK204 coverage, a trainer
+    config's LK502): those no card shows, listed above the cards so the counts add up."""
+    shown = {card["image"] for card in cards}
+    return [v for v in report.result.violations if v.record is None and (v.image is None or v.image not in shown)]
+
+
 def _message_html(message: str) -> str:
     """A finding's message, escaped, with its `code spans` shown as code (not as backticks)."""
     return _CODE_SPAN.sub(r"<code>\1</code>", html.escape(message))
@@ -173,6 +180,14 @@ def render_html(report: Report, stream: TextIO) -> None:
             f'{picture}<h3>{html.escape(card["image"])}</h3><p class="caption">{card["html"]}</p>{score}'
             f'<ul>{items}</ul></article>')
 
+    overall = _dataset_findings(report, cards)
+    overall_html = "".join(
+        f'<li class="finding {v.severity.value}" data-rule="{v.code}" data-severity="{v.severity.value}">'
+        f'<b>{v.code}</b> <span class="where">{html.escape(report.path_of(v))}</span> '
+        f'{_message_html(v.message)}</li>' for v in overall)
+    dataset_section = (f'<section id="dataset-findings"><h2>About the whole dataset ({len(overall)})</h2>'
+                       f'<ul>{overall_html}</ul></section>' if overall else "")
+
     def options(values: list[str]) -> str:
         return "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in values)
 
@@ -182,7 +197,7 @@ def render_html(report: Report, stream: TextIO) -> None:
         errors=by_severity.get("error", 0), warnings=by_severity.get("warning", 0), infos=by_severity.get("info", 0),
         rules_rows=rules_rows or '<tr><td colspan="4">All checks passed!</td></tr>', chart=_tag_chart(cards),
         rule_options=options(codes), identity_options=options(identities), cards="".join(card_html),
-        data=json.dumps({"codes": codes}),
+        data=json.dumps({"codes": codes}), dataset_findings=dataset_section,
     )
     stream.write(page)
 
@@ -198,7 +213,8 @@ table {{ border-collapse: collapse; }} td, th {{ padding: 2px 10px; border-botto
 #filters {{ position: sticky; top: 0; background: #fff; padding: .5rem 0; border-bottom: 1px solid #ccc; z-index: 1; }}
 #cards {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 12px; margin-top: 12px; }}
 .card {{ border: 1px solid #ccc; border-radius: 6px; padding: 8px; outline: none; }}
-.card:focus {{ box-shadow: 0 0 0 3px #3b82f6; }} .card.hidden {{ display: none; }}
+.card:focus {{ box-shadow: 0 0 0 3px #3b82f6; }} .card.hidden, .finding.hidden {{ display: none; }}
+#dataset-findings ul {{ padding-left: 1rem; }} #dataset-findings .where {{ color: #555; font-family: monospace; }}
 .card img {{ max-width: 100%; display: block; margin: 0 auto; }} .noimg {{ height: 120px; background: #eee; }}
 .card h3 {{ font-size: 13px; margin: 6px 0 2px; word-break: break-all; }}
 .caption mark {{ background: #ffd54f; }} .nocaption {{ color: #b91c1c; font-style: italic; }}
@@ -216,15 +232,22 @@ table {{ border-collapse: collapse; }} td, th {{ padding: 2px 10px; border-botto
 <label>severity <select id="filter-severity"><option value="">all</option><option>error</option><option>warning</option><option>info</option><option value="none">no problems</option></select></label>
 <label>identity <select id="filter-identity"><option value="">all</option>{identity_options}</select></label>
 <span id="shown"></span> <small>keys: arrows or j/k move, Enter opens the image</small></nav>
-<main id="cards">{cards}</main>
+{dataset_findings}<main id="cards">{cards}</main>
 <script id="lorakit-data" type="application/json">{data}</script>
 <script>
 (function () {{
   const cards = Array.from(document.querySelectorAll('.card'));
   const rule = document.getElementById('filter-rule'), severity = document.getElementById('filter-severity'),
         identity = document.getElementById('filter-identity'), shown = document.getElementById('shown');
+  const findings = Array.from(document.querySelectorAll('#dataset-findings .finding'));
   function apply() {{
-    let count = 0;
+    let count = 0, overall = 0;
+    for (const item of findings) {{
+      const ok = (!rule.value || item.dataset.rule === rule.value) &&
+        (!severity.value || item.dataset.severity === severity.value) && !identity.value;
+      item.classList.toggle('hidden', !ok);
+      if (ok) overall++;
+    }}
     for (const card of cards) {{
       const rules = card.dataset.rules.split(' ').filter(Boolean), sevs = card.dataset.severities.split(' ').filter(Boolean);
       const ok = (!rule.value || rules.includes(rule.value)) &&
@@ -233,7 +256,8 @@ table {{ border-collapse: collapse; }} td, th {{ padding: 2px 10px; border-botto
       card.classList.toggle('hidden', !ok);
       if (ok) count++;
     }}
-    shown.textContent = count + ' of ' + cards.length + ' shown';
+    shown.textContent = count + ' of ' + cards.length + ' shown' +
+      (findings.length ? ', ' + overall + ' of ' + findings.length + ' about the whole dataset' : '');
     document.body.dataset.shown = String(count);
     const params = new URLSearchParams();
     if (rule.value) params.set('rule', rule.value);

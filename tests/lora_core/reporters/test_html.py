@@ -75,3 +75,19 @@ def test_chromium_runs_the_page_script_and_its_filters(report):
     by_identity = dump_dom(report, "#identity=person_A")
     assert re.search(r'data-shown="1"', by_identity)
     assert "<svg" in dom and 'id="tag-chart"' in dom
+
+
+def test_findings_about_the_whole_dataset_have_their_own_place(tmp_path):
+    """Issue 24 #3: LK204 coverage (and LK304 balance, a config's LK502) belongs to no image; the
+    page lists it above the cards, and the rule filter shows it instead of "0 of N"."""
+    folder = make_csv_dataset(tmp_path / "ds", ROWS).parent
+    (folder / "lorakit.toml").write_text(CONFIG + '[style]\nrequired = ["cyberpunk"]\n', encoding="utf-8")
+    out = tmp_path / "report.html"
+    CliRunner().invoke(cli, ["lint", str(folder), "--format", "html", "-o", str(out)], catch_exceptions=False)
+    page = out.read_text(encoding="utf-8")
+    section = re.search(r'<section id="dataset-findings">(.*?)</section>', page, flags=re.S)
+    assert section and '<li class="finding error" data-rule="LK204"' in section.group(1)
+    assert "About the whole dataset (2)" in section.group(1)
+    filtered = dump_dom(out, "#rule=LK204")
+    assert "0 of 4 shown, 1 of 2 about the whole dataset" in filtered
+    assert "4 of 4 shown, 0 of 2 about the whole dataset" in dump_dom(out, "#rule=LK201")
