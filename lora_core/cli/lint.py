@@ -6,6 +6,7 @@ import contextlib
 import gc
 import io
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, process_e
 from lora_core.cli.options import build_registry, plugin_options, split_codes
 from lora_core.fixer import MAX_ROUNDS
 from lora_core.reporters import Report, fixed_summary, plural
+from lora_core.reporters.full import use_color
 from lora_core.reporters.machine import render_github
 from lora_core.toolkit.captions import valid_text
 
@@ -127,8 +129,14 @@ def _lint(
             click.echo(f"lorakit: note: {item.config.path}: [{name}] not checked: no loaded plugin provides it "
                        f"(disabled: {', '.join(registry.disabled)})", err=True)
 
+    # The report is rendered into a buffer, which is no terminal: colour and width are decided
+    # here, against where the text really goes.
+    terminal = output_file is None and output_format in HUMAN_FORMATS and sys.stdout.isatty()
+    if color is None and output_file is None:
+        color = use_color(Report(result), sys.stdout)
     report = Report(result, cwd=Path.cwd(), fixed=fixed, unsafe_fixes=unsafe_fixes, statistics=statistics,
-                    color=color)
+                    color=bool(color) if output_format in HUMAN_FORMATS else color,
+                    width=shutil.get_terminal_size().columns if terminal else None)
     render = registry.formats[output_format].render
     buffer = io.StringIO()
     render(report, buffer)

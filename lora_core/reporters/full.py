@@ -40,8 +40,9 @@ def visible(text: str) -> str:
     return "".join(out)
 
 
-def snippet(violation: Violation) -> tuple[str, int, int] | None:
-    """(visible caption excerpt, caret cell offset, caret width) for the violation's record."""
+def snippet(violation: Violation, width: int = SNIPPET_WIDTH) -> tuple[str, int, int] | None:
+    """(visible caption excerpt, caret cell offset, caret width) for the violation's record, the
+    excerpt about `width` cells wide."""
     record = violation.record
     if record is None or record.caption is None:
         return None
@@ -51,9 +52,9 @@ def snippet(violation: Violation) -> tuple[str, int, int] | None:
     line_end = caption.find("\n", start)
     line_end = len(caption) if line_end == -1 else line_end
     end = min(max(end, start), line_end)
-    left = max(line_start, start - SNIPPET_WIDTH // 2) if line_end - line_start > SNIPPET_WIDTH else line_start
-    right = min(line_end, left + SNIPPET_WIDTH)
-    end = min(end, left + 4 * SNIPPET_WIDTH)  # a marked span is shown whole unless it is huge
+    left = max(line_start, start - width // 2) if line_end - line_start > width else line_start
+    right = min(line_end, left + width)
+    end = min(end, left + 4 * width)  # a marked span is shown whole unless it is huge
     prefix = "…" if left > line_start else ""
     suffix = "…" if max(right, end) < line_end else ""
     excerpt = caption[left:max(right, end)]  # only the excerpt is tested: a caption may be 1,000,000 characters
@@ -103,12 +104,19 @@ def use_color(report: Report, stream: TextIO) -> bool:
     return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
 
 
+MESSAGE_COLUMN = 25  # "  " + position (8) + severity (8) + code (7)
+
+
 class _Columns:
     """The styled pieces that repeat from violation to violation, each styled once: a big
     report repeats a few codes and severities thousands of times."""
 
-    def __init__(self, style: _Styler) -> None:
+    def __init__(self, style: _Styler, width: int | None = None) -> None:
         self.style = style
+        # On a terminal (`width` known): long messages wrap under themselves (a hanging indent) and
+        # the caption excerpt fits the line, so its caret row never wraps into a second row of ^.
+        self.width = width
+        self.snippet_width = SNIPPET_WIDTH if width is None else max(20, min(SNIPPET_WIDTH, width - 9))
         self.severity = {s: style(f"{s.value:<8}", _STYLE[s]) for s in Severity}
         self.code = functools.cache(lambda code: style(f"{code:<7}", "bold"))
         self.name = functools.cache(lambda name: style(f"  {name}", "dim"))
@@ -120,7 +128,7 @@ class _Columns:
 
 def render_full(report: Report, stream: TextIO) -> None:
     style = _Styler(use_color(report, stream))
-    columns = _Columns(style)
+    columns = _Columns(style, report.width)
     violations = report.result.violations
     write = stream.write
     for path, group in groupby(violations, key=report.path_of):
@@ -136,19 +144,32 @@ def render_full(report: Report, stream: TextIO) -> None:
         write(style(line, tone) + "\n")
 
 
+def _hanging(message: str, width: int) -> str:
+    """`message` wrapped to `width`, continuation lines indented to where it starts."""
+    import textwrap
+
+    return textwrap.fill(message, width=max(40, width), initial_indent=" " * MESSAGE_COLUMN,
+                         subsequent_indent=" " * MESSAGE_COLUMN, break_on_hyphens=False)[MESSAGE_COLUMN:]
+
+
 def _violation_text(violation: Violation, columns: _Columns) -> str:
     style = columns.style
     loc = violation.location
     position = f"{loc.line}:{loc.column}" if loc else ""
+    message = violation.message
+    if columns.width is not None and MESSAGE_COLUMN + len(message) + len(violation.name) + 7 > columns.width:
+        message = _hanging(message + "\x00" * (len(violation.name) + 7), columns.width).rstrip("\x00")
     parts = ["  ", style(f"{position:<8}", "dim"), columns.severity[violation.severity], columns.code(violation.code),
-             violation.message]
+             message]
     fix = violation.fix
     if fix is not None and fix.applicability is Applicability.SAFE:
         parts.append(columns.safe)
     parts.append(columns.name(violation.name))
-    shown = snippet(violation)
+    shown = snippet(violation, columns.snippet_width)
     if shown is not None:
         line, caret_at, caret_width = shown
+        if columns.width is not None:  # the caret stops at the excerpt's end: one row, never wrapped
+            caret_width = max(1, min(caret_width, _cells(line) - caret_at)) if caret_at < _cells(line) else 0
         parts += ["\n", columns.bar, line]
         if caret_width:
             parts += ["\n", columns.bar, " " * caret_at, style("^" * caret_width, _STYLE[violation.severity])]

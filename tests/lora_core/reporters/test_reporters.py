@@ -135,3 +135,44 @@ def test_snippet_of_a_long_caption_is_the_same_on_the_ascii_fast_path():
         assert shown(caption, span) == (line.replace("·", " "), caret_at, width)
     line, caret_at, width = shown(caption, (300, 380))
     assert line == "…" + caption[250:380] + "…" and (caret_at, width) == (51, 80)
+
+
+def test_full_on_a_narrow_terminal_wraps_under_the_message_and_keeps_the_caret_on_one_row(tmp_path, registry):
+    """Issue 24 #4: on a terminal (width known) a long message wraps with a hanging indent and the
+    caption excerpt fits the line, so the caret row never wraps into a second row of `^`."""
+    caption = "cybrpnk, " + ", ".join(f"tag number {i}" for i in range(40)) + ",  rain"
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", caption)])
+    linted = lora_core.lint(path, registry=registry, isolated=True, select=["LK0", "LK1"])
+    text = render(render_full, linted, tmp_path, color=False, width=60)
+    from rich.cells import cell_len
+
+    assert max(cell_len(line) for line in text.splitlines()) <= 60, text
+    carets = [line for line in text.splitlines() if line.lstrip(" │").startswith("^")]
+    assert carets and all(set(line.strip(" │")) == {"^"} for line in carets)
+    wide = render(render_full, linted, tmp_path, color=False)  # a pipe or file: unchanged, no wrapping
+    assert max(len(line) for line in wide.splitlines()) > 60
+
+
+def test_lint_on_a_real_terminal_is_coloured(tmp_path):
+    """The report is rendered into a buffer; colour is decided against the real stdout (a pty)."""
+    import os
+    import pty
+    import sys
+
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", "cybrpnk,  neon city")])
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: lorakit with its stdout on the pty
+        env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+        env.update(TERM="xterm", COLUMNS="80")
+        os.execve(sys.executable, [sys.executable, "-m", "lora_core", "lint", str(path), "--isolated"], env)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    assert b"\x1b[" in output and b"LK101" in output, output[-500:]
