@@ -96,3 +96,45 @@ def test_the_hook_pattern_matches_configs_and_images():
             assert pattern.search(name), (hook["id"], name)
         for name in ("README.md", "pyproject.toml", "ds/notes.md"):
             assert not pattern.search(name), (hook["id"], name)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="pre-commit needs git")
+def test_the_example_config_runs_as_written_and_re_lints_on_an_image_or_config_change(tmp_path):
+    """Issue 24 #5: examples/.pre-commit-config.yaml works as copied (no `rev:` naming a tag that
+    does not exist), and its `files:` passes images and lorakit.toml, which the README says re-lint."""
+    import re
+
+    import yaml
+
+    example = (REPO / "examples" / ".pre-commit-config.yaml").read_text(encoding="utf-8")
+    tags = subprocess.run(["git", "tag"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    for rev in re.findall(r"^\s*rev:\s*(\S+)", example, flags=re.M):
+        assert rev in tags, f"the example pins rev {rev}, which is no tag of this repository"
+    hook = yaml.safe_load(example)["repos"][0]["hooks"][0]
+    pattern = re.compile(hook["files"])
+    for name in ("datasets/cats/metadata.csv", "datasets/cats/lorakit.toml", "datasets/cats/a.PNG",
+                 "datasets/10_cat/a.txt", "datasets/cats/b.jpeg"):
+        assert pattern.search(name), name
+    assert not pattern.search("docs/notes.txt")
+
+    project = tmp_path / "project"
+    data = make_csv_dataset(project / "datasets" / "cats", [("a.png", "cybrpnk,  rain")]).parent
+    (data / "lorakit.toml").write_text("[lint]\n", encoding="utf-8")
+    (project / ".pre-commit-config.yaml").write_text(example, encoding="utf-8")
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "home"), "NO_COLOR": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("GITHUB_ACTIONS", None)
+
+    def run(*files: Path) -> subprocess.CompletedProcess[str]:
+        names = [str(f.relative_to(project)) for f in files]
+        return subprocess.run([sys.executable, "-m", "pre_commit", "run", "--color", "never", "--files", *names],
+                              cwd=project, capture_output=True, text=True, env=env, timeout=600)
+
+    changed_image = run(data / "a.png")  # only the picture changed: its dataset is fixed all the same
+    assert changed_image.returncode == 1 and "files were modified by this hook" in changed_image.stdout
+    assert (data / "metadata.csv").read_text(encoding="utf-8").splitlines()[1] == 'a.png,"cybrpnk, rain"'
+    git(project, "add", "-A")
+    changed_config = run(data / "lorakit.toml")
+    assert changed_config.returncode == 0 and "Passed" in changed_config.stdout, changed_config.stdout
