@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lora_core import Fix, RuleOption, Severity
 from lora_core.datasets.model import MAX_CAPTION_CHARS, Dataset, ReadProblem, Record
-from lora_core.datasets.reader import describe_invalid_bytes, invalid_byte_spans
+from lora_core.datasets.reader import describe_invalid_bytes, invalid_byte_spans, regularisation_parent
 from lora_core.rules import LintContext, Rule, RulePack
 from lora_core.violations import Applicability, Edit, Location, Violation
 
@@ -136,8 +136,6 @@ class CaptionMissing(Rule):
             yield notice
 
 
-_REGULARISATION_PARENT = re.compile(r"(?i)(?:^|[_\-\s])(?:reg|regs|regularization|regularisation|class)(?:$|[_\-\s])"
-                                    r"|^reg_?(?:images?|imgs?|data)$|^(?:images?|imgs?)_?reg$")
 _KOHYA_FOLDER = re.compile(r"^(\d+)_(.+)$")
 
 
@@ -149,7 +147,7 @@ def regularisation_class(folder: str) -> str | None:
     if len(parts) < 2:
         return None
     found = _KOHYA_FOLDER.match(parts[-1])
-    if found is None or not any(_REGULARISATION_PARENT.search(part) for part in parts[:-1]):
+    if found is None or not any(regularisation_parent(part) for part in parts[:-1]):
         return None
     return found.group(2).replace("_", " ")
 
@@ -517,6 +515,35 @@ class CaptionExtensionMismatch(_ProblemRule):
     options = (RuleOption("dataset.caption-extension", "extension of caption sidecars (default `.txt`)"),)
 
 
+class NotTrained(_ProblemRule):
+    """## What it does
+    Reports images that sit beside a kohya train_data_dir's `N_name` concept folders (in the
+    folder itself, or in a folder such as `samples/` that is not an `N_name` one), once per folder.
+    lorakit does not lint them as training images.
+
+    ## Why it matters
+    kohya sd-scripts trains the images inside `N_name` folders only and skips everything beside
+    them without a word: a picture dropped next to the concept folders is never learned, however
+    good its caption.
+
+    ## Example
+    ```
+    train/10_cybrpnk/a.png
+    train/new_shot.png        # beside the concept folders: never trained
+    ```
+
+    ## Fix
+    Move the images into the concept folder they belong to (or into a new `N_name` folder), or out
+    of the training folder.
+    """
+
+    code = "LK012"
+    name = "not-trained"
+    summary = "Images beside a kohya set's `N_name` folders, which kohya never trains"
+    severity = Severity.WARNING
+    problem_kind = "not-trained"
+
+
 class TrainerConfigMismatch(Rule):
     """## What it does
     Checks a trainer's own dataset config against the data it describes, when you lint the config
@@ -565,7 +592,7 @@ class TrainerConfigMismatch(Rule):
 
 RULES = (
     ImageMissing, CaptionMissing, CaptionEmpty, InvalidEncoding, EncodingHygiene, DuplicateEntry,
-    PathOutsideRoot, MalformedMetadata, CaptionExtensionMismatch, TrainerConfigMismatch, CaptionTooLong,
+    PathOutsideRoot, MalformedMetadata, CaptionExtensionMismatch, TrainerConfigMismatch, CaptionTooLong, NotTrained,
 )
 
 plugin = RulePack(RULES)

@@ -36,6 +36,7 @@ __all__ = [
     "LintResult",
     "dataset_settings",
     "dataset_targets",
+    "separate_datasets",
     "fix",
     "lint",
     "load_config",
@@ -349,11 +350,63 @@ def dataset_targets(
             elif path.suffix.lower() in members or path.name == CONFIG_FILENAME:
                 skipped.append(path)
                 continue
-        key = target.resolve()
-        if key not in seen:
-            seen.add(key)
-            targets.append(target)
+        for each in (separate_datasets(target, ordered) if target.is_dir() else None) or [target]:
+            key = each.resolve()
+            if key not in seen:
+                seen.add(key)
+                targets.append(each)
     return targets, skipped
+
+
+#: What makes a folder a dataset of its own: its metadata, its config, or kohya `N_name` folders.
+_DATASET_FILES = ("metadata.csv", "metadata.jsonl", CONFIG_FILENAME)
+
+
+def separate_datasets(folder: Path, readers: Sequence[DatasetReader]) -> list[Path] | None:
+    """The datasets a folder holds side by side (`projects/cats/`, `projects/dogs/`, each with its
+    own metadata, lorakit.toml or kohya `N_name` folders), or None when the folder is one dataset.
+
+    Linted as one, two projects would be judged against each other (one identity balance, one
+    inferred trigger). A folder with images or `N_name` folders of its own, one that a reader other
+    than the plain sidecar one claims (a metadata file, a trainer config), or a kohya_ss project
+    (`img/` beside `reg/`) stays one dataset."""
+    from lora_core.datasets.reader import IMAGE_EXTENSIONS, KOHYA_FOLDER
+
+    if any(r.name != "sidecar" and call_reader(r, "claims", folder) for r in readers):
+        return None
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return None
+    subfolders = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if KOHYA_FOLDER.match(entry.name):
+                return None
+            subfolders.append(Path(entry.path))
+        elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS or entry.name in _DATASET_FILES:
+            return None
+    own = [sub for sub in subfolders if _is_dataset_root(sub)]
+    if len(own) < 2:
+        return None
+    from lora_core.datasets.reader import regularisation_parent
+
+    if any(regularisation_parent(sub.name) for sub in subfolders):
+        return None  # kohya_ss's img/ + reg/: one training run
+    return own
+
+
+def _is_dataset_root(folder: Path) -> bool:
+    from lora_core.datasets.reader import KOHYA_FOLDER
+
+    try:
+        with os.scandir(folder) as listing:
+            return any(e.name in _DATASET_FILES or (KOHYA_FOLDER.match(e.name) is not None and e.is_dir())
+                       for e in listing)
+    except OSError:
+        return False
 
 
 def _place(path: Path, readers: Sequence[DatasetReader]) -> tuple[Path, DatasetReader] | None:

@@ -18,6 +18,7 @@ from lora_core import api
 from lora_core.atomic import atomic_write_text, write_error
 from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, process_ends_with_command, skip_teardown
 from lora_core.cli.options import build_registry, plugin_options, split_codes
+from lora_core.datasets import by_priority
 from lora_core.fixer import MAX_ROUNDS
 from lora_core.reporters import Report, fixed_summary, plural
 from lora_core.reporters.full import use_color
@@ -96,6 +97,13 @@ def _lint(
     )
     targets = list(paths) or [Path(".")]
     ctx = click.get_current_context()
+    readers = by_priority(registry.readers)
+    for target in targets:
+        held = api.separate_datasets(target, readers) if target.is_dir() else None
+        if held:
+            names = ", ".join(f"`{sub.name}/`" for sub in held)
+            click.echo(f"lorakit: note: {target} holds {len(held)} datasets ({names}): each is linted on its own",
+                       err=True)
 
     if diff:
         would = api.fix(targets, unsafe=unsafe_fixes, write=False, options=options, registry=registry)

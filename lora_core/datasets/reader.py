@@ -26,6 +26,7 @@ from lora_core.errors import DatasetError
 #: The public surface (docs/toolkit.md, docs/plugins.md); other names here are internal.
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "regularisation_parent",
     "DatasetReader",
     "DatasetSettings",
     "MetadataFileReader",
@@ -44,6 +45,14 @@ _SURROGATES = re.compile("[\udc80-\udcff]+")
 _LINE_ENDINGS = re.compile(r"\r\n|\r|\n")
 # Pre-compiled folder-name pattern of kohya repeat folders: "10_cyberpunk city".
 KOHYA_FOLDER = re.compile(r"^(\d+)_(.+)$")
+_REGULARISATION_PARENT = re.compile(r"(?i)(?:^|[_\-\s])(?:reg|regs|regularization|regularisation|class)(?:$|[_\-\s])"
+                                    r"|^reg_?(?:images?|imgs?|data)$|^(?:images?|imgs?)_?reg$")
+
+
+def regularisation_parent(name: str) -> bool:
+    """Whether a folder name is one kohya's docs give regularisation images (`reg`, `img_reg`,
+    `reg_images`, `regularization`, `class_images`): its `N_class` folders hold class images."""
+    return _REGULARISATION_PARENT.search(name) is not None
 #: The metadata files of a Hugging Face imagefolder; a folder holds at most one of them.
 IMAGEFOLDER_METADATA = ("metadata.csv", "metadata.jsonl")
 

@@ -64,9 +64,24 @@ class SidecarReader(DatasetReader):
         dataset = Dataset(root=root, path=root, format=self.name, records=[], sources=[],
                           problems=problems, caption_column="", reader=self)
         pending: list[tuple[str, str, str, int | None, str | None]] = []
+        # kohya trains the images inside a train_data_dir's `N_name` folders only: beside them (the
+        # root itself, a `samples/` folder) nothing is trained, so nothing there is linted as if it were.
+        kohya_root = _any_entry(root, _is_kohya_folder)
         for folder_name, rel, images, captions in _walk(root, {*CAPTION_EXTENSIONS, wanted_ext.lower()}):
             folder = Path(folder_name)
             repeats = concept = None
+            if kohya_root and not KOHYA_FOLDER.match(rel.split("/", 1)[0]):
+                if images:
+                    first = sorted(images.values())[0]
+                    where = f"`{rel}`" if rel else "the dataset folder"
+                    what = (f"`{rel + first}` sits" if len(images) == 1 else
+                            f"{len(images)} images in {where} (e.g. `{rel + first}`) sit")
+                    them = "it" if len(images) == 1 else "them"
+                    problems.append(ReadProblem(
+                        "not-trained", Location(folder / first, 1, 1),
+                        f"{what} beside the kohya `N_name` folders, where kohya trains nothing: not linted; move "
+                        f"{them} into a concept folder to train {them}", image=rel + first))
+                continue
             kohya = KOHYA_FOLDER.match(folder.name)
             # Paths as strings in the loop (one caption file an image): a Path costs more than
             # reading the file. SourceFile turns its path into a Path when first asked.
