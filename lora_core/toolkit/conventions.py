@@ -1083,7 +1083,11 @@ def _variant_plan(token: str) -> tuple[re.Pattern[str] | None, str, int, tuple[s
                        re.IGNORECASE)
     target = squash(token)
     limit = 1 if len(target) <= 6 else 2
-    pieces = tuple(dict.fromkeys(target[i:i + 3] for i in range(len(target) - 2)))
+    # An edit breaks at most three of the token's letter pairs (a transposition: `zyla` -> `zlya`
+    # keeps none of zy, yl, la), so a typo keeps one of them only while the token has more than
+    # 3 x limit pairs; shorter tokens are not filtered.
+    pairs = len(target) - 1
+    pieces = tuple(dict.fromkeys(target[i:i + 2] for i in range(pairs))) if pairs > 3 * limit else ()
     return loose, target, limit, pieces
 
 
@@ -1137,11 +1141,10 @@ def find_variant(caption: str, token: str, protected: Iterable[str] = ()) -> Var
         found = _look_alike(caption, token)
         if found is not None:
             return found
-    if len(target) < 4:
-        return None  # a 3-letter token is one edit away from too many words
     folded = caption.casefold()
-    if not any(piece in folded for piece in pieces):
+    if pieces and not any(piece in folded for piece in pieces):
         return None
+    short = len(target) < 4  # a 3-letter token is one edit away from too many words: see below
     words = list(_TOKEN.finditer(caption))
     spans = [(w.start(), w.end()) for w in words]
     spans += [(a.start(), b.end()) for a, b in zip(words, words[1:]) if caption[a.end():b.start()].strip() == ""]
@@ -1156,10 +1159,18 @@ def find_variant(caption: str, token: str, protected: Iterable[str] = ()) -> Var
         if abs(len(squashed) - size) > limit:
             continue
         distance = _distance(squashed, target, limit)
+        if squashed == target and text != token:
+            # `zq-x`, `zq x` for `zqx`: the token with separators inside (squash drops them); two
+            # words of the language are never one (`blue sky` is not the trigger `bluesky`)
+            if not any(len(word) > 2 and is_common_word(word) for word in text.split()):
+                return Variant(start, end, text, "form")
+            continue
         if not 0 < distance <= limit or (best is not None and distance >= best[0]):
             continue
         if " " not in text and not is_rare_token(text):
             continue
+        if short and (" " in text or squashed[:2] != target[:2]):
+            continue  # `zqxx` for `zqx`; never `sky` for `sks`
         if guarded is None:
             guarded = {squash(p) for p in protected} - {target}
         if squashed in guarded:

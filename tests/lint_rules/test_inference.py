@@ -282,3 +282,33 @@ def test_init_keeps_a_concept_folders_wording_to_that_folder(tmp_path, registry)
     assert "concept folder `8_wtrclr_fox` that show a creature say `red fox`" in text
     found = [v for v in _lint(tmp_path / "set", registry) if v.code == "LK203"]
     assert not [v for v in found if v.image == "10_person_A/extra.png"]
+
+
+@pytest.mark.parametrize("caption, token, variant, kind", [
+    ("zlya, portrait, smiling", "zyla", "zlya", "typo"),  # issue 24 #7: two letters swapped
+    ("wtcrlr, fox", "wtrclr", "wtcrlr", "typo"),  # a swap that keeps none of the token's letter triples
+    ("zq-x, a cube", "zqx", "zq-x", "form"),  # issue 27: separators inside a short trigger
+    ("zq x, a cube", "zqx", "zq x", "form"),
+    ("zqxx, a cube", "zqx", "zqxx", "typo"),
+])
+def test_short_and_transposed_trigger_spellings_are_variants(caption, token, variant, kind):
+    found = find_variant(caption, token)
+    assert found is not None and (found.text, found.kind) == (variant, kind)
+
+
+@pytest.mark.parametrize("caption, token", [("sky, clouds", "sks"), ("a photo of skis", "sks"),
+                                            ("zebra, field", "zyla"), ("blue sky, clouds", "bluesky"),
+                                            ("a red fox", "redfox")])
+def test_common_words_are_never_short_trigger_typos(caption, token):
+    assert find_variant(caption, token) is None
+
+
+def test_a_transposed_trigger_is_fixed_in_place_not_inserted(tmp_path, registry):
+    """Issue 24 #7: `zlya` for `zyla` was "trigger missing" and the unsafe fix wrote `zyla, zlya, ...`."""
+    files = {f"{i}.png": f"zyla, portrait, look {i}, studio light" for i in range(8)}
+    files["8.png"] = "zlya, portrait, smiling, studio light"
+    make_sidecar_dataset(tmp_path / "z", files)
+    found = [v.code for v in _lint(tmp_path / "z", registry, isolated=True) if v.image == "8.png"]
+    assert found == ["LK307"]
+    lora_core.fix(tmp_path / "z", registry=registry, unsafe=True, isolated=True, ignore=IMAGE_RULES)
+    assert (tmp_path / "z" / "8.txt").read_text(encoding="utf-8").startswith("zyla, portrait, smiling")
