@@ -67,7 +67,11 @@ class PreparingCaptioner(Captioner, Protocol):
 
 @runtime_checkable
 class Trainer(Protocol):
-    """Trains on a linted dataset: writes its files into ``job.run_dir`` and says which."""
+    """Trains on a linted dataset: writes its files into ``job.run_dir`` and says which.
+
+    A trainer may also define ``preflight(job) -> None``: called before the run folder exists and
+    before anything heavy is imported, it raises ``ConfigError`` for a setting that cannot work
+    (no base model), so the user hears it in a second, with the file to edit."""
 
     def train(self, job: TrainJob) -> TrainOutcome: ...
 

@@ -11,6 +11,7 @@ A trainer plugin registers `factory()` (or `factory(registry=...)`) returning a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -47,6 +48,17 @@ class TrainOptions:
     allow_lint_errors: bool = False
     allow_pickle: bool = False
     device: str = "auto"
+    base_model: str | None = None  # --base-model: wins over [train] base-model
+    base_model_config: str | None = None  # --base-model-config
+
+
+def _command_line_path(value: str) -> str:
+    """A path given on the command line, relative to the current folder (absolute, so that the
+    config file's folder does not change it); a hub id (`org/name`) stays as it is."""
+    candidate = Path(value).expanduser()
+    if candidate.exists() or value.startswith((".", "~", "/")) or candidate.suffix.lower() in FILE_SUFFIXES:
+        return str(candidate.resolve())
+    return value
 
 
 @dataclass
@@ -169,10 +181,23 @@ def train(dataset: Path, options: TrainOptions, registry: Registry, report: Call
         raise DatasetError(f"{dataset}: nothing to train on")
     linted = result.datasets[0]
     config = linted.config
+    for key, value in (("base-model", options.base_model), ("base-model-config", options.base_model_config)):
+        if value:
+            config.sections.setdefault("train", {})[key] = _command_line_path(value)
     folder, name, tag = run_folder(config, dataset, config.section("train"), options)
+    job = TrainJob(dataset=linted.dataset, config=config, run_dir=folder, cache_dir=folder.parent / ".cache",
+                   name=name, tag=tag, resume=options.resume, allow_pickle=options.allow_pickle,
+                   device=options.device, lint_summary=lint_summary(result),
+                   allow_lint_errors=options.allow_lint_errors, report=report, warn=warn)
+    trainer = entry.build(registry)
+    preflight = getattr(trainer, "preflight", None)
+    if callable(preflight):
+        with registry.attributed(entry.plugin, f"trainer {options.trainer!r}"):
+            preflight(job)  # before the run folder exists: a bad setting leaves nothing behind
     errors = result.count(Severity.ERROR)
     if errors:
         warn(f"training despite {errors} lint error(s) (--allow-lint-errors); recorded in the run's metadata")
+    made_output = not folder.parent.exists()
     folder.mkdir(parents=True, exist_ok=True)
     resolved = {"dataset": str(dataset), "trainer": options.trainer, "tag": tag, "config_file":
                 str(config.path) if config.path else None, "allow_lint_errors": options.allow_lint_errors,
@@ -180,12 +205,7 @@ def train(dataset: Path, options: TrainOptions, registry: Registry, report: Call
     if _is_main():
         atomic_write_bytes(folder / "config.json", json.dumps(resolved, indent=2, default=str).encode())
         _write_lint_report(folder, result)
-    job = TrainJob(dataset=linted.dataset, config=config, run_dir=folder, cache_dir=folder.parent / ".cache",
-                   name=name, tag=tag, resume=options.resume, allow_pickle=options.allow_pickle,
-                   device=options.device, lint_summary=lint_summary(result),
-                   allow_lint_errors=options.allow_lint_errors, report=report, warn=warn)
     try:
-        trainer = entry.build(registry)
         with registry.attributed(entry.plugin, f"trainer {options.trainer!r}"):
             outcome = trainer.train(job)
     except BaseException:
@@ -195,6 +215,9 @@ def train(dataset: Path, options: TrainOptions, registry: Registry, report: Call
             import shutil
 
             shutil.rmtree(folder, ignore_errors=True)
+            if made_output:
+                with contextlib.suppress(OSError):
+                    folder.parent.rmdir()  # the `runs/` this run made, if nothing else is in it
         raise
     return outcome, result, folder
 

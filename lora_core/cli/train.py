@@ -22,15 +22,19 @@ from lora_core.cli.options import build_registry, plugin_options
               help="Train although lint reports errors (recorded in the run folder and the LoRA's metadata).")
 @click.option("--allow-pickle", is_flag=True, help="Allow a pickle base model (.ckpt/.pt/.bin): it can run code.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--base-model", metavar="MODEL",
+              help="Base model (diffusers folder, cached hub id, .safetensors file); wins over [train] base-model.")
+@click.option("--base-model-config", metavar="FOLDER",
+              help="diffusers config folder for a single-file base model of another variant.")
 @plugin_options
 def train(dataset: Path, config: Path | None, trainer: str, tag: str | None, resume: bool,
-          allow_lint_errors: bool, allow_pickle: bool, device: str, plugin_flags: tuple[str, ...],
-          require_plugins: tuple[str, ...]) -> None:
+          allow_lint_errors: bool, allow_pickle: bool, device: str, base_model: str | None,
+          base_model_config: str | None, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...]) -> None:
     """Lint DATASET and its [train] config; train a LoRA only when no error is left.
 
     \b
     Examples:
-      lorakit train data/                          # runs/data-<date-time>/
+      lorakit train data/ --base-model ./sd15      # runs/data-<date-time>/
       lorakit train data/ --tag v1.2-prompt-fix
       lorakit train data/ --tag v1.2-prompt-fix --resume
       accelerate launch -m lora_core.cli train data/ --tag multi-gpu
@@ -45,7 +49,8 @@ def train(dataset: Path, config: Path | None, trainer: str, tag: str | None, res
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     registry = build_registry(plugin_flags, require_plugins)
     options = TrainOptions(trainer=trainer, config=config, tag=tag, resume=resume,
-                           allow_lint_errors=allow_lint_errors, allow_pickle=allow_pickle, device=device)
+                           allow_lint_errors=allow_lint_errors, allow_pickle=allow_pickle, device=device,
+                           base_model=base_model, base_model_config=base_model_config)
     main_process = os.environ.get("RANK", "0") in ("", "0")
 
     def report(message: str) -> None:

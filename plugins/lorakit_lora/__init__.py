@@ -30,6 +30,24 @@ class LoraTrainer:
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry
 
+    def preflight(self, job: TrainJob) -> None:
+        """The base model, checked before the run folder and the 30 s of torch/diffusers imports."""
+        from lora_core.errors import ConfigError
+        from lora_core.toolkit.hub import PICKLE_SUFFIXES
+
+        train = job.config.section("train")
+        base = job.resolve(str(train.get("base-model") or ""))
+        where = f"under [train] in {job.config.path}" if job.config.path else \
+            "in a lorakit.toml beside the dataset, under [train]"
+        if not base:
+            raise ConfigError(f"[train] base-model is not set: pass --base-model (a diffusers folder, a hub id in "
+                              f"the local cache, or a .safetensors file), or write `base-model = \"...\"` {where}")
+        path = Path(base).expanduser()
+        if path.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES) and not path.is_file():
+            raise ConfigError(f"base model {base}: no such file (set by --base-model or [train] base-model {where})")
+        if path.is_absolute() and not path.exists():
+            raise ConfigError(f"base model {base}: no such folder (set by --base-model or [train] base-model {where})")
+
     def train(self, job: TrainJob) -> TrainOutcome:
         import logging
 

@@ -636,3 +636,29 @@ def test_a_hub_id_in_the_local_cache_trains_offline(tiny_sd, tmp_path):
     run = subprocess.run([sys.executable, "-m", "lora_core.cli", "train", str(missing), "--tag", "hub"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 2 and "'lorakit/not-downloaded' is not in the local Hugging Face cache" in run.stderr
+
+
+def test_base_model_on_the_command_line_and_its_absence_said_at_once(tiny_sd, tmp_path):
+    """Issue 24 #8: `--base-model` exists (as on `generate`); without one, the error names the file
+    to edit before any model code is imported, and leaves no empty `runs/` behind."""
+    import subprocess
+    import sys
+
+    folder = dataset(tmp_path / "ds", tiny_sd, epochs=1)
+    config = folder / "lorakit.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace(f'base-model = "{tiny_sd}"', ""), encoding="utf-8")
+    probe = ("import sys, runpy; sys.argv = ['lorakit', 'train', sys.argv[1]]\n"
+             "try:\n    runpy.run_module('lora_core', run_name='__main__')\n"
+             "except SystemExit as e:\n"
+             "    print('heavy:', sorted(m for m in ('torch', 'diffusers') if m in sys.modules), 'exit:', e.code)\n")
+    shown = subprocess.run([sys.executable, "-c", probe, str(folder)], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300)
+    assert "[train] base-model is not set: pass --base-model" in shown.stderr
+    assert f"under [train] in {config}" in shown.stderr
+    assert "heavy: [] exit: 2" in shown.stdout, shown.stdout + shown.stderr
+    assert not (tmp_path / "runs").exists()
+    relative = os.path.relpath(tiny_sd, tmp_path)
+    result = run_train([str(folder), "--base-model", relative, "--tag", "cli"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "runs" / "ds-cli" / "config.json").read_text())["sections"]["train"][
+        "base-model"] == str(Path(tiny_sd).resolve())
