@@ -150,8 +150,8 @@ class ImageTooSmall(ImageRule):
         # Bucketing trainers (kohya, OneTrainer, ai-toolkit, SimpleTuner) resize each image to a
         # bucket of about resolution² pixels whatever its shape: an image is upscaled when its
         # area is below that, not when one side is (a 1024x400 still is not upscaled at 512).
-        pinned = ctx.has_key("images", "min-size") or (ctx.has_section("train") and
-                                                        bool(ctx.section("train").get("resolution")))
+        # Pinned by a key that is set (an empty [train] table, as `lorakit init` writes, pins nothing).
+        pinned = ctx.has_key("images", "min-size") or ctx.has_key("train", "resolution")
         # With the resolution unknown (512 assumed), an image a few percent short of it is not
         # reported: a 5% upscale trains no visible blur.
         floor = limit if pinned else limit * _ASSUMED_TOLERANCE
