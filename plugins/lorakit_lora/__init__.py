@@ -63,6 +63,13 @@ class LoraTrainer:
 
             raise PluginError(f"trainer lora needs torch, diffusers and peft: pip install 'lorakit[train]' ({exc})") \
                 from None
+        import os
+
+        if not os.environ.get("LORAKIT_VERBOSE"):
+            # diffusers' and transformers' notes for library developers ("please open an issue",
+            # deprecations inside their own code) read as errors to a newcomer: errors still show.
+            for library in ("diffusers", "transformers"):
+                logging.getLogger(library).setLevel(logging.ERROR)
         from lora_core.train import TrainOutcome
         from lorakit_lora import export, monitor
         from lorakit_lora.data import examples_from, split_validation
@@ -97,7 +104,9 @@ class LoraTrainer:
                                                     trainer.base, train_examples, provenance, outcome.steps,
                                                     outcome.epochs)
         outcome.files["loss_csv"] = monitor.write_csv(trainer.history.rows, run / "loss.csv")
-        outcome.files["loss_png"] = monitor.draw(trainer.history.rows, run / "loss.png")
+        outcome.files["loss_png"] = monitor.draw(trainer.history.rows, run / "loss.png",
+                                                 steps=list(zip(trainer.history.step_losses,
+                                                                trainer.history.step_rates)))
         if settings.validation_prompts:
             grid = trainer.sample_grid("samples-final.png")
             if grid is not None:

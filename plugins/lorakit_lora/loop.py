@@ -24,12 +24,49 @@ CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2
 
 
+#: Seconds between two progress lines: a line a step would flood a log; one an epoch is silence.
+PROGRESS_EVERY = 10.0
+
+
+class Progress:
+    """Step progress with the loss, learning rate, speed and time left, every PROGRESS_EVERY
+    seconds (and at the first step, which says how long one step takes)."""
+
+    def __init__(self, report: Any, total: int, done: int, caching: bool) -> None:
+        self.report, self.total, self.first = report, total, done
+        self.caching = caching
+        self.started = self.last = time.monotonic()
+        self.shown = False
+
+    def step(self, step: int, loss: float, rate: float) -> None:
+        now = time.monotonic()
+        if self.shown and now - self.last < PROGRESS_EVERY and step < self.total:
+            return
+        self.last, self.shown = now, True
+        per_step = (now - self.started) / max(1, step - self.first)
+        left = max(0, self.total - step) * per_step
+        note = " (the first epoch also encodes and caches the latents)" if self.caching else ""
+        self.report(f"step {step}/{self.total} ({step / max(1, self.total):.0%}): loss {loss:.4f}, lr {rate:.3g}, "
+                    f"{per_step:.2f} s/step, {_duration(left)} left{note}")
+        self.caching = False
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 @dataclass
 class History:
     """One row per epoch (loss.csv), plus per-step training losses."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     step_losses: list[float] = field(default_factory=list)
+    step_rates: list[float] = field(default_factory=list)  # the learning rate of each step
 
 
 @dataclass
@@ -122,7 +159,10 @@ class Trainer:
         accelerator = self.accelerator
         self.device = accelerator.device
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.mixed_precision, torch.float32)
+        started = time.monotonic()
+        self.report(f"loading base model {s.base_model}")
         base = load_base_model(s.base_model, self.job.allow_pickle, s.base_model_config or None, s.prediction_type)
+        self.report(f"base model loaded in {time.monotonic() - started:.0f} s")
         self.base = base
         for module in base.modules:
             module.requires_grad_(False)
@@ -322,6 +362,8 @@ class Trainer:
                     f"{self.device} with {self.world} process(es), precision {self.mixed_precision}, attention "
                     f"{self.attention}, {self.total_steps} steps")
         stop = False
+        progress = Progress(self.report, self.total_steps, self.position.step,
+                            caching=s.cache_latents and not self.job.resume)
         epochs = 10**9 if s.max_steps else s.epochs  # max-steps, when set, decides alone (as in kohya)
         while self.position.epoch < epochs and not stop:
             epoch = self.position.epoch
@@ -333,6 +375,8 @@ class Trainer:
                 if accelerator.sync_gradients:
                     self.position.step += 1
                     self.history.step_losses.append(mean_loss)
+                    self.history.step_rates.append(float(self.lr_scheduler.get_last_lr()[0]))
+                    progress.step(self.position.step, mean_loss, self.history.step_rates[-1])
                     if s.save_every_steps and self.position.step % s.save_every_steps == 0:
                         self._save_checkpoint()
                     if s.max_steps and self.position.step >= s.max_steps:
@@ -412,7 +456,8 @@ class Trainer:
         accelerator.wait_for_everyone()
         state = {
             "position": self.position.__dict__.copy(),
-            "history": {"rows": self.history.rows, "step_losses": self.history.step_losses},
+            "history": {"rows": self.history.rows, "step_losses": self.history.step_losses,
+                        "step_rates": self.history.step_rates},
             "weights": self._trainable_state(),
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
@@ -460,7 +505,8 @@ class Trainer:
             self.accelerator.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
         self.position = Position(**state["position"])
-        self.history = History(state["history"]["rows"], state["history"]["step_losses"])
+        self.history = History(state["history"]["rows"], state["history"]["step_losses"],
+                               state["history"].get("step_rates", []))
         self.report(f"resumed from {complete[-1]} (epoch {self.position.epoch + 1}, step {self.position.step})")
 
     def _named_trainable(self) -> list[tuple[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import os
 import signal
 import subprocess
@@ -123,6 +124,17 @@ def trained(tiny_sd, tmp_path_factory) -> Path:
     result = run_train([str(folder), "--tag", "v1.2-prompt-fix"], work)
     assert result.exit_code == 0, result.output
     return work / "runs" / "ds-v1.2-prompt-fix"
+
+
+def test_training_reports_loading_and_step_progress(tiny_sd, tmp_path):
+    """Issue 24 #9: the model load and each stretch of steps are said (loss, rate, time left)."""
+    folder = dataset(tmp_path / "ds", tiny_sd, epochs=1)
+    result = run_train([str(folder), "--tag", "p"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert f"lorakit: loading base model {tiny_sd}" in result.stderr
+    assert re.search(r"lorakit: step 1/3 \(33%\): loss \d\.\d{4}, lr 0\.0001, \d+\.\d\d s/step, \d+ s left "
+                     r"\(the first epoch also encodes and caches the latents\)", result.stderr), result.stderr
+    assert "lorakit: step 3/3 (100%)" in result.stderr
 
 
 def test_training_writes_a_complete_run_folder(trained):
