@@ -84,7 +84,8 @@ def draw(rows: list[dict[str, Any]], path: Path, size: tuple[int, int] = (720, 4
     step_points = [((i + 1) / per_epoch, loss) for i, (loss, _) in enumerate(steps)] if per_epoch else []
     rates = [(x, rate) for (x, _), (_, rate) in zip(step_points, steps)]
     if not rates:
-        rates = [(float(r["epoch"]), float(r["learning_rate"])) for r in rows if r.get("learning_rate") not in ("", None)]
+        rates = [(float(r["epoch"]), float(r["learning_rate"])) for r in rows
+                 if r.get("learning_rate") not in ("", None)]
     values = [v for pts in points.values() for _, v in pts] + [v for _, v in step_points]
     inner_w, inner_h = width - left - right, height - top - bottom
     pen.rectangle([left, top, width - right, height - bottom], outline=(120, 120, 120))
