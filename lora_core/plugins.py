@@ -466,6 +466,22 @@ def load_plugins(
     return registry
 
 
+def missing_requirements(plugin: object) -> list[str]:
+    """The modules a plugin declares in `REQUIRES` that are not installed (found without importing
+    them: listing plugins stays light)."""
+    import importlib.util
+
+    missing = []
+    for module in getattr(plugin, "REQUIRES", ()) or ():
+        try:
+            found = importlib.util.find_spec(str(module)) is not None
+        except (ImportError, ValueError):  # a broken install, or a module blocked in sys.modules
+            found = False
+        if not found:
+            missing.append(str(module))
+    return missing
+
+
 def _returning(plugin: object) -> Callable[[], object]:
     """A loader for a plugin object given in memory (an entry point's is `ep.load`)."""
     return lambda: plugin

@@ -8,7 +8,7 @@ import sys
 import click
 
 from lora_core.cli import cli
-from lora_core.cli.options import build_registry, plugin_options
+from lora_core.cli.options import build_registry, plugin_options, wide_console
 from lora_core.plugins import Registered
 
 
@@ -29,7 +29,6 @@ def rules(output_format: str, plugin_flags: tuple[str, ...], require_plugins: tu
 
         sys.stdout.write(rules_markdown(all_rules))
         return
-    from rich.console import Console
     from rich.markup import escape  # summaries hold `[section]` names, not markup
     from rich.table import Table
 
@@ -40,7 +39,7 @@ def rules(output_format: str, plugin_flags: tuple[str, ...], require_plugins: tu
     for rule in all_rules:
         table.add_row(rule.code, rule.name, rule.severity.value + (" (opt-in)" if rule.opt_in else ""),
                       rule.fix.value if rule.fix else "", rule.plugin, escape(rule.summary))
-    Console(soft_wrap=False).print(table)
+    wide_console().print(table)
 
 
 @cli.command()
@@ -79,12 +78,23 @@ def rule(code: str, output_format: str, plugin_flags: tuple[str, ...], require_p
 @plugin_options
 def plugins(output_format: str, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...]) -> None:
     """List installed plugins: version, what each registers, and load errors."""
+    from lora_core.plugins import missing_requirements
+
     registry = build_registry(plugin_flags, require_plugins)
     infos = sorted(registry.plugins.values(), key=lambda p: (not p.builtin, p.name))
+    needs: dict[str, tuple[list[str], str]] = {}  # plugin -> (missing modules, install command)
+    for info in infos:
+        plugin = registry.pm.get_plugin(info.name) if info.status == "loaded" else None
+        missing = missing_requirements(plugin) if plugin is not None else []
+        if missing:
+            needs[info.name] = (missing, str(getattr(plugin, "INSTALL", "") or ""))
     if output_format == "json":
         listing = []
         for info in infos:
             item = info.as_json()
+            # added fields: modules a loaded plugin needs but cannot find, and the command that installs them
+            missing, install = needs.get(info.name, ([], ""))
+            item["missing"], item["install"] = missing, install or None
             # what lorakit reads of each captioner and trainer (added fields; "registers" is unchanged)
             item["captioners"] = [_factory_json(c) for c in registry.captioners.values() if c.plugin == info.name]
             item["trainers"] = [_factory_json(t) for t in registry.trainers.values() if t.plugin == info.name]
@@ -92,7 +102,6 @@ def plugins(output_format: str, plugin_flags: tuple[str, ...], require_plugins: 
         json.dump(listing, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -104,9 +113,14 @@ def plugins(output_format: str, plugin_flags: tuple[str, ...], require_plugins: 
         status = Text(info.status, style="red" if info.error else "green")
         if info.error:
             status.append(f": {info.error}")
+        elif info.name in needs:
+            missing, install = needs[info.name]
+            status = Text(f"needs {', '.join(missing)}", style="yellow")
+            if install:
+                status.append(f": {install}")
         name = info.name + (" (built-in)" if info.builtin else "")
         table.add_row(name, info.distribution or "-", info.version or "-", Text(registers or "-"), status)
-    console = Console(soft_wrap=False)
+    console = wide_console()
     console.print(table)
     if registry.captioners:
         captioners = Table(box=None, header_style="bold", title="captioners", title_justify="left")

@@ -43,3 +43,15 @@ def build_registry(plugin_flags: tuple[str, ...], require: tuple[str, ...] = ())
 def split_codes(values: tuple[str, ...]) -> list[str]:
     """`--select LK1,LK2 --select LK3` -> ["LK1", "LK2", "LK3"]."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def wide_console() -> Any:
+    """A rich Console for the listing commands' tables: the terminal's width on a terminal; piped
+    or redirected, as wide as the rows (rich would squeeze them into 80 columns)."""
+    import sys
+
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console(soft_wrap=False)
+    return Console(soft_wrap=False, width=400)

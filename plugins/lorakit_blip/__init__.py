@@ -18,6 +18,11 @@ from lora_core.errors import PluginError
 from lora_core.hookspecs import hookimpl
 from lora_core.toolkit.hub import load_pretrained
 
+#: What this plugin needs beyond the core install: `lorakit plugins` says which is missing and how to
+#: install it (checked without importing anything).
+REQUIRES = ("torch", "transformers")
+INSTALL = "pip install 'lorakit[caption]'"
+
 MODELS = {
     "large": "Salesforce/blip-image-captioning-large",
     "base": "Salesforce/blip-image-captioning-base",

@@ -17,6 +17,11 @@ from lorakit_blip import TransformersCaptioner
 
 from lora_core.hookspecs import hookimpl
 
+#: What this plugin needs beyond the core install: `lorakit plugins` says which is missing and how to
+#: install it (checked without importing anything).
+REQUIRES = ("torch", "transformers")
+INSTALL = "pip install 'lorakit[caption]'"
+
 MODELS = {
     "opt-2.7b": "Salesforce/blip2-opt-2.7b",
     "opt-6.7b": "Salesforce/blip2-opt-6.7b",

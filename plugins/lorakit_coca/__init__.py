@@ -22,6 +22,11 @@ from typing import Any
 from lora_core.errors import PluginError
 from lora_core.hookspecs import hookimpl
 
+#: What this plugin needs beyond the core install: `lorakit plugins` says which is missing and how to
+#: install it (checked without importing anything).
+REQUIRES = ("torch", "open_clip")
+INSTALL = "pip install 'lorakit[coca]'"
+
 MODELS = {
     "ViT-L-14": "coca_ViT-L-14:mscoco_finetuned_laion2b_s13b_b90k",
     "ViT-B-32": "coca_ViT-B-32:mscoco_finetuned_laion2b_s13b_b90k",

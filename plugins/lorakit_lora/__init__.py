@@ -13,12 +13,18 @@ training starts (`pip install 'lorakit[train]'`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lora_core.hookspecs import hookimpl
 from lora_core.plugins import Registry, load_plugins
+
+#: What this plugin needs beyond the core install: `lorakit plugins` says which is missing and how to
+#: install it (checked without importing anything).
+REQUIRES = ("torch", "diffusers", "peft", "accelerate")
+INSTALL = "pip install 'lorakit[train]'"
 
 if TYPE_CHECKING:  # imported when used: listing commands (`lorakit --help`) loads this module too
     from lora_core.train import TrainJob, TrainOutcome
@@ -54,15 +60,13 @@ class LoraTrainer:
         # bitsandbytes, imported by diffusers/peft when installed, warns at import about 4-bit CPU
         # kernels lorakit never uses
         logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-        try:
-            import diffusers  # noqa: F401
-            import peft  # noqa: F401
-            import torch  # noqa: F401
-        except ImportError as exc:
+        from lora_core.plugins import missing_requirements
+
+        missing = missing_requirements(sys.modules[__name__])
+        if missing:
             from lora_core.errors import PluginError
 
-            raise PluginError(f"trainer lora needs torch, diffusers and peft: pip install 'lorakit[train]' ({exc})") \
-                from None
+            raise PluginError(f"trainer lora needs {', '.join(missing)}: {INSTALL}")
         import os
 
         if not os.environ.get("LORAKIT_VERBOSE"):

@@ -45,6 +45,13 @@ def generate(prompt: str, base_model: str, base_model_config: str | None, lora_d
       lorakit generate "cybrpnk, neon alley <lora:cyberpunk:0.7>" --base-model ./sd15 --lora-dir runs/cyberpunk-v1
     """
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import lorakit_lora
+    from lora_core.errors import PluginError
+    from lora_core.plugins import missing_requirements
+
+    missing = missing_requirements(lorakit_lora)
+    if missing:  # a core install: the install line, not an import error
+        raise PluginError(f"lorakit generate needs {', '.join(missing)}: {lorakit_lora.INSTALL}")
     from lorakit_lora.generate import generate as render
 
     folders = list(lora_dirs) or [Path("."), Path("runs")]
