@@ -90,7 +90,9 @@ def fix_dataset(dataset: Dataset, run: Callable[[], list[Violation]], unsafe: bo
             # One count for "fixable", "would fix" and "fixed": the problems that had a fix and are
             # gone now, however many edits that took (two rules asking for the same change, or one
             # edit that also settles its neighbour, are one edit and two problems fixed).
-            left = Counter(_problem(v) for v in found)
+            # A file-level fix (a byte-order mark dropped) is applied when the file is written, so
+            # the last lint still reports it: it is fixed all the same.
+            left = Counter(_problem(v) for v in found if not _settled_in_file(v, outcome, unsafe))
             for (key, code), count in fixable.items():
                 gone = max(0, count - left.get((key, code), 0))
                 if gone:
@@ -99,6 +101,13 @@ def fix_dataset(dataset: Dataset, run: Callable[[], list[Violation]], unsafe: bo
             return outcome
     outcome.converged = False
     return outcome
+
+
+def _settled_in_file(violation: Violation, outcome: FixOutcome, unsafe: bool) -> bool:
+    fix = violation.fix
+    if fix is None or fix.edits or not fix.file_changes or violation.location is None or not allowed(fix, unsafe):
+        return False
+    return fix.file_changes <= outcome.file_changes.get(violation.location.path, set())
 
 
 def _problem(violation: Violation) -> tuple[Any, str]:

@@ -8,6 +8,7 @@ plain data (the `--format json` output, a stable contract documented in docs/cli
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -101,8 +102,9 @@ def compute(dataset: Dataset, config: Config, top: int = 30, images: bool = True
 
 
 def _tags(caption: str) -> list[str]:
-    """A caption's comma-separated tags, trimmed and case-folded (a repeated tag counts twice)."""
-    return [t.strip().casefold() for t in caption.split(",") if t.strip()]
+    """A caption's comma-separated tags, trimmed (a repeated tag counts twice). Letter case is
+    kept: `Cybrpnk` and `cybrpnk` are two tokens to the text encoder, and two tags to lint."""
+    return [t.strip() for t in caption.split(",") if t.strip()]
 
 
 def _concepts(dataset: Dataset, top: int) -> dict[str, Any] | None:
@@ -131,15 +133,21 @@ def _concepts(dataset: Dataset, top: int) -> dict[str, Any] | None:
 
 
 def _image_stats(dataset: Dataset, config: Config) -> dict[str, Any]:
-    from lora_core.toolkit.image_facts import collect
+    from lora_core.toolkit.image_facts import analyse, collect
 
-    facts = collect(dataset, pixels=False, settings=config.section("images"))
+    facts = dict(collect(dataset, pixels=False, settings=config.section("images")))
+    # Images with no caption train too (kohya: on an empty caption or the folder's class): counted.
+    uncaptioned = sorted(dataset.images_on_disk - set(facts) - {r.image for r in dataset.records})
+    max_pixels = int(config.section("images").get("max-pixels", 89478485) or 89478485)
+    for name in uncaptioned:
+        facts[name] = analyse(os.path.join(str(dataset.root), name), pixels=False, max_pixels=max_pixels)
     readable = [f for f in facts.values() if not f.get("error") and "width" in f]
     sizes = Counter(f"{f['width']}x{f['height']}" for f in readable)
     shorter = [min(f["width"], f["height"]) for f in readable]
     aspects = [f["width"] / max(1, f["height"]) for f in readable]
     return {
         "count": len(facts),
+        "uncaptioned": len(uncaptioned),
         "unreadable": len(facts) - len(readable),
         "sizes": [{"size": s, "count": n} for s, n in sizes.most_common(10)],
         "shorter_side": {"min": min(shorter, default=0), "median": sorted(shorter)[len(shorter) // 2] if shorter

@@ -82,7 +82,8 @@ def render_tables(result: dict, console=None) -> None:
     if "images" in result:
         images = result["images"]
         side = images["shorter_side"]
-        summary.add_row("images", f"{images['count']} ({images['unreadable']} unreadable); shorter side "
+        summary.add_row("images", f"{images['count']} ({images.get('uncaptioned', 0)} without a caption, "
+                        f"{images['unreadable']} unreadable); shorter side "
                         f"{side['min']}-{side['max']} (median {side['median']})")
     console.print(summary)
     concepts = result.get("concepts")

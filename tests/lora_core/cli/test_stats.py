@@ -75,3 +75,35 @@ def test_kohya_repeats_count_and_plot_says_what_it_wrote(tmp_path):
 def test_a_dataset_without_repeat_folders_has_no_concepts(tmp_path):
     result = CliRunner().invoke(cli, ["stats", str(dataset(tmp_path)), "--format", "json"], catch_exceptions=False)
     assert json.loads(result.stdout)["concepts"] is None
+
+
+def test_uncaptioned_images_count_and_tags_keep_their_case(tmp_path):
+    """Issue 24 #11: an image with no caption still trains (kohya: on its folder's class) and is
+    counted; `Cybrpnk` and `cybrpnk` are two tags, as they are to lint and to the text encoder."""
+    from lora_core.testing import make_sidecar_dataset, write_photo
+
+    folder = tmp_path / "set"
+    make_sidecar_dataset(folder, {"10_x/a.png": "cybrpnk, rain", "10_x/b.png": "Cybrpnk, rain"})
+    write_photo(folder / "10_x" / "c.png", size=64)  # no caption file
+    result = CliRunner().invoke(cli, ["stats", str(folder), "--format", "json"], catch_exceptions=False)
+    data = json.loads(result.stdout)
+    assert data["images"]["count"] == 3 and data["images"]["uncaptioned"] == 1
+    assert {"tag": "cybrpnk", "count": 1} in data["tags"] and {"tag": "Cybrpnk", "count": 1} in data["tags"]
+    shown = CliRunner().invoke(cli, ["stats", str(folder)], catch_exceptions=False).output
+    assert "3 (1 without a caption, 0 unreadable)" in shown
+
+
+def test_fixable_and_fixed_counts_agree_with_a_byte_order_mark(tmp_path):
+    """Issue 24 #11: "2 fixable" then "Fixed 1 problem": the byte-order-mark fix was not counted."""
+    from lora_core.testing import make_sidecar_dataset
+
+    folder = tmp_path / "bom"
+    make_sidecar_dataset(folder, {"a.png": "cybrpnk,  rain, fog", "b.png": "cybrpnk, neon, fog"})
+    (folder / "b.txt").write_bytes(b"\xef\xbb\xbfcybrpnk, neon, fog")
+    linted = CliRunner().invoke(cli, ["lint", str(folder), "--isolated", "--format", "concise"])
+    assert "[*] 2 fixable with `--fix`." in linted.output
+    diffed = CliRunner().invoke(cli, ["lint", str(folder), "--isolated", "--diff"])
+    assert "Would fix 2 problems in 2 files." in diffed.stderr
+    fixed = CliRunner().invoke(cli, ["lint", str(folder), "--isolated", "--fix", "--format", "concise"])
+    assert "Fixed 2 problems in 2 files." in fixed.output
+    assert (folder / "b.txt").read_bytes() == b"cybrpnk, neon, fog"
