@@ -37,6 +37,7 @@ __all__ = [
     "dataset_settings",
     "dataset_targets",
     "separate_datasets",
+    "prepare_dataset",
     "fix",
     "lint",
     "load_config",
@@ -61,6 +62,7 @@ class LintOptions:
     semantic: bool = False  # run the CLIP agreement rules (sets [semantic] enabled)
     clip_model: str | None = None  # overrides [semantic] clip-model
     infer: bool = True  # False: infer nothing from the dataset (sets [infer] enabled = false)
+    cache: bool = True  # False: neither read nor write the image cache (sets [images] cache = false)
 
 
 @dataclass
@@ -464,7 +466,16 @@ def _prepare(target: Path, options: LintOptions, registry: Registry) -> tuple[Da
     rules = selection.enabled_rules(registry.rules)
     dataset = open_dataset(target, dataset_settings(config, options), registry.readers)
     apply_dataset_settings(config, dataset)
+    if not options.cache and "images" in config.sections:
+        config.sections["images"] = {**config.sections["images"], "cache": False}
     return dataset, config, rules, selection
+
+
+def prepare_dataset(target: Path, options: LintOptions, registry: Registry) -> tuple[Dataset, Config, list[Rule],
+                                                                                      Selection]:
+    """The dataset at `target` read, with its resolved config, the rules to run and the selection
+    that chose them: everything a lint does before running the rules."""
+    return _prepare(target, options, registry)
 
 
 def refuse_overwriting_inputs(output: Path, dataset: Dataset, config_path: Path | None = None) -> None:

@@ -20,7 +20,7 @@ from lora_core.cli import EXIT_FAILURE, EXIT_OK, EXIT_VIOLATIONS, cli, process_e
 from lora_core.cli.options import build_registry, plugin_options, split_codes
 from lora_core.datasets import by_priority
 from lora_core.fixer import MAX_ROUNDS
-from lora_core.reporters import Report, fixed_summary, plural
+from lora_core.reporters import Report, fixed_summary, fixes_by_rule, plural
 from lora_core.reporters.full import use_color
 from lora_core.reporters.machine import render_github
 from lora_core.toolkit.captions import valid_text
@@ -30,8 +30,8 @@ HUMAN_FORMATS = ("full", "concise")
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "output_format", default="full", show_default=True, metavar="NAME",
-              help="full, concise, json, sarif, github (plugins may add more).")
+@click.option("--format", "--output-format", "output_format", default="full", show_default=True, metavar="NAME",
+              help="full, concise, json, sarif, github, html (plugins may add more).")
 @click.option("-o", "--output-file", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the report to a file (atomically) instead of stdout.")
 @click.option("--fix", "apply_fix", is_flag=True, help="Apply safe fixes in place.")
@@ -41,7 +41,14 @@ HUMAN_FORMATS = ("full", "concise")
               help="Replace [lint] select (comma-separated codes, prefixes, names).")
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Add to the selection.")
 @click.option("--ignore", multiple=True, metavar="CODES", help="Disable these codes, prefixes or names.")
-@click.option("--statistics", is_flag=True, help="Count violations per rule.")
+@click.option("--statistics", is_flag=True, help="Show the count of violations per rule instead of each one.")
+@click.option("-q", "--quiet", is_flag=True, help="Print the violations only: no summary lines, no notes.")
+@click.option("--show-fixes", is_flag=True, help="With --fix or --diff, list the problems fixed, per rule.")
+@click.option("--show-settings", is_flag=True,
+              help="Show the settings each dataset is linted with (config file, model, caption form, the inferred "
+                   "trigger / style / wording and where each comes from), and lint nothing.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the image cache (.lorakit_cache).")
+@click.option("--watch", is_flag=True, help="Lint again whenever a file of the datasets changes (Ctrl-C stops).")
 @click.option("--strict", is_flag=True, help="Warnings fail the lint too (exit 1).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when violations are found.")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False),
@@ -79,7 +86,8 @@ def lint(**options: Any) -> None:
 def _lint(
     paths: tuple[Path, ...], output_format: str, output_file: Path | None, apply_fix: bool, unsafe_fixes: bool,
     diff: bool, select: tuple[str, ...], extend_select: tuple[str, ...], ignore: tuple[str, ...],
-    statistics: bool, strict: bool, exit_zero: bool, config: Path | None, isolated: bool, no_infer: bool,
+    statistics: bool, quiet: bool, show_fixes: bool, show_settings: bool, no_cache: bool, watch: bool,
+    strict: bool, exit_zero: bool, config: Path | None, isolated: bool, no_infer: bool,
     caption_column: str | None, caption_extension: str | None, color: bool | None, jobs: int | None,
     semantic: bool, clip_model: str | None, plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...],
 ) -> None:
@@ -93,14 +101,22 @@ def _lint(
         select=split_codes(select) or None, extend_select=split_codes(extend_select), ignore=split_codes(ignore),
         config=config, isolated=isolated, caption_column=caption_column, caption_extension=caption_extension,
         require_plugins=list(require_plugins), jobs=jobs, semantic=semantic, clip_model=clip_model,
-        infer=not no_infer,
+        infer=not no_infer, cache=not no_cache,
     )
     targets = list(paths) or [Path(".")]
     ctx = click.get_current_context()
+    if show_settings:
+        click.echo(settings_text(targets, options, registry), nl=False)
+        ctx.exit(EXIT_OK)
+    if watch:
+        from lora_core.cli.watch import watch_and_lint
+
+        watch_and_lint(targets, ctx)
+        return
     readers = by_priority(registry.readers)
     for target in targets:
         held = api.separate_datasets(target, readers) if target.is_dir() else None
-        if held:
+        if held and not quiet:
             names = ", ".join(f"`{sub.name}/`" for sub in held)
             click.echo(f"lorakit: note: {target} holds {len(held)} datasets ({names}): each is linted on its own",
                        err=True)
@@ -109,7 +125,10 @@ def _lint(
         would = api.fix(targets, unsafe=unsafe_fixes, write=False, options=options, registry=registry)
         text = would.diff()
         click.echo(text, nl=False)
-        click.echo(f"Would fix {fixed_summary(would)}." if would.changes else "No fixes available.", err=True)
+        click.echo(f"Would fix {fixed_summary(would)}" + (":" if show_fixes else ".") if would.changes
+                   else "No fixes available.", err=True)
+        if show_fixes and would.changes:
+            click.echo("\n".join(fixes_by_rule(would.by_code, would.remaining.rules)), err=True)
         if would.remaining.crashes:
             _print_crashes(would.remaining)
             ctx.exit(EXIT_FAILURE)
@@ -130,9 +149,9 @@ def _lint(
     else:
         result = api.lint(targets, options=options, registry=registry)
 
-    for skipped in result.skipped:
+    for skipped in [] if quiet else result.skipped:
         click.echo(f"lorakit: note: skipped {skipped}: not a caption sidecar, image or config of a dataset", err=True)
-    for item in result.datasets:
+    for item in [] if quiet else result.datasets:
         for name in item.config.ignored:
             click.echo(f"lorakit: note: {item.config.path}: [{name}] not checked: no loaded plugin provides it "
                        f"(disabled: {', '.join(registry.disabled)})", err=True)
@@ -144,7 +163,8 @@ def _lint(
         color = use_color(Report(result), sys.stdout)
     report = Report(result, cwd=Path.cwd(), fixed=fixed, unsafe_fixes=unsafe_fixes, statistics=statistics,
                     color=bool(color) if output_format in HUMAN_FORMATS else color,
-                    width=shutil.get_terminal_size().columns if terminal else None)
+                    width=shutil.get_terminal_size().columns if terminal else None, quiet=quiet,
+                    show_fixes=show_fixes)
     render = registry.formats[output_format].render
     buffer = io.StringIO()
     render(report, buffer)
@@ -168,6 +188,64 @@ def _lint(
         _print_crashes(result)
     skip_teardown()
     ctx.exit(result.exit_code(strict=strict, exit_zero=exit_zero))
+
+
+def settings_text(targets: list[Path], options: api.LintOptions, registry: Any) -> str:
+    """What `--show-settings` prints: per dataset, the config file, the rule selection, the model,
+    the caption form, and the trigger, style and wording, each pinned (and where) or inferred (and
+    from what), the way the rules will see them."""
+    from collections import Counter
+
+    from lora_core.starter import propose
+    from lora_core.toolkit.models import model_named
+
+    lines: list[str] = []
+    dataset_targets, _ = api.dataset_targets(targets, registry.readers)
+    for target in dataset_targets:
+        dataset, config, rules, selection = api.prepare_dataset(target, options, registry)
+        where = str(config.path) if config.path else "no config file (defaults; `lorakit init` writes one)"
+        lines.append(f"{dataset.path} ({dataset.format}, {plural(len(dataset.records), 'caption')})")
+        lines.append(f"  config file   {where}")
+        lines.append(f"  rules         {len(rules)} selected (select = {list(selection.select)}, ignore = "
+                     f"{list(selection.ignore)}; from {selection.origin})")
+        infer = config.section("infer")
+        proposal = (propose(dataset, {k: v for k, v in infer.items() if k != "enabled"}, config.lexicon)
+                    if infer.get("enabled", True) else None)
+        model_key = str(config.section("dataset").get("model", "") or "")
+        model = model_named(model_key) if model_key else None
+        source = ("[dataset] model" + (f" in {config.path}" if "dataset.model" in config.present and config.path
+                                       else " (the trainer config)")) if model_key else ""
+        lines.append(f"  model         {model.name if model else model_key} ({source})" if model_key else
+                     "  model         unknown: tag captions are checked against CLIP's 75 tokens; pin it with "
+                     "[dataset] model")
+        if proposal is not None:
+            forms = Counter(f for f in proposal.forms if f)
+            shown = ", ".join(f"{form} {count}" for form, count in forms.most_common()) or "none classified"
+            lines.append(f"  caption form  {shown} (per caption; a set's form decides which checks apply)")
+        entities, style = config.section("entities"), config.section("style")
+        conventions = proposal.conventions if proposal is not None else None
+        if "entities.trigger" in config.present:
+            lines.append(f"  trigger       `{entities.get('trigger')}` (pinned: [entities] trigger in {config.path})")
+        elif conventions is not None and conventions.triggers:
+            for trigger in conventions.triggers.values():
+                lines.append(f"  trigger       {trigger.evidence}")
+        else:
+            lines.append("  trigger       none (not pinned, none inferred)")
+        if "style.required" in config.present:
+            lines.append(f"  style         {style.get('required')} (pinned: [style] required in {config.path})")
+        elif conventions is not None and any(conventions.styles.values()):
+            for found in conventions.styles.values():
+                lines += [f"  style         {item.evidence}" for item in found]
+        else:
+            lines.append("  style         none (not pinned, none inferred)")
+        if "style.vague" in config.present:
+            lines.append(f"  wording       {style.get('vague')} (pinned: [style] vague in {config.path})")
+        elif conventions is not None:
+            lines += [f"  wording       {hint.evidence}" for hints in conventions.subjects.values() for hint in hints]
+        if proposal is None:
+            lines.append("  inference     off ([infer] enabled = false or --no-infer): only the config is checked")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _owners(codes: list[str], registry: Any) -> str:

@@ -27,6 +27,8 @@ class Report:
     statistics: bool = False
     color: bool | None = None  # None: decide from the stream (a terminal gets colour)
     width: int | None = None
+    quiet: bool = False  # the violations only: no summary lines (ruff's --quiet)
+    show_fixes: bool = False  # the summary lists what --fix fixed, per rule (ruff's --show-fixes)
 
     _paths: dict[Path, str] = field(default_factory=dict, repr=False)
 
@@ -92,7 +94,9 @@ def summary_lines(report: Report) -> list[str]:
     result = report.result
     lines: list[str] = []
     if report.fixed is not None and report.fixed.applied:
-        lines.append(f"Fixed {fixed_summary(report.fixed)}.")
+        lines.append(f"Fixed {fixed_summary(report.fixed)}" + (":" if report.show_fixes else "."))
+        if report.show_fixes:
+            lines += fixes_by_rule(report.fixed.by_code, result.rules)
     violations = result.violations
     records = sum(len(d.dataset.records) for d in result.datasets)
     if not violations:
@@ -120,6 +124,13 @@ def summary_lines(report: Report) -> list[str]:
     for crash in result.crashes:
         lines.append(f"error: {crash.describe()}")
     return lines
+
+
+def fixes_by_rule(by_code: dict[str, int], rules: list[Any]) -> list[str]:
+    """`    3 × LK101 (whitespace)` per rule, most first: what a fix run changed (--show-fixes)."""
+    names = {rule.code: rule.name for rule in rules}
+    ordered = sorted(by_code.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [f"  {count:>4} × {code} ({names.get(code, '?')})" for code, count in ordered]
 
 
 def statistics_rows(violations: list[Violation]) -> list[tuple[int, str, str, str]]:

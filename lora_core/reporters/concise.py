@@ -18,10 +18,12 @@ def concise_line(violation, report: Report) -> str:
 
 def render_concise(report: Report, stream: TextIO) -> None:
     write = stream.write
-    for violation in report.result.violations:
-        write(concise_line(violation, report) + "\n")
-    if report.statistics:
+    if report.statistics:  # as ruff's --statistics: the counts per rule instead of each violation
         for count, code, name, fixable in statistics_rows(report.result.violations):
             write(f"{count:>6}  {code:<7} {fixable:<3} {name}\n")
-    for line in summary_lines(report):
-        write(line + "\n")
+    else:
+        for violation in report.result.violations:
+            write(concise_line(violation, report) + "\n")
+    if not report.quiet:
+        for line in summary_lines(report):
+            write(line + "\n")

@@ -131,15 +131,17 @@ def render_full(report: Report, stream: TextIO) -> None:
     columns = _Columns(style, report.width)
     violations = report.result.violations
     write = stream.write
-    for path, group in groupby(violations, key=report.path_of):
-        write(style(path or "<dataset>", "bold underline") + "\n")
-        write("".join(_violation_text(v, columns) for v in group))
-        write("\n")
-    if report.statistics and violations:
+    if report.statistics:  # as ruff's --statistics: the counts per rule instead of each violation
         for count, code, name, fixable in statistics_rows(violations):
             write(f"{count:>6}  {code:<7} {fixable:<3} {name}\n")
-        write("\n")
-    for line in summary_lines(report):
+        if violations:
+            write("\n")
+    else:
+        for path, group in groupby(violations, key=report.path_of):
+            write(style(path or "<dataset>", "bold underline") + "\n")
+            write("".join(_violation_text(v, columns) for v in group))
+            write("\n")
+    for line in [] if report.quiet else summary_lines(report):
         tone = "bold red" if line.startswith("error") else ("bold green" if line.startswith("All") else "bold")
         write(style(line, tone) + "\n")
 

@@ -55,3 +55,100 @@ def test_listings_piped_are_one_row_a_line(command):
         assert len(lines) >= 60 and all(line.split()[0].startswith("LK") for line in lines[1:])
     else:
         assert any(line.startswith(" hygiene (built-in)") and "LK116" in line for line in lines)
+
+
+# -- the command-line conventions ruff users look for (issue 24 #12) -------------------------------
+
+
+def _cli(*args: str):
+    from click.testing import CliRunner
+
+    from lora_core.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture
+def demo(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "cyberpunk", tmp_path / "demo",
+                    ignore=shutil.ignore_patterns(".lorakit_cache"))
+    return tmp_path / "demo"
+
+
+def test_output_format_quiet_and_statistics(demo):
+    concise = _cli("lint", str(demo), "--output-format", "concise")
+    assert concise.exit_code == 1 and "LK305 [error]" in concise.stdout and "Found 43 problems" in concise.stdout
+    quiet = _cli("lint", str(demo), "--format", "concise", "-q")
+    assert quiet.stdout.splitlines() == concise.stdout.splitlines()[:-2]  # the violations, not the summary
+    statistics = _cli("lint", str(demo), "--statistics")
+    lines = statistics.stdout.splitlines()
+    assert not any("│" in line or line.startswith("  ") and ":" in line.split()[0] for line in lines)
+    assert any(line.split()[1:2] == ["LK201"] for line in lines if line.strip())
+    assert lines[-2].startswith("Found 43 problems")
+
+
+def test_show_fixes_lists_what_was_fixed_per_rule(demo):
+    diffed = _cli("lint", str(demo), "--diff", "--show-fixes")
+    assert "Would fix 26 problems in 1 file (17 edits: some problems were fixed by the same change):" in diffed.stderr
+    assert "× LK101 (whitespace)" in diffed.stderr
+    fixed = _cli("lint", str(demo), "--fix", "--show-fixes", "--format", "concise")
+    assert "Fixed 26 problems in 1 file" in fixed.stdout and "× LK101 (whitespace)" in fixed.stdout
+
+
+def test_no_cache_writes_no_image_cache(demo):
+    _cli("lint", str(demo), "--no-cache", "--select", "LK6")
+    assert not (demo / ".lorakit_cache").exists()
+    _cli("lint", str(demo), "--select", "LK6")
+    assert (demo / ".lorakit_cache").exists()
+
+
+def test_show_settings_says_what_is_pinned_and_what_is_inferred(demo, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    shown = _cli("lint", str(demo), "--show-settings")
+    assert shown.exit_code == 0, shown.output
+    assert f"  trigger       `cybrpnk` (pinned: [entities] trigger in {demo / 'lorakit.toml'})" in shown.stdout
+    assert "  model         unknown: tag captions are checked against CLIP's 75 tokens" in shown.stdout
+    kohya = tmp_path / "kohya"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "kohya-set", kohya,
+                    ignore=shutil.ignore_patterns(".lorakit_cache"))
+    inferred = _cli("lint", str(kohya), "--show-settings").stdout
+    assert "  trigger       trigger `wtrclr` inferred from 8 of 10 captions in concept folder `8_wtrclr_fox`" in inferred
+    assert "  config file   no config file" in inferred
+
+
+def test_usage_errors_are_one_lorakit_error_line():
+    wrong = subprocess.run([sys.executable, "-m", "lora_core", "lint", "--format", "nope", "."],
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith("lorakit: error: Invalid value for --format: unknown format 'nope'")
+    assert len(wrong.stderr.strip().splitlines()) == 1
+    unknown = subprocess.run([sys.executable, "-m", "lora_core", "lint", "--bogus"], capture_output=True, text=True,
+                             timeout=120)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("lorakit: error: No such option '--bogus'")
+
+
+def test_watch_lints_again_when_a_caption_changes_and_ctrl_c_ends_it(demo):
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "lora_core", "lint", str(demo), "--watch", "-q", "--format",
+                                "concise"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (demo / ".lorakit_cache").exists():
+            time.sleep(0.2)  # the first lint has run (it writes the image cache)
+        time.sleep(1.5)
+        with (demo / "metadata.csv").open("a", encoding="utf-8") as handle:
+            handle.write("extra.png,cybrpnk\n")
+        time.sleep(6)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert err.count("lorakit: watching") == 2 and "metadata.csv changed: linting again" in err
+    assert "`extra.png` does not exist" in out
