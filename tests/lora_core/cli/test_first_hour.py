@@ -117,7 +117,7 @@ def test_show_settings_says_what_is_pinned_and_what_is_inferred(demo, tmp_path):
     shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "kohya-set", kohya,
                     ignore=shutil.ignore_patterns(".lorakit_cache"))
     inferred = _cli("lint", str(kohya), "--show-settings").stdout
-    assert "  trigger       trigger `wtrclr` inferred from 8 of 10 captions in concept folder `8_wtrclr_fox`" in inferred
+    assert "  trigger       trigger `wtrclr` inferred from 8 of 10 captions in concept folder `8_wtrclr" in inferred
     assert "  config file   no config file" in inferred
 
 
