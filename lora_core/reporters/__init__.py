@@ -31,6 +31,28 @@ class Report:
     show_fixes: bool = False  # the summary lists what --fix fixed, per rule (ruff's --show-fixes)
 
     _paths: dict[Path, str] = field(default_factory=dict, repr=False)
+    _file_paths: dict[int, Path] | None = field(default=None, repr=False)
+
+    def file_of(self, violation: Violation) -> str:
+        """`path_of`, except that a finding about a whole folder dataset (LK304 balance, LK204
+        coverage) names a file: its config file, else its first caption file. A folder cannot
+        carry a GitHub annotation or a SARIF result that a pull request shows."""
+        if violation.location is None or not violation.location.path.is_dir():
+            return self.path_of(violation)
+        if self._file_paths is None:
+            self._file_paths = {}
+            for item in self.result.datasets:
+                sources = sorted(source.path for source in item.dataset.sources)
+                stand_in = item.config.path or (sources[0] if sources else None)
+                if stand_in is not None:
+                    for found in item.violations:
+                        self._file_paths[id(found)] = Path(stand_in)
+        stand_in = self._file_paths.get(id(violation))
+        if stand_in is None:
+            return self.path_of(violation)
+        from lora_core.api import display_path
+
+        return display_path(stand_in, self.cwd)
 
     def path_of(self, violation: Violation) -> str:
         """The violation's file relative to cwd (memoised: thousands of violations share a file)."""

@@ -37,7 +37,7 @@ def github_annotation(violation: Violation, report: Report) -> str:
     loc = violation.location
     props = []
     if loc is not None:
-        props.append(f"file={_escape_property(report.path_of(violation))}")
+        props.append(f"file={_escape_property(report.file_of(violation))}")
         props.append(f"line={loc.line}")
         # GitHub rejects col/endColumn when the annotation spans several lines.
         if loc.end_line is None or loc.end_line == loc.line:

@@ -68,7 +68,7 @@ def render_sarif(report: Report, stream: TextIO) -> None:
             item["ruleIndex"] = index[violation.code]
         loc = violation.location
         if loc is not None:
-            uri = report.path_of(violation).replace("\\", "/")
+            uri = report.file_of(violation).replace("\\", "/")
             item["locations"] = [{
                 "physicalLocation": {
                     "artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"},

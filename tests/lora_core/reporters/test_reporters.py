@@ -176,3 +176,22 @@ def test_lint_on_a_real_terminal_is_coloured(tmp_path):
         output += chunk
     os.waitpid(pid, 0)
     assert b"\x1b[" in output and b"LK101" in output, output[-500:]
+
+
+def test_dataset_findings_of_a_folder_point_at_a_file_in_github_and_sarif(tmp_path, registry):
+    """Issue 24 #13: LK304 of a kohya folder set pointed at the folder, which no pull request shows."""
+    from lora_core.testing import make_sidecar_dataset
+
+    files = {f"10_person_A/{i}.png": f"person_A, portrait, look {i}, studio light" for i in range(6)}
+    files.update({f"1_person_B/{i}.png": f"person_B, portrait, look {i}, window light" for i in range(3)})
+    make_sidecar_dataset(tmp_path / "set", files)
+    linted = lora_core.lint(tmp_path / "set", registry=registry, isolated=True, select=["LK304"])
+    assert [v.location.path for v in linted] == [tmp_path / "set"]
+    annotation = render(render_github, linted, tmp_path)
+    assert annotation.startswith("::warning file=set/10_person_A/0.txt,line=1")
+    sarif = json.loads(render(render_sarif, linted, tmp_path))
+    location = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location["uri"] == "set/10_person_A/0.txt"
+    (tmp_path / "set" / "lorakit.toml").write_text("[lint]\n", encoding="utf-8")
+    configured = lora_core.lint(tmp_path / "set", registry=registry, select=["LK304"])
+    assert render(render_github, configured, tmp_path).startswith("::warning file=set/lorakit.toml,line=1")
