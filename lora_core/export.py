@@ -14,6 +14,7 @@ DreamBooth mode reads caption files beside the images, not metadata.csv. Keys ar
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from lora_core.config import Config
 from lora_core.datasets.model import Dataset
 from lora_core.errors import DatasetError
 
-FORMATS = ("kohya", "ai-toolkit")
+FORMATS = ("kohya", "ai-toolkit", "sidecars")
 
 
 def _scalar(value: Any) -> str:
@@ -58,7 +59,8 @@ def kohya_dataset_config(dataset: Dataset, config: Config, triggers: dict[str, s
     "" for the whole dataset) -> trigger, written as class_tokens."""
     if dataset.format not in ("sidecar", "kohya-config"):
         raise DatasetError(f"{dataset.path}: kohya's DreamBooth datasets read caption files beside the images; "
-                           f"this is a {dataset.format} dataset (export its captions to sidecars first)")
+                           f"this is a {dataset.format} dataset (write its captions as sidecar files first: "
+                           f"`lorakit export --to sidecars {dataset.path}`)")
     triggers = triggers or {}
     folders = image_folders(dataset)
     entities, train = config.section("entities"), config.section("train") if "train" in config.sections else {}
@@ -91,7 +93,8 @@ def aitoolkit_datasets(dataset: Dataset, config: Config, triggers: dict[str, str
     rest of a job (model, network, train) is the user's, as in ai-toolkit's own examples."""
     if dataset.format not in ("sidecar", "kohya-config", "ai-toolkit-config"):
         raise DatasetError(f"{dataset.path}: ai-toolkit datasets are folders of images with caption files; this "
-                           f"is a {dataset.format} dataset (export its captions to sidecars first)")
+                           f"is a {dataset.format} dataset (write its captions as sidecar files first: "
+                           f"`lorakit export --to sidecars {dataset.path}`)")
     triggers = triggers or {}
     folders = image_folders(dataset)
     own = folder_triggers(folders, triggers)
@@ -111,3 +114,62 @@ def aitoolkit_datasets(dataset: Dataset, config: Config, triggers: dict[str, str
         if own.get(folder):  # ai-toolkit inserts it into every caption of this folder
             lines.append(f"          trigger_word: {_scalar(own[folder])}")
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class SidecarPlan:
+    """What `export --to sidecars` writes: {sidecar path: bytes}, and what it leaves alone."""
+
+    writes: dict[Path, bytes] = field(default_factory=dict)
+    unchanged: int = 0
+    uncaptioned: list[str] = field(default_factory=list)  # images with no caption: no file is written
+    missing: list[str] = field(default_factory=list)  # rows whose image does not exist
+
+
+def sidecar_plan(dataset: Dataset, extension: str, overwrite: bool = False) -> SidecarPlan:
+    """Each captioned image's caption as a sidecar file beside it (`img.png` -> `img.txt`), the
+    caption verbatim (no fix applied: lint what you exported). Refused, with nothing written: an
+    image with two different captions (a sidecar holds one), an image outside the dataset folder,
+    and an existing sidecar with other text unless `overwrite`."""
+    import os
+
+    plan = SidecarPlan()
+    root = os.path.realpath(dataset.root)
+    captions: dict[str, tuple[str, int]] = {}
+    for record in dataset.records:
+        if not record.image or not record.image_path:
+            continue
+        if not record.image_exists:
+            plan.missing.append(record.image)
+            continue
+        caption = record.caption
+        if caption is None or not caption.strip():
+            plan.uncaptioned.append(record.image)
+            continue
+        image_path = os.path.realpath(record.image_path)
+        if os.path.commonpath([root, image_path]) != root:
+            raise DatasetError(f"{dataset.path}: image `{record.image}` is outside the dataset folder: no sidecar is "
+                               "written outside it")
+        earlier = captions.get(image_path)
+        if earlier is not None and earlier[0] != caption:
+            raise DatasetError(f"{dataset.path}: image `{record.image}` has two captions (entries {earlier[1]} and "
+                               f"{record.index + 1}): a sidecar holds one; merge them first (nothing was written)")
+        captions[image_path] = (caption, record.index + 1)
+    listed = {record.image for record in dataset.records}
+    plan.uncaptioned += sorted(name for name in dataset.images_on_disk if name not in listed)
+    for image_path, (caption, _) in sorted(captions.items()):
+        target = Path(os.path.splitext(image_path)[0] + extension)
+        data = (caption + "\n").encode("utf-8", "surrogateescape")
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise DatasetError(f"{target}: exists and is not a regular file: nothing was written")
+        if target.exists():
+            if target.read_bytes() in (data, data[:-1]):
+                plan.unchanged += 1
+                continue
+            if not overwrite:
+                raise DatasetError(f"{target}: exists with another caption: pass --overwrite to replace it (nothing "
+                                   "was written)")
+        plan.writes[target] = data
+    if not captions:
+        raise DatasetError(f"{dataset.path}: no captioned image to export")
+    return plan

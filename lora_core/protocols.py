@@ -49,7 +49,9 @@ class ImageItem:
 class Captioner(Protocol):
     """Writes one caption per image. ``items`` carry ``name``, ``path`` and ``load()`` (an RGB PIL
     image); ``prompt`` is ``--prompt`` (for captioners registered with ``takes_prompt=True``) or a
-    ``--template`` slot question (``answers_questions=True``), else None."""
+    ``--template`` slot question (``answers_questions=True``), else None. A captioner whose
+    captions people wrote (existing captions read back) sets ``human_written = True``: the
+    pipeline then applies only safe fixes to them, never a rewording."""
 
     def caption(self, items: Sequence[ImageItem], prompt: str | None = None) -> list[str]: ...
 

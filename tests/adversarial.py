@@ -259,7 +259,22 @@ def _with_config(text: bytes | None = None, name: str = "lorakit.toml", folder_c
     return make
 
 
+def sidecar_export_hostile(folder: Path) -> Path:
+    """What `export --to sidecars` must refuse: a sidecar path that is a link out of the dataset,
+    an image that links out of it, and an image with two different captions."""
+    _csv(folder, _rows(f'a.png,"{GOOD}"', 'b.png,"neon"', 'c.png,"rain"', 'c.png,"fog"', 'outside.png,"x"'),
+         images=("a.png", "b.png", "c.png"))
+    outside = folder.parent / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "victim.txt").write_text("keep me\n", encoding="utf-8")
+    write_photo(outside / "real.png")
+    os.symlink(outside / "victim.txt", folder / "b.txt")
+    os.symlink(outside / "real.png", folder / "outside.png")
+    return folder
+
+
 CASES: dict[str, Callable[[Path], Path]] = {
+    "sidecar_export_hostile": sidecar_export_hostile,
     "latin1_caption": latin1_caption,
     "utf16_csv": utf16_csv,
     "bom_and_mixed_newlines": bom_and_mixed_newlines,

@@ -82,6 +82,7 @@ def caption_folder(
                                    options.keep_candidates, shard=shard.name)
     captioners = load_captioners(options.captioners, options, registry)
     names = [n for n, _ in captioners]
+    human = [bool(getattr(captioner, "human_written", False)) for _, captioner in captioners]
     scorer = None
     if options.vote == "clip" and len(captioners) > 1:
         from lora_core.toolkit.clip_scoring import ClipScorer
@@ -112,7 +113,17 @@ def caption_folder(
             votes = [best_score(s) for s in clip_vote(scorer, part, candidates)]
         else:
             votes = [consensus(c) for c in candidates]
-        finals = postprocess([c[best] for c, (best, _) in zip(candidates, votes)], config, registry)
+        chosen = [c[best] for c, (best, _) in zip(candidates, votes)]
+        # A caption a person wrote (the `csv` captioner's) gets the safe fixes only: rewording it
+        # ("machine" -> the set's phrase, a trigger put in front) is that person's decision.
+        by_people = [human[best] for best, _ in votes]
+        finals = list(chosen)
+        for written_by_people in (False, True):
+            at = [i for i, flag in enumerate(by_people) if flag is written_by_people]
+            if at:
+                fixed = postprocess([chosen[i] for i in at], config, registry, unsafe=not written_by_people)
+                for i, caption in zip(at, fixed):
+                    finals[i] = caption
         for item, options_for_item, (best, scores), final in zip(part, candidates, votes, finals):
             detail = {"chosen": names[best], "vote": options.vote,
                       "candidates": dict(zip(names, options_for_item)),

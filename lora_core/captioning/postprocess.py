@@ -12,9 +12,10 @@ from lora_core.plugins import Registry
 from lora_core.violations import Violation
 
 
-def postprocess(captions: list[str], config: Config, registry: Registry) -> list[str]:
+def postprocess(captions: list[str], config: Config, registry: Registry, unsafe: bool = True) -> list[str]:
     """Apply the config's fixes to fresh captions (in memory, no file involved): the fixes of every
-    rule that opts in with `postprocess_captions = True`, built-in or a plugin's, unsafe ones too."""
+    rule that opts in with `postprocess_captions = True`, built-in or a plugin's, unsafe ones too
+    unless `unsafe` is False (captions people wrote: their wording is theirs)."""
     rules = [rule for _, rule in sorted(registry.rules.items()) if rule.postprocess_captions]
     if not rules or not captions:
         return captions
@@ -26,5 +27,5 @@ def postprocess(captions: list[str], config: Config, registry: Registry) -> list
     def run() -> list[Violation]:
         return run_rules(dataset, rules, selection, config, jobs=1)[0]
 
-    fix_dataset(dataset, run, unsafe=True)
+    fix_dataset(dataset, run, unsafe=unsafe)
     return [r.caption or "" for r in records]

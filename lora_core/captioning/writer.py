@@ -87,6 +87,8 @@ class CaptionWriter:
     def flush(self, order: list[str]) -> None:
         if self.sidecars:
             for image, caption in self.pending_sidecars.items():
+                if not caption.strip():
+                    continue  # no caption: no empty file (LK002 reports the image, as it should)
                 # surrogateescape: bytes that were not UTF-8 in a source caption are written back as
                 # they were (LK004 then reports them, with the cp1252 reading as a fix), never lost
                 atomic_write_bytes((self.folder / image).with_suffix(self.extension),

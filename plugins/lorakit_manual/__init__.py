@@ -6,7 +6,8 @@ so hand-written captions go through the same post-processing, voting and lint as
 
 Without `--model`, the caption sidecars in the images folder are used (turning sidecars into a
 metadata.csv); a metadata file there is the command's output, so it is never read as the
-source. Images with no existing caption get an empty draft, which lint then reports.
+source. Images with no existing caption get an empty draft, which lint then reports (no empty
+sidecar file is written for them). Only the safe fixes are applied: the wording is the writer's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from lora_core.protocols import ImageItem
 
 
 class ManualCaptioner:
+    #: Its captions were written by people: the pipeline applies only safe fixes to them.
+    human_written = True
+
     def __init__(self, model: str | None = None, device: str = "auto", dtype: str = "auto",
                  registry: Registry | None = None) -> None:
         self.registry = registry

@@ -72,10 +72,12 @@ def test_csv_captioner_turns_sidecars_into_a_conforming_metadata_csv(tmp_path):
     result = CliRunner().invoke(cli, ["caption", str(folder), "--captioner", "csv"], catch_exceptions=False)
     assert result.exit_code == 1  # c.png had no caption: lint reports LK003
     assert "LK003 [error] caption is empty" in result.stdout
+    # Captions people wrote get the safe fixes only (issue 24 #15): the separator, the style
+    # prefix; never a rewording ("machine") nor an inserted trigger, which are the writer's call.
     assert [(r["file_name"], r["text"]) for r in rows(folder / "metadata.csv")] == [
-        ("a.png", "[style: cyberpunk] cybrpnk, neon city, rain"),
+        ("a.png", "[style: cyberpunk] neon city, rain"),
         ("c.png", ""),
-        ("sub/b.png", "[style: cyberpunk] cybrpnk, steampunk gear device, rain, fog"),
+        ("sub/b.png", "[style: cyberpunk] machine, rain, fog"),
     ]
 
 

@@ -79,3 +79,44 @@ def test_export_to_ai_toolkit_and_lint_it_back(tmp_path):
     # read back: the same findings, but "trigger missing" (ai-toolkit inserts it); the typo stays
     expected = [f for f in findings(folder) if f[0] != "LK305"]
     assert findings(output) == expected and ("LK307", "8_wtrclr_fox/f04.png") in expected
+
+
+def test_a_csv_dataset_becomes_sidecars_then_a_kohya_config(tmp_path):
+    """Issue 24 #15: the working path from metadata.csv to a kohya set: `export --to sidecars`
+    (captions verbatim, no file for an uncaptioned image, nothing overwritten), then `--to kohya`."""
+    folder = tmp_path / "demo"
+    shutil.copytree(EXAMPLES / "cyberpunk", folder, ignore=shutil.ignore_patterns(".lorakit_cache"))
+    refused = run("export", "--to", "kohya", str(folder / "metadata.csv"))
+    assert f"`lorakit export --to sidecars {folder / 'metadata.csv'}`" in refused.stderr
+    import csv
+
+    with (folder / "metadata.csv").open(encoding="utf-8", newline="") as handle:
+        rows = {row["file_name"]: row["text"] for row in csv.DictReader(handle)}
+    written = run("export", "--to", "sidecars", str(folder / "metadata.csv"))
+    assert written.exit_code == 0, written.output
+    assert "wrote 11 caption files (.txt); 1 image without a caption got no file (e.g. `drone.png`)" in written.stderr
+    for image, caption in rows.items():
+        sidecar = folder / Path(image).with_suffix(".txt")
+        assert not (folder / image).exists() or sidecar.read_text(encoding="utf-8") == caption + "\n"
+    assert not (folder / "drone.txt").exists()
+    again = run("export", "--to", "sidecars", str(folder / "metadata.csv"))
+    assert again.exit_code == 0 and "wrote 0 caption files (.txt); 11 unchanged" in again.stderr
+    (folder / "rooftop.txt").write_text("edited by hand\n", encoding="utf-8")
+    kept = run("export", "--to", "sidecars", str(folder / "metadata.csv"))
+    assert kept.exit_code == 2 and "rooftop.txt: exists with another caption: pass --overwrite" in kept.stderr
+    assert (folder / "rooftop.txt").read_text(encoding="utf-8") == "edited by hand\n"
+    (folder / "metadata.csv").rename(tmp_path / "metadata.csv")
+    assert run("export", "--to", "kohya", str(folder), "-o", str(tmp_path / "dataset_config.toml")).exit_code == 0
+
+
+def test_caption_csv_to_sidecars_keeps_human_wording_and_writes_no_empty_file(tmp_path):
+    """Issue 24 #15: `caption --captioner csv --output sidecars` reworded human captions with the
+    unsafe post-fixes ("machine" -> the set's phrase) and wrote an empty file for drone.png."""
+    folder = tmp_path / "demo"
+    shutil.copytree(EXAMPLES / "cyberpunk", folder, ignore=shutil.ignore_patterns(".lorakit_cache"))
+    result = run("caption", str(folder), "--captioner", "csv", "--model", str(folder / "metadata.csv"),
+                 "--output", "sidecars")
+    assert result.exit_code in (0, 1), result.output
+    assert not (folder / "drone.txt").exists()
+    machine = (folder / "machine.txt").read_text(encoding="utf-8")
+    assert "machine" in machine and "steampunk gear device" not in machine
