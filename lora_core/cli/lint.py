@@ -21,7 +21,6 @@ from lora_core.cli.options import build_registry, plugin_options, split_codes
 from lora_core.datasets import by_priority
 from lora_core.fixer import MAX_ROUNDS
 from lora_core.reporters import Report, fixed_summary, fixes_by_rule, plural
-from lora_core.reporters.full import use_color
 from lora_core.reporters.machine import render_github
 from lora_core.toolkit.captions import valid_text
 
@@ -79,7 +78,11 @@ def lint(**options: Any) -> None:
     # full passes over them cost about 15% of the run time and reclaim nothing. Both settings are
     # restored when the command ends, unless the process exits right away (a Python caller, or
     # CliRunner in a test suite, goes on with its usual collector and allocator).
-    with lint_process_tuning():
+    from lora_core.progress import show_on_terminal
+
+    # Progress (reading images) on a terminal only, on stderr, for a report meant for people.
+    shown = options["output_format"] in HUMAN_FORMATS and not options["quiet"] and sys.stderr.isatty()
+    with lint_process_tuning(), show_on_terminal(shown):
         _lint(**options)
 
 
@@ -160,6 +163,8 @@ def _lint(
     # here, against where the text really goes.
     terminal = output_file is None and output_format in HUMAN_FORMATS and sys.stdout.isatty()
     if color is None and output_file is None:
+        from lora_core.reporters.full import use_color  # rich: not for `--help`
+
         color = use_color(Report(result), sys.stdout)
     report = Report(result, cwd=Path.cwd(), fixed=fixed, unsafe_fixes=unsafe_fixes, statistics=statistics,
                     color=bool(color) if output_format in HUMAN_FORMATS else color,

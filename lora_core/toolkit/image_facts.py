@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from lora_core import progress
 from lora_core.atomic import atomic_write_bytes
 from lora_core.datasets.model import Dataset
 
@@ -478,10 +479,16 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            analysed = list(pool.map(analyse, distinct, [pixels] * len(distinct), [max_pixels] * len(distinct),
-                                     chunksize=max(1, len(distinct) // (workers * 8))))
+            analysed = []
+            for found in pool.map(analyse, distinct, [pixels] * len(distinct), [max_pixels] * len(distinct),
+                                  chunksize=max(1, len(distinct) // (workers * 8))):
+                analysed.append(found)
+                progress.step("reading images", len(analysed), len(distinct))
     else:
-        analysed = [analyse(path, pixels, max_pixels) for path in distinct]
+        analysed = []
+        for path in distinct:
+            analysed.append(analyse(path, pixels, max_pixels))
+            progress.step("reading images", len(analysed), len(distinct))
     by_path = dict(zip(distinct, analysed))
     computed = [by_path[same_file.get(path, path)] for _, path, _ in todo]
     for (image, path, stamp), found in zip(todo, computed):

@@ -152,3 +152,30 @@ def test_watch_lints_again_when_a_caption_changes_and_ctrl_c_ends_it(demo):
     assert process.returncode == 0, err
     assert err.count("lorakit: watching") == 2 and "metadata.csv changed: linting again" in err
     assert "`extra.png` does not exist" in out
+
+
+def test_progress_shows_on_a_terminal_after_the_delay_and_never_in_a_pipe(monkeypatch):
+    """Issue 24 #14: reading hundreds of images was silence; on a terminal (stderr) a progress
+    line appears once the work has run `DELAY` seconds, and is erased at the end."""
+    import io
+
+    from lora_core import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    clock = iter([0.0, 0.5, 2.5, 2.7, 3.0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    screen = Terminal()
+    with progress.show_on_terminal(True, screen):
+        for done in (1, 2, 3, 4, 5):
+            progress.step("reading images", done, 5)
+    text = screen.getvalue()
+    assert "reading images 1/5" not in text and "reading images 2/5" not in text  # within the first 2 s
+    assert "\r\x1b[2Klorakit: reading images 3/5 (60%)" in text and "reading images 5/5 (100%)" in text
+    assert text.endswith("\r\x1b[2K")  # erased: the report below starts on a clean line
+    piped = io.StringIO()
+    with progress.show_on_terminal(False, piped):
+        progress.step("reading images", 5, 5)
+    assert piped.getvalue() == ""
