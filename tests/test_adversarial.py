@@ -181,3 +181,31 @@ def test_fixes_settle_and_a_second_fix_changes_nothing(tmp_path, registry, shape
     once = target.read_bytes()
     second = lora_core.fix(folder, registry=registry, unsafe=True, ignore=["LK6"])
     assert second.converged and not second.changes and target.read_bytes() == once, (data, once)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(FIX_PIECES + [b"cybrpnk, ", b"zyla", b"zlya", b"\xc2\xa0", b"\xef\xbc\x8c",
+                                                       b"1girl", b"long_hair", b"BREAK", b"\x93", b"\x94"]),
+                         min_size=1, max_size=10), min_size=2, max_size=4))
+def test_fixes_settle_across_several_captions(tmp_path, registry, captions):
+    """Issue 23 #13 across a set: a fix that changes what the set establishes (its trigger, its
+    form) must not leave the second --fix something new to do."""
+    import shutil
+
+    from lora_core.testing import write_photo
+
+    folder = tmp_path / "set"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for index, parts in enumerate(captions):
+        write_photo(folder / f"i{index}.png", seed=str(index), size=16)
+        (folder / f"i{index}.txt").write_bytes(b"".join(parts))
+    try:
+        first = lora_core.fix(folder, registry=registry, unsafe=True, ignore=["LK6"])
+    except lora_core.LorakitError:
+        return
+    assert first.converged, first.unsettled
+    once = {path.name: path.read_bytes() for path in folder.glob("*.txt")}
+    second = lora_core.fix(folder, registry=registry, unsafe=True, ignore=["LK6"])
+    assert second.converged and not second.changes, (captions, once)
+    assert {path.name: path.read_bytes() for path in folder.glob("*.txt")} == once
