@@ -60,18 +60,28 @@ def test_a_fifo_named_like_a_caption_is_refused_not_waited_on(tmp_path, registry
 
 def test_sidecar_records_keep_their_paths_images_and_kohya_folders(tmp_path, registry):
     make_sidecar_dataset(tmp_path / "ds", {"10_ohwx/a.png": "ohwx, snow", "10_ohwx/b.png": "ohwx, river",
-                                            "c.png": "\ufeffplain caption here", "sub/d.jpg": "tags, more tags"})
+                                            "5_style/c.png": "\ufeffplain caption here",
+                                            "5_style/sub/d.jpg": "tags, more tags"})
     (tmp_path / "ds" / "10_ohwx" / "a.txt").write_bytes(b"ohwx, snow\r\n")
     result = lora_core.lint(tmp_path / "ds", registry=registry, isolated=True, select=["LK005"])
     dataset = result.datasets[0].dataset
     by_image = {r.image: r for r in dataset.records}
-    assert sorted(by_image) == ["10_ohwx/a.png", "10_ohwx/b.png", "c.png", "sub/d.jpg"]
+    assert sorted(by_image) == ["10_ohwx/a.png", "10_ohwx/b.png", "5_style/c.png", "5_style/sub/d.jpg"]
     assert by_image["10_ohwx/a.png"].caption == "ohwx, snow" and by_image["10_ohwx/a.png"].concept == "ohwx"
-    assert by_image["10_ohwx/a.png"].repeats == 10
-    assert by_image["c.png"].caption == "plain caption here"  # the BOM is LK005's, not the caption's
-    assert by_image["sub/d.jpg"].source.path == tmp_path / "ds" / "sub" / "d.txt"  # a Path when asked
-    assert by_image["sub/d.jpg"].image_path == str(tmp_path / "ds" / "sub" / "d.jpg")
+    assert by_image["10_ohwx/a.png"].repeats == 10 and by_image["5_style/c.png"].repeats == 5
+    assert by_image["5_style/c.png"].caption == "plain caption here"  # the BOM is LK005's, not the caption's
+    sidecar = tmp_path / "ds" / "5_style" / "sub" / "d.txt"
+    assert by_image["5_style/sub/d.jpg"].source.path == sidecar  # a Path when asked
+    assert by_image["5_style/sub/d.jpg"].image_path == str(sidecar.with_suffix(".jpg"))
     assert [v.location.path.name for v in result] == ["c.txt"]  # the BOM (LK005)
+
+
+def test_images_beside_kohya_folders_are_not_read_as_training_records(tmp_path, registry):
+    make_sidecar_dataset(tmp_path / "ds", {"10_ohwx/a.png": "ohwx, snow", "c.png": "plain caption here",
+                                            "sub/d.jpg": "tags, more tags"})
+    result = lora_core.lint(tmp_path / "ds", registry=registry, isolated=True, select=["LK012"])
+    assert [r.image for r in result.datasets[0].dataset.records] == ["10_ohwx/a.png"]
+    assert sorted(v.location.path.name for v in result if v.code == "LK012") == ["c.png", "d.jpg"]
 
 
 def test_a_caption_extension_in_another_case_is_not_the_caption(tmp_path, registry):
