@@ -40,6 +40,7 @@ __all__ = [
     "Registered",
     "Registry",
     "load_plugins",
+    "missing_requirements",
 ]
 
 ENTRY_POINT_GROUP = "lorakit"

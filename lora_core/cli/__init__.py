@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -39,13 +40,14 @@ class LorakitGroup(click.Group):
             command = _guarded(found.command, found.plugin) if found is not None else None
         return command
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         """click's own handling, except that a usage error is one line like every other exit-2
         error (`lorakit: error: ...`), instead of click's three-line "Usage: ... Error: ..."."""
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # `lorakit` alone: the help, as click shows it
                 exc.show()

@@ -84,7 +84,7 @@ def plugins(output_format: str, plugin_flags: tuple[str, ...], require_plugins: 
     infos = sorted(registry.plugins.values(), key=lambda p: (not p.builtin, p.name))
     needs: dict[str, tuple[list[str], str]] = {}  # plugin -> (missing modules, install command)
     for info in infos:
-        plugin = registry.pm.get_plugin(info.name) if info.status == "loaded" else None
+        plugin = registry.pm.get_plugin(info.name) if registry.pm is not None and info.status == "loaded" else None
         missing = missing_requirements(plugin) if plugin is not None else []
         if missing:
             needs[info.name] = (missing, str(getattr(plugin, "INSTALL", "") or ""))
