@@ -27,22 +27,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from lora_core.captioning.answers import clean_answer
 from lora_core.captioning.batches import prepared_batches, run_captioner
+from lora_core.captioning.context import CaptionContext, context_from_config, default_prompt, underscore_convention
 from lora_core.captioning.items import ImageItem, list_images
 from lora_core.captioning.loading import load_captioners, require_captioners
 from lora_core.captioning.options import CaptionOptions, CaptionResult, parse_captioner_options
 from lora_core.captioning.postprocess import postprocess
 from lora_core.captioning.shards import Shard
 from lora_core.captioning.template_filler import TemplateFiller
-from lora_core.captioning.voting import best_score, clip_vote, consensus
+from lora_core.captioning.voting import VOTES, best_score, clip_vote, consensus, join_captions
 from lora_core.captioning.writer import SHARDS_FOLDER, CaptionWriter
 from lora_core.config import Config
 from lora_core.errors import DatasetError, PluginError
 from lora_core.plugins import Registry
 
-__all__ = ["SHARDS_FOLDER", "CaptionOptions", "CaptionResult", "CaptionWriter", "ImageItem", "Shard", "TemplateFiller",
-           "best_score", "caption_folder", "clip_vote", "consensus", "list_images", "load_captioners",
-           "parse_captioner_options", "postprocess", "prepared_batches", "require_captioners", "run_captioner"]
+__all__ = ["SHARDS_FOLDER", "VOTES", "CaptionContext", "CaptionOptions", "CaptionResult", "CaptionWriter", "ImageItem",
+           "Shard", "TemplateFiller", "best_score", "caption_folder", "clean_answer", "clip_vote", "consensus",
+           "context_from_config", "default_prompt", "join_captions", "list_images", "load_captioners",
+           "parse_captioner_options", "postprocess", "prepared_batches", "require_captioners", "run_captioner",
+           "underscore_convention"]
 
 
 def caption_folder(
@@ -50,8 +54,8 @@ def caption_folder(
     progress: Callable[[int, int], None] | None = None,
 ) -> CaptionResult:
     """Caption every image of `folder` not yet captioned (with resume) and write the output."""
-    if options.vote not in ("consensus", "clip"):
-        raise PluginError(f"unknown vote {options.vote!r} (consensus or clip)")
+    if options.vote not in VOTES:
+        raise PluginError(f"unknown vote {options.vote!r} ({', '.join(VOTES)})")
     require_captioners(options.captioners, registry)  # before any output is touched
     filler = TemplateFiller(config) if options.template else None
     if filler is not None and not any(registry.captioners[n].answers_questions for n in options.captioners):
@@ -80,7 +84,8 @@ def caption_folder(
         if not writer.sidecars:
             writer = CaptionWriter(folder, options.output, options.overwrite, True, options.caption_extension,
                                    options.keep_candidates, shard=shard.name)
-    captioners = load_captioners(options.captioners, options, registry)
+    context = context_from_config(config, writer.existing_captions(items))
+    captioners = load_captioners(options.captioners, options, registry, context)
     names = [n for n, _ in captioners]
     human = [bool(getattr(captioner, "human_written", False)) for _, captioner in captioners]
     scorer = None
@@ -109,6 +114,9 @@ def caption_folder(
         candidates = [[d[index] for d in drafts] for index in range(len(part))]
         if len(captioners) == 1:
             votes = [(0, [1.0]) for _ in part]
+        elif options.vote == "join":  # every captioner's part, in the order given (tags, then a sentence)
+            candidates = [c + [join_captions(c)] for c in candidates]
+            votes = [(len(names), [1.0] * len(names)) for _ in part]
         elif scorer is not None:
             votes = [best_score(s) for s in clip_vote(scorer, part, candidates)]
         else:
@@ -116,7 +124,7 @@ def caption_folder(
         chosen = [c[best] for c, (best, _) in zip(candidates, votes)]
         # A caption a person wrote (the `csv` captioner's) gets the safe fixes only: rewording it
         # ("machine" -> the set's phrase, a trigger put in front) is that person's decision.
-        by_people = [human[best] for best, _ in votes]
+        by_people = [best < len(human) and human[best] for best, _ in votes]
         finals = list(chosen)
         for written_by_people in (False, True):
             at = [i for i, flag in enumerate(by_people) if flag is written_by_people]
@@ -124,12 +132,13 @@ def caption_folder(
                 fixed = postprocess([chosen[i] for i in at], config, registry, unsafe=not written_by_people)
                 for i, caption in zip(at, fixed):
                     finals[i] = caption
+        chooser = [*names, "+".join(names)]  # the last: the joined caption of --vote join
         for item, options_for_item, (best, scores), final in zip(part, candidates, votes, finals):
-            detail = {"chosen": names[best], "vote": options.vote,
+            detail = {"chosen": chooser[best], "vote": options.vote,
                       "candidates": dict(zip(names, options_for_item)),
                       "scores": {n: round(s, 4) for n, s in zip(names, scores)}}
             writer.add(item.name, final, detail)
-            result.chosen[item.name] = names[best]
+            result.chosen[item.name] = chooser[best]
         writer.flush(order)
         result.written += len(part)
         done += len(part)

@@ -25,7 +25,11 @@ def prepared_batches(captioner: Any, items: list[ImageItem], batch_size: int,
     if workers == 0 or len(items) <= batch_size:
         yield from ((batch, [prepare(item) for item in batch]) for batch in batches)
         return
-    from torch.utils.data import DataLoader
+    try:
+        from torch.utils.data import DataLoader
+    except ImportError:  # a captioner without torch (an ONNX tagger): prepared in this process
+        yield from ((batch, [prepare(item) for item in batch]) for batch in batches)
+        return
 
     # _Prepared is a map-style dataset (__len__, __getitem__) without torch's Dataset base class
     prepared = _Prepared(items, prepare)
@@ -49,7 +53,10 @@ class _Prepared:
 
 def run_captioner(captioner: Any, items: list[ImageItem], prompts: Sequence[str | None], batch_size: int,
                   workers: int | None) -> list[list[str]]:
-    """For each prompt, one caption per item (images are prepared once for all prompts)."""
+    """For each prompt, one caption per item (images are prepared once for all prompts). A
+    captioner that works on many images at once (`batch_size_hint`: concurrent requests) gets
+    batches at least that big."""
+    batch_size = max(batch_size, int(getattr(captioner, "batch_size_hint", 0) or 0))
     out: list[list[str]] = [[] for _ in prompts]
     for batch, prepared in prepared_batches(captioner, items, batch_size, workers):
         for texts, prompt in zip(out, prompts):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from lora_core.captioning.context import CaptionContext
 from lora_core.captioning.options import CaptionOptions
 from lora_core.errors import PluginError
 from lora_core.plugins import Registry
@@ -19,7 +20,7 @@ def _option_names(factory: Callable[..., Any]) -> tuple[bool, list[str]]:
     except (TypeError, ValueError):
         return False, []
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    return accepts_any, [k for k in parameters if k not in ("self", "model", "device", "dtype", "registry")]
+    return accepts_any, [k for k in parameters if k not in ("self", "model", "device", "dtype", "registry", "context")]
 
 
 def _factory_options(name: str, factory: Callable[..., Any], options: CaptionOptions) -> dict[str, Any]:
@@ -40,7 +41,12 @@ def require_captioners(names: Iterable[str], registry: Registry) -> None:
             raise PluginError(f"no captioner {name!r} (available: {available}; see `lorakit plugins`)")
 
 
-def load_captioners(names: Iterable[str], options: CaptionOptions, registry: Registry) -> list[tuple[str, Any]]:
+def load_captioners(names: Iterable[str], options: CaptionOptions, registry: Registry,
+                    context: CaptionContext | None = None) -> list[tuple[str, Any]]:
+    """Build each captioner with its model and options, and the dataset's `context` for a
+    factory that names a ``context`` parameter."""
+    from lora_core.plugins import accepts_argument
+
     names = list(names)
     require_captioners(names, registry)
     for target in options.captioner_options:
@@ -56,5 +62,8 @@ def load_captioners(names: Iterable[str], options: CaptionOptions, registry: Reg
         model = options.models.get(name) or options.models.get("*")
         extra = _factory_options(name, entry.factory, options)
         extra.pop("registry", None)  # -O registry=... is not an option: the registry is lorakit's to pass
+        extra.pop("context", None)
+        if context is not None and accepts_argument(entry.factory, "context"):
+            extra["context"] = context
         loaded.append((name, entry.build(registry, model=model, device=options.device, dtype=options.dtype, **extra)))
     return loaded

@@ -6,11 +6,13 @@ import csv
 import io
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lora_core.atomic import atomic_write_bytes
 from lora_core.errors import DatasetError
+from lora_core.protocols import ImageItem
 
 SHARDS_FOLDER = ".lorakit-caption-shards"
 
@@ -60,6 +62,27 @@ class CaptionWriter:
             sidecar = (self.folder / image).with_suffix(self.extension)
             return sidecar.is_file() and bool(sidecar.read_text(encoding="utf-8", errors="replace").strip())
         return bool(self.rows.get(image, {}).get("text", "").strip())
+
+    def existing_captions(self, items: Sequence[ImageItem], limit: int = 200) -> list[str]:
+        """Up to `limit` captions the set already has (kept with --resume): the conventions a
+        captioner may follow (a tagger's underscores, say)."""
+        if not self.sidecars:
+            return [row["text"] for row in list(self.rows.values())[:limit] if row.get("text", "").strip()]
+        found: list[str] = []
+        for item in items:
+            sidecar = (self.folder / item.name).with_suffix(self.extension)
+            try:
+                if not sidecar.is_file():
+                    continue
+                with sidecar.open("rb") as handle:  # a caption is short: a huge file is not read whole
+                    text = handle.read(64 << 10).decode("utf-8", errors="replace").strip()
+            except OSError:
+                continue
+            if text:
+                found.append(text)
+            if len(found) >= limit:
+                break
+        return found
 
     def add(self, image: str, caption: str, candidates: dict[str, Any] | None = None) -> None:
         if self.sidecars:

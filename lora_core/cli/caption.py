@@ -25,8 +25,9 @@ from lora_core.reporters import Report
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--resume", is_flag=True, help="Keep existing captions; caption only the images without one.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@click.option("--vote", type=click.Choice(["consensus", "clip"]), default="consensus", show_default=True,
-              help="How several captioners' candidates are chosen per image.")
+@click.option("--vote", type=click.Choice(["consensus", "clip", "join"]), default="consensus", show_default=True,
+              help="How several captioners' drafts become one caption: consensus, CLIP similarity, or `join` "
+                   "(every draft in one caption: a tagger's tags, then a VLM's sentence).")
 @click.option("--keep-candidates", is_flag=True, help="Add a `candidates` CSV column: every draft, the vote, scores.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
 @click.option("--dtype", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True)
