@@ -27,9 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from lora_core.captioning.answers import clean_answer
 from lora_core.captioning.batches import prepared_batches, run_captioner
-from lora_core.captioning.context import CaptionContext, context_from_config, default_prompt, underscore_convention
 from lora_core.captioning.items import ImageItem, list_images
 from lora_core.captioning.loading import load_captioners, require_captioners
 from lora_core.captioning.options import CaptionOptions, CaptionResult, parse_captioner_options
@@ -41,6 +39,8 @@ from lora_core.captioning.writer import SHARDS_FOLDER, CaptionWriter
 from lora_core.config import Config
 from lora_core.errors import DatasetError, PluginError
 from lora_core.plugins import Registry
+from lora_core.toolkit.answers import clean_answer
+from lora_core.toolkit.caption_context import CaptionContext, context_from_config, default_prompt, underscore_convention
 
 __all__ = ["SHARDS_FOLDER", "VOTES", "CaptionContext", "CaptionOptions", "CaptionResult", "CaptionWriter", "ImageItem",
            "Shard", "TemplateFiller", "best_score", "caption_folder", "clean_answer", "clip_vote", "consensus",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lora_core.captioning.context import CaptionContext
 from lora_core.captioning.options import CaptionOptions
 from lora_core.errors import PluginError
 from lora_core.plugins import Registry
+from lora_core.toolkit.caption_context import CaptionContext
 
 
 def _option_names(factory: Callable[..., Any]) -> tuple[bool, list[str]]:

@@ -16,6 +16,8 @@ Light modules (the lint path imports them; never torch):
 - ``image_facts``: size, orientation, decode errors, blur and perceptual hashes of image files.
 - ``duplicates``: finding the same picture among many.
 - ``sd_names``: Stable Diffusion module names, diffusers and SAI/LDM layouts.
+- ``caption_context``: what a captioner may know of its dataset (trigger, style, form), default prompts.
+- ``answers``: a chat model's answer cleaned into a caption.
 
 Model modules (import torch when called, never at import):
 
@@ -31,4 +33,4 @@ from __future__ import annotations
 
 #: The toolkit's modules, in the order docs/toolkit.md lists them.
 MODULES = ("captions", "forms", "models", "terms", "template", "conventions", "clip_tokens", "image_facts",
-           "duplicates", "sd_names", "hub", "devices", "clip_scoring")
+           "duplicates", "sd_names", "caption_context", "answers", "hub", "devices", "clip_scoring")

@@ -34,9 +34,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lora_core.captioning import CaptionContext, clean_answer, default_prompt
 from lora_core.errors import PluginError
 from lora_core.hookspecs import hookimpl
+from lora_core.toolkit.answers import clean_answer
+from lora_core.toolkit.caption_context import CaptionContext, default_prompt
 
 REQUIRES: tuple[str, ...] = ()  # the standard library, and Pillow from the core install
 INSTALL = ""

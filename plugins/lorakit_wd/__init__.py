@@ -30,9 +30,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lora_core.captioning import CaptionContext, underscore_convention
 from lora_core.errors import PluginError
 from lora_core.hookspecs import hookimpl
+from lora_core.toolkit.caption_context import CaptionContext, underscore_convention
 
 REQUIRES = ("onnxruntime", "numpy")
 INSTALL = "pip install 'lorakit[wd]'"
