@@ -34,7 +34,7 @@ def imports(folder: Path) -> list[tuple[Path, int, str, list[str]]]:
 
 def test_the_framework_imports_no_plugin():
     plugin_packages = ("lorakit_rules", "lorakit_lora", "lorakit_blip", "lorakit_blip2", "lorakit_coca", "lorakit_wd",
-                       "lorakit_openai", "lorakit_manual")
+                       "lorakit_openai", "lorakit_vlm", "lorakit_manual")
     bad = [f"{p.relative_to(REPO)}:{line} imports {module}" for p, line, module, _ in imports(REPO / "lora_core")
            if module.split(".")[0] in plugin_packages]
     assert not bad, bad

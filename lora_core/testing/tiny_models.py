@@ -451,8 +451,139 @@ def _open_clip_layout(model: Any) -> dict[str, Any]:
 
 
 
+def _bpe_tokenizer(folder: Path, specials: list[str], **tokens: Any) -> Any:
+    """A fast byte-level BPE tokenizer trained offline, with the model family's special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab, merges = _byte_level_bpe(folder)
+    bpe = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.add_special_tokens(specials)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, **tokens)
+
+
+def _chat_template(image: str, start: str, end: str, assistant: str, prefix: str = "") -> str:
+    """A chat template of the family's shape: images and text parts of each message, a generation prompt."""
+    return (prefix + "{% for message in messages %}" + start + "{{ message['content'] is string and message['content'] "
+            "or '' }}{% if message['content'] is not string %}{% for part in message['content'] %}"
+            "{% if part['type'] == 'image' %}" + image + "{% elif part['type'] == 'text' %}{{ part['text'] }}"
+            "{% endif %}{% endfor %}{% endif %}" + end + "{% endfor %}{% if add_generation_prompt %}" + assistant +
+            "{% endif %}")
+
+
+def tiny_qwen2_vl(folder: Path, seed: int = 0) -> Path:
+    """Qwen2-VL (the Qwen2.5-VL / Qwen3-VL processing: dynamic-resolution patches merged 2x2, M-RoPE)
+    with a byte-level BPE and Qwen's chat tokens; 56x56 pixels, so every image is 4 tokens."""
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                "<|image_pad|>", "<|video_pad|>"]
+    tokenizer = _bpe_tokenizer(folder, specials, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    template = _chat_template("<|vision_start|><|image_pad|><|vision_end|>", "<|im_start|>{{ message['role'] }}\n",
+                              "<|im_end|>\n", "<|im_start|>assistant\n")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
+    processor = Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14, merge_size=2,
+                                              temporal_patch_size=2),
+        tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(), chat_template=template)
+    config = Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2, in_channels=3),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    Qwen2VLForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def tiny_llava(folder: Path, seed: int = 0) -> Path:
+    """LLaVA (JoyCaption's architecture: a CLIP vision tower, a projector, a Llama) with Llama-3 chat
+    tokens; 32x32 pixels in 16x16 patches, so every image is 4 tokens plus CLS."""
+    from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["<image>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|begin_of_text|>",
+                "<|finetune_right_pad_id|>"]
+    tokenizer = _bpe_tokenizer(folder, specials, eos_token="<|eot_id|>", pad_token="<|finetune_right_pad_id|>",
+                               bos_token="<|begin_of_text|>")
+    template = _chat_template("<image>\n", "<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n",
+                              "<|eot_id|>", "<|start_header_id|>assistant<|end_header_id|>\n\n",
+                              prefix="<|begin_of_text|>")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tokenizer, patch_size=16, vision_feature_select_strategy="full", chat_template=template,
+        num_additional_image_tokens=1)
+    config = LlavaConfig(
+        vision_config=dict(model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=32, patch_size=16, projection_dim=32),
+        text_config=dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=256, eos_token_id=ids["<|eot_id|>"],
+                         pad_token_id=ids["<|finetune_right_pad_id|>"], bos_token_id=ids["<|begin_of_text|>"]),
+        image_token_index=ids["<image>"], vision_feature_select_strategy="full", vision_feature_layer=-1)
+    LlavaForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def tiny_florence2(folder: Path, seed: int = 0) -> Path:
+    """Florence-2 (a DaViT vision encoder and a BART encoder-decoder; task prompts such as
+    `<MORE_DETAILED_CAPTION>`, location tokens) at 64x64 pixels, 65 image tokens."""
+    from transformers import (
+        BartTokenizer,
+        CLIPImageProcessor,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
+
+    _seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, merges = _byte_level_bpe(folder)
+    vocab.setdefault("<mask>", len(vocab))
+    tokenizer = BartTokenizer(vocab=vocab, merges=merges, bos_token="<s>", eos_token="</s>",  # type: ignore[arg-type]
+                              unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                              extra_special_tokens={"image_token": "<image>"})
+    tokenizer.add_tokens([f"<loc_{i}>" for i in range(1000)] + ["<od>", "</od>", "<ocr>", "</ocr>", "<poly>",
+                                                                 "</poly>", "<sep>"])
+    tokenizer.model_max_length = 256
+    processor = Florence2Processor(
+        image_processor=CLIPImageProcessor(size={"height": 64, "width": 64}, crop_size={"height": 64, "width": 64},
+                                           do_center_crop=False, image_seq_length=65),
+        tokenizer=tokenizer)
+    config = Florence2Config(
+        vision_config=dict(depths=[1, 1], patch_size=[7, 3], patch_stride=[4, 2], patch_padding=[3, 1],
+                           patch_prenorm=[False, True], embed_dim=[16, 32], num_heads=[2, 2], num_groups=[2, 2],
+                           window_size=4, projection_dim=32, max_position_embeddings=16, max_temporal_embeddings=4),
+        text_config=dict(model_type="bart", vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
+                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                         max_position_embeddings=256, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         decoder_start_token_id=tokenizer.eos_token_id, forced_bos_token_id=tokenizer.bos_token_id),
+        image_token_id=int(tokenizer.convert_tokens_to_ids("<image>")))  # type: ignore[arg-type]
+    Florence2ForConditionalGeneration(config).eval().save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 BUILDERS = {"sd": tiny_sd, "sdxl": tiny_sdxl, "blip": tiny_blip, "blip2": tiny_blip2, "clip": tiny_clip,
-            "coca": tiny_coca}
+            "coca": tiny_coca, "qwen2-vl": tiny_qwen2_vl, "llava": tiny_llava, "florence2": tiny_florence2}
 
 
 def main(argv: list[str] | None = None) -> int:

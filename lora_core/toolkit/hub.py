@@ -72,7 +72,9 @@ def load_pretrained(loader: Callable[..., Any], model_id: str, who: str, probe_f
 
 def missing_model(model_id: str, who: str, exc: BaseException) -> PluginError:
     """The one-line PluginError for a model that could not be loaded, saying how to provide it."""
-    where = "is not in the local Hugging Face cache and the hub is offline" if hub_offline() else "could not be loaded"
+    local = Path(model_id).expanduser().is_dir()  # a folder that does not load: the cache is not the reason
+    where = "is not in the local Hugging Face cache and the hub is offline" if hub_offline() and not local \
+        else "could not be loaded"
     detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
     return PluginError(f"{who}: model {model_id!r} {where} ({detail}); download it once, or "
                        f"{how_to_provide(who)}")
