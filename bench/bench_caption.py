@@ -26,7 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-CAPTIONERS = ("blip", "blip2", "coca", "clip")
+CAPTIONERS = ("blip", "blip2", "coca", "clip", "vlm", "vlm-llava", "florence2")
+#: The `vlm` captioner's benchmark names: each a model family of its own.
+VLM_FAMILIES = {"vlm": "tiny_qwen2_vl", "vlm-llava": "tiny_llava", "florence2": "tiny_florence2"}
 
 
 def make_images(folder: Path, count: int) -> Path:
@@ -135,8 +137,9 @@ def build_tiny(name: str, workdir: Path, device: str) -> object:
 
     folder = workdir / f"tiny-{name}"
     if not folder.exists():
-        {"blip": tiny_models.tiny_blip, "blip2": tiny_models.tiny_blip2, "coca": tiny_models.tiny_coca,
-         "clip": tiny_models.tiny_clip}[name](folder)
+        builders = {"blip": tiny_models.tiny_blip, "blip2": tiny_models.tiny_blip2, "coca": tiny_models.tiny_coca,
+                    "clip": tiny_models.tiny_clip, **{n: getattr(tiny_models, b) for n, b in VLM_FAMILIES.items()}}
+        builders[name](folder)
     return load(name, str(folder), device)
 
 
@@ -151,7 +154,8 @@ def load(name: str, model: str, device: str) -> object:
         return CocaCaptioner(model=model, device=device, decoding="greedy")
     from lora_core.plugins import load_plugins
 
-    return load_plugins().captioners[name].factory(model=model, device=device, num_beams=1)
+    plugin = "vlm" if name in VLM_FAMILIES else name
+    return load_plugins().captioners[plugin].factory(model=model, device=device, num_beams=1)
 
 
 def force_length(captioner: object, tokens: int) -> None:
@@ -160,6 +164,8 @@ def force_length(captioner: object, tokens: int) -> None:
         import dataclasses
 
         captioner.settings = dataclasses.replace(captioner.settings, max_new_tokens=tokens, min_new_tokens=tokens)
+    elif hasattr(captioner, "generation"):  # vlm
+        captioner.generation.update(max_new_tokens=tokens, min_new_tokens=tokens)
     elif hasattr(captioner, "max_new_tokens"):
         captioner.max_new_tokens = tokens
         captioner.model.generation_config.min_new_tokens = tokens

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,22 @@ def test_bench_realworld_scores_as_its_docstring_says():
         document = json.loads(path.read_text(encoding="utf-8"))
         assert {r["label"] for r in document["rows"].values()} <= {"defect", "debatable"}, path
         assert any(source.name == document["dataset"] for source in module.SOURCES), path
+
+
+def test_gpu_check_dry_run_writes_its_json(tmp_path):
+    """bench/gpu_check.sh on a CPU: every step at its tiny size, and the one JSON a GPU run writes."""
+    if shutil.which("timeout") is None:
+        pytest.skip("needs coreutils' timeout")
+    env = {**os.environ, "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh"), "--dry-run"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads((tmp_path / "gpu_check.json").read_text(encoding="utf-8"))
+    assert summary["dry_run"] and summary["ok"], json.dumps(summary["steps"], indent=1)[-3000:]
+    steps = summary["steps"]
+    assert set(steps) == {"cuda_tests", "train_sd15_bs1", "train_sdxl_bs1", "caption_models", "caption_light"}
+    assert [f["setup"] for f in steps["train_sd15_bs1"]["figures"]] == [
+        "tiny 64px bs1 sdpa no checkpointing off", "tiny 64px bs1 sdpa no checkpointing on"]
+    assert steps["caption_models"]["figures"][0]["captioner"] == "blip"
+    assert any(f["what"].startswith("openai concurrency 16") for f in steps["caption_light"]["figures"])
+
