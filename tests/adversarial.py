@@ -337,3 +337,78 @@ CASES: dict[str, Callable[[Path], Path]] = {
     "config_empty_caption_column": _with_config(b'[dataset]\ncaption-column = ""\n'),
     "config_unknown_model": _with_config(b'[dataset]\nmodel = "sd9"\n[tokens]\nmax = 0\n'),
 }
+
+
+# -- captioners' own inputs: a tagger's model folder, a chat server's answers ---------------------
+# `lorakit caption --captioner wd-tagger --model FOLDER` reads a model and a tag list the user
+# downloaded; `--captioner openai` reads whatever a server answers. tests/test_adversarial.py runs
+# both over these under the same contract, on a plain dataset.
+
+
+def _tagger(labels: bytes | None = None, model: str = "copy") -> Callable[[Path], Path]:
+    """A WD-shaped model folder with a hostile part: `labels` for selected_tags.csv, or `model`
+    ("copy": a working model.onnx, "garbage", "fifo", "devzero", "text-input", "missing")."""
+
+    def make(folder: Path) -> Path:
+        from lora_core.testing.tiny_taggers import tiny_wd_tagger
+
+        tiny_wd_tagger(folder)
+        if labels is not None:
+            (folder / "selected_tags.csv").write_bytes(labels)
+        onnx_file = folder / "model.onnx"
+        if model == "garbage":
+            onnx_file.write_bytes(b"\x08\x07" + os.urandom(2000))
+        elif model in ("fifo", "devzero", "missing"):
+            onnx_file.unlink()
+            if model == "fifo":
+                os.mkfifo(onnx_file)
+            elif model == "devzero":
+                os.symlink("/dev/zero", onnx_file)
+        elif model == "text-input":
+            import onnx
+            from onnx import TensorProto, helper
+
+            graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "g",
+                                      [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 11])],
+                                      [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 11])])
+            made = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+            made.ir_version = 8
+            onnx.save(made, str(onnx_file))
+        return folder
+
+    return make
+
+
+_WD_HEADER = b"tag_id,name,category,count\n"
+HOSTILE_TAGGERS: dict[str, Callable[[Path], Path]] = {
+    "labels_invalid_utf8": _tagger(_WD_HEADER + b"0,caf\xe9,0,1\n" * 11),
+    "labels_nul_bytes": _tagger(_WD_HEADER + b"0,a\x00b,0,1\n" * 11),
+    "labels_empty": _tagger(b""),
+    "labels_no_name_column": _tagger(b"id,tag\n" + b"0,a\n" * 11),
+    "labels_category_not_a_number": _tagger(_WD_HEADER + b"0,a,zero,1\n" * 11),
+    "labels_huge_category": _tagger(_WD_HEADER + b"0,a,99999999999999999999999,1\n" * 11),
+    "labels_formula_tags": _tagger(_WD_HEADER + b'0,"=HYPERLINK(""x"")",0,1\n' + b"1,\"a,\nb\",0,1\n" * 10),
+    "labels_too_few": _tagger(_WD_HEADER + b"0,a,0,1\n"),
+    "model_garbage": _tagger(model="garbage"),
+    "model_fifo": _tagger(model="fifo"),
+    "model_devzero": _tagger(model="devzero"),
+    "model_missing": _tagger(model="missing"),
+    "model_text_input": _tagger(model="text-input"),
+}
+
+#: What a hostile or broken OpenAI-compatible server answers (raw bytes of the HTTP body, or a
+#: scripted step of lora_core.testing.openai_server).
+_DEEP = b'{"choices": [{"message": {"content": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}]}"
+HOSTILE_ANSWERS: dict[str, bytes | str] = {
+    "deep_json": _DEEP,
+    "huge_answer": b'{"choices": [{"message": {"content": "' + b"a" * (5 << 20) + b'"}}]}',
+    "invalid_utf8": b'{"choices": [{"message": {"content": "caf\xe9 au lait"}}]}',
+    "choices_empty": b'{"choices": []}',
+    "content_not_text": b'{"choices": [{"message": {"content": {"a": 1}}}]}',
+    "content_parts": b'{"choices": [{"message": {"content": [{"type": "text", "text": "a red fox"}, 5, null]}}]}',
+    "control_characters": b'{"choices": [{"message": {"content": "=cmd|\' /C calc\'!A0\\u0000\\r\\n\\u202e\\"x\\""}}]}',
+    "null_answer": b"null",
+    "not_json": "not-json",
+    "closed_mid_answer": "close-mid-answer",
+    "server_error_forever": "500",
+}

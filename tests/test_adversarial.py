@@ -209,3 +209,50 @@ def test_fixes_settle_across_several_captions(tmp_path, registry, captions):
     second = lora_core.fix(folder, registry=registry, unsafe=True, ignore=["LK6"])
     assert second.converged and not second.changes, (captions, once)
     assert {path.name: path.read_bytes() for path in folder.glob("*.txt")} == once
+
+
+# -- captioners' own inputs ----------------------------------------------------------------------
+
+
+def _caption_holds_the_contract(where: str, args: list[str], work: Path) -> None:
+    before = _snapshot(work)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 1, 2), f"{where}: exit {result.exit_code}\n{result.output[-2000:]}"
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        f"{where}: {type(result.exception).__name__}: {result.exception}"
+    assert "Traceback" not in result.output and "internal error" not in result.output, f"{where}\n{result.output}"
+    if result.exit_code == 2:
+        errors = [line for line in result.output.splitlines() if line.startswith("lorakit: error:")]
+        assert len(errors) == 1, f"{where}: not one error line\n{result.output[-2000:]}"
+    after = _snapshot(work)
+    for rel, digest in before.items():
+        assert after.get(rel) == digest, f"{where}: changed {rel}"
+    written = {rel for rel in set(after) - set(before) if not rel.startswith("ds/.lorakit_cache")}  # lint's cache
+    assert written <= {"ds/metadata.csv"}, f"{where}: wrote {written}"
+
+
+@pytest.mark.parametrize("case", list(adversarial.HOSTILE_TAGGERS))
+def test_a_hostile_tagger_model_is_one_line_or_works(case, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    work = tmp_path / "work"
+    ds = adversarial._csv(work / "ds", adversarial._rows(f'a.png,"{adversarial.GOOD}"'))
+    (ds / "metadata.csv").unlink()
+    model = adversarial.HOSTILE_TAGGERS[case](work / "model")
+    _caption_holds_the_contract(f"wd-tagger {case}", ["caption", str(ds), "--captioner", "wd-tagger",
+                                                      "--model", str(model)], work)
+
+
+@pytest.mark.parametrize("case", list(adversarial.HOSTILE_ANSWERS))
+def test_a_hostile_chat_server_is_one_line_or_works(case, tmp_path, monkeypatch):
+    from lora_core.testing.openai_server import FakeOpenAIServer
+
+    work = tmp_path / "work"
+    ds = adversarial._csv(work / "ds", adversarial._rows(f'a.png,"{adversarial.GOOD}"'))
+    (ds / "metadata.csv").unlink()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with FakeOpenAIServer() as server:
+        server.script([adversarial.HOSTILE_ANSWERS[case]] * 3)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        _caption_holds_the_contract(f"openai {case}", ["caption", str(ds), "--captioner", "openai",
+                                                       "-O", "retries=2", "-O", "backoff=0"], work)

@@ -49,7 +49,7 @@ class FakeOpenAIServer:
         self.answer = answer or self._default_answer
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
-        self._script: list[str] = []
+        self._script: list[str | bytes] = []
         self._lock = threading.Lock()
         self.active = self.peak_active = 0
         owner = self
@@ -84,10 +84,12 @@ class FakeOpenAIServer:
                     with owner._lock:
                         owner.active -= 1
 
-            def _act(self, step: str, body: dict[str, Any]) -> None:
+            def _act(self, step: str | bytes, body: dict[str, Any]) -> None:
                 if owner.latency:
                     time.sleep(owner.latency)
-                if step == "ok":
+                if isinstance(step, bytes):  # an answer's raw body, as a hostile server would send it
+                    self._raw(200, step)
+                elif step == "ok":
                     content = owner.answer(body)
                     self._json(200, {"id": "x", "object": "chat.completion", "model": body.get("model"),
                                      "choices": [{"index": 0, "finish_reason": "stop",
@@ -146,9 +148,9 @@ class FakeOpenAIServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def script(self, steps: Iterable[str]) -> None:
+    def script(self, steps: Iterable[str | bytes]) -> None:
         """What the next chat requests get, in order ("ok", "429", "500", "sleep3", "not-json",
-        "wrong-shape", "close-mid-answer", "empty"); after the script, "ok"."""
+        "wrong-shape", "close-mid-answer", "empty", or bytes: a raw 200 body); after the script, "ok"."""
         with self._lock:
             self._script = list(steps)
 

@@ -124,12 +124,16 @@ class OpenAICaptioner:
             raise _Retry(f"no answer within {self.timeout:g} s (-O timeout=...)") from None
         except (ConnectionError, OSError, ValueError, http.client.HTTPException) as exc:  # closed mid-answer
             raise _Retry(f"the connection dropped mid-answer ({type(exc).__name__})") from None
-        if promised.isdigit() and len(raw) < int(promised):  # read() of a size returns short, silently
-            raise _Retry(f"the connection dropped mid-answer ({len(raw)} of {promised} bytes)")
         if len(raw) > MAX_ANSWER_BYTES:
             raise PluginError(f"captioner openai: {url} answered more than {MAX_ANSWER_BYTES >> 20} MB: not a caption")
+        if promised.isdigit() and len(raw) < int(promised):  # read() of a size returns short, silently
+            raise _Retry(f"the connection dropped mid-answer ({len(raw)} of {promised} bytes)")
         try:
-            return json.loads(raw)
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Retry(f"the answer is not UTF-8 ({raw[:60]!r})") from None
+        try:
+            return json.loads(text)
         except (ValueError, RecursionError):
             raise _Retry(f"the answer is not JSON ({raw[:60]!r})") from None
 
@@ -191,8 +195,10 @@ class OpenAICaptioner:
             except (KeyError, IndexError, TypeError):
                 raise _Retry(f"the answer is not a chat completion ({json.dumps(answer)[:80]})") from None
             if isinstance(content, list):  # some servers answer in content parts
-                content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-            return clean_answer(str(content or ""))
+                content = "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+            if content is not None and not isinstance(content, str):
+                raise _Retry(f"the answer's content is not text ({type(content).__name__})")
+            return clean_answer(content or "")
 
         caption = self._with_retries(f"captioning {item.name}", attempt)
         if not caption:
