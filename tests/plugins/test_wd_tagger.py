@@ -138,3 +138,9 @@ def test_lorakit_caption_with_the_tagger_writes_tags_and_lints_them(tmp_path, wd
     assert [r["text"] for r in rows] == ["red theme, simple background", "hatsune miku, green theme, simple background",
                                          "blue theme, simple background", "red theme, simple background",
                                          "blue theme, simple background"]
+
+
+def test_without_onnxruntime_the_error_names_the_extra(monkeypatch, wd_model):
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
+    with pytest.raises(PluginError, match=r"captioner wd-tagger needs onnxruntime: pip install 'lorakit\[wd\]'"):
+        WdTagger(model=str(wd_model))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-HEAVY = ["torch", "diffusers", "transformers", "peft", "open_clip", "accelerate"]
+HEAVY = ["torch", "diffusers", "transformers", "peft", "open_clip", "accelerate", "onnxruntime"]
 
 
 def core_install(*args: str) -> subprocess.CompletedProcess[str]:
@@ -40,10 +40,14 @@ def test_plugins_says_which_extra_each_model_plugin_needs():
     assert "needs torch, open_clip: pip install 'lorakit[coca]'" in rows["coca"]
     assert "needs torch, diffusers, peft, accelerate: pip install 'lorakit[train]'" in rows["lora"]
     assert rows["hygiene"].rstrip().endswith("loaded")
+    assert "needs onnxruntime: pip install 'lorakit[wd]'" in rows["wd-tagger"]
+    assert "needs torch, transformers: pip install 'lorakit[caption]'" in rows["vlm"]
+    assert rows["openai"].rstrip().endswith("loaded")  # the standard library only
     listing = {item["name"]: item for item in json.loads(core_install("plugins", "--format", "json").stdout)}
     assert listing["blip2"]["missing"] == ["torch", "transformers"]
     assert listing["blip2"]["install"] == "pip install 'lorakit[caption]'"
     assert listing["core"]["missing"] == [] and listing["core"]["install"] is None
+    assert listing["openai"]["missing"] == [] and listing["openai"]["install"] is None
 
 
 @pytest.mark.parametrize("command", [["rules"], ["plugins"]])
