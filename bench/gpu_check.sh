@@ -13,7 +13,7 @@
 #   bash bench/gpu_check.sh --dry-run       # on a CPU (CI does): every step at its tiny size, same JSON
 #
 # The GPU machine reaches no package index: lorakit and what its image lacks (diffusers, the pinned
-# transformers and peft, open_clip) are installed from .whl/ with --no-index; xformers rows are
+# transformers and peft, open_clip, xformers) are installed from .whl/ with --no-index; xformers rows are
 # skipped with a note where no xformers wheel for the image's torch was carried.
 set -uo pipefail
 cd "$(dirname "$0")/.."
