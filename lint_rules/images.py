@@ -75,6 +75,7 @@ def _records_with(ctx: LintContext, pixels: bool) -> Iterable[tuple[Record, Mapp
 
 class ImageRule(Rule):
     shares = "images"
+    relint_on_edit = False  # the pictures do not change when a caption does
     cost = 1  # the decoding is charged to LK601, which always runs first in the shared group
 
     def readable(self, ctx: LintContext, pixels: bool = False) -> Iterable[tuple[Record, Mapping[str, Any]]]:
@@ -99,6 +100,7 @@ class ImageUnreadable(Rule):
     Re-export or re-copy the image, or remove the row.
     """
 
+    relint_on_edit = False  # the pictures do not change when a caption does
     code = "LK601"
     name = "image-unreadable"
     summary = "A truncated, corrupt or non-image file, or a decompression-bomb-sized image"

@@ -225,6 +225,7 @@ class _EmbeddingCache:
 
 class SemanticRule(Rule):
     shares = "clip"
+    relint_on_edit = False  # a CLIP model per keystroke is too slow: re-run on save
     # The cost hint balances the caption rules between worker processes. Off (the default) these
     # rules cost nothing; on, the CLIP model dominates whatever the split.
     cost = 1

@@ -303,6 +303,10 @@ class Rule:
     #: True when this rule's fixes also shape fresh machine captions in `lorakit caption`: all of
     #: them, unsafe ones included (they rewrite a captioner's draft, never a human's caption).
     postprocess_captions: ClassVar[bool] = False
+    #: False for rules whose findings a caption edit cannot change or that load a model (image
+    #: rules, CLIP rules): a live re-lint after an edit (lora_core.session, `lorakit review`) keeps
+    #: their findings from the last full lint instead of running them per keystroke.
+    relint_on_edit: ClassVar[bool] = True
 
     # Set by the registry when the rule is registered.
     plugin: str = ""

@@ -256,3 +256,34 @@ def test_a_hostile_chat_server_is_one_line_or_works(case, tmp_path, monkeypatch)
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         _caption_holds_the_contract(f"openai {case}", ["caption", str(ds), "--captioner", "openai",
                                                        "-O", "retries=2", "-O", "backoff=0"], work)
+
+
+# -- lorakit review over every hostile dataset ---------------------------------------------------
+
+
+@pytest.mark.parametrize("case", list(adversarial.CASES))
+def test_review_opens_every_hostile_dataset_or_says_why(case, tmp_path, registry):
+    """The review server's session and JSON over each hostile dataset: a LorakitError (one line) or a
+    state that serialises, an edit that re-lints, nothing written without a save."""
+    pytest.importorskip("starlette")
+    import json
+
+    from lora_core.errors import LorakitError
+    from lora_core.review.app import ReviewState
+    from lora_core.session import DatasetSession
+
+    ds = adversarial.CASES[case](tmp_path / "work" / "ds")
+    before = _snapshot(tmp_path / "work")
+    try:
+        state = ReviewState(DatasetSession(ds, registry=registry))
+    except LorakitError as exc:
+        assert "\n" not in str(exc).strip(), f"{case}: {exc}"
+        return
+    json.loads(json.dumps(state.state(), ensure_ascii=True))  # as the server sends it: lone surrogates escaped
+    if state.session.dataset.records:
+        state.session.edit(0, "zyla, an edited caption")
+        json.dumps(state.changes_since({}))
+        state.session.pending()
+    after = _snapshot(tmp_path / "work")
+    assert {k: v for k, v in after.items() if ".lorakit_cache" not in k} == \
+        {k: v for k, v in before.items() if ".lorakit_cache" not in k}, case

@@ -182,7 +182,7 @@ def main() -> None:
 
 
 # Subcommands register themselves on `cli`; they import nothing heavy at module level.
-from lora_core.cli import caption, export, info, init, lint, stats, train  # noqa: E402, F401
+from lora_core.cli import caption, export, info, init, lint, review, stats, train  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()
