@@ -25,6 +25,8 @@ from typing import Any
 __all__ = [
     "COLOUR_CORRELATION",
     "COLOUR_TOLERANCE",
+    "FLAT_SPREAD",
+    "FLAT_TOLERANCE",
     "CROP_STEPS",
     "CROWD",
     "MAX_CROP",
@@ -308,6 +310,28 @@ def crowd_clusters(members: Any, hashes: Any, distance: int, same: Any,
 PAIR_CACHE_FILE = "pairs-v2.json"  # v2: edited variants score below the threshold
 COLOUR_TOLERANCE = 24.0  # mean difference (0-255) of the 4x4 colour thumbnails: a flat red and a flat blue differ
 COLOUR_CORRELATION = 0.9  # ... or the same layout, brighter or more saturated
+FLAT_SPREAD = 3.0  # a 4x4 colour thumbnail whose cells differ less than this (0-255) is a flat picture ...
+FLAT_TOLERANCE = 2.0  # ... and two flat pictures are the same only this close (a re-encode moves a level or two)
+
+
+def _flat(a: Any) -> bool:
+    """True for a picture of (nearly) one colour: its detail is empty, so detail says nothing."""
+    import numpy as np
+
+    cells = np.asarray(a, dtype=np.float32).reshape(-1, 3)
+    return bool(len(cells)) and float(np.abs(cells - cells.mean(axis=0)).max()) < FLAT_SPREAD
+
+
+def _flat_verdict(a: Any, b: Any) -> float | None:
+    """For two flat pictures: 1.0 when their colours are nearly equal, else -1.0 (a flat red and a
+    flat maroon, two colour swatches, two blank placeholders of other tints are different pictures);
+    None when either has a picture in it (the detail comparison decides)."""
+    import numpy as np
+
+    if a is None or b is None or len(a) != len(b) or not len(a) or not (_flat(a) and _flat(b)):
+        return None
+    return 1.0 if float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean()) <= FLAT_TOLERANCE \
+        else -1.0
 
 
 def _colours_close(a: Any, b: Any) -> bool:
@@ -377,6 +401,10 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, Mapping[str, Any]]],
         a, b = min(a, b), max(a, b)
         if (a, b) in decided:
             return decided[(a, b)]
+        flat = _flat_verdict(colours(a), colours(b))
+        if flat is not None:  # no detail to compare: the colours alone decide, tightly
+            decided[(a, b)] = flat
+            return flat
         if not _colours_close(colours(a), colours(b)):
             decided[(a, b)] = -1.0
             return -1.0
@@ -399,6 +427,30 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, Mapping[str, Any]]],
         if later not in found or found[later][0] > earlier:
             measured = f"hash distance {bits}/64, " if bits is not None else ""
             found[later] = (earlier, f"is the same picture as {{original}} ({measured}detail similarity {value:.2f})")
+
+    # Flat pictures (one colour: blank placeholders, swatches, synthetic backgrounds) have no detail
+    # for the hashes or the detail test to tell apart: every pair would be a candidate and "alike".
+    # They are compared by colour alone, each with the earlier flat pictures of neighbouring colour
+    # cells: linear in their number.
+    flat_cells: dict[tuple[int, ...], list[int]] = {}
+    pictured = []
+    for index in representatives:
+        value = colours(index)
+        if value is None or not _flat(value):
+            pictured.append(index)
+            continue
+        mean = np.asarray(value, np.float32).reshape(-1, 3).mean(axis=0)
+        cell = tuple(int(c) for c in (mean // (2 * FLAT_TOLERANCE)))
+        match = None
+        for offset in itertools.product((-1, 0, 1), repeat=3):
+            for earlier in flat_cells.get(tuple(c + o for c, o in zip(cell, offset)), ()):
+                if _flat_verdict(colours(earlier), value) == 1.0 and (match is None or earlier < match):
+                    match = earlier
+        if match is not None:
+            found[index] = (match, "is the same flat colour as {original}")
+        else:
+            flat_cells.setdefault(cell, []).append(index)
+    representatives = pictured
 
     reps = np.asarray(representatives, dtype=np.int64)
     for family in ("dhash", "phash"):

@@ -99,3 +99,23 @@ def test_colour_layouts_agree_when_brighter_not_when_recoloured():
     flat_red, flat_blue = np.tile([200, 30, 30], 16).astype(np.int16), np.tile([30, 30, 200], 16).astype(np.int16)
     assert _colours_close(layout, layout) and _colours_close(layout, brighter)
     assert not _colours_close(layout, recoloured) and not _colours_close(flat_red, flat_blue)
+
+
+def test_flat_pictures_are_compared_by_colour_not_called_the_same(tmp_path, registry):
+    """Two flat pictures of different colours have the same (empty) detail and the same hashes: they
+    were reported as "the same picture" (995 of 1,000 random colour swatches, and issue 27's flat
+    synthetic backgrounds), and comparing every pair of them took 18 s. Flat pictures are now the
+    same only when their colours are within two levels (a re-encode), found in linear time."""
+    import lora_core
+    from PIL import Image
+
+    from lora_core.testing import make_sidecar_dataset
+
+    folder = make_sidecar_dataset(tmp_path / "ds", {f"{i}.png": f"swatch {i}" for i in range(4)})
+    for name, colour in (("0.png", (200, 30, 30)), ("1.png", (190, 40, 35)), ("2.png", (30, 30, 200))):
+        Image.new("RGB", (96, 96), colour).save(folder / name)
+    Image.new("RGB", (96, 96), (201, 31, 29)).save(folder / "3.jpg", quality=95)  # a re-encoded copy of 0.png
+    (folder / "3.png").unlink()  # 3.txt now captions 3.jpg
+    found = [v for v in lora_core.lint(folder, registry=registry, isolated=True, select=["LK605"])]
+    assert [(v.image, v.data.get("duplicate_of")) for v in found] == [("3.jpg", "0.png")]
+    assert "same flat colour as 0.png" in found[0].message
