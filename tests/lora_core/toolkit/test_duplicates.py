@@ -106,9 +106,9 @@ def test_flat_pictures_are_compared_by_colour_not_called_the_same(tmp_path, regi
     were reported as "the same picture" (995 of 1,000 random colour swatches, and issue 27's flat
     synthetic backgrounds), and comparing every pair of them took 18 s. Flat pictures are now the
     same only when their colours are within two levels (a re-encode), found in linear time."""
-    import lora_core
     from PIL import Image
 
+    import lora_core
     from lora_core.testing import make_sidecar_dataset
 
     folder = make_sidecar_dataset(tmp_path / "ds", {f"{i}.png": f"swatch {i}" for i in range(4)})
