@@ -43,6 +43,7 @@ class DatasetSession:
     def __init__(self, target: str | os.PathLike[str], options: LintOptions | None = None,
                  registry: Registry | None = None) -> None:
         self.target = Path(target)
+        self.generation = 0  # counts the reads from disk (a reload, a save)
         self.options = options or LintOptions()
         self.registry = registry if registry is not None else load_plugins()
         self.reload()
@@ -52,6 +53,7 @@ class DatasetSession:
     def reload(self) -> None:
         """Read the dataset from disk again and lint it whole (after a save, or on request);
         unsaved edits are dropped."""
+        self.generation += 1
         self.dataset, self.config, self.rules, self.selection = prepare_dataset(self.target, self.options,
                                                                                 self.registry)
         self.live_rules = [rule for rule in self.rules if getattr(rule, "relint_on_edit", True)]

@@ -45,6 +45,20 @@ class ReviewState:
         self.lock = threading.RLock()
         self.journal = Journal.load(session.dataset.root)
         self.images = ImageStore(session.dataset.root)
+        self._settings: tuple[int, str] = (-1, "")
+
+    def settings(self) -> str:
+        """What `lorakit lint --show-settings` says of the dataset (model, form, trigger, style and
+        where each comes from), read again after each reload or save."""
+        if self._settings[0] != self.session.generation:
+            from lora_core.cli.lint import settings_text
+
+            try:
+                text = settings_text([self.session.target], self.session.options, self.session.registry)
+            except LorakitError as exc:
+                text = str(exc)
+            self._settings = (self.session.generation, text)
+        return self._settings[1]
 
     # -- JSON shapes -------------------------------------------------------------------------
 
@@ -62,7 +76,8 @@ class ReviewState:
     def record(self, index: int, findings: list[dict[str, Any]]) -> dict[str, Any]:
         record = self.session.dataset.records[index]
         return {"i": index, "image": record.image, "caption": record.caption,
-                "concept": record.concept, "unsaved": record.caption != record.original_caption,
+                "concept": record.concept, "repeats": record.repeats,
+                "unsaved": record.caption != record.original_caption,
                 "findings": findings}
 
     def _by_record(self) -> tuple[dict[int, list[dict[str, Any]]], list[dict[str, Any]]]:
@@ -85,7 +100,8 @@ class ReviewState:
                              "doc": (type(rule).__doc__ or "").strip()} for rule in session.rules}
         return {"dataset": {"path": str(session.dataset.path), "format": session.dataset.format,
                             "root": str(session.dataset.root), "records": len(records)},
-                "records": records, "dataset_findings": loose, "rules": rules, **self.status()}
+                "records": records, "dataset_findings": loose, "rules": rules, "settings": self.settings(),
+                **self.status()}
 
     def status(self) -> dict[str, Any]:
         return {"unsaved": self.session.unsaved(),

@@ -34,6 +34,7 @@ function takeState(data) {
   fillSelect($("filter-rule"), Object.keys(state.rules).sort());
   fillSelect($("filter-concept"), [...new Set(state.records.map((r) => r.concept).filter(Boolean))].sort());
   takeStatus(data);
+  $("settings").textContent = data.settings || "";
   renderTags();
   applyFilters();
   if (state.selected !== null && state.selected < state.records.length) openDetail(state.selected, true);
@@ -181,7 +182,67 @@ function renderTags() {
     li.textContent = `${tag} (${n})`;
     return li;
   }));
-  $("tag-list").replaceChildren(...top.slice(0, 500).map(([tag]) => new Option(tag)));
+  state.vocabulary = top.map(([tag]) => tag);
+  renderConcepts();
+}
+
+function renderConcepts() {
+  // images x repeats per concept folder: what each concept weighs in an epoch
+  const per = new Map();
+  for (const r of state.records) {
+    const key = r.concept || "(no concept folder)";
+    const entry = per.get(key) || { images: 0, steps: 0 };
+    entry.images++;
+    entry.steps += r.repeats || 1;
+    per.set(key, entry);
+  }
+  const total = [...per.values()].reduce((sum, e) => sum + e.steps, 0) || 1;
+  $("concepts").replaceChildren(...[...per.entries()].sort((a, b) => b[1].steps - a[1].steps).map(([name, e]) => {
+    const row = document.createElement("tr");
+    for (const [text, cls] of [[name, ""], [`${e.images} img`, "n"], [`${e.steps} steps`, "n"],
+      [`${Math.round(100 * e.steps / total)}%`, "n"]]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      if (cls) cell.className = cls;
+      row.appendChild(cell);
+    }
+    return row;
+  }));
+}
+
+// tag autocomplete from the set's own tags: the tag being typed (after the last comma before the cursor)
+function currentToken() {
+  const box = $("caption");
+  const before = box.value.slice(0, box.selectionStart);
+  const start = before.lastIndexOf(",") + 1;
+  const token = before.slice(start).trimStart();
+  return { token, from: box.selectionStart - token.length, to: box.selectionStart };
+}
+
+function suggest() {
+  const { token } = currentToken();
+  const list = $("suggestions");
+  list.replaceChildren();
+  if (token.length < 2) return;
+  const lower = token.toLowerCase();
+  for (const tag of (state.vocabulary || []).filter((t) => t.toLowerCase().startsWith(lower) && t !== token)
+    .slice(0, 8)) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = tag;
+    button.addEventListener("click", () => takeSuggestion(tag));
+    list.appendChild(button);
+  }
+}
+
+function takeSuggestion(tag) {
+  const box = $("caption");
+  const { from, to } = currentToken();
+  box.value = box.value.slice(0, from) + tag + box.value.slice(to);
+  box.selectionStart = box.selectionEnd = from + tag.length;
+  box.focus();
+  $("suggestions").replaceChildren();
+  captionInput();
 }
 
 // -- the detail view: edit with a live re-lint -------------------------------------------------
@@ -332,7 +393,11 @@ function wire() {
   $("grid-wrap").addEventListener("scroll", () => renderGrid(false));
   // the detail view opening or closing narrows or widens the grid as much as a window resize does
   new ResizeObserver(() => renderGrid(true)).observe($("grid-wrap"));
-  $("caption").addEventListener("input", captionInput);
+  $("caption").addEventListener("input", () => { captionInput(); suggest(); });
+  $("caption").addEventListener("keydown", (event) => {
+    const first = $("suggestions").querySelector("button");
+    if (event.key === "Tab" && first) { event.preventDefault(); takeSuggestion(first.textContent); }
+  });
   $("close-detail").addEventListener("click", () => { $("detail").hidden = true; state.selected = null; });
   $("revert-one").addEventListener("click", async () => {
     takeChanges(await api("/api/revert", { i: state.selected }));

@@ -154,3 +154,23 @@ def test_a_file_changed_on_disk_is_shown_and_not_overwritten(tmp_path, registry,
         page.click("#reload")
         _card(page, "d.png").click()
         assert page.input_value("#caption") == "someone else's words"
+
+
+def test_tag_autocomplete_and_the_panels(tmp_path, registry, browser):
+    folder = make_sidecar_dataset(tmp_path / "ds", {"10_zyla/a.png": "zyla, red coat, rain",
+                                                     "10_zyla/b.png": "zyla, umbrella, night",
+                                                     "2_city/c.png": "neon city, fog"})
+    with serve(folder, registry) as url:
+        page = _open(browser, url)
+        assert "config file" in page.inner_text("#settings")  # what --show-settings says
+        concepts = page.inner_text("#concepts")
+        assert "zyla\t2 img\t20 steps\t91%" in concepts and "city\t1 img\t2 steps\t9%" in concepts
+        _card(page, "c.png").click()
+        page.click("#caption")
+        page.keyboard.press("End")
+        page.keyboard.type(", umb")
+        page.wait_for_selector("#suggestions button")
+        assert page.inner_text("#suggestions") == "umbrella"
+        page.keyboard.press("Tab")
+        assert page.input_value("#caption") == "neon city, fog, umbrella"
+        page.wait_for_function("document.getElementById('unsaved-note').textContent === '1 unsaved'")
