@@ -73,6 +73,40 @@ class ReviewState:
                                              "description": fix.description, "edits": bool(fix.edits)},
         }
 
+    def detail(self, index: int) -> dict[str, Any]:
+        """What the detail view shows beside the caption: its CLIP tokens against the target
+        model's budget, the image's size against the training resolution, the picture an LK605
+        finding says it duplicates."""
+        from lora_core.toolkit.models import model_named
+
+        record = self.session.dataset.records[index]
+        config = self.session.config
+        model = model_named(str(config.section("dataset").get("model") or ""))
+        try:
+            from lora_core.toolkit.clip_tokens import load_tokenizer
+
+            tokens: int | None = load_tokenizer().count(record.caption or "")
+        except Exception:  # no tokenizer available: the panel says so
+            tokens = None
+        size = None
+        real = self.images.inside(record.image_path)
+        if real is not None:
+            try:
+                from PIL import Image
+
+                with Image.open(real) as image:
+                    size = list(image.size)
+            except Exception:  # an unreadable image: LK601 says why
+                size = None
+        by_image = {r.image: i for i, r in enumerate(self.session.dataset.records)}
+        duplicate = next((by_image.get(v.data.get("duplicate_of")) for v in self.session.violations
+                          if v.code == "LK605" and v.record is record and v.data.get("duplicate_of")), None)
+        train = config.section("train")
+        return {"i": index, "tokens": tokens, "budget": model.budget if model is not None else 75,
+                "model": model.name if model is not None else "unknown (CLIP's 75 assumed; [dataset] model pins it)",
+                "size": size, "resolution": train.get("resolution") if "train.resolution" in config.present else None,
+                "duplicate_of": duplicate}
+
     def record(self, index: int, findings: list[dict[str, Any]]) -> dict[str, Any]:
         record = self.session.dataset.records[index]
         return {"i": index, "image": record.image, "caption": record.caption,
@@ -246,7 +280,14 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
         with state.lock:
             before = state.signatures()
             session.edit(index, caption)
-            return JSONResponse(state.changes_since(before))
+            return JSONResponse({**state.changes_since(before), "detail": state.detail(index)})
+
+    async def api_detail(request: Request) -> Response:
+        index = read_index(request)
+        if index is None:
+            return error("no such record", 404)
+        with state.lock:
+            return JSONResponse(state.detail(index))
 
     async def api_fix_preview(request: Request) -> Response:
         data = await body(request)
@@ -355,6 +396,7 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
         Route("/thumb/{index}", thumbnail, methods=["GET"]),
         Route("/image/{index}", full_image, methods=["GET"]),
         Route("/api/state", guarded(api_state), methods=["GET"]),
+        Route("/api/detail/{index}", guarded(api_detail), methods=["GET"]),
         *(Route(f"/api/{name}", guarded(handler), methods=["POST"]) for name, handler in (
             ("edit", api_edit), ("fix-preview", api_fix_preview), ("fix-all", api_fix_all),
             ("replace", api_replace), ("revert", api_revert), ("save", api_save), ("undo", api_undo),

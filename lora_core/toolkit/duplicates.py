@@ -312,24 +312,27 @@ COLOUR_TOLERANCE = 24.0  # mean difference (0-255) of the 4x4 colour thumbnails:
 COLOUR_CORRELATION = 0.9  # ... or the same layout, brighter or more saturated
 FLAT_SPREAD = 3.0  # a 4x4 colour thumbnail whose cells differ less than this (0-255) is a flat picture ...
 FLAT_TOLERANCE = 2.0  # ... and two flat pictures are the same only this close (a re-encode moves a level or two)
+FLAT_DETAIL = 4.0  # ... and flat means no detail either (variance of the Laplacian; a texture photo: 50 and more)
 
 
-def _flat(a: Any) -> bool:
-    """True for a picture of (nearly) one colour: its detail is empty, so detail says nothing."""
+def _flat(a: Any, laplacian: float | None) -> bool:
+    """True for a picture of one colour, without detail (a texture whose 4x4 average is even, grass
+    or gravel, has detail and is not flat): the detail comparison has nothing to go on."""
     import numpy as np
 
+    if a is None or laplacian is None or laplacian >= FLAT_DETAIL:
+        return False
     cells = np.asarray(a, dtype=np.float32).reshape(-1, 3)
     return bool(len(cells)) and float(np.abs(cells - cells.mean(axis=0)).max()) < FLAT_SPREAD
 
 
-def _flat_verdict(a: Any, b: Any) -> float | None:
+def _flat_verdict(a: Any, b: Any) -> float:
     """For two flat pictures: 1.0 when their colours are nearly equal, else -1.0 (a flat red and a
-    flat maroon, two colour swatches, two blank placeholders of other tints are different pictures);
-    None when either has a picture in it (the detail comparison decides)."""
+    flat maroon, two colour swatches, two blank placeholders of other tints are different pictures)."""
     import numpy as np
 
-    if a is None or b is None or len(a) != len(b) or not len(a) or not (_flat(a) and _flat(b)):
-        return None
+    if len(a) != len(b):
+        return -1.0
     return 1.0 if float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean()) <= FLAT_TOLERANCE \
         else -1.0
 
@@ -384,6 +387,9 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, Mapping[str, Any]]],
 
     decided: dict[tuple[int, int], float] = {}
 
+    def is_flat(index: int) -> bool:
+        return _flat(colours(index), readable[index][1].get("laplacian"))
+
     def stamp(index: int) -> list[int]:
         """The file's [size, mtime]: as collect() read them when the facts carry them (no second
         stat), else from the file."""
@@ -401,8 +407,8 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, Mapping[str, Any]]],
         a, b = min(a, b), max(a, b)
         if (a, b) in decided:
             return decided[(a, b)]
-        flat = _flat_verdict(colours(a), colours(b))
-        if flat is not None:  # no detail to compare: the colours alone decide, tightly
+        if is_flat(a) or is_flat(b):  # no detail to compare: the colours alone decide, tightly
+            flat = _flat_verdict(colours(a), colours(b)) if is_flat(a) and is_flat(b) else -1.0
             decided[(a, b)] = flat
             return flat
         if not _colours_close(colours(a), colours(b)):
@@ -436,7 +442,7 @@ def find_duplicates(dataset: Any, readable: list[tuple[Any, Mapping[str, Any]]],
     pictured = []
     for index in representatives:
         value = colours(index)
-        if value is None or not _flat(value):
+        if not is_flat(index):
             pictured.append(index)
             continue
         mean = np.asarray(value, np.float32).reshape(-1, 3).mean(axis=0)

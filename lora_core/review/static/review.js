@@ -259,6 +259,38 @@ function openDetail(i, keepText) {
   if (el) el.classList.add("selected");
   state.currentFinding = 0;
   renderFindings();
+  api(`/api/detail/${i}`).then(renderDetail).catch(() => {});
+}
+
+function renderDetail(detail) {
+  if (!detail || detail.i !== state.selected) return;
+  const facts = $("facts");
+  facts.replaceChildren();
+  const add = (text, over) => {
+    const span = document.createElement("span");
+    span.textContent = text;
+    if (over) span.className = "over";
+    facts.appendChild(span);
+  };
+  if (detail.tokens !== null) add(`${detail.tokens} / ${detail.budget} tokens (${detail.model})`, detail.tokens > detail.budget);
+  if (detail.size) {
+    const short = Math.min(...detail.size);
+    add(`${detail.size[0]}x${detail.size[1]} px` + (detail.resolution ? ` for ${detail.resolution} px training` : ""),
+      detail.resolution && short < detail.resolution);
+  }
+  const box = $("duplicate");
+  box.hidden = detail.duplicate_of === null || detail.duplicate_of === undefined;
+  box.replaceChildren();
+  if (!box.hidden) {
+    const other = state.records[detail.duplicate_of];
+    const img = document.createElement("img");
+    img.src = `/thumb/${detail.duplicate_of}`;
+    img.alt = other.image;
+    const label = document.createElement("div");
+    label.textContent = `the same picture as ${other.image} (open it)`;
+    box.append(img, label);
+    box.onclick = () => openDetail(detail.duplicate_of, false);
+  }
 }
 
 function renderFindings() {
@@ -323,7 +355,9 @@ async function sendEdit() {
   const i = state.selected, caption = $("caption").value;
   try {
     const started = performance.now();
-    takeChanges(await api("/api/edit", { i, caption }));
+    const answer = await api("/api/edit", { i, caption });
+    takeChanges(answer);
+    renderDetail(answer.detail);
     $("relint-state").textContent = `re-linted in ${Math.round(performance.now() - started)} ms`;
   } catch (error) {
     banner(error.message, "error");

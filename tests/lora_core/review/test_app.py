@@ -219,3 +219,17 @@ def test_undecodable_bytes_travel_through_the_page_and_back_exactly(tmp_path, re
     assert client.post("/api/edit", content=body, headers={"Content-Type": "application/json"}).status_code == 200
     client.post("/api/save", json={})
     assert (folder / "a.txt").read_bytes() == b"zyla, caf\xe9, rain, night\n"
+
+
+def test_the_detail_view_knows_tokens_size_and_the_duplicate(tmp_path, registry):
+    folder = make_sidecar_dataset(tmp_path / "ds", {"a.png": "zyla, red coat", "b.png": "zyla, another coat"})
+    (folder / "b.png").write_bytes((folder / "a.png").read_bytes())  # the same picture twice (LK605)
+    (folder / "lorakit.toml").write_text('[dataset]\nmodel = "sdxl"\n')
+    client, _ = _client(folder, registry)
+    records = {r["image"]: r["i"] for r in client.get("/api/state").json()["records"]}
+    detail = client.get(f"/api/detail/{records['b.png']}").json()
+    assert detail["tokens"] == 5 and detail["budget"] == 75 and detail["model"] == "SDXL"
+    assert detail["size"] == [512, 512] and detail["duplicate_of"] == records["a.png"]
+    edited = client.post("/api/edit", json={"i": records["a.png"], "caption": "zyla, " + "red coat, " * 30}).json()
+    assert edited["detail"]["tokens"] > 75
+    assert client.get("/api/detail/99").status_code == 404

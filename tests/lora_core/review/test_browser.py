@@ -166,6 +166,8 @@ def test_tag_autocomplete_and_the_panels(tmp_path, registry, browser):
         concepts = page.inner_text("#concepts")
         assert "zyla\t2 img\t20 steps\t91%" in concepts and "city\t1 img\t2 steps\t9%" in concepts
         _card(page, "c.png").click()
+        page.wait_for_selector("#facts span")
+        assert "4 / 75 tokens" in page.inner_text("#facts") and "512x512 px" in page.inner_text("#facts")
         page.click("#caption")
         page.keyboard.press("End")
         page.keyboard.type(", umb")
