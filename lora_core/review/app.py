@@ -65,7 +65,8 @@ class ReviewState:
     def finding(self, number: int, violation: Violation) -> dict[str, Any]:
         fix = violation.fix
         return {
-            "id": number, "code": violation.code, "name": violation.name, "severity": violation.severity.value,
+            "id": finding_key(violation), "code": violation.code, "name": violation.name,
+            "severity": violation.severity.value,
             "message": violation.message, "image": violation.image,
             "record": violation.record.index if violation.record is not None else None,
             "span": list(violation.span) if violation.span is not None else None,
@@ -142,25 +143,40 @@ class ReviewState:
                 "changed_on_disk": [str(p) for p in self.session.changed_on_disk()],
                 "journal": self.journal.summary()}
 
-    def changes_since(self, before: dict[int, str]) -> dict[str, Any]:
-        """What an edit changed: the records whose findings or caption differ from `before`
-        (a signature per record), the dataset-level findings, the status."""
-        per, loose = self._by_record()
-        changed = []
-        for index in range(len(self.session.dataset.records)):
-            shaped = self.record(index, per.get(index, []))
-            if before.get(index) != _signature(shaped):
-                changed.append(shaped)
-        return {"records": changed, "dataset_findings": loose, **self.status()}
+    def changes_since(self, before: dict[int, Any]) -> dict[str, Any]:
+        """What an edit changed: the records whose caption or findings differ from `before`
+        (`signatures()` taken before it), the dataset-level findings, the status. Only those
+        records are shaped and sent: a keystroke on a 10,000-caption set sends a few."""
+        after = self.signatures()
+        changed = {i for i, signature in after.items() if before.get(i) != signature}
+        per: dict[int, list[dict[str, Any]]] = {}
+        loose: list[dict[str, Any]] = []
+        for number, violation in enumerate(self.session.violations):
+            if violation.record is None:
+                loose.append(self.finding(number, violation))
+            elif violation.record.index in changed:
+                per.setdefault(violation.record.index, []).append(self.finding(number, violation))
+        records = [self.record(i, per.get(i, [])) for i in sorted(changed)]
+        return {"records": records, "dataset_findings": loose, **self.status()}
 
-    def signatures(self) -> dict[int, str]:
-        per, _ = self._by_record()
-        return {i: _signature(self.record(i, per.get(i, []))) for i in range(len(self.session.dataset.records))}
+    def signatures(self) -> dict[int, Any]:
+        """Per record, what the page shows of it (caption, unsaved, findings), cheaply comparable."""
+        per: dict[int, list[Any]] = {}
+        for violation in self.session.violations:
+            if violation.record is not None:
+                per.setdefault(violation.record.index, []).append((violation.code, violation.message, violation.span))
+        return {i: (r.caption, r.caption != r.original_caption, tuple(per.get(i, ())))
+                for i, r in enumerate(self.session.dataset.records)}
 
 
-def _signature(shaped: dict[str, Any]) -> str:
-    return json.dumps([shaped["caption"], shaped["unsaved"],
-                       [(f["code"], f["message"], f["span"]) for f in shaped["findings"]]])
+def finding_key(violation: Violation) -> str:
+    """A finding's id, stable across re-lints while the finding stays (its rule, where, what it
+    says): the page may hold it while other captions change."""
+    import hashlib
+
+    where = f"{violation.span[0]}-{violation.span[1]}" if violation.span is not None else "-"
+    said = hashlib.sha1(violation.message.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{violation.code}:{where}:{said}"
 
 
 def diff_text(before: str, after: str) -> str:
@@ -292,12 +308,13 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
     async def api_fix_preview(request: Request) -> Response:
         data = await body(request)
         index = record_index(data)
-        number = data.get("id")
+        key = data.get("id")
         with state.lock:
-            if not isinstance(number, int) or not 0 <= number < len(session.violations):
-                raise LorakitError("that finding is gone (the captions changed): look again")
-            violation = session.violations[number]
-            if violation.record is None or violation.record.index != index or violation.fix is None:
+            violation = next((v for v in session.violations if v.record is not None and v.record.index == index
+                              and finding_key(v) == key), None)
+            if violation is None:
+                raise LorakitError("that finding is gone (the caption changed): look again")
+            if violation.fix is None or not violation.fix.edits:
                 raise LorakitError("that finding has no fix for this caption")
             before = session.dataset.records[index].caption or ""
             after = session.fixed_caption(index, violation)

@@ -257,6 +257,7 @@ class PairVerdicts:
         self.path = path
         self.changed = False
         self.entries: dict[str, list[Any]] = {}
+        self.used: set[str] = set()  # the pairs this run asked about: only these are kept
         if path is not None:
             from lora_core.toolkit.image_facts import read_cache
 
@@ -269,19 +270,23 @@ class PairVerdicts:
         if isinstance(entry, list) and len(entry) == 2 and entry[0] == stamps:
             score = entry[1]
             if isinstance(score, (int, float)) and not isinstance(score, bool) and -1.0 <= score <= 1.0:
+                self.used.add(key)
                 return float(score)
         return None
 
     def put(self, key: str, stamps: list[Any], score: float) -> None:
         self.entries[key] = [stamps, round(score, 4)]
+        self.used.add(key)
         self.changed = True
 
     def save(self) -> None:
-        if self.path is None or not self.changed:
+        """Write the verdicts this run used: pairs of images since removed, renamed or no longer
+        compared are dropped, so the file tracks the dataset instead of growing with its history."""
+        if self.path is None or (not self.changed and len(self.used) == len(self.entries)):
             return
         from lora_core.toolkit.image_facts import write_cache
 
-        write_cache(self.path, {"pairs": self.entries})
+        write_cache(self.path, {"pairs": {key: self.entries[key] for key in self.used if key in self.entries}})
 
 
 def crowd_clusters(members: Any, hashes: Any, distance: int, same: Any,

@@ -233,3 +233,12 @@ def test_the_detail_view_knows_tokens_size_and_the_duplicate(tmp_path, registry)
     edited = client.post("/api/edit", json={"i": records["a.png"], "caption": "zyla, " + "red coat, " * 30}).json()
     assert edited["detail"]["tokens"] > 75
     assert client.get("/api/detail/99").status_code == 404
+
+
+def test_a_finding_id_survives_edits_of_other_captions(sidecars, registry):
+    client, _ = _client(sidecars, registry)
+    records = {r["image"]: r for r in client.get("/api/state").json()["records"]}
+    finding = next(f for f in records["b.png"]["findings"] if f["code"] == "LK104")
+    client.post("/api/edit", json={"i": records["a.png"]["i"], "caption": "zyla, ,red coat,, rain"})  # new findings
+    preview = client.post("/api/fix-preview", json={"i": records["b.png"]["i"], "id": finding["id"]})
+    assert preview.status_code == 200 and preview.json()["after"] == "zyla, umbrella, night"
