@@ -401,6 +401,32 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
             session.reload()
             return JSONResponse({"written": [str(p) for p in done], **state.state()})
 
+    async def api_pin(request: Request) -> Response:
+        """The inferred settings (trigger, style, model, wording) as the lorakit.toml `lorakit init`
+        would write: a preview, or written with `apply` (never over an existing file)."""
+        import os
+
+        from lora_core.atomic import atomic_write_text
+        from lora_core.config import CONFIG_FILENAME, resolve_config, tomllib
+        from lora_core.starter import propose, render
+
+        data = await body(request)
+        with state.lock:
+            target = session.dataset.root / CONFIG_FILENAME
+            if os.path.lexists(target):
+                raise LorakitError(f"{target} exists: edit it (`lorakit init --stdout` prints a proposal to compare)")
+            text = render(propose(session.dataset, lexicon=session.registry.lexicon),
+                          session.dataset.root.resolve().name)
+            resolve_config(tomllib.loads(text), session.registry.config_sections)
+            if not data.get("apply"):
+                return JSONResponse({"path": str(target), "text": text, "applied": False})
+            try:
+                atomic_write_text(target, text)
+            except OSError as exc:
+                raise LorakitError(f"{target}: cannot write it ({exc.strerror or exc})") from None
+            session.reload()
+            return JSONResponse({"path": str(target), "text": text, "applied": True, **state.state()})
+
     async def api_reload(request: Request) -> Response:
         await body(request)
         with state.lock:
@@ -417,7 +443,7 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
         *(Route(f"/api/{name}", guarded(handler), methods=["POST"]) for name, handler in (
             ("edit", api_edit), ("fix-preview", api_fix_preview), ("fix-all", api_fix_all),
             ("replace", api_replace), ("revert", api_revert), ("save", api_save), ("undo", api_undo),
-            ("redo", api_redo), ("reload", api_reload))),
+            ("redo", api_redo), ("reload", api_reload), ("pin", api_pin))),
     ]
     app = Starlette(routes=routes)
     return Guard(app, token, set(allowed_hosts), RedirectResponse)

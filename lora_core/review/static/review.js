@@ -452,6 +452,16 @@ function wire() {
     $("preview").close();
     if (apply) { await apply(); if (state.selected !== null) openDetail(state.selected, false); }
   });
+  $("pin").addEventListener("click", async () => {
+    try {
+      const answer = await api("/api/pin", { apply: false });
+      showPreview(`Write ${answer.path}`, answer.text, async () => {
+        const written = await api("/api/pin", { apply: true });
+        takeState(written);
+        banner(`Wrote ${written.path}: the rules now use its pinned values`, "");
+      });
+    } catch (error) { banner(error.message, "error"); }
+  });
   document.addEventListener("keydown", keyboard);
 }
 

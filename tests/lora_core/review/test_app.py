@@ -242,3 +242,16 @@ def test_a_finding_id_survives_edits_of_other_captions(sidecars, registry):
     client.post("/api/edit", json={"i": records["a.png"]["i"], "caption": "zyla, ,red coat,, rain"})  # new findings
     preview = client.post("/api/fix-preview", json={"i": records["b.png"]["i"], "id": finding["id"]})
     assert preview.status_code == 200 and preview.json()["after"] == "zyla, umbrella, night"
+
+
+def test_pin_writes_the_inferred_settings_once(tmp_path, registry):
+    folder = make_sidecar_dataset(tmp_path / "ds", {f"{i}.png": f"zyla, red coat, scene {i}" for i in range(6)})
+    client, _ = _client(folder, registry)
+    preview = client.post("/api/pin", json={}).json()
+    assert preview["applied"] is False and 'trigger = "zyla"' in preview["text"]
+    assert not (folder / "lorakit.toml").exists()
+    written = client.post("/api/pin", json={"apply": True}).json()
+    assert written["applied"] and (folder / "lorakit.toml").read_text() == preview["text"]
+    assert "lorakit.toml" in written["settings"]
+    again = client.post("/api/pin", json={"apply": True})
+    assert again.status_code == 409 and "exists: edit it" in again.json()["error"]
