@@ -385,21 +385,16 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
             state.journal.record(label, {p: changes[p] for p in written})
             return JSONResponse({"written": [str(p) for p in written], **state.state()})
 
-    async def api_undo(request: Request) -> Response:
-        await body(request)
-        with state.lock:
-            _refuse_unsaved(session)
-            done = state.journal.undo_last()
-            session.reload()
-            return JSONResponse({"written": [str(p) for p in done], **state.state()})
-
-    async def api_redo(request: Request) -> Response:
-        await body(request)
-        with state.lock:
-            _refuse_unsaved(session)
-            done = state.journal.redo_last()
-            session.reload()
-            return JSONResponse({"written": [str(p) for p in done], **state.state()})
+    def journal_step(move: Any) -> Any:
+        """An undo or a redo (`move`: the journal's method): refused over unsaved edits."""
+        async def step(request: Request) -> Response:
+            await body(request)
+            with state.lock:
+                _refuse_unsaved(session)
+                done = move()
+                session.reload()
+                return JSONResponse({"written": [str(p) for p in done], **state.state()})
+        return step
 
     async def api_pin(request: Request) -> Response:
         """The inferred settings (trigger, style, model, wording) as the lorakit.toml `lorakit init`
@@ -442,8 +437,9 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
         Route("/api/detail/{index}", guarded(api_detail), methods=["GET"]),
         *(Route(f"/api/{name}", guarded(handler), methods=["POST"]) for name, handler in (
             ("edit", api_edit), ("fix-preview", api_fix_preview), ("fix-all", api_fix_all),
-            ("replace", api_replace), ("revert", api_revert), ("save", api_save), ("undo", api_undo),
-            ("redo", api_redo), ("reload", api_reload), ("pin", api_pin))),
+            ("replace", api_replace), ("revert", api_revert), ("save", api_save),
+            ("undo", journal_step(state.journal.undo_last)), ("redo", journal_step(state.journal.redo_last)),
+            ("reload", api_reload), ("pin", api_pin))),
     ]
     app = Starlette(routes=routes)
     return Guard(app, token, set(allowed_hosts), RedirectResponse)
