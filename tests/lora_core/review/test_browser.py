@@ -68,7 +68,7 @@ def browser():
 
 def _open(browser, url):
     page = browser.new_page(viewport={"width": 1360, "height": 860})
-    page.goto(f"{url}/?token={TOKEN}")
+    page.set_default_timeout(60_000)  # a loaded 2-core CI machine    page.goto(f"{url}/?token={TOKEN}")
     page.wait_for_selector("body[data-ready='1']")
     return page
 
@@ -152,6 +152,7 @@ def test_a_file_changed_on_disk_is_shown_and_not_overwritten(tmp_path, registry,
         assert "changed on disk" in page.inner_text("#banner")
         assert (folder / "d.txt").read_text() == "someone else's words\n"
         page.click("#reload")
+        page.wait_for_selector(".card .cap:text-is(\"someone else's words\")")  # the reload has answered
         _card(page, "d.png").click()
         assert page.input_value("#caption") == "someone else's words"
 
