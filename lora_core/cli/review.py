@@ -18,8 +18,16 @@ from lora_core.cli.options import build_registry, plugin_options
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
 @click.option("--no-browser", is_flag=True, help="Print the URL instead of opening the browser.")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="lorakit.toml to use.")
+@click.option("--captioner", metavar="NAME", help="A captioner plugin for the page's *Caption* button (see `lorakit "
+              "plugins`); loaded on its first use.")
+@click.option("--model", metavar="ID_OR_PATH", help="The captioner's model (as `lorakit caption --model`).")
+@click.option("-O", "--captioner-option", "captioner_options", multiple=True, metavar="KEY=VALUE",
+              help="A keyword option for the captioner (as `lorakit caption -O`); repeatable.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
+              help="The captioner's device.")
 @plugin_options
-def review(dataset: Path, host: str, port: int, no_browser: bool, config: Path | None,
+def review(dataset: Path, host: str, port: int, no_browser: bool, config: Path | None, captioner: str | None,
+           model: str | None, captioner_options: tuple[str, ...], device: str,
            plugin_flags: tuple[str, ...], require_plugins: tuple[str, ...]) -> None:
     """See DATASET with its findings in the browser: edit captions with a live re-lint, apply fixes
     with a preview, replace over a filter, undo and redo across restarts.
@@ -28,6 +36,7 @@ def review(dataset: Path, host: str, port: int, no_browser: bool, config: Path |
     Examples:
       lorakit review data/
       lorakit review data/metadata.csv --port 0 --no-browser
+      lorakit review data/ --captioner wd-tagger --model ./wd-swinv2   # a *Caption* button
     """
     from lora_core.errors import PluginError
 
@@ -46,6 +55,13 @@ def review(dataset: Path, host: str, port: int, no_browser: bool, config: Path |
     from lora_core.session import DatasetSession
 
     registry = build_registry(plugin_flags, require_plugins)
+    captioning = None
+    if captioner is not None:
+        from lora_core.captioning import CaptionOptions, parse_captioner_options, require_captioners
+
+        require_captioners([captioner], registry)  # a wrong name fails now, not at the first click
+        captioning = CaptionOptions(captioners=[captioner], models={captioner: model} if model else {},
+                                    device=device, captioner_options=parse_captioner_options(captioner_options))
     session = DatasetSession(dataset, api.LintOptions(config=config), registry)
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback:
@@ -64,7 +80,7 @@ def review(dataset: Path, host: str, port: int, no_browser: bool, config: Path |
     token = secrets.token_urlsafe(24)
     shown = f"[{host}]" if ":" in host else host
     names = {f"{shown}:{port}", f"127.0.0.1:{port}", f"localhost:{port}"} if loopback else {f"{shown}:{port}"}
-    app = create_app(ReviewState(session), token, names)
+    app = create_app(ReviewState(session, captioning), token, names)
     url = f"http://{shown}:{port}/?token={token}"
     records = len(session.dataset.records)
     click.echo(f"lorakit review: {session.dataset.path} ({records} captions, {len(session.violations)} findings)")

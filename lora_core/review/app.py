@@ -40,12 +40,38 @@ MAX_BODY = 8 * 1024 * 1024
 class ReviewState:
     """The session, its journal and images, behind one lock (requests run in a thread pool)."""
 
-    def __init__(self, session: DatasetSession) -> None:
+    def __init__(self, session: DatasetSession, captioning: Any = None) -> None:
+        """`captioning`: the `lorakit caption` options (a CaptionOptions naming one captioner) the
+        page's *Caption* button uses, or None (no button)."""
         self.session = session
+        self.captioning = captioning
+        self._captioner: Any = None
         self.lock = threading.RLock()
         self.journal = Journal.load(session.dataset.root)
         self.images = ImageStore(session.dataset.root)
         self._settings: tuple[int, str] = (-1, "")
+
+    def caption(self, index: int) -> str:
+        """A fresh caption for record `index` from the configured captioner (loaded on first use and
+        kept), shaped by the config's fixes as `lorakit caption` shapes it."""
+        from lora_core.captioning import context_from_config, load_captioners, postprocess, run_captioner
+        from lora_core.protocols import ImageItem
+
+        if self.captioning is None:
+            raise LorakitError("no captioner: start `lorakit review` with --captioner NAME")
+        record = self.session.dataset.records[index]
+        real = self.images.inside(record.image_path)
+        if real is None:
+            raise LorakitError(f"{record.image}: no image inside the dataset to caption")
+        if self._captioner is None:
+            context = context_from_config(self.session.config, [r.caption for r in self.session.dataset.records
+                                                                if r.caption][:200])
+            self._captioner = load_captioners(self.captioning.captioners, self.captioning, self.session.registry,
+                                              context)[0][1]
+        item = ImageItem(str(record.image), real, Path(self.images.root))
+        [[draft]] = run_captioner(self._captioner, [item], [self.captioning.prompt], 1, 0)
+        human = bool(getattr(self._captioner, "human_written", False))
+        return postprocess([draft], self.session.config, self.session.registry, unsafe=not human)[0]
 
     def settings(self) -> str:
         """What `lorakit lint --show-settings` says of the dataset (model, form, trigger, style and
@@ -136,6 +162,7 @@ class ReviewState:
         return {"dataset": {"path": str(session.dataset.path), "format": session.dataset.format,
                             "root": str(session.dataset.root), "records": len(records)},
                 "records": records, "dataset_findings": loose, "rules": rules, "settings": self.settings(),
+                "captioner": self.captioning.captioners[0] if self.captioning is not None else None,
                 **self.status()}
 
     def status(self) -> dict[str, Any]:
@@ -298,6 +325,22 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
             session.edit(index, caption)
             return JSONResponse({**state.changes_since(before), "detail": state.detail(index)})
 
+    async def api_caption(request: Request) -> Response:
+        data = await body(request)
+        index = record_index(data)
+        caption = await _in_thread(state.caption, index)  # a model's time: the page stays responsive
+        with state.lock:
+            before = state.signatures()
+            session.edit(index, caption)
+            return JSONResponse({**state.changes_since(before), "caption": caption, "detail": state.detail(index)})
+
+    async def api_stats(request: Request) -> Response:
+        """`lorakit stats` of the dataset as it is in memory (unsaved edits included)."""
+        from lora_core.stats import compute
+
+        with state.lock:
+            return JSONResponse(compute(session.dataset, session.config, top=25))
+
     async def api_detail(request: Request) -> Response:
         index = read_index(request)
         if index is None:
@@ -435,11 +478,12 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
         Route("/image/{index}", full_image, methods=["GET"]),
         Route("/api/state", guarded(api_state), methods=["GET"]),
         Route("/api/detail/{index}", guarded(api_detail), methods=["GET"]),
+        Route("/api/stats", guarded(api_stats), methods=["GET"]),
         *(Route(f"/api/{name}", guarded(handler), methods=["POST"]) for name, handler in (
             ("edit", api_edit), ("fix-preview", api_fix_preview), ("fix-all", api_fix_all),
             ("replace", api_replace), ("revert", api_revert), ("save", api_save),
             ("undo", journal_step(state.journal.undo_last)), ("redo", journal_step(state.journal.redo_last)),
-            ("reload", api_reload), ("pin", api_pin))),
+            ("reload", api_reload), ("pin", api_pin), ("caption", api_caption))),
     ]
     app = Starlette(routes=routes)
     return Guard(app, token, set(allowed_hosts), RedirectResponse)

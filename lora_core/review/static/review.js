@@ -35,7 +35,10 @@ function takeState(data) {
   fillSelect($("filter-concept"), [...new Set(state.records.map((r) => r.concept).filter(Boolean))].sort());
   takeStatus(data);
   $("settings").textContent = data.settings || "";
+  $("caption-one").hidden = !data.captioner;
+  $("caption-one").textContent = data.captioner ? `Caption with ${data.captioner}` : "";
   renderTags();
+  renderCharts();
   applyFilters();
   if (state.selected !== null && state.selected < state.records.length) openDetail(state.selected, true);
 }
@@ -452,6 +455,17 @@ function wire() {
     $("preview").close();
     if (apply) { await apply(); if (state.selected !== null) openDetail(state.selected, false); }
   });
+  $("refresh-charts").addEventListener("click", renderCharts);
+  $("caption-one").addEventListener("click", async () => {
+    const i = state.selected;
+    $("relint-state").textContent = "captioning…";
+    try {
+      const answer = await api("/api/caption", { i });
+      takeChanges(answer);
+      if (state.selected === i) { $("caption").value = answer.caption; renderDetail(answer.detail); }
+      $("relint-state").textContent = "captioned (unsaved)";
+    } catch (error) { banner(error.message, "error"); $("relint-state").textContent = ""; }
+  });
   $("pin").addEventListener("click", async () => {
     try {
       const answer = await api("/api/pin", { apply: false });
@@ -505,6 +519,50 @@ function nextFinding() {
   const at = state.shown.findIndex((r) => r.i === state.selected);
   const next = state.shown.slice(at + 1).find((r) => r.findings.length);
   if (next) select(state.shown.indexOf(next));
+}
+
+// lorakit stats' histograms as small bar charts (SVG built with DOM calls: no markup from data)
+async function renderCharts() {
+  let stats;
+  try { stats = await api("/api/stats"); } catch (error) { return; }
+  const charts = [];
+  if (stats.length) charts.push([`Caption length (${stats.length.unit}); mean ${stats.length.mean}, max ${stats.length.max}`,
+    stats.length.histogram, (edge) => stats.length.unit === "clip-tokens" && edge >= 75]);
+  if (stats.images) charts.push([`Aspect ratio (width / height) of ${stats.images.count} images`,
+    stats.images.aspect_histogram, () => false]);
+  $("charts").replaceChildren(...charts.map(([title, histogram, over]) => barChart(title, histogram, over)));
+  if (stats.trigger) {
+    const p = document.createElement("p");
+    p.textContent = `trigger ${stats.trigger.token}: ${Math.round(100 * stats.trigger.coverage)}% of captions`;
+    $("charts").appendChild(p);
+  }
+}
+
+function barChart(title, histogram, over) {
+  const NS = "http://www.w3.org/2000/svg";
+  const figure = document.createElement("figure");
+  const svg = document.createElementNS(NS, "svg");
+  const most = Math.max(1, ...histogram.counts);
+  const width = 100 / histogram.counts.length;
+  svg.setAttribute("viewBox", "0 0 100 60");
+  svg.setAttribute("preserveAspectRatio", "none");
+  histogram.counts.forEach((count, k) => {
+    const bar = document.createElementNS(NS, "rect");
+    const height = 56 * count / most;
+    bar.setAttribute("x", String(k * width + 0.5));
+    bar.setAttribute("y", String(58 - height));
+    bar.setAttribute("width", String(width - 1));
+    bar.setAttribute("height", String(height));
+    if (over(histogram.edges[k])) bar.classList.add("over");
+    const tip = document.createElementNS(NS, "title");
+    tip.textContent = `${histogram.labels[k]}: ${count}`;
+    bar.appendChild(tip);
+    svg.appendChild(bar);
+  });
+  const caption = document.createElement("figcaption");
+  caption.textContent = title;
+  figure.append(svg, caption);
+  return figure;
 }
 
 async function start() {

@@ -21,31 +21,36 @@ def test_the_command_serves_the_dataset_at_the_url_it_prints(tmp_path):
     pytest.importorskip("starlette")
     pytest.importorskip("uvicorn")
     folder = make_sidecar_dataset(tmp_path / "ds", {"a.png": "zyla, rain", "b.png": "zyla, fog,, night"})
-    server = subprocess.Popen([sys.executable, "-m", "lora_core", "review", str(folder), "--port", "0",
-                               "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        head = server.stdout.readline() + server.stdout.readline()
-        assert head.startswith(f"lorakit review: {folder} (2 captions, ")
-        url = re.search(r"open (http://127\.0\.0\.1:\d+)/\?token=(\S+)", head)
-        assert url, head
-        base, token = url.group(1), url.group(2)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                request = urllib.request.Request(f"{base}/api/state", headers={"X-Lorakit-Token": token})
-                state = json.loads(urllib.request.urlopen(request, timeout=5).read())
-                break
-            except urllib.error.URLError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        assert sorted(r["image"] for r in state["records"]) == ["a.png", "b.png"]
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(f"{base}/api/state", timeout=5)
-        assert refused.value.code == 403
-    finally:
-        server.terminate()
-        server.wait(30)
+    with subprocess.Popen([sys.executable, "-m", "lora_core", "review", str(folder), "--port", "0",
+                           "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as server:
+        try:
+            head = server.stdout.readline() + server.stdout.readline()
+            assert head.startswith(f"lorakit review: {folder} (2 captions, ")
+            url = re.search(r"open (http://127\.0\.0\.1:\d+)/\?token=(\S+)", head)
+            assert url, head
+            state = _get_state(url.group(1), url.group(2))
+            assert sorted(r["image"] for r in state["records"]) == ["a.png", "b.png"]
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{url.group(1)}/api/state", timeout=5)
+            assert refused.value.code == 403
+            refused.value.close()
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+def _get_state(base: str, token: str) -> dict:
+    """The state, once the server answers (it starts within seconds)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            request = urllib.request.Request(f"{base}/api/state", headers={"X-Lorakit-Token": token})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return json.loads(response.read())
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def test_a_busy_port_is_one_line(tmp_path):

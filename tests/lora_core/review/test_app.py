@@ -255,3 +255,39 @@ def test_pin_writes_the_inferred_settings_once(tmp_path, registry):
     assert "lorakit.toml" in written["settings"]
     again = client.post("/api/pin", json={"apply": True})
     assert again.status_code == 409 and "exists: edit it" in again.json()["error"]
+
+
+def test_stats_are_of_the_captions_in_memory(sidecars, registry):
+    client, _ = _client(sidecars, registry)
+    assert client.get("/api/stats").json()["captions"] == 5
+    index = next(r["i"] for r in client.get("/api/state").json()["records"] if r["image"] == "a.png")
+    client.post("/api/edit", json={"i": index, "caption": "zyla, rain, " + ", ".join(f"tag{n}" for n in range(40))})
+    stats = client.get("/api/stats").json()
+    assert stats["length"]["max"] > 75 and stats["images"]["count"] == 5
+    assert sum(stats["length"]["histogram"]["counts"]) == 5
+
+
+def test_the_caption_button_uses_the_configured_captioner(tmp_path, registry):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from PIL import Image
+
+    from lora_core.captioning import CaptionOptions
+    from lora_core.testing.tiny_taggers import tiny_wd_tagger
+
+    model = tiny_wd_tagger(tmp_path / "wd")
+    folder = make_sidecar_dataset(tmp_path / "ds", {"a.png": "zyla, old caption", "b.png": "zyla, fog"})
+    Image.new("RGB", (64, 64), (220, 20, 20)).save(folder / "a.png")
+    options = CaptionOptions(captioners=["wd-tagger"], models={"wd-tagger": str(model)},
+                             captioner_options={"wd-tagger": {"exclude": "^_^"}})
+    state = ReviewState(DatasetSession(folder, registry=registry), options)
+    client = TestClient(create_app(state, TOKEN, {"testserver"}), base_url="http://testserver")
+    client.cookies.set(COOKIE, TOKEN)
+    assert client.get("/api/state").json()["captioner"] == "wd-tagger"
+    index = next(r["i"] for r in client.get("/api/state").json()["records"] if r["image"] == "a.png")
+    answer = client.post("/api/caption", json={"i": index}).json()
+    assert answer["caption"] == "red theme, simple background"  # the tiny tagger's tags, post-processed
+    assert answer["unsaved"] == [index] and (folder / "a.txt").read_text() == "zyla, old caption\n"
+    plain, _ = _client(folder, registry)
+    refused = plain.post("/api/caption", json={"i": index})
+    assert refused.status_code == 409 and "--captioner NAME" in refused.json()["error"]

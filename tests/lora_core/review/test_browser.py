@@ -68,7 +68,8 @@ def browser():
 
 def _open(browser, url):
     page = browser.new_page(viewport={"width": 1360, "height": 860})
-    page.set_default_timeout(60_000)  # a loaded 2-core CI machine    page.goto(f"{url}/?token={TOKEN}")
+    page.set_default_timeout(60_000)  # a loaded 2-core CI machine
+    page.goto(f"{url}/?token={TOKEN}")
     page.wait_for_selector("body[data-ready='1']")
     return page
 
@@ -164,6 +165,8 @@ def test_tag_autocomplete_and_the_panels(tmp_path, registry, browser):
     with serve(folder, registry) as url:
         page = _open(browser, url)
         assert "config file" in page.inner_text("#settings")  # what --show-settings says
+        page.wait_for_selector("#charts svg rect")  # lorakit stats' histograms
+        assert "Caption length" in page.inner_text("#charts")
         concepts = page.inner_text("#concepts")
         assert "zyla\t2 img\t20 steps\t91%" in concepts and "city\t1 img\t2 steps\t9%" in concepts
         _card(page, "c.png").click()
