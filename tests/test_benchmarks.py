@@ -25,18 +25,8 @@ def bench(script: str, *args: str, tmp_path: Path) -> str:
     return run.stdout
 
 
-@pytest.mark.parametrize("size", ["tiny", "tiny-xl"])
-def test_bench_train(tmp_path, size):
-    out = bench("bench_train.py", "--size", size, "--rounds", "1", "--steps", "1", "--images", "4",
-                tmp_path=tmp_path)
-    assert re.search(rf"^{size} 64px bs2 sdpa no checkpointing off: lorakit [\d.]+ steps/s, hand loop [\d.]+ "
-                     r"steps/s, ratio [\d.]+ \(cpu\)$", out, re.M), out
-
-
-def test_bench_caption(tmp_path):
-    out = bench("bench_caption.py", "--captioners", "blip", "--images", "2", "--batch-sizes", "2",
-                tmp_path=tmp_path)
-    assert re.search(r"^blip\s+tiny\s+batch\s+2:\s+[\d.]+ images/s", out, re.M), out
+# bench_train.py (tiny and tiny-xl) and bench_caption.py run at their smallest size inside
+# test_gpu_check_dry_run_writes_its_json below, which checks their output lines as well.
 
 
 def test_bench_images(tmp_path):
@@ -113,6 +103,10 @@ def test_gpu_check_dry_run_writes_its_json(tmp_path):
     assert set(steps) == {"cuda_tests", "train_sd15_bs1", "train_sdxl_bs1", "caption_models", "caption_light"}
     assert [f["setup"] for f in steps["train_sd15_bs1"]["figures"]] == [
         "tiny 64px bs1 sdpa no checkpointing off", "tiny 64px bs1 sdpa no checkpointing on"]
+    assert [f["setup"] for f in steps["train_sdxl_bs1"]["figures"]] == ["tiny-xl 64px bs1 sdpa no checkpointing on"]
+    for figure in steps["train_sd15_bs1"]["figures"]:  # lorakit's step and the hand-written loop both ran
+        assert figure["lorakit"] > 0 and figure["hand"] > 0 and figure["device"] == "cpu"
     assert steps["caption_models"]["figures"][0]["captioner"] == "blip"
+    assert steps["caption_models"]["figures"][0]["images_per_s"] > 0
     assert any(f["what"].startswith("openai concurrency 16") for f in steps["caption_light"]["figures"])
 
