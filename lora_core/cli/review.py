@@ -83,7 +83,10 @@ def review(dataset: Path, host: str, port: int, no_browser: bool, config: Path |
     app = create_app(ReviewState(session, captioning), token, names)
     url = f"http://{shown}:{port}/?token={token}"
     records = len(session.dataset.records)
-    click.echo(f"lorakit review: {session.dataset.path} ({records} captions, {len(session.violations)} findings)")
+    from lora_core.reporters import plural
+
+    click.echo(f"lorakit review: {session.dataset.path} ({plural(records, 'caption')}, "
+               f"{plural(len(session.violations), 'finding')})")
     click.echo(f"  open {url}\n  Ctrl-C stops the server; unsaved edits are lost, saved ones stay undoable.")
     if not no_browser:
         webbrowser.open(url)
