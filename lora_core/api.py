@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from lora_core.atomic import write_error, write_user_file
+from lora_core.atomic import inside_folder, write_error, write_user_file
 from lora_core.config import CONFIG_FILENAME, Config, find_config_file, read_config_table, resolve_config
 from lora_core.datasets import Dataset, DatasetReader, DatasetSettings, by_priority, call_reader, open_dataset
+from lora_core.datasets.reader import files_as_read
 from lora_core.engine import RuleCrash, Selection, run_rules
 from lora_core.errors import ConfigError, DatasetError
 from lora_core.fixer import FixOutcome, fix_dataset
@@ -221,7 +222,7 @@ def fix(
             total.by_code[code] = total.by_code.get(code, 0) + n
         assert dataset.reader is not None
         rendered = dataset.reader.render(dataset, outcome.file_changes)
-        originals = _as_read(dataset, rendered)
+        originals = files_as_read(dataset, rendered)
         for path, new in rendered.items():
             old = originals.get(path)
             if old is None:
@@ -264,26 +265,10 @@ def _refuse_fixes_outside_configs(changes: dict[Path, tuple[bytes, bytes]], conf
         folder = config_folders.get(path)
         if folder is None:
             continue
-        real, base = os.path.realpath(path), os.path.realpath(folder)
-        if os.path.commonpath([real, base]) != base:
+        if not inside_folder(path, folder):
             raise OutputError(f"{path}: outside the folder of the trainer config that names it ({folder}); a config "
                               f"never directs fixes out of its folder, so no file was changed. Fix that folder "
                               f"directly: lorakit lint {path.parent} --fix")
-
-
-def _as_read(dataset: Dataset, rendered: dict[Path, bytes]) -> dict[Path, bytes]:
-    """The bytes of each file about to be rewritten, as lorakit read them (to notice a file that
-    changed on disk meanwhile). Sources are matched by their path string: no Path is built for
-    the (many) sources not rewritten."""
-    from lora_core.datasets.reader import encode_source
-
-    wanted = {os.fspath(path): path for path in rendered}
-    found = {}
-    for source in dataset.sources:
-        path = wanted.get(source.path_str)
-        if path is not None:
-            found[path] = encode_source(source, source.text, set())
-    return found
 
 
 def _start(

@@ -14,6 +14,7 @@ from pathlib import Path
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
+    "inside_folder",
     "write_error",
 ]
 
@@ -64,6 +65,13 @@ def write_error(path: Path, exc: OSError, what: str) -> Exception:
     return OutputError(f"{path}: cannot write {what} ({reason})")
 
 
+def inside_folder(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """True when `path`, links resolved, is `folder` or lies below it (links resolved too): the
+    one test of "inside the dataset" for what lorakit writes or serves."""
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
 def write_user_file(path: Path, data: bytes, root: Path) -> None:
     """Rewrite a file of the user's dataset (`--fix`), keeping what it is:
     - a symbolic link stays a link: its target is rewritten, if the target is inside `root`
@@ -75,9 +83,7 @@ def write_user_file(path: Path, data: bytes, root: Path) -> None:
     from lora_core.errors import OutputError
 
     target = Path(os.path.realpath(path))
-    real_root = os.path.realpath(root)
-    if target != path.absolute() and not (str(target) == real_root
-                                          or str(target).startswith(real_root.rstrip(os.sep) + os.sep)):
+    if target != path.absolute() and not inside_folder(target, root):
         raise OutputError(f"{path}: is a symbolic link to {target}, outside the dataset: not written")
     stat = target.stat()
     if not stat.st_mode & 0o222:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lora_core.api import LintOptions, prepare_dataset
+from lora_core.datasets.reader import files_as_read
 from lora_core.engine import run_rules
 from lora_core.errors import OutputError
 from lora_core.fixer import allowed, apply_edits, fix_dataset
@@ -61,12 +62,7 @@ class DatasetSession:
         found, self.crashes = run_rules(self.dataset, self.rules, self.selection, self.config, jobs=self.options.jobs)
         self._kept = [v for v in found if v.code not in live]  # image and model rules: not re-run per edit
         self.violations = sorted(found, key=Violation.sort_key)
-        self._sources = {source.path_str: source for source in self.dataset.sources}
-        self._signatures = {path: _signature(path) for path in self._sources}
-
-    @property
-    def records(self) -> Sequence[object]:
-        return self.dataset.records
+        self._signatures = {source.path_str: _signature(source.path_str) for source in self.dataset.sources}
 
     # -- editing -----------------------------------------------------------------------------
 
@@ -126,18 +122,8 @@ class DatasetSession:
         """{file: (bytes as read, bytes to write)} for every file an edit changes."""
         assert self.dataset.reader is not None
         rendered = self.dataset.reader.render(self.dataset, {})
-        out: dict[Path, tuple[bytes, bytes]] = {}
-        for path, new in rendered.items():
-            old = self._as_read(path)
-            if old != new:
-                out[path] = (old, new)
-        return out
-
-    def _as_read(self, path: Path) -> bytes:
-        from lora_core.datasets.reader import encode_source
-
-        source = self._sources.get(os.fspath(path))
-        return encode_source(source, source.text, set()) if source is not None else b""
+        as_read = files_as_read(self.dataset, rendered)
+        return {path: (as_read.get(path, b""), new) for path, new in rendered.items() if as_read.get(path, b"") != new}
 
     def changed_on_disk(self) -> list[Path]:
         """Files of the dataset that another program changed (or removed) since the session read them."""

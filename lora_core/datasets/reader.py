@@ -15,6 +15,7 @@ import os
 import posixpath
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -33,6 +34,7 @@ __all__ = [
     "decode_source",
     "describe_invalid_bytes",
     "encode_source",
+    "files_as_read",
     "invalid_byte_spans",
     "os_error",
     "read_bytes",
@@ -329,6 +331,19 @@ def encode_source(source: SourceFile, text: str, changes: set[str]) -> bytes:
     if source.bom and "strip-bom" not in changes:
         data = b"\xef\xbb\xbf" + data
     return data
+
+
+def files_as_read(dataset: Dataset, paths: Iterable[Path]) -> dict[Path, bytes]:
+    """The bytes of each of `paths` (files of `dataset` about to be rewritten) as they were read,
+    to notice a file that changed on disk since. Sources are matched by their path string: no
+    Path is built for the (many) sources not asked for."""
+    wanted = {os.fspath(path): path for path in paths}
+    found = {}
+    for source in dataset.sources:
+        path = wanted.get(source.path_str)
+        if path is not None:
+            found[path] = encode_source(source, source.text, set())
+    return found
 
 
 def splice(text: str, replacements: list[tuple[int, int, str]]) -> str:

@@ -131,9 +131,10 @@ class Journal:
         return [path for path, _ in plan]
 
     def _inside(self, relative: str) -> Path:
-        path = (self.root / relative)
-        real, base = os.path.realpath(path), os.path.realpath(self.root)
-        if os.path.isabs(relative) or os.path.commonpath([real, base]) != base:
+        from lora_core.atomic import inside_folder
+
+        path = self.root / relative
+        if os.path.isabs(relative) or not inside_folder(path, self.root):
             raise JournalConflict(f"{relative}: outside the dataset: the journal is not used")
         return path
 

@@ -9,6 +9,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from lora_core.atomic import inside_folder
+
 __all__ = ["ImageStore"]
 
 THUMB_SIDE = 224
@@ -27,12 +29,10 @@ class ImageStore:
     def inside(self, path: str | None) -> Path | None:
         """The image's real path when it is a regular file inside the dataset (a link out, `..`, a
         FIFO or a missing file: None)."""
-        if not path:
+        if not path or not inside_folder(path, self.root):
             return None
         real = os.path.realpath(path)
-        if os.path.commonpath([real, str(self.root)]) != str(self.root) or not os.path.isfile(real):
-            return None
-        return Path(real)
+        return Path(real) if os.path.isfile(real) else None
 
     def thumbnail(self, path: str | None) -> bytes | None:
         real = self.inside(path)
