@@ -125,9 +125,10 @@ class ReviewState:
                     size = list(image.size)
             except Exception:  # an unreadable image: LK601 says why
                 size = None
-        by_image = {r.image: i for i, r in enumerate(self.session.dataset.records)}
-        duplicate = next((by_image.get(v.data.get("duplicate_of")) for v in self.session.violations
-                          if v.code == "LK605" and v.record is record and v.data.get("duplicate_of")), None)
+        original = next((v.data["duplicate_of"] for v in self.session.violations
+                         if v.code == "LK605" and v.record is record and v.data.get("duplicate_of")), None)
+        records = self.session.dataset.records  # searched only for a duplicate: this runs per keystroke
+        duplicate = next((i for i, r in enumerate(records) if r.image == original), None) if original else None
         train = config.section("train")
         return {"i": index, "tokens": tokens, "budget": model.budget if model is not None else 75,
                 "model": model.name if model is not None else "unknown (CLIP's 75 assumed; [dataset] model pins it)",
