@@ -12,15 +12,22 @@ file again, write the edits back atomically, and never overwrite a file another 
 An edit re-runs every rule that reads captions over the in-memory dataset, so dataset-level
 findings (coverage, balance, inferred conventions) follow the edit; rules that judge only the
 images or load a model (`Rule.relint_on_edit = False`) keep their findings from the last full lint.
-Captions are the only thing a session writes, through the dataset's own reader (`render`), with
-the same rules as `--fix`: a link out of the dataset, a read-only file or a file changed on disk
-since it was read is refused with a `SessionConflict` naming the file, and nothing is written.
+Captions are what a session writes, through the dataset's own reader (`render`), with the same
+rules as `--fix`: a link out of the dataset, a read-only file or a file changed on disk since it was
+read is refused with a `SessionConflict` naming the file, and nothing is written.
+
+`drop(index)` takes an image out of the training set without deleting anything: the image and its
+companion files (caption sidecars, a trainer's `.npz` cache: same folder, same stem) move into a
+`.lorakit_dropped/` folder beside it, which every reader and trainer skips as a hidden folder, and
+a metadata file (metadata.csv / .jsonl) loses the record's row. `Dropped` says what moved and
+what was rewritten, so a journal can put it back.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lora_core.api import LintOptions, prepare_dataset
@@ -31,11 +38,24 @@ from lora_core.fixer import allowed, apply_edits, fix_dataset
 from lora_core.plugins import Registry, load_plugins
 from lora_core.violations import Violation
 
-__all__ = ["DatasetSession", "SessionConflict"]
+__all__ = ["DROPPED_FOLDER", "DatasetSession", "Dropped", "SessionConflict"]
+
+#: Where `drop` moves an image and its companions: a hidden folder beside the image, which the
+#: readers, HF imagefolder, kohya and the other trainers do not read.
+DROPPED_FOLDER = ".lorakit_dropped"
 
 
 class SessionConflict(OutputError):
     """A write refused: the file changed on disk since the session read it, or it may not be written."""
+
+
+@dataclass
+class Dropped:
+    """What `DatasetSession.drop` (or its plan) does: files moved (from, to), and files rewritten
+    {path: (bytes before, bytes after)} (a metadata file without the record's row)."""
+
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+    changes: dict[Path, tuple[bytes, bytes]] = field(default_factory=dict)
 
 
 class DatasetSession:
@@ -116,14 +136,77 @@ class DatasetSession:
         """Indexes of the records whose caption differs from the file's."""
         return [i for i, r in enumerate(self.dataset.records) if r.caption != r.original_caption]
 
+    # -- dropping ----------------------------------------------------------------------------
+
+    def drop_plan(self, index: int) -> Dropped:
+        """What dropping record `index` would move and rewrite (nothing is done). Refused with a
+        `SessionConflict` over unsaved edits (a metadata file is rewritten: save or revert first),
+        and for a file outside the dataset's folder or one already moved away."""
+        if self.unsaved():
+            raise SessionConflict("unsaved edits: save or revert them before dropping an image")
+        dataset = self.dataset
+        record = dataset.records[index]
+        assert dataset.reader is not None
+        changes = self._with_bytes_as_read(dataset.reader.render_without(dataset, [record]))
+        sources = {os.path.abspath(source.path_str) for source in dataset.sources}
+        listed_elsewhere = {os.path.abspath(r.image_path) for r in dataset.records
+                            if r is not record and r.image_path}
+        owned: list[str] = []
+        image = os.path.abspath(record.image_path) if record.image_path else None
+        if image and os.path.lexists(image) and image not in listed_elsewhere:
+            owned.append(image)  # an image listed twice stays, for the other row
+        if record.source is not None and not changes and os.path.lexists(record.source.path_str):
+            owned.append(os.path.abspath(record.source.path_str))  # a sidecar: it moves with its image
+        if not owned and not changes:
+            raise SessionConflict(f"{record.image}: no file of it is left to drop")
+        keep = sources | listed_elsewhere
+        files = list(owned)
+        for path in owned:
+            files += [c for c in _companions(path, keep) if c not in files]
+        moves = _targets([Path(f) for f in files], dataset.root)
+        return Dropped(moves, changes)
+
+    def drop(self, index: int) -> Dropped:
+        """Drop record `index` from the dataset (see the module docstring), then read it again.
+        A failure part way moves back what was moved and writes nothing."""
+        from lora_core.atomic import write_user_file
+
+        plan = self.drop_plan(index)
+        for path, (old, _) in plan.changes.items():
+            if _read(path) != old:
+                raise SessionConflict(f"{path}: changed on disk since it was read (another editor?): nothing "
+                                      "was dropped; reload to see it")
+        done: list[tuple[Path, Path]] = []
+        try:
+            for source, target in plan.moves:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if os.path.lexists(target) or not _safe_folder(target.parent, self.dataset.root):
+                    raise SessionConflict(f"{target}: exists: not overwritten, nothing was dropped")
+                os.rename(source, target)
+                done.append((source, target))
+            for path, (_, new) in plan.changes.items():
+                write_user_file(path, new, self.dataset.root)
+        except (OSError, OutputError) as exc:
+            for source, target in reversed(done):
+                os.rename(target, source)
+            if isinstance(exc, OutputError):
+                raise SessionConflict(str(exc)) from None
+            raise SessionConflict(f"{exc.filename or index}: cannot be moved ({exc.strerror or exc}): "
+                                  "nothing was dropped") from None
+        self.reload()
+        return plan
+
+    def _with_bytes_as_read(self, rendered: dict[Path, bytes]) -> dict[Path, tuple[bytes, bytes]]:
+        as_read = files_as_read(self.dataset, rendered)
+        return {path: (as_read.get(path, b""), new) for path, new in rendered.items()}
+
     # -- writing -----------------------------------------------------------------------------
 
     def pending(self) -> dict[Path, tuple[bytes, bytes]]:
         """{file: (bytes as read, bytes to write)} for every file an edit changes."""
         assert self.dataset.reader is not None
         rendered = self.dataset.reader.render(self.dataset, {})
-        as_read = files_as_read(self.dataset, rendered)
-        return {path: (as_read.get(path, b""), new) for path, new in rendered.items() if as_read.get(path, b"") != new}
+        return {path: (old, new) for path, (old, new) in self._with_bytes_as_read(rendered).items() if old != new}
 
     def changed_on_disk(self) -> list[Path]:
         """Files of the dataset that another program changed (or removed) since the session read them."""
@@ -168,3 +251,55 @@ def _signature(path: str) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return info.st_size, info.st_mtime_ns, info.st_ino
+
+
+def _companions(path: str, keep: set[str]) -> list[str]:
+    """Files beside `path` that belong to it: the same stem with another suffix (`a.txt`,
+    `a.caption`, `a.npz` for `a.png`), other images excepted (`a.jpg` is a picture of its own)."""
+    from lora_core.datasets.reader import IMAGE_EXTENSIONS
+
+    folder, name = os.path.split(path)
+    stem = os.path.splitext(name)[0]
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = []
+    for other in names:
+        full = os.path.join(folder, other)
+        if other == name or full in keep or not other.startswith(stem + ".") or "/" in other:
+            continue
+        if os.path.splitext(other)[1].lower() in IMAGE_EXTENSIONS or not os.path.isfile(full):
+            continue
+        if os.path.splitext(other)[0] != stem:
+            continue  # `a.b.txt` is the sidecar of `a.b.png`, not of `a.png`
+        found.append(full)
+    return found
+
+
+def _targets(paths: list[Path], root: Path) -> list[tuple[Path, Path]]:
+    """(file, where it goes): `.lorakit_dropped/` beside each file, or a numbered folder inside it
+    when a file of that name was dropped before. Only files inside the dataset's folder move."""
+    from lora_core.atomic import inside_folder
+
+    for path in paths:
+        if not inside_folder(path.parent, root):
+            raise SessionConflict(f"{path}: outside the dataset's folder {root}: not moved (drop it by hand)")
+        if not _safe_folder(path.parent / DROPPED_FOLDER, root):
+            raise SessionConflict(f"{path.parent / DROPPED_FOLDER}: is a link or not a folder: nothing was dropped")
+    number = 0
+    while True:
+        sub = DROPPED_FOLDER if number == 0 else os.path.join(DROPPED_FOLDER, str(number))
+        moves = [(path, path.parent / sub / path.name) for path in paths]
+        if not any(os.path.lexists(target) for _, target in moves):
+            return moves
+        number += 1
+
+
+def _safe_folder(folder: Path, root: Path) -> bool:
+    """`folder` is absent, or a real folder (not a link) inside the dataset: safe to move into."""
+    from lora_core.atomic import inside_folder
+
+    if not os.path.lexists(folder):
+        return True
+    return not os.path.islink(folder) and os.path.isdir(folder) and inside_folder(folder, root)

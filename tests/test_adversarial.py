@@ -287,3 +287,25 @@ def test_review_opens_every_hostile_dataset_or_says_why(case, tmp_path, registry
     after = _snapshot(tmp_path / "work")
     assert {k: v for k, v in after.items() if ".lorakit_cache" not in k} == \
         {k: v for k, v in before.items() if ".lorakit_cache" not in k}, case
+    # Drop the first record (a one-line refusal, or done and journaled), then undo: everything is back.
+    from lora_core.review.journal import JournalConflict
+
+    state.session.revert()
+    if not state.session.dataset.records:
+        return
+    try:
+        dropped = state.session.drop(0)
+    except LorakitError as exc:
+        assert "\n" not in str(exc).strip(), f"{case}: {exc}"
+        assert _snapshot(tmp_path / "work") == after, case
+        return
+    assert all(".lorakit_dropped" in str(target) and str(target).startswith(str(tmp_path / "work"))
+               for _, target in dropped.moves), case
+    state.journal.record("drop", dropped.changes, dropped.moves)
+    try:
+        state.journal.undo_last()
+    except JournalConflict as exc:
+        pytest.fail(f"{case}: undo of a drop refused: {exc}")
+    undone = _snapshot(tmp_path / "work")
+    assert {k: v for k, v in undone.items() if ".lorakit_cache" not in k} == \
+        {k: v for k, v in before.items() if ".lorakit_cache" not in k}, case

@@ -259,6 +259,11 @@ class CsvReader(MetadataFileReader):
         )
         return None
 
+    def row_span(self, record: Record) -> tuple[int, int]:
+        assert record.row_line is not None
+        start = record.source.line_starts[record.row_line - 1]
+        return start, parse_row(record.source.text, start)[1]
+
     def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
         out: dict[Path, bytes] = {}
         for source in dataset.sources:

@@ -189,6 +189,14 @@ class JsonlReader(MetadataFileReader):
             original_caption=caption,
         )
 
+    def row_span(self, record: Record) -> tuple[int, int]:
+        """The record's line: one JSON object a line."""
+        assert record.image_span is not None or record.caption_span is not None
+        source = record.source
+        line, _ = source.position((record.image_span or record.caption_span or (0, 0))[0])
+        starts = source.line_starts
+        return starts[line - 1], starts[line] if line < len(starts) else len(source.text)
+
     def render(self, dataset: Dataset, file_changes: dict[Path, set[str]]) -> dict[Path, bytes]:
         out: dict[Path, bytes] = {}
         source = dataset.sources[0]

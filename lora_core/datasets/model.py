@@ -227,11 +227,10 @@ class Record:
     def _locate(self) -> None:
         if self._caption_span is None and self.row_line is not None:
             locate = getattr(self.source.codec, "locate", None)
-            line, self.row_line = self.row_line, None  # locate at most once
+            line, self.row_line = self.row_line, None  # a codec that cannot locate is not asked again
             if locate is not None:
-                self.row_line = line
+                self.row_line = line  # kept after: the row's start (dropping a row, naming a line)
                 locate(self)
-                self.row_line = None
 
     @property
     def caption_span(self) -> tuple[int, int] | None:

@@ -15,7 +15,7 @@ import os
 import posixpath
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -105,6 +105,12 @@ class DatasetReader:
         "normalize-newlines"). Files that do not change are left out."""
         raise NotImplementedError
 
+    def render_without(self, dataset: Dataset, dropped: Sequence[Record]) -> dict[Path, bytes]:
+        """New contents of the files that list `dropped` once those records leave the dataset
+        (`DatasetSession.drop`). A metadata file loses their rows; in a sidecar dataset nothing is
+        rewritten (each caption file moves away with its image): {}."""
+        return {}
+
 
 class MetadataFileReader(DatasetReader):
     """Base for readers of one HF imagefolder metadata file (metadata.csv, metadata.jsonl): claims
@@ -133,6 +139,18 @@ class MetadataFileReader(DatasetReader):
         folder = path.resolve().parent
         places = (folder, folder.parent) if suffix in IMAGE_EXTENSIONS else (folder,)
         return next((place for place in places if (place / self.filename).is_file()), None)
+
+    def row_span(self, record: Record) -> tuple[int, int]:
+        """The characters of `record`'s row in its source, line break included."""
+        raise NotImplementedError
+
+    def render_without(self, dataset: Dataset, dropped: Sequence[Record]) -> dict[Path, bytes]:
+        out: dict[Path, bytes] = {}
+        for source in dataset.sources:
+            rows = [(*self.row_span(r), "") for r in dropped if r.source is source]
+            if rows:
+                out[source.path] = encode_source(source, splice(source.text, rows), set())
+        return out
 
     def open(self, path: Path, settings: DatasetSettings) -> tuple[Dataset, SourceFile, ImageResolver]:
         """Decode the metadata file: (dataset without records, source, a resolver for its image

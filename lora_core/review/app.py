@@ -8,7 +8,8 @@ record index, the page, and the rules a local server needs (as Jupyter has them)
 - state changes are POSTs with a JSON body, and a POST whose `Origin` is another site's is refused
   (a cross-site form cannot send JSON without a preflight this server never answers);
 - files are named by record index, never by a path from the request, and read only inside the
-  dataset; the only files written are the dataset's caption files (and the journal in its cache).
+  dataset; the only files written are the dataset's caption files (and the journal in its cache),
+  and a dropped image moves only inside its own folder (into `.lorakit_dropped/`).
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ class ReviewState:
         rules = {rule.code: {"name": rule.name, "summary": rule.summary, "severity": rule.severity.value,
                              "doc": (type(rule).__doc__ or "").strip()} for rule in session.rules}
         return {"dataset": {"path": str(session.dataset.path), "format": session.dataset.format,
-                            "root": str(session.dataset.root), "records": len(records)},
+                            "root": str(session.dataset.root), "records": len(records),
+                            "generation": session.generation},
                 "records": records, "dataset_findings": loose, "rules": rules, "settings": self.settings(),
                 "captioner": self.captioning.captioners[0] if self.captioning is not None else None,
                 **self.status()}
@@ -209,6 +211,12 @@ def finding_key(violation: Violation) -> str:
 
 def diff_text(before: str, after: str) -> str:
     return "".join(difflib.unified_diff([before + "\n"], [after + "\n"], "caption", "fixed", n=0, lineterm="\n"))
+
+
+def file_diff(name: str, before: bytes, after: bytes) -> str:
+    """A unified diff of a whole file (a metadata file losing a row), one context line."""
+    old, new = (data.decode("utf-8", "replace").splitlines(keepends=True) for data in (before, after))
+    return "".join(difflib.unified_diff(old, new, name, name, n=1))
 
 
 # -- the application -------------------------------------------------------------------------
@@ -466,6 +474,27 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
             session.reload()
             return JSONResponse({"path": str(target), "text": text, "applied": True, **state.state()})
 
+    async def api_drop(request: Request) -> Response:
+        """Take record `i` out of the dataset (DatasetSession.drop): a preview of what moves and
+        what a metadata file loses, or done with `apply` (and journaled: Undo puts it back). The
+        page sends the record's `image` too: an index from a page that missed a reload is refused."""
+        data = await body(request)
+        index = record_index(data)
+        with state.lock:
+            record = session.dataset.records[index]
+            if data.get("image") != record.image:
+                raise LorakitError("the dataset changed since the page read it: reload and look again")
+            root = session.dataset.root
+            plan = session.drop(index) if data.get("apply") else session.drop_plan(index)
+            shown = {"i": index, "image": record.image,
+                     "moves": [[_relative(a, root), _relative(b, root)] for a, b in plan.moves],
+                     "rewrites": [{"path": _relative(path, root), "diff": file_diff(_relative(path, root), old, new)}
+                                  for path, (old, new) in plan.changes.items()]}
+            if not data.get("apply"):
+                return JSONResponse({**shown, "applied": False})
+            state.journal.record(f"drop {record.image}", plan.changes, plan.moves)
+            return JSONResponse({**shown, "applied": True, **state.state()})
+
     async def api_reload(request: Request) -> Response:
         await body(request)
         with state.lock:
@@ -484,10 +513,16 @@ def create_app(state: ReviewState, token: str, allowed_hosts: Iterable[str]) -> 
             ("edit", api_edit), ("fix-preview", api_fix_preview), ("fix-all", api_fix_all),
             ("replace", api_replace), ("revert", api_revert), ("save", api_save),
             ("undo", journal_step(state.journal.undo_last)), ("redo", journal_step(state.journal.redo_last)),
-            ("reload", api_reload), ("pin", api_pin), ("caption", api_caption))),
+            ("reload", api_reload), ("pin", api_pin), ("caption", api_caption), ("drop", api_drop))),
     ]
     app = Starlette(routes=routes)
     return Guard(app, token, set(allowed_hosts), RedirectResponse)
+
+
+def _relative(path: Path, root: Path) -> str:
+    import os
+
+    return os.path.relpath(path, root).replace(os.sep, "/")
 
 
 def _refuse_unsaved(session: DatasetSession) -> None:

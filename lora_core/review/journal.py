@@ -1,11 +1,14 @@
 """Undo and redo for `lorakit review`, across restarts: every save is an entry holding each written
-caption file's bytes before and after. The journal lives in the dataset's `.lorakit_cache/` as a
-signed cache document (toolkit.image_facts.write_cache): a journal that came with a downloaded
-dataset, or was edited by hand, is not signed by this machine's key and is ignored, so it can never
-make lorakit write bytes somebody planted.
+caption file's bytes before and after; a dropped image's entry also lists the files it moved
+(`from` -> `to`, inside the dataset; the bytes of an image are never copied into the journal).
+The journal lives in the dataset's `.lorakit_cache/` as a signed cache document
+(toolkit.image_facts.write_cache): a journal that came with a downloaded dataset, or was edited by
+hand, is not signed by this machine's key and is ignored, so it can never make lorakit write bytes
+somebody planted.
 
 Undoing an entry puts back the `before` bytes of its files, only where each file still holds the
-`after` bytes (a file changed on disk since is a conflict, and nothing is written); redo is the
+`after` bytes, and moves its files back, only where each is still where it was moved and nothing
+has taken its old place (anything else is a conflict, and nothing is written); redo is the
 mirror image. Only files inside the dataset are written (the session's rules: no link out, no
 read-only file).
 """
@@ -82,12 +85,16 @@ class Journal:
         write_cache(self.root / CACHE_FOLDER / JOURNAL_FILE,
                     {"root": os.path.realpath(self.root), "undo": self.undo, "redo": self.redo})
 
-    def record(self, label: str, changes: dict[Path, tuple[bytes, bytes]]) -> None:
-        """A save: each file's bytes before and after. A new save clears the redo stack."""
+    def record(self, label: str, changes: dict[Path, tuple[bytes, bytes]],
+               moves: list[tuple[Path, Path]] | None = None) -> None:
+        """A save: each file's bytes before and after, and the files moved (from, to). A new save
+        clears the redo stack."""
         files = [{"path": os.path.relpath(path, self.root), "before": _pack(old), "after": _pack(new),
                   "before_sha": _sha(old), "after_sha": _sha(new)} for path, (old, new) in changes.items()]
-        if files:
-            self.undo.append({"label": label, "time": time.time(), "files": files})
+        moved = [{"from": os.path.relpath(source, self.root), "to": os.path.relpath(target, self.root)}
+                 for source, target in moves or []]
+        if files or moved:
+            self.undo.append({"label": label, "time": time.time(), "files": files, "moves": moved})
             self.redo = []
             self._store()
 
@@ -123,12 +130,36 @@ class Journal:
             if _sha(data) != item[f"{then}_sha"]:
                 raise JournalConflict(f"{path}: the journal's copy is damaged: nothing was written")
             plan.append((path, data))
+        # A move is undone from `to` back to `from` (redone from `from` to `to`), newest first on undo.
+        listed = entry.get("moves")
+        moves: list[Any] = listed if isinstance(listed, list) else []
+        steps = [(self._inside(str(m["to"])), self._inside(str(m["from"]))) if then == "before"
+                 else (self._inside(str(m["from"])), self._inside(str(m["to"]))) for m in moves]
+        if then == "before":
+            steps.reverse()
+        for here, there in steps:
+            if not os.path.lexists(here) or os.path.lexists(there):
+                raise JournalConflict(f"{here if not os.path.lexists(here) else there}: "
+                                      f"{'missing' if not os.path.lexists(here) else 'exists'} since lorakit review "
+                                      f"moved it: not {'undone' if then == 'before' else 'redone'} (nothing was "
+                                      "moved or written)")
+        done: list[tuple[Path, Path]] = []
+        try:
+            for here, there in steps:
+                there.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(here, there)
+                done.append((here, there))
+        except OSError as exc:
+            for here, there in reversed(done):
+                os.rename(there, here)
+            raise JournalConflict(f"{exc.filename}: cannot be moved ({exc.strerror or exc}): nothing was moved "
+                                  "or written") from None
         for path, data in plan:
             write_user_file(path, data, self.root)
         source.pop()
         target.append(entry)
         self._store()
-        return [path for path, _ in plan]
+        return [path for path, _ in plan] + [there for _, there in steps]
 
     def _inside(self, relative: str) -> Path:
         from lora_core.atomic import inside_folder

@@ -30,6 +30,7 @@ function takeState(data) {
   state.records = data.records;
   state.datasetFindings = data.dataset_findings;
   state.rules = data.rules;
+  state.generation = data.dataset.generation;  // the records' numbering: thumbnails are cached per reading
   $("dataset-name").textContent = data.dataset.path;
   fillSelect($("filter-rule"), Object.keys(state.rules).sort());
   fillSelect($("filter-concept"), [...new Set(state.records.map((r) => r.concept).filter(Boolean))].sort());
@@ -132,7 +133,7 @@ function card(record) {
   const img = document.createElement("img");
   img.loading = "lazy";
   img.alt = record.image || "";
-  img.src = `/thumb/${record.i}`;
+  img.src = `/thumb/${record.i}?g=${state.generation}`;
   const name = document.createElement("div");
   name.className = "name";
   name.textContent = record.image || "";
@@ -255,7 +256,7 @@ function openDetail(i, keepText) {
   const record = state.records[i];
   $("detail").hidden = false;
   $("detail-name").textContent = record.image || `record ${i}`;
-  $("detail-image").src = `/image/${i}`;
+  $("detail-image").src = `/image/${i}?g=${state.generation}`;
   if (!keepText || document.activeElement !== $("caption")) $("caption").value = record.caption || "";
   for (const el of document.querySelectorAll(".card.selected")) el.classList.remove("selected");
   const el = rendered.get(i);
@@ -287,7 +288,7 @@ function renderDetail(detail) {
   if (!box.hidden) {
     const other = state.records[detail.duplicate_of];
     const img = document.createElement("img");
-    img.src = `/thumb/${detail.duplicate_of}`;
+    img.src = `/thumb/${detail.duplicate_of}?g=${state.generation}`;
     img.alt = other.image;
     const label = document.createElement("div");
     label.textContent = `the same picture as ${other.image} (open it)`;
@@ -465,6 +466,22 @@ function wire() {
       if (state.selected === i) { $("caption").value = answer.caption; renderDetail(answer.detail); }
       $("relint-state").textContent = "captioned (unsaved)";
     } catch (error) { banner(error.message, "error"); $("relint-state").textContent = ""; }
+  });
+  $("drop-one").addEventListener("click", async () => {
+    const record = state.records[state.selected];
+    try {
+      const body = { i: record.i, image: record.image };
+      const plan = await api("/api/drop", { ...body, apply: false });
+      const text = plan.moves.map(([from, to]) => `move ${from}\n  -> ${to}`).concat(
+        plan.rewrites.map((r) => `${r.path} loses its row:\n${r.diff}`)).join("\n");
+      showPreview(`Drop ${record.image} from the training set (Undo puts it back)`, text, async () => {
+        const done = await api("/api/drop", { ...body, apply: true });
+        $("detail").hidden = true;
+        state.selected = null;
+        takeState(done);
+        banner(`Dropped ${done.image}: ${done.moves.length} file(s) moved into .lorakit_dropped/`, "");
+      });
+    } catch (error) { banner(error.message, "error"); }
   });
   $("pin").addEventListener("click", async () => {
     try {

@@ -291,3 +291,31 @@ def test_the_caption_button_uses_the_configured_captioner(tmp_path, registry):
     plain, _ = _client(folder, registry)
     refused = plain.post("/api/caption", json={"i": index})
     assert refused.status_code == 409 and "--captioner NAME" in refused.json()["error"]
+
+
+def test_drop_previews_moves_and_undo_redo_put_it_back_across_a_restart(tmp_path, registry):
+    path = make_csv_dataset(tmp_path / "ds", [("a.png", "zyla, red coat"), ("b.png", "zyla, rain")])
+    folder = path.parent
+    client, _ = _client(path, registry)
+    index = next(r["i"] for r in client.get("/api/state").json()["records"] if r["image"] == "a.png")
+    stale = client.post("/api/drop", json={"i": index, "image": "b.png"})
+    assert stale.status_code == 409 and "reload" in stale.json()["error"]
+    preview = client.post("/api/drop", json={"i": index, "image": "a.png"}).json()
+    assert preview["applied"] is False and preview["moves"] == [["a.png", ".lorakit_dropped/a.png"]]
+    [rewrite] = preview["rewrites"]
+    assert rewrite["path"] == "metadata.csv" and '-a.png,"zyla, red coat"' in rewrite["diff"]
+    assert (folder / "a.png").exists()
+    done = client.post("/api/drop", json={"i": index, "image": "a.png", "apply": True}).json()
+    assert [r["image"] for r in done["records"]] == ["b.png"] and done["journal"]["next_undo"] == "drop a.png"
+    assert not (folder / "a.png").exists() and "a.png" not in path.read_text()
+    restarted, _ = _client(path, registry)
+    undone = restarted.post("/api/undo", json={}).json()
+    assert sorted(r["image"] for r in undone["records"]) == ["a.png", "b.png"]
+    assert (folder / "a.png").exists() and not (folder / ".lorakit_dropped" / "a.png").exists()
+    assert path.read_text() == 'file_name,text\na.png,"zyla, red coat"\nb.png,"zyla, rain"\n'
+    again, _ = _client(path, registry)
+    assert [r["image"] for r in again.post("/api/redo", json={}).json()["records"]] == ["b.png"]
+    (folder / "a.png").write_bytes(b"a new picture took the old name")  # undoing now would overwrite it
+    refused = again.post("/api/undo", json={})
+    assert refused.status_code == 409 and "exists" in refused.json()["error"]
+    assert (folder / ".lorakit_dropped" / "a.png").exists() and "a.png" not in path.read_text()

@@ -156,6 +156,16 @@ def test_a_file_changed_on_disk_is_shown_and_not_overwritten(tmp_path, registry,
         page.wait_for_selector(".card .cap:text-is(\"someone else's words\")")  # the reload has answered
         _card(page, "d.png").click()
         assert page.input_value("#caption") == "someone else's words"
+        # drop it, from its preview; Undo puts it back
+        page.click("#drop-one")
+        page.wait_for_selector("#preview[open]")
+        assert "move d.png\n  -> .lorakit_dropped/d.png" in page.inner_text("#preview-body")
+        page.click("#preview-apply")
+        page.wait_for_function("document.body.dataset.shown === '4'")
+        assert (folder / ".lorakit_dropped" / "d.txt").exists() and not (folder / "d.png").exists()
+        page.click("#undo")
+        page.wait_for_function("document.body.dataset.shown === '5'")
+        assert (folder / "d.png").exists() and (folder / "d.txt").read_text() == "someone else's words\n"
 
 
 def test_tag_autocomplete_and_the_panels(tmp_path, registry, browser):
