@@ -390,13 +390,17 @@ class ConflictingStyleTerm(Rule):
     ```
 
     ## Fix
-    Remove the term, or move the image out of this dataset if it really is a photo.
+    Unsafe fix, when the term is a tag of its own (`flat style`, `photorealistic`, also with
+    `style` / `art style` after it): the tag is removed. Check the picture first: if it really is
+    a photo, move it out of this dataset instead (`lorakit review` drops it). A term inside a
+    longer phrase or a sentence has no fix: rewrite it by hand.
     """
 
     code = "LK205"
     name = "conflicting-style-term"
     summary = "A term that contradicts the (configured or inferred) style appears"
     severity = Severity.WARNING
+    fix = Applicability.UNSAFE
     options = (RuleOption("style.conflicting", "the contradicting terms"),
                RuleOption("infer.style-share", "when a style is the set's (inferred)"),
                RuleOption("infer.styles", "more style groups"))
@@ -412,7 +416,8 @@ class ConflictingStyleTerm(Rule):
         for record, start, end, match in ctx.corpus.term_matches(terms):
             if names_an_object(record.caption or "", match.group(), end):
                 continue  # "a cartoon pillow" in a photo set: a thing shown, not the picture's style
-            yield self.at_caption(record, f"`{match.group()}` contradicts the style", (start, end))
+            yield self.at_caption(record, f"`{match.group()}` contradicts the style", (start, end),
+                                  _tag_removal(record.caption or "", start, end))
 
     def _inferred(self, ctx: LintContext) -> Iterable[Violation]:
         """Without `style.conflicting`: terms of a style group that conflicts with the set's style
@@ -451,7 +456,28 @@ class ConflictingStyleTerm(Rule):
                     if match is None:
                         continue  # "a cartoon pillow": a thing in the picture, not the picture's style
                     yield self.at_caption(record, f"`{match.group()}` ({group.name}) conflicts with {why}",
-                                          match.span(), inferred=configured_group is None)
+                                          match.span(), _tag_removal(caption, *match.span()),
+                                          inferred=configured_group is None)
+
+
+_STYLE_TAIL = re.compile(r"\s+(?:art\s+)?style\Z", re.IGNORECASE)
+
+
+def _tag_removal(caption: str, start: int, end: int) -> Fix | None:
+    """Remove the tag that is the term (`flat style`, `photorealistic`) with one separator; None
+    when the term is part of a longer tag or a sentence (removing it would break the wording)."""
+    spans = list(tag_spans(caption))
+    for k, (tag_start, tag_end) in enumerate(spans):
+        if tag_start <= start and end <= tag_end:
+            rest = caption[tag_start:start] + caption[end:tag_end]
+            if rest.strip() and not _STYLE_TAIL.fullmatch(" " + rest.strip()):
+                return None
+            if len(spans) == 1:
+                return None  # the whole caption: nothing would be left
+            if k == 0:
+                return Fix.replace("remove the conflicting tag", tag_start, spans[1][0], "", Applicability.UNSAFE)
+            return Fix.replace("remove the conflicting tag", spans[k - 1][1], tag_end, "", Applicability.UNSAFE)
+    return None
 
 
 # Words after a style term that keep it about the picture or a drawn figure ("cartoon style",

@@ -93,6 +93,24 @@ def test_conflicting_style_term(lint_with_config):
     assert [(v.image, v.message) for v in result] == [("a.png", "`photorealistic` contradicts the style")]
 
 
+def test_conflicting_style_tag_is_removed_by_the_unsafe_fix_only(lint_with_config):
+    """A conflicting term that is a tag of its own goes with --unsafe-fixes (the bench/outcome
+    experiment's drifting captioner: `zqx, flat style, ...`); one inside a phrase or sentence stays."""
+    config = '[style]\nconflicting = ["flat", "photorealistic"]\n'
+    rows = [("a.png", "zqx, flat style, a red circle on a white background"),
+            ("b.png", "photorealistic, zqx, a blue square"),
+            ("c.png", "zqx, a flat red circle on a white background"),
+            ("d.png", "zqx, a red circle on a flat art style background, photorealistic art style")]
+    safe, _ = lint_with_config(rows, config, select=["LK205"], fix=True)
+    assert captions_of(safe)[0] == rows[0][1]  # an unsafe fix: --fix alone changes nothing
+    fixed, _ = lint_with_config(rows, config, select=["LK205"], fix=True, unsafe=True)
+    assert captions_of(fixed) == ["zqx, a red circle on a white background", "zqx, a blue square",
+                                  "zqx, a flat red circle on a white background",
+                                  "zqx, a red circle on a flat art style background"]
+    # "a flat red circle": the word describes the thing, not the picture (never reported)
+    assert [v.image for v in fixed] == ["d.png"] and all(v.fix is None for v in fixed)
+
+
 def test_caption_too_short(lint_with_config):
     rows = [("a.png", "cybrpnk, city"), ("b.png", "portrait"), ("c.png", "cyberpunk street, neon, rain"),
             ("d.png", "a neon street at night")]
