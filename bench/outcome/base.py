@@ -6,12 +6,11 @@ train` loads like any SD 1.5 folder.
     python bench/outcome/base.py --out build/outcome/base [--size small]
 
 The VAE learns to compress every style (like SD's VAE, it is a generic image codec: 4x
-downsampling, 16x16x4 latents). The text encoder is frozen, as in SD 1.x training (here a random
-one: a tiny world has no language to pretrain on; every word still gets its own embedding). The
-UNet learns captions of the base styles only ("striped style, a red circle on a white
+downsampling, 16x16x4 latents). The text encoder (the real CLIP tokenizer, a tiny transformer) and
+the UNet learn captions of the base styles only ("striped style, a red circle on a white
 background", 15% without the style, 10% empty for classifier-free guidance). The held-out
-`outline` style is never captioned or drawn by the base. Latents and caption embeddings are
-computed once, so a step costs one UNet pass.
+`outline` style is never captioned or drawn by the base. Latents are computed once. `--reuse
+FOLDER` takes the VAE and judge of an earlier build (they do not depend on the UNet).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from world import BASE_STYLES, STYLES, Scene, render, scenes
 
 #: Training budget per size: (VAE steps, UNet steps, batch). `small` is the documented base;
 #: `tiny` is the test suite's (it checks the plumbing, not the quality).
-SIZES = {"tiny": (30, 40, 16), "small": (1000, 4000, 32)}
+SIZES = {"tiny": (30, 40, 16), "small": (1400, 4000, 32)}
 JUDGE_STEPS = {"tiny": 20, "small": 1200}
 QUALITY_FLOOR = 0.8  # the judge must read the base's shapes, colours, backgrounds and styles this often
 
@@ -110,7 +109,7 @@ def train_vae(vae, steps: int, batch: int, rng: np.random.Generator, log) -> flo
     import torch
 
     pool = scenes(STYLES, 2, seed=11)
-    optimiser = torch.optim.AdamW(vae.parameters(), lr=1e-3)
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=2e-3)
     batch = min(batch, 16)  # a VAE step is a full-resolution pass: small batches, more of them
     for step in range(steps):
         chosen = [pool[i] for i in rng.integers(0, len(pool), batch)]
@@ -119,6 +118,8 @@ def train_vae(vae, steps: int, batch: int, rng: np.random.Generator, log) -> flo
         z = posterior.sample()
         out = vae.decode(z).sample
         loss = (out - x).abs().mean() + 1e-6 * posterior.kl().mean()
+        for group in optimiser.param_groups:
+            group["lr"] = 2e-3 * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * step / steps)))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -137,21 +138,22 @@ def train_unet(tokenizer, text_encoder, vae, unet, scheduler, steps: int, batch:
     pool = scenes(BASE_STYLES, 4, seed=12)
     scale = vae.config.scaling_factor
     vae.requires_grad_(False)
-    text_encoder.requires_grad_(False)
-    with torch.no_grad():  # every picture's latent distribution and every caption's embedding, once
+    with torch.no_grad():  # every picture's latent distribution and every caption's tokens, once
         moments = torch.cat([vae.encode(images_tensor(pool[i:i + 64])).latent_dist.parameters
                              for i in range(0, len(pool), 64)])
-        wordings = sorted({""} | {s.describe() for s in pool} | {f"{s.style} style, {s.describe()}" for s in pool})
-        ids = tokenizer(wordings, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-        embeddings = torch.cat([text_encoder(ids[i:i + 256])[0] for i in range(0, len(ids), 256)])
+    wordings = sorted({""} | {s.describe() for s in pool} | {f"{s.style} style, {s.describe()}" for s in pool})
+    ids = tokenizer(wordings, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
     row = {w: k for k, w in enumerate(wordings)}
-    optimiser = torch.optim.AdamW(unet.parameters(), lr=6e-4, weight_decay=0.01)
+    # The text encoder learns with the UNet: a random frozen one blurs "red" and "blue" together
+    # (a first base drew muddy colours on grey); SD's was pretrained, this world has no corpus.
+    parameters = [*unet.parameters(), *text_encoder.parameters()]
+    optimiser = torch.optim.AdamW(parameters, lr=6e-4, weight_decay=0.01)
     started = time.monotonic()
     for step in range(steps):
         chosen = rng.integers(0, len(pool), batch)
         mean, logvar = moments[chosen].chunk(2, dim=1)
         latents = (mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * torch.randn_like(mean)) * scale
-        hidden = embeddings[[row[caption_for(pool[i], rng)] for i in chosen]]
+        hidden = text_encoder(ids[[row[caption_for(pool[i], rng)] for i in chosen]])[0]
         noise = torch.randn_like(latents)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,))
         noisy = scheduler.add_noise(latents, noise, t)
@@ -161,14 +163,14 @@ def train_unet(tokenizer, text_encoder, vae, unet, scheduler, steps: int, batch:
             group["lr"] = 6e-4 * warm * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / steps)))
         optimiser.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimiser.step()
         if step % 250 == 0 or step == steps - 1:
             elapsed = time.monotonic() - started
             log(f"unet step {step}/{steps} loss {loss.item():.4f} ({elapsed / (step + 1):.2f} s/step)")
 
 
-def build(out: Path, size: str = "small", seed: int = 0, log=print) -> Path:
+def build(out: Path, size: str = "small", seed: int = 0, log=print, reuse: Path | None = None) -> Path:
     """Train and save the base model into `out` (a diffusers folder); returns it."""
     import shutil
 
@@ -181,12 +183,20 @@ def build(out: Path, size: str = "small", seed: int = 0, log=print) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     vocabulary, tokenizer, text_encoder, vae, unet = build_parts(out)
-    scaling = train_vae(vae, vae_steps, batch, rng, log)
-    vae.register_to_config(scaling_factor=scaling)
-    vae_seconds = time.monotonic() - started
     import judge
 
-    judge.build(out / "judge", vae=vae, steps=JUDGE_STEPS[size], log=log, minimum=0.95 if size != "tiny" else 0.0)
+    if reuse is not None:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(reuse / "vae")
+        if reuse.resolve() != out.resolve():
+            shutil.copytree(reuse / "judge", out / "judge", dirs_exist_ok=True)
+        vae_seconds = json.loads((reuse / "outcome-base.json").read_text()).get("vae_seconds", 0.0)
+    else:
+        scaling = train_vae(vae, vae_steps, batch, rng, log)
+        vae.register_to_config(scaling_factor=scaling)
+        judge.build(out / "judge", vae=vae, steps=JUDGE_STEPS[size], log=log, minimum=0.9 if size != "tiny" else 0.0)
+        vae_seconds = time.monotonic() - started
     judge_model = judge.load(out / "judge")
     scheduler = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                               steps_offset=1, prediction_type="epsilon")
@@ -202,7 +212,8 @@ def build(out: Path, size: str = "small", seed: int = 0, log=print) -> Path:
     seconds = time.monotonic() - started
     (out / "outcome-base.json").write_text(json.dumps({
         "size": size, "seed": seed, "vae_steps": vae_steps, "unet_steps": unet_steps, "batch": batch,
-        "vae_seconds": round(vae_seconds, 1), "seconds": round(seconds, 1), "torch_threads": torch.get_num_threads(),
+        "vae_and_judge_seconds": round(vae_seconds, 1), "seconds": round(seconds, 1),
+        "torch_threads": torch.get_num_threads(), "reused_vae_and_judge_from": str(reuse) if reuse else None,
         "quality": quality,
     }, indent=1) + "\n")
     log(f"base model written to {out} in {seconds / 60:.1f} min")
@@ -214,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("build/outcome/base"))
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", type=Path, default=None, help="an earlier build's folder: its VAE and judge")
     args = parser.parse_args(argv)
-    build(args.out, args.size, args.seed)
+    build(args.out, args.size, args.seed, reuse=args.reuse)
     return 0
 
 

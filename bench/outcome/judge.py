@@ -1,7 +1,7 @@
 """The judge: a small CNN that reads a 64 px picture's shape, colour, background and style (four
 heads), trained on the world's ground truth (all four styles), with blur and noise, and on the
 base VAE's reconstructions, so that it reads a generated picture as it reads a rendered one.
-Validated on held-out scenes (placements it never saw); `build` refuses a judge under 0.95 on
+Validated on held-out scenes (placements it never saw); `build` refuses a judge under 0.9 on
 any head.
 """
 

@@ -143,6 +143,9 @@ SIZES = {
                   trigger_subjects=2, leak_subjects=1, sample_steps=2),
     "small": Size(failures=tuple(FAILURES), shares=(0.1, 0.3, 0.6), seeds=3, pictures=48, epochs=30,
                   strengths=(0.5, 1.0), trigger_subjects=16, leak_subjects=8),
+    # two LoRAs (clean, style drift): does the base learn the style at all, and does drift leak?
+    "check": Size(failures=("style-drift",), shares=(0.6,), seeds=1, pictures=48, epochs=30, strengths=(1.0,),
+                  trigger_subjects=16, leak_subjects=8, fixes=()),
     # one seed, the largest share: a first look in a few minutes
     "pilot": Size(failures=tuple(FAILURES), shares=(0.6,), seeds=1, pictures=48, epochs=30, strengths=(1.0,),
                   trigger_subjects=16, leak_subjects=8),
@@ -314,7 +317,8 @@ def arm_names(size: Size) -> list[tuple[str, str | None, float, str]]:
     return arms
 
 
-def run(size_name: str, base: Path, judge_folder: Path, work: Path, docs: Path | None, log=print) -> dict[str, Any]:
+def run(size_name: str, base: Path, judge_folder: Path, work: Path, docs: Path | None, log=print,
+        device: str = "auto") -> dict[str, Any]:
     import torch
     from diffusers import DDIMScheduler, StableDiffusionPipeline
     from judge import load as load_judge
@@ -329,6 +333,9 @@ def run(size_name: str, base: Path, judge_folder: Path, work: Path, docs: Path |
     pipeline = StableDiffusionPipeline.from_pretrained(base, safety_checker=None, requires_safety_checker=False)
     pipeline.scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
     pipeline.set_progress_bar_config(disable=True)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    pipeline.to(device)  # the noise is drawn on the CPU (generators), so a GPU run samples the same noise
     asked = prompts(size)
     results: dict[str, dict[str, Any]] = {}
     trained: dict[str, Path] = {}  # caption-set digest -> the LoRA trained on it (a fix that changed nothing)
@@ -363,10 +370,10 @@ def run(size_name: str, base: Path, judge_folder: Path, work: Path, docs: Path |
             digest = hashlib.sha256(json.dumps([seed, captions]).encode()).hexdigest()[:16]
             if digest not in trained:
                 t0 = time.monotonic()
-                code, text = lorakit("train", str(folder), "--tag", digest, "--device", "cpu")
+                code, text = lorakit("train", str(folder), "--tag", digest, "--device", device)
                 entry["lint gate"] = "passed" if code == 0 else "blocked"
                 if code != 0:
-                    code, text = lorakit("train", str(folder), "--tag", digest, "--device", "cpu",
+                    code, text = lorakit("train", str(folder), "--tag", digest, "--device", device,
                                          "--allow-lint-errors")
                 if code != 0:
                     raise RuntimeError(f"lorakit train failed for {arm} seed {seed}:\n{text[-3000:]}")
@@ -442,12 +449,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=REPO / "build/outcome/work")
     parser.add_argument("--docs", type=Path, default=REPO / "docs", help="where outcome.md and its grid go")
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     args = parser.parse_args(argv)
     if not (args.base / "model_index.json").exists():
         print(f"no base model in {args.base}: build it first (python bench/outcome/base.py --out {args.base})",
               file=sys.stderr)
         return 2
-    run(args.size, args.base, args.judge or args.base / "judge", args.work, None if args.no_docs else args.docs)
+    run(args.size, args.base, args.judge or args.base / "judge", args.work, None if args.no_docs else args.docs,
+        device=args.device)
     return 0
 
 

@@ -97,7 +97,7 @@ def render(scene: Scene) -> np.ndarray:
         image[shadow] = background * 0.35 if background.mean() > 60 else np.array((95, 95, 95), np.float32)
         image[mask] = colour
     elif scene.style == "outline":
-        image[mask & ~_erode(mask, 4)] = colour
+        image[mask & ~_erode(mask, 6)] = colour
     else:
         raise ValueError(scene.style)
     noise = np.random.default_rng(zlib.crc32(str(scene).encode())).normal(0, 3, image.shape)
