@@ -146,6 +146,10 @@ SIZES = {
     # two LoRAs (clean, style drift): does the base learn the style at all, and does drift leak?
     "check": Size(failures=("style-drift",), shares=(0.6,), seeds=1, pictures=48, epochs=30, strengths=(1.0,),
                   trigger_subjects=16, leak_subjects=8, fixes=()),
+    # every class at the largest share, three seeds, the strength sweep: what fits a 2-core CPU in
+    # about 25 minutes (the published docs/outcome.md); `small` adds the 10% and 30% shares
+    "share60": Size(failures=tuple(FAILURES), shares=(0.6,), seeds=3, pictures=48, epochs=30, strengths=(0.5, 1.0),
+                    trigger_subjects=16, leak_subjects=8),
     # one seed, the largest share: a first look in a few minutes
     "pilot": Size(failures=tuple(FAILURES), shares=(0.6,), seeds=1, pictures=48, epochs=30, strengths=(1.0,),
                   trigger_subjects=16, leak_subjects=8),
