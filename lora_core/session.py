@@ -180,7 +180,9 @@ class DatasetSession:
         try:
             for source, target in plan.moves:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if os.path.lexists(target) or not _safe_folder(target.parent, self.dataset.root):
+                if not _safe_folder(target.parent, self.dataset.root):
+                    raise SessionConflict(f"{target.parent}: is a link or not a folder: nothing was dropped")
+                if os.path.lexists(target):
                     raise SessionConflict(f"{target}: exists: not overwritten, nothing was dropped")
                 os.rename(source, target)
                 done.append((source, target))
@@ -267,13 +269,12 @@ def _companions(path: str, keep: set[str]) -> list[str]:
     found = []
     for other in names:
         full = os.path.join(folder, other)
-        if other == name or full in keep or not other.startswith(stem + ".") or "/" in other:
+        other_stem, suffix = os.path.splitext(other)
+        # `a.b.txt` is the sidecar of `a.b.png`, not of `a.png`; `a.jpg` is a picture of its own
+        if other_stem != stem or other == name or full in keep or suffix.lower() in IMAGE_EXTENSIONS:
             continue
-        if os.path.splitext(other)[1].lower() in IMAGE_EXTENSIONS or not os.path.isfile(full):
-            continue
-        if os.path.splitext(other)[0] != stem:
-            continue  # `a.b.txt` is the sidecar of `a.b.png`, not of `a.png`
-        found.append(full)
+        if os.path.isfile(full):
+            found.append(full)
     return found
 
 

@@ -137,12 +137,13 @@ class Journal:
                  else (self._inside(str(m["from"])), self._inside(str(m["to"]))) for m in moves]
         if then == "before":
             steps.reverse()
+        verb = "undone" if then == "before" else "redone"
         for here, there in steps:
-            if not os.path.lexists(here) or os.path.lexists(there):
-                raise JournalConflict(f"{here if not os.path.lexists(here) else there}: "
-                                      f"{'missing' if not os.path.lexists(here) else 'exists'} since lorakit review "
-                                      f"moved it: not {'undone' if then == 'before' else 'redone'} (nothing was "
-                                      "moved or written)")
+            problem = (here, "missing") if not os.path.lexists(here) else (there, "exists") \
+                if os.path.lexists(there) else None
+            if problem is not None:
+                raise JournalConflict(f"{problem[0]}: {problem[1]} since lorakit review moved it: not {verb} "
+                                      "(nothing was moved or written)")
         done: list[tuple[Path, Path]] = []
         try:
             for here, there in steps:
