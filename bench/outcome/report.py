@@ -153,6 +153,21 @@ def write_report(report: dict[str, Any], grid: dict[str, np.ndarray], asked: lis
         values = summary[key]
         lines.append(f"| {key.replace(' @ ' + str(strength), '') if key != 'base' else 'no LoRA'} | " +
                      " | ".join(_pct(values[m]["mean"][0]) for m in METRICS) + " |")
+    if len(size.shares) > 1:
+        lines += ["", "## Share of broken captions", "",
+                  f"The key metric of each class, broken minus clean and fixed (`--fix --unsafe-fixes`) minus clean, "
+                  f"with 95% intervals, at each share of affected captions (strength {strength}).", "",
+                  "| failure | metric | " + " | ".join(f"broken @{int(s * 100)}% | fixed @{int(s * 100)}%"
+                                                       for s in size.shares) + " |",
+                  "|---|---" + "|---" * (2 * len(size.shares)) + "|"]
+        for failure, metric in [(f, m) for f in size.failures for m in KEY_METRIC[f]]:
+            cells = []
+            for share in size.shares:
+                tag = f"{failure}@{int(share * 100)}%"
+                fixed = summary.get(f"{tag}+fix-unsafe @ {strength}", {}).get(metric)
+                cells += [_interval(summary[f"{tag} @ {strength}"][metric]["minus clean"]),
+                          _interval(fixed["minus clean"]) if fixed else "n/a"]
+            lines.append(f"| {failure} | {metric} | " + " | ".join(cells) + " |")
     if len(size.strengths) > 1:
         lines += ["", "## LoRA strength", "", "The key metric of each class at each strength (clean, broken at "
                   f"{int(top * 100)}%, fixed).", "",

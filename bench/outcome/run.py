@@ -454,7 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=REPO / "docs", help="where outcome.md and its grid go")
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--epochs", type=int, default=None, help="override the size's LoRA epochs (to tune a base)")
     args = parser.parse_args(argv)
+    if args.epochs is not None:
+        SIZES[args.size].epochs = args.epochs
     if not (args.base / "model_index.json").exists():
         print(f"no base model in {args.base}: build it first (python bench/outcome/base.py --out {args.base})",
               file=sys.stderr)

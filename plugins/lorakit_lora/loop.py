@@ -342,14 +342,8 @@ class Trainer:
         return torch.tensor(rows, dtype=torch.float32)
 
     def _snr_weights(self, timesteps: Any) -> Any:
-        import torch
-
-        alphas = self.base.noise_scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
-        snr = alphas / (1 - alphas)
-        weights = torch.minimum(snr, torch.full_like(snr, self.settings.min_snr_gamma)) / snr
-        if self.base.prediction_type == "v_prediction":
-            weights = torch.minimum(snr, torch.full_like(snr, self.settings.min_snr_gamma)) / (snr + 1)
-        return weights.float()
+        return min_snr_weights(self.base.noise_scheduler.alphas_cumprod, timesteps, self.settings.min_snr_gamma,
+                               self.base.prediction_type)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -590,3 +584,17 @@ def load_checkpoint_state(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not set(state) >= CHECKPOINT_KEYS:
         raise refuse("not a lorakit checkpoint")
     return state
+
+
+def min_snr_weights(alphas_cumprod: Any, timesteps: Any, gamma: float, prediction_type: str) -> Any:
+    """Min-SNR-gamma loss weights (Hang et al. 2023): min(SNR, gamma) / SNR for epsilon targets,
+    min(SNR, gamma) / (SNR + 1) for v. A zero-terminal-SNR schedule (`rescale_betas_zero_snr`) has
+    SNR 0 at its last step: there the epsilon weight is its limit, 1 (0/0 would make the loss NaN)."""
+    import torch
+
+    alphas = alphas_cumprod.to(timesteps.device)[timesteps].double()
+    snr = alphas / (1 - alphas)
+    capped = torch.minimum(snr, torch.full_like(snr, gamma))
+    if prediction_type == "v_prediction":
+        return (capped / (snr + 1)).float()
+    return torch.where(snr > 0, capped / snr.clamp_min(1e-30), torch.ones_like(snr)).float()

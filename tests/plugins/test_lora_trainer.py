@@ -674,3 +674,26 @@ def test_base_model_on_the_command_line_and_its_absence_said_at_once(tiny_sd, tm
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "runs" / "ds-cli" / "config.json").read_text())["sections"]["train"][
         "base-model"] == str(Path(tiny_sd).resolve())
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_min_snr_weights_are_finite_on_a_zero_terminal_snr_schedule(prediction_type):
+    from diffusers import DDPMScheduler
+    from lorakit_lora.loop import min_snr_weights
+
+    rescaled = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                             rescale_betas_zero_snr=True)
+    assert float(rescaled.alphas_cumprod[-1]) == 0.0  # SNR 0 at the last step
+    steps = torch.tensor([0, 500, 999])
+    weights = min_snr_weights(rescaled.alphas_cumprod, steps, 5.0, prediction_type)
+    assert torch.isfinite(weights).all()
+    alphas = rescaled.alphas_cumprod[500].double()
+    snr = alphas / (1 - alphas)
+    if prediction_type == "epsilon":
+        assert weights[0].item() == pytest.approx(5.0 / (rescaled.alphas_cumprod[0].item()
+                                                          / (1 - rescaled.alphas_cumprod[0].item())), rel=1e-4)
+        assert weights[1].item() == pytest.approx(1.0 if snr < 5 else 5.0 / snr.item(), rel=1e-4)
+        assert weights[2].item() == 1.0  # the limit of min(snr, 5) / snr as snr -> 0
+    else:
+        assert weights[1].item() == pytest.approx(min(snr.item(), 5.0) / (snr.item() + 1), rel=1e-4)
+        assert weights[2].item() == 0.0
