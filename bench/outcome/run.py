@@ -52,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
+from base import GUIDANCE, SAMPLE_STEPS  # noqa: E402
 from world import (  # noqa: E402
     BASE_STYLES,
     HELD_OUT_STYLE,
@@ -132,9 +133,10 @@ class Size:
     strengths: tuple[float, ...]
     trigger_subjects: int  # subjects sampled with the trigger (x2 noises)
     leak_subjects: int  # subjects sampled per base style without the trigger
-    sample_steps: int = 20
-    guidance: float = 5.0
+    sample_steps: int = SAMPLE_STEPS
+    guidance: float = GUIDANCE
     fixes: tuple[str, ...] = ("safe", "unsafe")
+    targets: str = "attention"  # lorakit train's default: LoRA layers on the UNet's attention
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,17 +144,17 @@ SIZES = {
     "smoke": Size(failures=("style-drift",), shares=(0.6,), seeds=1, pictures=8, epochs=1, strengths=(1.0,),
                   trigger_subjects=2, leak_subjects=1, sample_steps=2),
     "small": Size(failures=tuple(FAILURES), shares=(0.1, 0.3, 0.6), seeds=3, pictures=48, epochs=30,
-                  strengths=(0.5, 1.0), trigger_subjects=16, leak_subjects=8),
+                  strengths=(0.75, 1.0), trigger_subjects=16, leak_subjects=16),
     # two LoRAs (clean, style drift): does the base learn the style at all, and does drift leak?
-    "check": Size(failures=("style-drift",), shares=(0.6,), seeds=1, pictures=48, epochs=30, strengths=(1.0,),
-                  trigger_subjects=16, leak_subjects=8, fixes=()),
+    "check": Size(failures=("style-drift",), shares=(0.6,), seeds=1, pictures=48, epochs=30, strengths=(0.75, 1.0),
+                  trigger_subjects=16, leak_subjects=16, fixes=()),
     # every class at the largest share, three seeds, the strength sweep: what fits a 2-core CPU in
     # about 25 minutes (the published docs/outcome.md); `small` adds the 10% and 30% shares
-    "share60": Size(failures=tuple(FAILURES), shares=(0.6,), seeds=3, pictures=48, epochs=30, strengths=(0.5, 1.0),
-                    trigger_subjects=16, leak_subjects=8),
+    "share60": Size(failures=tuple(FAILURES), shares=(0.6,), seeds=3, pictures=48, epochs=30, strengths=(0.75, 1.0),
+                    trigger_subjects=16, leak_subjects=16),
     # one seed, the largest share: a first look in a few minutes
     "pilot": Size(failures=tuple(FAILURES), shares=(0.6,), seeds=1, pictures=48, epochs=30, strengths=(1.0,),
-                  trigger_subjects=16, leak_subjects=8),
+                  trigger_subjects=16, leak_subjects=16),
 }
 
 TRAIN_TOML = """# The settings a user of this dataset has: the trigger they chose, and [train].
@@ -174,7 +176,7 @@ batch-size = 8
 learning-rate = 0.002
 rank = 8
 alpha = 8
-targets = "kohya"
+targets = "{targets}"
 seed = {seed}
 sample-every-epochs = 0
 save-every-epochs = 0
@@ -207,7 +209,7 @@ def write_dataset(folder: Path, pictures: list[Scene], captions: list[str], base
     for k, (scene, caption) in enumerate(zip(pictures, captions)):
         Image.fromarray(render(scene)).save(folder / f"{k:03d}.png")
         (folder / f"{k:03d}.txt").write_text(caption + "\n", encoding="utf-8")
-    (folder / "lorakit.toml").write_text(TRAIN_TOML.format(trigger=TRIGGER, base=base.as_posix(), epochs=size.epochs,
+    (folder / "lorakit.toml").write_text(TRAIN_TOML.format(trigger=TRIGGER, base=base.as_posix(), epochs=size.epochs, targets=size.targets,
                                                            seed=seed, runs=runs.as_posix()), encoding="utf-8")
 
 
@@ -455,9 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--epochs", type=int, default=None, help="override the size's LoRA epochs (to tune a base)")
+    parser.add_argument("--targets", default=None, help="override the size's LoRA targets preset (to tune a base)")
     args = parser.parse_args(argv)
     if args.epochs is not None:
         SIZES[args.size].epochs = args.epochs
+    if args.targets is not None:
+        SIZES[args.size].targets = args.targets
     if not (args.base / "model_index.json").exists():
         print(f"no base model in {args.base}: build it first (python bench/outcome/base.py --out {args.base})",
               file=sys.stderr)
