@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", type=Path, default=None, help="an earlier build's folder: its VAE and judge")
     parser.add_argument("--measure", action="store_true",
-                        help="only measure the quality of the build in --out again (after SAMPLE_STEPS/GUIDANCE change)")
+                        help="only measure the quality of the build in --out again (new SAMPLE_STEPS/GUIDANCE)")
     args = parser.parse_args(argv)
     if args.measure:
         measure(args.out, args.size)

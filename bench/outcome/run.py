@@ -209,8 +209,9 @@ def write_dataset(folder: Path, pictures: list[Scene], captions: list[str], base
     for k, (scene, caption) in enumerate(zip(pictures, captions)):
         Image.fromarray(render(scene)).save(folder / f"{k:03d}.png")
         (folder / f"{k:03d}.txt").write_text(caption + "\n", encoding="utf-8")
-    (folder / "lorakit.toml").write_text(TRAIN_TOML.format(trigger=TRIGGER, base=base.as_posix(), epochs=size.epochs, targets=size.targets,
-                                                           seed=seed, runs=runs.as_posix()), encoding="utf-8")
+    settings = TRAIN_TOML.format(trigger=TRIGGER, base=base.as_posix(), epochs=size.epochs, targets=size.targets,
+                                 seed=seed, runs=runs.as_posix())
+    (folder / "lorakit.toml").write_text(settings, encoding="utf-8")
 
 
 def read_captions(folder: Path, count: int) -> list[str]:
