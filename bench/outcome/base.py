@@ -1,7 +1,8 @@
 """Build the experiment's base model once: a tiny Stable Diffusion 1.x-shaped pipeline (AutoencoderKL,
-CLIP text encoder with the real CLIP tokenizer, UNet2DConditionModel, DDPM scheduler) trained from
-scratch on the synthetic world's three base styles, saved as a diffusers folder that `lorakit
-train` loads like any SD 1.5 folder.
+CLIP text encoder with the real CLIP tokenizer, UNet2DConditionModel, DDPM scheduler; SD 2.x's
+v-prediction on a zero-terminal-SNR schedule, see `build`) trained from scratch on the synthetic
+world's three base styles, saved as a diffusers folder that `lorakit train` loads like any SD
+1.x/2.x folder.
 
     python bench/outcome/base.py --out build/outcome/base [--size small]
 
@@ -10,7 +11,8 @@ downsampling, 16x16x4 latents). The text encoder (the real CLIP tokenizer, a tin
 the UNet learn captions of the base styles only ("striped style, a red circle on a white
 background", 15% without the style, 10% empty for classifier-free guidance). The held-out
 `outline` style is never captioned or drawn by the base. Latents are computed once. `--reuse
-FOLDER` takes the VAE and judge of an earlier build (they do not depend on the UNet).
+FOLDER` takes the VAE and judge of an earlier build (they do not depend on the UNet); `--measure`
+measures an existing build's quality again (after SAMPLE_STEPS or GUIDANCE change).
 """
 
 from __future__ import annotations

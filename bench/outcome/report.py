@@ -1,5 +1,10 @@
 """docs/outcome.md and docs/images/outcome-grid.png from one run of bench/outcome/run.py: every
-number in the page comes from the run's results (nothing is typed in by hand)."""
+number in the page comes from the run's results (nothing is typed in by hand).
+
+    python bench/outcome/report.py [--work build/outcome/work] [--docs docs]
+
+writes the page again from a finished run's results.json and grid.npz (after a change to this
+file's wording), without training anything."""
 
 from __future__ import annotations
 
@@ -79,7 +84,8 @@ def write_report(report: dict[str, Any], grid: dict[str, np.ndarray], asked: lis
         "lorakit's case is that wrong, vague or inconsistent captions make a LoRA learn the wrong thing and",
         "that lint-fixed captions win it back. This page measures it, end to end, with the product's own",
         "trainer: a synthetic world (64 px shapes x colours x backgrounds x four drawing styles), a tiny",
-        "SD-1.x-shaped base model trained from scratch on three styles, and LoRAs that learn the fourth",
+        "Stable-Diffusion-shaped base model (VAE, CLIP text encoder, UNet; v-prediction) trained from scratch",
+        "on three styles, and LoRAs that learn the fourth",
         f"(`outline`) from the same {size.pictures} pictures under the trigger `zqx`, trained by `lorakit train`.",
         "Only the captions differ between arms; every LoRA is sampled on the same prompts with the same",
         "noise and read by a judge network trained on the world's ground truth.",
@@ -97,12 +103,17 @@ def write_report(report: dict[str, Any], grid: dict[str, np.ndarray], asked: lis
     ]
     base = report.get("base") or {}
     if base:
-        lines += [f"Base model: {base.get('unet_steps')} UNet steps (batch {base.get('batch')}), built in "
-                  f"{base.get('seconds', 0) / 60:.1f} min on this machine."]
+        vae_and_judge = base.get("vae_and_judge_seconds", 0) or 0
+        unet_seconds = base.get("seconds", 0) - (0 if base.get("reused_vae_and_judge_from") else vae_and_judge)
+        lines += [f"Base model: {base.get('unet_steps')} UNet steps (batch {base.get('batch')}): "
+                  f"{unet_seconds / 60:.1f} min for the UNet and text encoder, {vae_and_judge / 60:.1f} min for "
+                  "the VAE and the judge, on this machine (once; cached)."]
         quality = base.get("quality")
+        sampling = base.get("sampling") or {}
         if quality:
-            lines += ["What the base model draws, read by the judge (prompts of its three styles): " +
-                      ", ".join(f"{k} {v:.2f}" for k, v in quality.items()) + "."]
+            lines += ["What the base model draws, read by the judge (144 prompts of its three styles" +
+                      (f"; DDIM {sampling['steps']} steps, guidance {sampling['guidance']}, as every LoRA below"
+                       if sampling else "") + "): " + ", ".join(f"{k} {v:.2f}" for k, v in quality.items()) + "."]
     judge = report.get("judge", {}).get("accuracy", {})
     if judge:
         lines += ["Judge accuracy on held-out scenes: " + ", ".join(f"{k} {v:.2f}" for k, v in judge.items()) + "."]
@@ -131,6 +142,7 @@ def write_report(report: dict[str, Any], grid: dict[str, np.ndarray], asked: lis
                 _pct(summary[f"clean @ {strength}"][metric]["mean"][0]), _pct(row["mean"][0]), _pct(pinned["mean"][0]),
                 _interval(row["minus clean"]), _seeds(row), _interval(pinned["minus clean"]),
                 verdict(summary, arms, failure, top, strength, metric, fix="pinned") + " |"]))
+    lines += _leak_lines(summary, size)
     lines += ["", "## What lint said and did", "",
               "Findings of `lorakit lint` on each arm's captions as trained (seed 0: after the fix for a fixed arm), "
               "and what the fixes changed (all seeds; a caption is *right* when it equals the clean caption of its "
@@ -192,6 +204,25 @@ def write_report(report: dict[str, Any], grid: dict[str, np.ndarray], asked: lis
     return page
 
 
+def _leak_lines(summary: dict[str, Any], size: Any) -> list[str]:
+    """How much of what the clean LoRA learned stays behind its trigger, in words, from the numbers."""
+    rows = []
+    for strength in size.strengths:
+        clean = summary.get(f"clean @ {strength}")
+        if clean is None:
+            continue
+        rows.append(f"at strength {strength} the clean LoRA draws the outline style for "
+                    f"{clean['trigger fidelity']['mean'][0]:.0%} of the trigger prompts and for "
+                    f"{clean['outline leak']['mean'][0]:.0%} of the prompts without the trigger "
+                    f"(no LoRA: {summary['base']['outline leak']['mean'][0]:.0%})")
+    if not rows:
+        return []
+    return ["", "How much the trigger holds the style: " + "; ".join(rows) + ". Where the second number is close "
+            "to the first, the LoRA learned the style for every prompt, not for the trigger: the trigger and a "
+            "stray style word then have little left to decide, which bounds what trigger and style-word errors "
+            "(and their fixes) can change here."]
+
+
 LIMITS = [
     "## What this does and does not show",
     "",
@@ -228,3 +259,33 @@ def _grid(grid: dict[str, np.ndarray], asked: list[Any], path: Path) -> None:
             canvas.paste(Image.fromarray(pictures[k]), (label_width + c * cell, 16 + r * cell))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+    import sys
+
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description="docs/outcome.md again from a finished run")
+    parser.add_argument("--work", type=Path, default=here.parents[1] / "build/outcome/work")
+    parser.add_argument("--docs", type=Path, default=here.parents[1] / "docs")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(here))
+    from run import SIZES, prompts
+
+    results, saved = args.work / "results.json", args.work / "grid.npz"
+    if not results.exists() or not saved.exists():
+        print(f"{args.work}: no finished run (results.json and grid.npz): run bench/outcome/run.py first",
+              file=sys.stderr)
+        return 2
+    report = json.loads(results.read_text(encoding="utf-8"))
+    size = SIZES[report["size"]]
+    with np.load(saved) as data:
+        grid = dict(zip((str(n) for n in data["names"]), data["pictures"]))
+    write_report(report, grid, prompts(size), size, args.docs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

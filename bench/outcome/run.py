@@ -414,6 +414,7 @@ def run(size_name: str, base: Path, judge_folder: Path, work: Path, docs: Path |
               "base": json.loads((base / "outcome-base.json").read_text()) if (base / "outcome-base.json").exists()
               else {}, "judge": json.loads((judge_folder / "judge.json").read_text())}
     (work / "results.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    np.savez_compressed(work / "grid.npz", names=np.array(list(grid)), pictures=np.stack(list(grid.values())))
     if docs is not None:
         from report import write_report
 

@@ -74,3 +74,9 @@ def test_smoke_run_end_to_end(tmp_path):
     page = (tmp_path / "docs" / "outcome.md").read_text()
     assert "| style-drift:" in page and "## What lint said and did" in page
     assert (tmp_path / "docs" / "images" / "outcome-grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the page again from the saved run, nothing trained: the same page, the same grid
+    again = _run("report.py", "--work", str(tmp_path / "work"), "--docs", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "again" / "outcome.md").read_text() == page
+    assert (tmp_path / "again" / "images" / "outcome-grid.png").read_bytes() == \
+        (tmp_path / "docs" / "images" / "outcome-grid.png").read_bytes()
