@@ -148,8 +148,8 @@ SIZES = {
     # two LoRAs (clean, style drift): does the base learn the style at all, and does drift leak?
     "check": Size(failures=("style-drift",), shares=(0.6,), seeds=1, pictures=48, epochs=30, strengths=(0.75, 1.0),
                   trigger_subjects=16, leak_subjects=16, fixes=()),
-    # every class at the largest share, three seeds, the strength sweep: what fits a 2-core CPU in
-    # about 25 minutes (the published docs/outcome.md); `small` adds the 10% and 30% shares
+    # every class at the largest share, three seeds, the strength sweep: 24 LoRAs, what fits a 2-core
+    # CPU in under 30 minutes; `small` (the published docs/outcome.md, 43 min) adds the 10% and 30% shares
     "share60": Size(failures=tuple(FAILURES), shares=(0.6,), seeds=3, pictures=48, epochs=30, strengths=(0.75, 1.0),
                     trigger_subjects=16, leak_subjects=16),
     # one seed, the largest share: a first look in a few minutes
