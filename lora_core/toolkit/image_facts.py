@@ -478,7 +478,12 @@ def collect(dataset: Dataset, pixels: bool, settings: dict[str, Any] | None = No
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        from lora_core.engine import die_with_parent
+
+        # die_with_parent: a lint killed while reading images (kill -9, the OOM killer, a Ctrl-C'd
+        # `--watch` run) must not leave its decoders alive holding its stdout open.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=die_with_parent) as pool:
             analysed = []
             for found in pool.map(analyse, distinct, [pixels] * len(distinct), [max_pixels] * len(distinct),
                                   chunksize=max(1, len(distinct) // (workers * 8))):
