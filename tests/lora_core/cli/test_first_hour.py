@@ -4,6 +4,7 @@ squeezed into 80 columns when piped, and the command-line conventions ruff users
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -141,7 +142,8 @@ def test_watch_lints_again_when_a_caption_changes_and_ctrl_c_ends_it(demo):
     import time
 
     process = subprocess.Popen([sys.executable, "-m", "lora_core", "lint", str(demo), "--watch", "-q", "--format",
-                                "concise"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "concise"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (demo / ".lorakit_cache").exists():
@@ -151,7 +153,8 @@ def test_watch_lints_again_when_a_caption_changes_and_ctrl_c_ends_it(demo):
             handle.write("extra.png,cybrpnk\n")
         time.sleep(6)
     finally:
-        process.send_signal(signal.SIGINT)
+        # Ctrl-C in a terminal signals the whole foreground process group: the watcher and its lint
+        os.killpg(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert err.count("lorakit: watching") == 2 and "metadata.csv changed: linting again" in err
