@@ -8,7 +8,6 @@ import signal
 import sys
 import time
 import types
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,7 @@ from lora_core import ConfigError, Rule, Severity, hookimpl
 from lora_core.engine import rule_units
 from lora_core.reporters import Report, violation_json
 from lora_core.testing import make_csv_dataset, registry_with
+from tests.processes import children_of, kill_and_expect_no_survivor
 
 
 def test_parallel_workers_match_serial(tmp_path, registry):
@@ -141,32 +141,8 @@ def test_a_killed_lint_takes_its_worker_with_it(tmp_path):
     path = make_csv_dataset(tmp_path / "big", rows, images=False)
     command = [sys.executable, "-m", "lora_core.cli", "lint", str(path), "--isolated", "--jobs", "2", "--ignore", "LK6"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
-        children: list[str] = []
-        deadline = time.monotonic() + 60
-        while not children and time.monotonic() < deadline and process.poll() is None:
-            listing = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-            children = listing.read_text().split() if listing.exists() else []
-            time.sleep(0.01)
+        children = children_of(process)
         if not children:
             process.kill()
             pytest.skip("the lint finished before its worker could be seen")
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        import select
-
-        # EOF within 10 s: no process holds the pipe any more (a worker left behind would keep
-        # it open, and this select would time out instead of hanging the suite).
-        ready, _, _ = select.select([process.stdout], [], [], 10)
-        assert ready and process.stdout.read() == b"", "the worker outlived the killed lint, holding stdout"
-    for child in children:
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{child}").exists() and "Z" not in _state(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not Path(f"/proc/{child}").exists() or "Z" in _state(child)
-
-
-def _state(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return "Z"
+        kill_and_expect_no_survivor(process, children, "the worker")

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import select
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-
-def _state(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return "Z"
+from tests.processes import children_of, kill_and_expect_no_survivor
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_lint_killed_while_reading_images_takes_its_decoders_with_it(tmp_path):
     """kill -9 on a lint whose image pool is decoding: no decoder may live on holding stdout open
     (a `--watch` run stopped by Ctrl-C kills its lint this way; whatever reads the output would wait)."""
-    if not sys.platform.startswith("linux"):
-        return  # PR_SET_PDEATHSIG is Linux's; elsewhere nothing to check
     folder = tmp_path / "photos"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -38,20 +30,7 @@ def test_a_lint_killed_while_reading_images_takes_its_decoders_with_it(tmp_path)
     command = [sys.executable, "-m", "lora_core.cli", "lint", str(folder), "--config", str(tmp_path / "lorakit.toml"),
                "--select", "LK6", "--no-cache"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as process:
-        children: list[str] = []
-        deadline = time.monotonic() + 60
-        while len(children) < 2 and time.monotonic() < deadline and process.poll() is None:
-            listing = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-            children = listing.read_text().split() if listing.exists() else []
-            time.sleep(0.01)
+        children = children_of(process, count=2)
         assert process.poll() is None and len(children) >= 2, "the lint finished before its decoders could be seen"
         time.sleep(0.3)  # the decoders are busy
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        ready, _, _ = select.select([process.stdout], [], [], 10)
-        assert ready and process.stdout.read() == b"", "a decoder outlived the killed lint, holding stdout"
-    for child in children:
-        deadline = time.monotonic() + 10
-        while Path(f"/proc/{child}").exists() and "Z" not in _state(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not Path(f"/proc/{child}").exists() or "Z" in _state(child)
+        kill_and_expect_no_survivor(process, children, "a decoder")
